@@ -211,14 +211,26 @@ interface EchoPlan {
   check(reply: unknown): number;
   /** The checksum expected over all replies. */
   expected: number;
+  /** Replies to wait for before the clock starts. */
+  warmup: number;
+}
+
+/** A timed stretch of a run: how many units it covered and how long. */
+interface Timed {
+  count: number;
+  ms: number;
+}
+
+function perSecond(timed: Timed): number {
+  return timed.count / (timed.ms / 1000);
 }
 
 /**
  * Sends `plan.messages` frames through a framed echo peer, `framesPerWrite`
- * per write, at most `inFlight` unanswered; returns the elapsed ms from the
- * first write to the last reply.
+ * per write, at most `inFlight` unanswered; times the replies from the read
+ * that reached `plan.warmup` replies to the last one.
  */
-function framedEcho(plan: EchoPlan): Promise<number> {
+function framedEcho(plan: EchoPlan): Promise<Timed> {
   return withEchoPeer("framed", async (conn) => {
     const packr = newPackr();
     const reader = new FrameReader(conn);
@@ -227,6 +239,8 @@ function framedEcho(plan: EchoPlan): Promise<number> {
     let received = 0;
     let checksum = 0;
     let wake: (() => void) | undefined;
+    let t0 = performance.now();
+    let countedFrom = 0;
 
     const receive = async (): Promise<void> => {
       const onFrame = (frame: Uint8Array): void => {
@@ -238,6 +252,10 @@ function framedEcho(plan: EchoPlan): Promise<number> {
           throw new Error(
             `Echo peer closed the socket after ${received} of ${plan.messages} replies`,
           );
+        }
+        if (countedFrom === 0 && received >= plan.warmup && plan.warmup > 0) {
+          t0 = performance.now();
+          countedFrom = received;
         }
         if (wake) {
           const resume = wake;
@@ -261,18 +279,18 @@ function framedEcho(plan: EchoPlan): Promise<number> {
       }
     };
 
-    const t0 = performance.now();
+    t0 = performance.now();
     const receiving = receive();
     // If the receiver fails, do not leave the sender waiting forever.
     receiving.catch(() => wake?.());
     await Promise.all([send(), receiving]);
-    const elapsed = performance.now() - t0;
+    const ms = performance.now() - t0;
     if (checksum !== plan.expected) {
       throw new Error(
         `Echo checksum mismatch: got ${checksum}, expected ${plan.expected}`,
       );
     }
-    return elapsed;
+    return { count: plan.messages - countedFrom, ms };
   });
 }
 
@@ -280,6 +298,17 @@ function checkPositiveInt(name: string, value: number): void {
   if (!Number.isSafeInteger(value) || value < 1) {
     throw new RangeError(`${name} must be a positive integer, got ${value}`);
   }
+}
+
+/** The warm-up count: `warmup` if valid, else a tenth of `total`. */
+function checkWarmup(warmup: number | undefined, total: number): number {
+  const value = warmup ?? Math.floor(total / 10);
+  if (!Number.isSafeInteger(value) || value < 0 || value >= total) {
+    throw new RangeError(
+      `warmup must be an integer from 0 to ${total - 1}, got ${value}`,
+    );
+  }
+  return value;
 }
 
 /** Options of {@linkcode framedEchoRate}. */
@@ -293,6 +322,12 @@ export interface FramedEchoOptions {
    * @default {Math.max(4096, 2 * framesPerWrite)}
    */
   inFlight?: number;
+  /**
+   * Replies before the clock starts (JIT and heap warm-up). Must be less
+   * than `messages`.
+   * @default {Math.floor(messages / 10)}
+   */
+  warmup?: number;
 }
 
 /**
@@ -319,21 +354,27 @@ export async function framedEchoRate(
   checkPositiveInt("messages", messages);
   checkPositiveInt("framesPerWrite", framesPerWrite);
   checkPositiveInt("inFlight", inFlight);
-  const elapsed = await framedEcho({
+  const timed = await framedEcho({
     messages,
     framesPerWrite,
+    warmup: checkWarmup(opts.warmup, messages),
     inFlight: Math.max(inFlight, framesPerWrite),
     make: (i) => [2, i, 1, [i]],
     check: (reply) => (reply as [number, number, number, [number]])[3][0],
     expected: (messages - 1) * messages / 2,
   });
-  return messages / (elapsed / 1000);
+  return perSecond(timed);
 }
 
 /** Options of {@linkcode pingPongRate}. */
 export interface PingPongOptions {
   /** How many messages make the round trip, one at a time. */
   messages: number;
+  /**
+   * Replies before the clock starts.
+   * @default {Math.floor(messages / 10)}
+   */
+  warmup?: number;
 }
 
 /**
@@ -352,19 +393,20 @@ export interface PingPongOptions {
  * ```
  */
 export function pingPongRate(opts: PingPongOptions): Promise<number> {
-  return framedEchoRate({
-    messages: opts.messages,
-    framesPerWrite: 1,
-    inFlight: 1,
-  });
+  return framedEchoRate({ ...opts, framesPerWrite: 1, inFlight: 1 });
 }
 
 /** Options of {@linkcode rawEchoRate}. */
 export interface RawEchoOptions {
   /** How many bytes make the round trip. */
   bytes: number;
-  /** Bytes per write (and the read buffer size on both sides). */
+  /** Bytes per write (and at least the read buffer size on both sides). */
   chunk: number;
+  /**
+   * Bytes echoed before the clock starts.
+   * @default {Math.floor(bytes / 10)}
+   */
+  warmup?: number;
 }
 
 /**
@@ -386,7 +428,10 @@ export async function rawEchoRate(opts: RawEchoOptions): Promise<number> {
   const { bytes, chunk } = opts;
   checkPositiveInt("bytes", bytes);
   checkPositiveInt("chunk", chunk);
-  const elapsed = await withEchoPeer("raw", async (conn) => {
+  const warmup = checkWarmup(opts.warmup, bytes);
+  const timed = await withEchoPeer("raw", async (conn): Promise<Timed> => {
+    let t0 = performance.now();
+    let countedFrom = 0;
     const out = new Uint8Array(chunk).fill(0x5a);
     const buf = new Uint8Array(Math.max(chunk, READ_SIZE));
     const send = async (): Promise<void> => {
@@ -404,13 +449,17 @@ export async function rawEchoRate(opts: RawEchoOptions): Promise<number> {
           );
         }
         received += n;
+        if (countedFrom === 0 && received >= warmup && warmup > 0) {
+          t0 = performance.now();
+          countedFrom = received;
+        }
       }
     };
-    const t0 = performance.now();
+    t0 = performance.now();
     await Promise.all([send(), receive()]);
-    return performance.now() - t0;
+    return { count: bytes - countedFrom, ms: performance.now() - t0 };
   });
-  return bytes / (elapsed / 1000);
+  return perSecond(timed);
 }
 
 /** Options of {@linkcode framedBigEchoRate}. */
@@ -421,6 +470,11 @@ export interface FramedBigEchoOptions {
   size: number;
   /** Most messages sent and not yet answered. */
   inFlight: number;
+  /**
+   * Replies before the clock starts (heap warm-up matters here).
+   * @default {Math.floor(messages / 10)}
+   */
+  warmup?: number;
 }
 
 /**
@@ -447,10 +501,11 @@ export async function framedBigEchoRate(
   checkPositiveInt("inFlight", inFlight);
   const payload = new Uint8Array(size);
   for (let i = 0; i < size; i++) payload[i] = i & 0xff;
-  const elapsed = await framedEcho({
+  const timed = await framedEcho({
     messages,
     framesPerWrite: 1,
     inFlight,
+    warmup: checkWarmup(opts.warmup, messages),
     make: () => payload,
     check: (reply) => {
       if (!(reply instanceof Uint8Array) || reply.length !== size) {
@@ -460,7 +515,7 @@ export async function framedBigEchoRate(
     },
     expected: messages * ((size - 1) & 0xff),
   });
-  return messages * size / (elapsed / 1000);
+  return perSecond(timed) * size;
 }
 
 /**

@@ -88,6 +88,22 @@ export interface HostOptions {
    * @default {[]}
    */
   sshConfig?: readonly string[];
+  /**
+   * Environment variables sshd sets in every session (one `SetEnv` line;
+   * sshd honours only the first `SetEnv`, so do not put one in
+   * `sshdConfig`). Names and values must not contain whitespace or quotes.
+   * @default {{}}
+   */
+  env?: Readonly<Record<string, string>>;
+  /**
+   * Let the remote bash source root's `~/.bashrc`, as a real host would.
+   * Debian's bash does so for every ssh command; on this machine that file
+   * runs `pyenv init` and costs about 0.8 s per connection (1.1 s instead
+   * of 0.25 s). By default the hosts set `SHLVL=1` in the session, which makes
+   * bash skip it.
+   * @default {false}
+   */
+  sourceBashrc?: boolean;
 }
 
 /** Options for {@linkcode startSshHost}. */
@@ -339,10 +355,8 @@ export async function startSshHost(
           port,
           listen: "127.0.0.1",
           pidFile: `${dir}/sshd.pid`,
-          extra: [
-            ...(options.sshdConfig ?? []),
-            `SetEnv ${MARKER_VAR}=${marker}`,
-          ],
+          options,
+          env: { [MARKER_VAR]: marker },
         }),
       );
       await Deno.writeTextFile(
@@ -705,7 +719,8 @@ class NsHost implements NamespaceHost {
         port: 22,
         listen: this.address,
         pidFile: `${dir}/sshd_${this.nsName}.pid`,
-        extra: this.#net.options.sshdConfig ?? [],
+        options: this.#net.options,
+        env: {},
       }),
     );
     await Deno.writeTextFile(this.logPath, "");
@@ -799,12 +814,29 @@ interface SshdConfigInit {
   port: number;
   listen: string;
   pidFile: string;
-  extra: readonly string[];
+  options: HostOptions;
+  /** Session environment set by this module, on top of `options.env`. */
+  env: Readonly<Record<string, string>>;
 }
 
 function sshdConfig(dir: string, init: SshdConfigInit): string {
+  const env = {
+    // bash skips ~/.bashrc for ssh commands when SHLVL says it is nested.
+    ...(init.options.sourceBashrc ? {} : { SHLVL: "1" }),
+    ...init.options.env,
+    ...init.env,
+  };
+  const pairs = Object.entries(env).map(([name, value]) => `${name}=${value}`);
+  for (const pair of pairs) {
+    if (/[\s"'\\]/.test(pair) || !/^[A-Za-z_][A-Za-z0-9_]*=/.test(pair)) {
+      throw new TypeError(
+        `Cannot set session variable '${pair}': use a plain name and a value without whitespace or quotes`,
+      );
+    }
+  }
   return [
-    ...init.extra,
+    ...(init.options.sshdConfig ?? []),
+    ...(pairs.length > 0 ? [`SetEnv ${pairs.join(" ")}`] : []),
     `Port ${init.port}`,
     `ListenAddress ${init.listen}`,
     `HostKey ${dir}/host_key`,

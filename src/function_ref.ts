@@ -1,0 +1,154 @@
+/**
+ * Shipping task functions to workers: by source text (function values) or by
+ * module reference (`{ module, name }`). Each function is given an id once and
+ * defined once per worker; later calls name it by id.
+ *
+ * @module
+ */
+
+/** A function exported by a module the worker imports itself. */
+export interface ModuleFunction {
+  /** Module specifier: an absolute URL (`file:`, `https:`, `npm:`, `jsr:`) or a path relative to the current directory. */
+  module: string;
+  /** The export to call. */
+  name: string;
+}
+
+/**
+ * What a pool can run: a self-contained function (sent as source text) or a
+ * {@link ModuleFunction}.
+ */
+// deno-lint-ignore no-explicit-any
+export type TaskFunction<A extends unknown[] = any[], R = unknown> =
+  | ((...args: A) => R)
+  | ModuleFunction;
+
+/** How a worker gets a function: its id and either source or module export. */
+export interface FunctionSpec {
+  /** The id calls use. */
+  readonly id: number;
+  /** Source text, for function values. */
+  readonly source?: string;
+  /** Module specifier, for module references. */
+  readonly module?: string;
+  /** Export name, for module references. */
+  readonly name?: string;
+  /** A label for error messages. */
+  readonly label: string;
+}
+
+const NATIVE = /\{\s*\[native code\]\s*\}\s*$/;
+
+function resolveModule(specifier: string): string {
+  if (/^(\.{1,2})?\//.test(specifier)) {
+    const base = new URL(`file://${Deno.cwd()}/`);
+    return new URL(specifier, base).href;
+  }
+  return specifier;
+}
+
+/** Assigns ids to functions and remembers them. One table per pool. */
+export class FunctionTable {
+  #byValue = new WeakMap<object, FunctionSpec>();
+  #byKey = new Map<string, FunctionSpec>();
+  #next = 1;
+
+  /**
+   * The spec for `fn`, created on first use.
+   * @throws {TypeError} for native or bound functions and for values that are
+   * neither functions nor module references.
+   */
+  lookup(fn: TaskFunction): FunctionSpec {
+    const known = this.#byValue.get(fn);
+    if (known) return known;
+    const spec = this.#create(fn);
+    this.#byValue.set(fn, spec);
+    return spec;
+  }
+
+  #create(fn: unknown): FunctionSpec {
+    if (typeof fn === "function") {
+      const source = Function.prototype.toString.call(fn);
+      if (NATIVE.test(source)) {
+        throw new TypeError(
+          `Cannot send ${
+            fn.name ? `function '${fn.name}'` : "this function"
+          } to a worker: it is a native or bound function, which has no source text. ` +
+            `Wrap it in an arrow function, e.g. (x) => Math.sqrt(x).`,
+        );
+      }
+      return this.#intern(source, () => ({
+        source,
+        label: fn.name ? `function '${fn.name}'` : "anonymous function",
+      }));
+    }
+    if (
+      fn !== null && typeof fn === "object" &&
+      typeof (fn as ModuleFunction).module === "string" &&
+      typeof (fn as ModuleFunction).name === "string"
+    ) {
+      const { module, name } = fn as ModuleFunction;
+      if (!module || !name) {
+        throw new TypeError(
+          `A module reference needs a non-empty 'module' and 'name', got ${
+            JSON.stringify({ module, name })
+          }`,
+        );
+      }
+      const resolved = resolveModule(module);
+      return this.#intern(`${resolved}#${name}`, () => ({
+        module: resolved,
+        name,
+        label: `'${name}' from ${resolved}`,
+      }));
+    }
+    throw new TypeError(
+      `A task must be a function or a module reference { module, name }, got ${
+        fn === null ? "null" : typeof fn
+      }`,
+    );
+  }
+
+  #intern(
+    key: string,
+    make: () => Omit<FunctionSpec, "id">,
+  ): FunctionSpec {
+    let spec = this.#byKey.get(key);
+    if (!spec) {
+      spec = { id: this.#next++, ...make() };
+      this.#byKey.set(key, spec);
+    }
+    return spec;
+  }
+}
+
+/**
+ * Rebuilds a function from its source text in the global scope (used by
+ * workers). Arrows, `function`s, classes' and objects' method shorthand all
+ * work.
+ * @throws {SyntaxError} when the source is not a function.
+ */
+export function compileFunction(
+  source: string,
+): (...args: unknown[]) => unknown {
+  const indirectEval = eval;
+  let first: unknown;
+  try {
+    const fn = indirectEval(`(${source}\n)`);
+    if (typeof fn === "function") return fn;
+  } catch (error) {
+    first = error;
+  }
+  try {
+    const holder = indirectEval(`({${source}\n})`);
+    const descriptor = Object.values(
+      Object.getOwnPropertyDescriptors(holder),
+    )[0];
+    const fn = descriptor?.value;
+    if (typeof fn === "function") return fn;
+  } catch {
+    // report the first error: it is about the more common form
+  }
+  if (first instanceof Error) throw first;
+  throw new SyntaxError(`Not a function: ${source.slice(0, 80)}`);
+}

@@ -1,0 +1,391 @@
+/**
+ * `Pool.map()`: a pull-based `ReadableStream` over zipped (async) iterables.
+ * The source is read only as far as the window of tasks in flight allows, and
+ * results are delivered in input order (or as they complete).
+ *
+ * @module
+ */
+import type { TaskOptions } from "./pool.ts";
+
+/** Options of `Pool.map()`; pass them as the last argument. */
+export interface MapOptions {
+  /**
+   * Items sent to a worker in one task. Larger chunks cut overhead for tiny
+   * tasks.
+   * @default {1}
+   */
+  chunkSize?: number;
+  /**
+   * Deliver results in input order (`true`) or as they complete (`false`).
+   * @default {true}
+   */
+  ordered?: boolean;
+  /**
+   * Spread each item of a single source into the function's arguments
+   * (`starmap`): `[[1, 2], [3, 4]]` calls `fn(1, 2)` and `fn(3, 4)`.
+   * @default {false}
+   */
+  star?: boolean;
+  /** Milliseconds for the whole map; then the stream errors with a `TimeoutError`. */
+  timeout?: number;
+  /** Aborting errors the stream with `signal.reason` and drops work in flight. */
+  signal?: AbortSignal;
+  /** Resend a task whose worker died up to this many times. */
+  retries?: number;
+}
+
+/** What `createMapStream` needs from the pool. */
+export interface MapContext {
+  /** Queues one task (a call, or a chunk of calls). */
+  submit(
+    args: unknown[],
+    chunk: boolean,
+    options: TaskOptions,
+  ): Promise<unknown>;
+  /** How many tasks may be outstanding (submitted and not yet consumed). */
+  window(): number;
+  /** The sources and options as the caller gave them. */
+  sources: unknown[];
+  options: MapOptions;
+  /** The pool's default retries. */
+  retries: number;
+}
+
+type Next = IteratorResult<unknown> | Promise<IteratorResult<unknown>>;
+
+interface Source {
+  next(): Next;
+  return(): void;
+}
+
+interface Entry {
+  done: boolean;
+  values: unknown[] | undefined;
+  error: unknown;
+  failed: boolean;
+}
+
+function toSource(value: unknown, position: number): Source {
+  if (value instanceof ReadableStream) {
+    const it = value[Symbol.asyncIterator]();
+    return {
+      next: () => it.next(),
+      return: () => void it.return?.().catch(() => {}),
+    };
+  }
+  if (
+    value !== null && typeof value === "object" || typeof value === "string"
+  ) {
+    const v = value as object;
+    if (Symbol.asyncIterator in v) {
+      const it = (v as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+      return {
+        next: () => it.next(),
+        return: () => void it.return?.()?.catch?.(() => {}),
+      };
+    }
+    if (Symbol.iterator in Object(v)) {
+      const it = (v as Iterable<unknown>)[Symbol.iterator]();
+      return {
+        next: () => it.next(),
+        return: () => void it.return?.(),
+      };
+    }
+  }
+  throw new TypeError(
+    `Pool.map() argument ${
+      position + 2
+    } must be an Iterable, AsyncIterable or ` +
+      `ReadableStream (or the options object, last), got ${
+        value === null ? "null" : typeof value
+      }`,
+  );
+}
+
+function checkOptions(options: MapOptions): void {
+  const { chunkSize, timeout, retries } = options;
+  if (
+    chunkSize !== undefined &&
+    (!Number.isInteger(chunkSize) || chunkSize < 1)
+  ) {
+    throw new RangeError(
+      `Pool.map() option 'chunkSize' must be an integer >= 1, got ${chunkSize}`,
+    );
+  }
+  if (timeout !== undefined && !(timeout >= 0 && Number.isFinite(timeout))) {
+    throw new RangeError(
+      `Pool.map() option 'timeout' must be a finite number of ms >= 0, got ${timeout}`,
+    );
+  }
+  if (retries !== undefined && (!Number.isInteger(retries) || retries < 0)) {
+    throw new RangeError(
+      `Pool.map() option 'retries' must be an integer >= 0, got ${retries}`,
+    );
+  }
+  if (
+    options.signal !== undefined && !(options.signal instanceof AbortSignal)
+  ) {
+    throw new TypeError("Pool.map() option 'signal' must be an AbortSignal");
+  }
+}
+
+/**
+ * Builds the stream behind `Pool.map()`.
+ * @throws {TypeError} for a source that is not iterable.
+ * @throws {RangeError} for bad options.
+ */
+export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
+  const { options } = ctx;
+  checkOptions(options);
+  if (ctx.sources.length === 0) {
+    throw new TypeError("Pool.map() needs at least one iterable");
+  }
+  const sources = ctx.sources.map(toSource);
+  const chunkSize = options.chunkSize ?? 1;
+  const ordered = options.ordered ?? true;
+  const star = options.star ?? false;
+  if (star && sources.length > 1) {
+    throw new TypeError(
+      "Pool.map() option 'star' takes one iterable of argument lists, got several iterables",
+    );
+  }
+  const abort = new AbortController();
+  const taskOptions: TaskOptions = {
+    signal: abort.signal,
+    retries: options.retries ?? ctx.retries,
+  };
+  const entries: Entry[] = [];
+  let entryHead = 0;
+  const completed: Entry[] = [];
+  let outstanding = 0;
+  let sourceDone = false;
+  let feeding = false;
+  let finished = false;
+  let failure: unknown = undefined;
+  let failed = false;
+  let wake: PromiseWithResolvers<void> | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let index = 0;
+
+  function notify(): void {
+    const w = wake;
+    wake = undefined;
+    w?.resolve();
+  }
+
+  function closeSources(): void {
+    for (const s of sources) {
+      try {
+        s.return();
+      } catch { /* the source's return() threw: nothing to do */ }
+    }
+  }
+
+  function finish(): void {
+    if (finished) return;
+    finished = true;
+    if (timer !== undefined) clearTimeout(timer);
+    options.signal?.removeEventListener("abort", onAbort);
+    if (!sourceDone) closeSources();
+    sourceDone = true;
+  }
+
+  function fail(error: unknown): void {
+    if (failed || finished) return;
+    failed = true;
+    failure = error;
+    abort.abort(error);
+    finish();
+    notify();
+  }
+
+  function onAbort(): void {
+    fail(options.signal!.reason);
+  }
+
+  function toArgs(items: unknown[]): unknown[] {
+    if (star) {
+      const item = items[0];
+      if (!Array.isArray(item)) {
+        throw new TypeError(
+          `Pool.map() with 'star' needs each item to be an array of arguments, item ${index} is ${typeof item}`,
+        );
+      }
+      return item;
+    }
+    return items;
+  }
+
+  /** One zipped item's arguments, or undefined at the end. */
+  async function nextArgs(): Promise<unknown[] | undefined> {
+    const items = new Array(sources.length);
+    for (let i = 0; i < sources.length; i++) {
+      let r = sources[i]!.next();
+      if (r instanceof Promise) r = await r;
+      if (r.done) return undefined;
+      items[i] = r.value;
+    }
+    return toArgs(items);
+  }
+
+  function nextArgsSync():
+    | unknown[]
+    | undefined
+    | Promise<unknown[] | undefined> {
+    const items = new Array(sources.length);
+    for (let i = 0; i < sources.length; i++) {
+      const r = sources[i]!.next();
+      if (r instanceof Promise) {
+        // An async source: finish this item asynchronously.
+        return r.then(async (first) => {
+          if (first.done) return undefined;
+          items[i] = first.value;
+          for (let j = i + 1; j < sources.length; j++) {
+            let rj = sources[j]!.next();
+            if (rj instanceof Promise) rj = await rj;
+            if (rj.done) return undefined;
+            items[j] = rj.value;
+          }
+          return toArgs(items);
+        });
+      }
+      if (r.done) return undefined;
+      items[i] = r.value;
+    }
+    return toArgs(items);
+  }
+
+  function launch(args: unknown[], chunk: boolean): void {
+    const entry: Entry = {
+      done: false,
+      values: undefined,
+      error: undefined,
+      failed: false,
+    };
+    if (ordered) entries.push(entry);
+    outstanding++;
+    ctx.submit(args, chunk, taskOptions).then(
+      (value) => {
+        entry.values = chunk ? value as unknown[] : [value];
+        entry.done = true;
+        if (!ordered) completed.push(entry);
+        notify();
+        feed();
+      },
+      (error) => {
+        entry.error = error;
+        entry.failed = true;
+        entry.done = true;
+        if (!ordered) fail(error);
+        else notify();
+      },
+    );
+  }
+
+  async function feed(): Promise<void> {
+    if (feeding || sourceDone || finished) return;
+    feeding = true;
+    try {
+      while (!sourceDone && !finished && outstanding < ctx.window()) {
+        if (chunkSize === 1) {
+          let args = nextArgsSync();
+          if (args instanceof Promise) args = await args;
+          if (finished) return;
+          if (args === undefined) {
+            sourceDone = true;
+            break;
+          }
+          index++;
+          launch(args, false);
+        } else {
+          const chunk: unknown[][] = [];
+          while (chunk.length < chunkSize) {
+            let args = nextArgsSync();
+            if (args instanceof Promise) args = await args;
+            if (finished) return;
+            if (args === undefined) {
+              sourceDone = true;
+              break;
+            }
+            index++;
+            chunk.push(args);
+          }
+          if (chunk.length) launch(chunk, true);
+        }
+      }
+    } catch (error) {
+      fail(error);
+    } finally {
+      feeding = false;
+      notify();
+    }
+  }
+
+  return new ReadableStream<R>({
+    start(): void {
+      if (options.signal?.aborted) {
+        fail(options.signal.reason);
+        return;
+      }
+      options.signal?.addEventListener("abort", onAbort, { once: true });
+      if (options.timeout !== undefined) {
+        const ms = options.timeout;
+        timer = setTimeout(
+          () =>
+            fail(
+              new DOMException(
+                `Pool.map() timed out after ${ms} ms`,
+                "TimeoutError",
+              ),
+            ),
+          ms,
+        );
+      }
+    },
+    async pull(controller): Promise<void> {
+      feed();
+      for (;;) {
+        if (failed) {
+          controller.error(failure);
+          return;
+        }
+        let entry: Entry | undefined;
+        if (ordered) {
+          const head = entries[entryHead];
+          if (head?.done) {
+            entries[entryHead++] = undefined as unknown as Entry;
+            if (entryHead > 1024 && entryHead * 2 > entries.length) {
+              entries.splice(0, entryHead);
+              entryHead = 0;
+            }
+            if (head.failed) {
+              fail(head.error);
+              continue;
+            }
+            entry = head;
+          }
+        } else {
+          entry = completed.shift();
+        }
+        if (entry) {
+          outstanding--;
+          for (const v of entry.values!) controller.enqueue(v as R);
+          feed();
+          return;
+        }
+        if (sourceDone && !feeding && outstanding === 0) {
+          finish();
+          controller.close();
+          return;
+        }
+        wake ??= Promise.withResolvers();
+        await wake.promise;
+      }
+    },
+    cancel(reason): void {
+      fail(
+        reason ?? new DOMException("Pool.map() was cancelled", "AbortError"),
+      );
+    },
+  }, { highWaterMark: 0 });
+}

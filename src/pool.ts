@@ -1,0 +1,1192 @@
+/**
+ * The pool: a UNIX-socket server that worker processes connect back to, a
+ * queue of tasks, and the bookkeeping that hands tasks to workers with free
+ * slots and results back to callers.
+ *
+ * @module
+ */
+import { newNonce, newSecret, verifyProof } from "./auth.ts";
+import {
+  type ErrorRecord,
+  fromErrorRecord,
+  PoolClosedError,
+  type WorkerExit,
+  WorkerLostError,
+} from "./errors.ts";
+import {
+  type FunctionSpec,
+  FunctionTable,
+  type TaskFunction,
+} from "./function_ref.ts";
+import { parseHostSpec } from "./host_spec.ts";
+import {
+  type Launch,
+  type Launcher,
+  LocalLauncher,
+  type LocalLauncherOptions,
+} from "./launcher.ts";
+import { createMapStream, type MapOptions } from "./map_stream.ts";
+import {
+  type ByteChannel,
+  DEFAULT_MAX_FRAME_BYTES,
+  FrameWriter,
+  type Message,
+  Op,
+  PROTOCOL_VERSION,
+  readFrames,
+} from "./protocol.ts";
+import { pickWorker } from "./scheduler.ts";
+import { createHostLauncher, type SshOptions } from "./ssh_launcher.ts";
+
+/** Options of {@link Pool}. */
+export interface PoolOptions {
+  /**
+   * Local workers to start.
+   * @default {navigator.hardwareConcurrency} one per CPU when no `hosts` are given, else 0
+   */
+  workers?: number;
+  /** Remote hosts, each `[ssh://][user@]host[:port]/N`. */
+  hosts?: string[];
+  /**
+   * Most tasks in flight on one worker. By default the pool chooses: deep
+   * enough to hide the round trip for tiny tasks, shallow for long ones.
+   */
+  qsize?: number;
+  /** Runs on every worker (also replacements) before it gets tasks. */
+  initializer?: TaskFunction;
+  /**
+   * Arguments for `initializer`.
+   * @default {[]}
+   */
+  initArgs?: unknown[];
+  /**
+   * Start workers on first use instead of at once.
+   * @default {false}
+   */
+  lazy?: boolean;
+  /**
+   * How many times a task whose worker died is sent again elsewhere.
+   * @default {0}
+   */
+  retries?: number;
+  /** SSH settings for `ssh://` hosts. */
+  ssh?: SshOptions;
+  /**
+   * Deno permission flags for local workers instead of `-A`, e.g.
+   * `["--allow-read=/data"]`. The worker can always reach its socket.
+   */
+  permissions?: string[];
+  /** Extra `deno run` flags for local workers, e.g. `["--v8-flags=--max-old-space-size=512"]`. */
+  denoArgs?: string[];
+  /**
+   * Largest frame accepted from a worker, in bytes.
+   * @default {1073741824}
+   */
+  maxFrameBytes?: number;
+}
+
+/** Per-task options, for {@link Pool.prototype.apply}. */
+export interface TaskOptions {
+  /** Aborting rejects the task with `signal.reason` and drops its result. */
+  signal?: AbortSignal | undefined;
+  /** Milliseconds until the task rejects with a `TimeoutError`. */
+  timeout?: number | undefined;
+  /** How many times to resend the task if its worker dies. */
+  retries?: number | undefined;
+}
+
+/** Options of {@link Pool.prototype.close}. */
+export interface CloseOptions {
+  /**
+   * `true`: finish queued and running tasks first. `false`: reject them with
+   * a {@link PoolClosedError} and stop the workers now.
+   * @default {true}
+   */
+  wait?: boolean;
+}
+
+type State = "idle" | "starting" | "running" | "closing" | "closed";
+
+interface Task {
+  id: number;
+  spec: FunctionSpec;
+  args: unknown[];
+  chunk: boolean;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+  retries: number;
+  exits: WorkerExit[] | undefined;
+  worker: WorkerHandle | undefined;
+  /** Set for runOnAll and initializer calls: only this worker may run it. */
+  pinned: boolean;
+  cancelled: boolean;
+  settled: boolean;
+  cleanup: (() => void) | undefined;
+  barriers: Barrier[] | undefined;
+}
+
+interface Barrier {
+  remaining: number;
+  done: () => void;
+}
+
+interface Group {
+  launcher: Launcher;
+  launch: Launch | undefined;
+  ids: number[];
+  failures: number;
+  down: boolean;
+}
+
+class WorkerHandle {
+  readonly inflight = new Map<number, Task>();
+  readonly defined = new Set<number>();
+  load = 0;
+  capacity: number;
+  ready = false;
+  lost = false;
+  pid = 0;
+  constructor(
+    readonly id: number,
+    readonly group: Group,
+    readonly channel: ByteChannel,
+    readonly writer: FrameWriter,
+    capacity: number,
+  ) {
+    this.capacity = capacity;
+  }
+}
+
+const DEFAULT_QSIZE = 2;
+const HANDSHAKE_MS = 10_000;
+const HANDSHAKE_MAX_FRAME = 4096;
+
+function timeoutError(what: string, ms: number): DOMException {
+  return new DOMException(`${what} timed out after ${ms} ms`, "TimeoutError");
+}
+
+function checkCount(
+  name: string,
+  value: unknown,
+  min: number,
+): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "number" || !Number.isInteger(value)) {
+    throw new TypeError(
+      `Pool option '${name}' must be an integer, got ${String(value)}`,
+    );
+  }
+  if (value < min) {
+    throw new RangeError(
+      `Pool option '${name}' must be ${min} or more, got ${value}`,
+    );
+  }
+  return value;
+}
+
+function checkTaskOptions(options: TaskOptions | undefined): void {
+  if (options === undefined) return;
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError("Task options must be an object");
+  }
+  const { timeout, retries, signal } = options;
+  if (
+    timeout !== undefined &&
+    (typeof timeout !== "number" || !(timeout >= 0) ||
+      !Number.isFinite(timeout))
+  ) {
+    throw new RangeError(
+      `Option 'timeout' must be a finite number of milliseconds >= 0, got ${
+        String(timeout)
+      }`,
+    );
+  }
+  if (
+    retries !== undefined &&
+    (typeof retries !== "number" || !Number.isInteger(retries) || retries < 0)
+  ) {
+    throw new RangeError(
+      `Option 'retries' must be an integer >= 0, got ${String(retries)}`,
+    );
+  }
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new TypeError("Option 'signal' must be an AbortSignal");
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * An async process pool: runs functions on local worker processes and on
+ * workers on other machines reached by SSH.
+ *
+ * @example Squares on four local workers
+ * ```ts
+ * import { Pool } from "./mod.ts";
+ * await using pool = new Pool(2);
+ * console.log(await pool.run((x: number) => x * x, 7)); // 49
+ * for await (const y of pool.map((x: number) => x + 1, [1, 2, 3])) {
+ *   console.log(y); // 2, 3, 4
+ * }
+ * ```
+ */
+export class Pool extends EventTarget implements AsyncDisposable {
+  #options: PoolOptions;
+  #state: State = "idle";
+  #groups: Group[] = [];
+  #functions = new FunctionTable();
+  #secret = newSecret();
+  #dir: string | undefined;
+  #socketPath: string | undefined;
+  #listener: Deno.Listener | undefined;
+  #accepting: Promise<void> | undefined;
+  /** Connected workers by id (ready or initialising). */
+  #handles = new Map<number, WorkerHandle>();
+  /** Ready workers, the scheduler's candidates. */
+  #workers: WorkerHandle[] = [];
+  /** Ids launched and not yet connected, with their group. */
+  #expected = new Map<number, Group>();
+  #queue: Task[] = [];
+  #queueHead = 0;
+  #live = new Set<Task>();
+  #nextTaskId = 1;
+  #nextWorkerId = 1;
+  #cursor = 0;
+  #fatal: unknown = undefined;
+  #ready: PromiseWithResolvers<void> = Promise.withResolvers();
+  #readyCount = 0;
+  #initialTarget = 0;
+  #started = false;
+  #closing: Promise<void> | undefined;
+  #changed: PromiseWithResolvers<void> = Promise.withResolvers();
+  #pending = new Set<Promise<unknown>>();
+  #initSpec: FunctionSpec | undefined;
+  #connections = new Set<ByteChannel>();
+  #qsize: number;
+  #booting: Promise<void> | undefined;
+
+  /**
+   * Creates a pool and starts its workers (unless `lazy`). Await
+   * {@link Pool.prototype.ready} (or use {@link Pool.create}) to wait until
+   * all are connected.
+   *
+   * @param options A worker count, or {@link PoolOptions}.
+   * @throws {TypeError} for options of the wrong type or a malformed host spec.
+   * @throws {RangeError} for counts out of range (e.g. `workers: -1`, `qsize: 0`).
+   */
+  constructor(options?: number | PoolOptions) {
+    super();
+    const opts: PoolOptions = typeof options === "number"
+      ? { workers: options }
+      : options ?? {};
+    if (typeof opts !== "object" || opts === null) {
+      throw new TypeError(
+        `Pool options must be a worker count or an object, got ${typeof options}`,
+      );
+    }
+    const hosts = opts.hosts ?? [];
+    if (!Array.isArray(hosts)) {
+      throw new TypeError("Pool option 'hosts' must be an array of host specs");
+    }
+    const specs = hosts.map(parseHostSpec);
+    const workers = checkCount("workers", opts.workers, 0) ??
+      (specs.length ? 0 : navigator.hardwareConcurrency || 1);
+    this.#qsize = checkCount("qsize", opts.qsize, 1) ?? DEFAULT_QSIZE;
+    checkCount("retries", opts.retries, 0);
+    checkCount("maxFrameBytes", opts.maxFrameBytes, 1024);
+    if (opts.initArgs !== undefined && !Array.isArray(opts.initArgs)) {
+      throw new TypeError("Pool option 'initArgs' must be an array");
+    }
+    if (opts.initializer !== undefined) {
+      this.#initSpec = this.#functions.lookup(opts.initializer);
+    }
+    for (const name of ["permissions", "denoArgs"] as const) {
+      const value = opts[name];
+      if (
+        value !== undefined &&
+        (!Array.isArray(value) || value.some((v) => typeof v !== "string"))
+      ) {
+        throw new TypeError(
+          `Pool option '${name}' must be an array of strings`,
+        );
+      }
+    }
+    if (workers + specs.reduce((n, s) => n + s.workers, 0) === 0) {
+      throw new RangeError(
+        "A pool needs at least one worker: set 'workers' to 1 or more, or give 'hosts'",
+      );
+    }
+    this.#options = opts;
+    const local: LocalLauncherOptions = {
+      permissions: opts.permissions,
+      denoArgs: opts.denoArgs,
+    };
+    const localLauncher = new LocalLauncher(local);
+    for (let i = 0; i < workers; i++) this.#addGroup(localLauncher);
+    for (const spec of specs) {
+      this.#addGroup(createHostLauncher(spec, opts.ssh ?? {}));
+    }
+    this.#initialTarget = this.#groups.reduce(
+      (n, g) => n + g.launcher.groupSize,
+      0,
+    );
+    // `ready` may be ignored by the caller; never let it be unhandled.
+    this.#ready.promise.catch(() => {});
+    if (!opts.lazy) this.#start();
+  }
+
+  /**
+   * Creates a pool and waits until all its workers are ready.
+   *
+   * @param options A worker count, or {@link PoolOptions}.
+   * @returns The ready pool.
+   * @throws {Error} what the initializer threw, or why workers could not start
+   * (the pool is closed again before this rejects).
+   *
+   * @example
+   * ```ts
+   * import { Pool } from "./mod.ts";
+   * await using pool = await Pool.create(2);
+   * console.log(pool.totalWorkers); // 2
+   * ```
+   */
+  static async create(options?: number | PoolOptions): Promise<Pool> {
+    const pool = new Pool(options);
+    try {
+      await pool.ready;
+    } catch (error) {
+      await pool.close({ wait: false });
+      throw error;
+    }
+    return pool;
+  }
+
+  /**
+   * Resolves when every worker is connected and initialised; rejects with what
+   * the initializer threw, or why workers could not start.
+   * For a `lazy` pool, reading `ready` starts the workers.
+   */
+  get ready(): Promise<void> {
+    this.#start();
+    return this.#ready.promise;
+  }
+
+  /**
+   * The number of workers in the pool: all configured workers, less those on
+   * hosts that are currently lost.
+   */
+  get totalWorkers(): number {
+    let n = 0;
+    for (const g of this.#groups) if (!g.down) n += g.launcher.groupSize;
+    return n;
+  }
+
+  /**
+   * Runs `fn(...args)` on a worker.
+   *
+   * @param fn A self-contained function (sent as source) or `{ module, name }`.
+   * @param args Arguments; structured-clone data.
+   * @returns What `fn` returned (awaited).
+   * @throws {Error} what `fn` threw, as the same built-in class with the remote stack.
+   * @throws {WorkerLostError} when the worker died while running it.
+   * @throws {DOMException} `DataCloneError` when an argument or the result cannot be sent.
+   *
+   * @example
+   * ```ts
+   * import { Pool } from "./mod.ts";
+   * await using pool = new Pool(1);
+   * console.log(await pool.run((a: number, b: number) => a + b, 1, 2)); // 3
+   * ```
+   */
+  run<A extends unknown[], R>(
+    fn: ((...args: A) => R) | TaskFunction<A, R>,
+    ...args: A
+  ): Promise<Awaited<R>> {
+    return this.apply(fn, args);
+  }
+
+  /**
+   * Executor-style submit, like Python's `concurrent.futures`: the same as
+   * {@link Pool.prototype.run}.
+   *
+   * @param fn The function or module reference.
+   * @param args Its arguments.
+   * @returns A promise of the result.
+   *
+   * @example
+   * ```ts
+   * import { Pool } from "./mod.ts";
+   * await using pool = new Pool(1);
+   * const futures = [1, 2, 3].map((x) => pool.submit((y: number) => y * 2, x));
+   * console.log(await Promise.all(futures)); // [2, 4, 6]
+   * ```
+   */
+  submit<A extends unknown[], R>(
+    fn: ((...args: A) => R) | TaskFunction<A, R>,
+    ...args: A
+  ): Promise<Awaited<R>> {
+    return this.apply(fn, args);
+  }
+
+  /**
+   * Runs `fn(...args)` with per-task options: `signal`, `timeout`, `retries`.
+   * An abort or timeout rejects at once; a queued task is removed, a running
+   * one is told to drop its result (sync code in the worker runs to its end).
+   *
+   * @param fn The function or module reference.
+   * @param args Its arguments, as an array.
+   * @param options Signal, timeout (ms) and retries for this task.
+   * @returns A promise of the result.
+   * @throws {DOMException} `TimeoutError` when `timeout` expires.
+   *
+   * @example A task with a deadline
+   * ```ts
+   * import { Pool } from "./mod.ts";
+   * await using pool = new Pool(1);
+   * const slow = () => new Promise((r) => setTimeout(r, 10_000));
+   * await pool.apply(slow, [], { timeout: 50 }).catch((e) => console.log(e.name)); // TimeoutError
+   * ```
+   */
+  apply<A extends unknown[], R>(
+    fn: ((...args: A) => R) | TaskFunction<A, R>,
+    args: A,
+    options?: TaskOptions,
+  ): Promise<Awaited<R>> {
+    try {
+      checkTaskOptions(options);
+      if (!Array.isArray(args)) {
+        throw new TypeError("Pool.apply() takes its arguments as an array");
+      }
+      const spec = this.#functions.lookup(fn as TaskFunction);
+      return this._submit(spec, args, false, options) as Promise<Awaited<R>>;
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Maps `fn` over one or more (async) iterables or streams, zipped, and
+   * returns the results as a `ReadableStream` (async-iterable). The source is
+   * read only as far as free slots need; cancelling the stream stops reading
+   * and drops the work in flight.
+   *
+   * @param fn The function or module reference.
+   * @param sources Iterables, async iterables or `ReadableStream`s; an options
+   * object ({@link MapOptions}) may come last.
+   * @returns The results, in input order unless `ordered: false`.
+   *
+   * @example
+   * ```ts
+   * import { Pool } from "./mod.ts";
+   * await using pool = new Pool(2);
+   * const sums = await Array.fromAsync(
+   *   pool.map((a: number, b: number) => a + b, [1, 2, 3], [10, 20, 30]),
+   * );
+   * console.log(sums); // [11, 22, 33]
+   * ```
+   */
+  // deno-lint-ignore no-explicit-any
+  map<R = any>(
+    // deno-lint-ignore no-explicit-any
+    fn: TaskFunction<any[], R>,
+    ...sources: unknown[]
+  ): ReadableStream<Awaited<R>> {
+    let options: MapOptions = {};
+    const last = sources[sources.length - 1];
+    if (
+      last !== null && typeof last === "object" &&
+      !(Symbol.iterator in last) && !(Symbol.asyncIterator in last) &&
+      !(last instanceof ReadableStream)
+    ) {
+      options = last as MapOptions;
+      sources = sources.slice(0, -1);
+    }
+    const spec = this.#functions.lookup(fn);
+    return createMapStream<Awaited<R>>({
+      submit: (args, chunk, taskOptions) =>
+        this._submit(spec, args, chunk, taskOptions),
+      window: () => this.#window(),
+      sources,
+      options,
+      retries: this.#options.retries ?? 0,
+    });
+  }
+
+  /**
+   * Runs `fn(...args)` once on every worker, after the work in flight when it
+   * was called has finished and replacement workers have connected.
+   *
+   * @param fn The function or module reference.
+   * @param args Its arguments.
+   * @returns One result per worker.
+   *
+   * @example
+   * ```ts
+   * import { Pool } from "./mod.ts";
+   * await using pool = new Pool(2);
+   * const pids = await pool.runOnAll(() => Deno.pid);
+   * console.log(new Set(pids).size); // 2
+   * ```
+   */
+  async runOnAll<A extends unknown[], R>(
+    fn: ((...args: A) => R) | TaskFunction<A, R>,
+    ...args: A
+  ): Promise<Awaited<R>[]> {
+    const spec = this.#functions.lookup(fn as TaskFunction);
+    this.#checkOpen();
+    this.#start();
+    await this.#ready.promise;
+    await this.#settledBefore();
+    for (;;) {
+      this.#checkOpen();
+      if (this.#workers.length >= this.totalWorkers) break;
+      await this.#changed.promise;
+    }
+    return await Promise.all(
+      this.#workers.map((w) =>
+        this.#runPinned(w, spec, args) as Promise<Awaited<R>>
+      ),
+    );
+  }
+
+  /**
+   * Stops the pool. By default waits for queued and running tasks; with
+   * `{ wait: false }` rejects them with a {@link PoolClosedError}. New work is
+   * refused as soon as closing starts. Safe to call more than once.
+   *
+   * @param options `wait`: drain first (default) or stop now.
+   * @returns When every worker process has exited and the socket is removed.
+   *
+   * @example
+   * ```ts
+   * import { Pool } from "./mod.ts";
+   * const pool = new Pool(1);
+   * const result = pool.run(() => 1);
+   * await pool.close(); // waits for `result`
+   * console.log(await result); // 1
+   * ```
+   */
+  close(options: CloseOptions = {}): Promise<void> {
+    if (this.#closing) {
+      if (options.wait === false) this.#failAll();
+      return this.#closing;
+    }
+    const previous = this.#state;
+    this.#state = "closing";
+    this.#notify();
+    this.#closing = (async () => {
+      if (options.wait === false || previous === "idle") {
+        this.#failAll();
+      } else {
+        await this.#drain();
+      }
+      await this.#shutdown();
+      this.#state = "closed";
+    })();
+    return this.#closing;
+  }
+
+  /** Closes the pool (waiting for work in flight); used by `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  // ---- internals -------------------------------------------------------
+
+  #addGroup(launcher: Launcher): void {
+    this.#groups.push({
+      launcher,
+      launch: undefined,
+      ids: [],
+      failures: 0,
+      down: false,
+    });
+  }
+
+  #checkOpen(): void {
+    if (this.#fatal !== undefined) throw this.#fatal;
+    if (this.#state === "closing" || this.#state === "closed") {
+      throw new PoolClosedError("The pool is closed: no new tasks are taken");
+    }
+  }
+
+  #notify(): void {
+    const changed = this.#changed;
+    this.#changed = Promise.withResolvers();
+    changed.resolve();
+  }
+
+  #window(): number {
+    let capacity = 0;
+    for (const w of this.#workers) capacity += w.capacity;
+    if (capacity === 0) capacity = this.#qsize * this.#initialTarget;
+    return Math.max(4, capacity * 2);
+  }
+
+  #track(promise: Promise<unknown>): void {
+    this.#pending.add(promise);
+    promise.finally(() => this.#pending.delete(promise));
+  }
+
+  #start(): void {
+    if (this.#started || this.#state !== "idle") return;
+    this.#started = true;
+    this.#state = "starting";
+    this.#booting = this.#boot();
+    this.#track(this.#booting);
+  }
+
+  async #boot(): Promise<void> {
+    try {
+      this.#dir = await Deno.makeTempDir({ prefix: "distex-" });
+      await Deno.chmod(this.#dir, 0o700);
+      this.#socketPath = `${this.#dir}/pool.sock`;
+      this.#listener = Deno.listen({
+        transport: "unix",
+        path: this.#socketPath,
+      });
+      await Deno.chmod(this.#socketPath, 0o600);
+    } catch (error) {
+      this.#die(
+        new Error(
+          `Cannot start the pool's socket server: ${
+            error instanceof Error ? error.message : error
+          }`,
+          { cause: error },
+        ),
+      );
+      return;
+    }
+    if (this.#state !== "starting") return;
+    this.#accepting = this.#acceptLoop(this.#listener);
+    for (const group of this.#groups) this.#launch(group);
+  }
+
+  async #acceptLoop(listener: Deno.Listener): Promise<void> {
+    try {
+      for await (const conn of listener) {
+        this.#track(this.#serve(conn));
+      }
+    } catch {
+      // listener closed
+    }
+  }
+
+  #launch(group: Group): void {
+    const ids: number[] = [];
+    for (let i = 0; i < group.launcher.groupSize; i++) {
+      ids.push(this.#nextWorkerId++);
+    }
+    group.ids = ids;
+    let launch: Launch;
+    try {
+      launch = group.launcher.launch(ids, {
+        socketPath: this.#socketPath!,
+        secret: this.#secret,
+      });
+    } catch (error) {
+      this.#launchFailed(group, error, []);
+      return;
+    }
+    group.launch = launch;
+    for (const id of ids) this.#expected.set(id, group);
+    this.#track(launch.exited.then((exit) => {
+      if (group.launch !== launch) return;
+      group.launch = undefined;
+      const waiting = ids.filter((id) => this.#expected.get(id) === group);
+      for (const id of waiting) this.#expected.delete(id);
+      if (waiting.length > 0 && this.#isRunning()) {
+        const how = exit.signal
+          ? `was killed by ${exit.signal}`
+          : `exited with code ${exit.code}`;
+        this.#launchFailed(
+          group,
+          new Error(
+            `Worker ${waiting[0]}${
+              group.launcher.host === "local"
+                ? ""
+                : ` on ${group.launcher.host}`
+            } ${how} before connecting to the pool`,
+          ),
+          launch.stderrTail(),
+        );
+      }
+    }));
+  }
+
+  #isRunning(): boolean {
+    return this.#state === "starting" || this.#state === "running";
+  }
+
+  #launchFailed(group: Group, error: unknown, stderr: string[]): void {
+    const message = error instanceof Error ? error.message : String(error);
+    const detail = stderr.length
+      ? `${message}. Its stderr:\n  ${stderr.join("\n  ")}`
+      : message;
+    const wrapped = new Error(detail, { cause: error });
+    if (this.#readyCount < this.#initialTarget) {
+      // Still starting: fail fast instead of retrying forever.
+      this.#die(wrapped);
+      return;
+    }
+    group.failures++;
+    this.dispatchEvent(new CustomEvent("error", { detail: wrapped }));
+    const wait = Math.min(100 * 2 ** group.failures, 5_000);
+    this.#track(
+      delay(wait).then(() => {
+        if (this.#isRunning()) this.#launch(group);
+      }),
+    );
+  }
+
+  /** The pool cannot go on: reject everything with `error` and stop workers. */
+  #die(error: unknown): void {
+    if (this.#fatal !== undefined) return;
+    this.#fatal = error;
+    this.#ready.reject(error);
+    this.#failAll(error);
+    for (const group of this.#groups) group.launch?.kill();
+    this.#notify();
+  }
+
+  async #serve(conn: Deno.Conn): Promise<void> {
+    this.#connections.add(conn);
+    const nonce = newNonce();
+    const limits = { maxFrameBytes: HANDSHAKE_MAX_FRAME };
+    let handle: WorkerHandle | undefined;
+    let failure: unknown;
+    const writer = new FrameWriter(conn, () => {});
+    const timer = setTimeout(() => {
+      if (!handle) this.#closeConn(conn);
+    }, HANDSHAKE_MS);
+    try {
+      writer.send([Op.Challenge, PROTOCOL_VERSION, nonce]);
+      await readFrames(conn, (message) => {
+        if (handle) {
+          this.#onMessage(handle, message);
+          return;
+        }
+        handle = this.#authenticate(conn, writer, nonce, message);
+        limits.maxFrameBytes = this.#options.maxFrameBytes ??
+          DEFAULT_MAX_FRAME_BYTES;
+      }, limits);
+    } catch (error) {
+      failure = error;
+    } finally {
+      clearTimeout(timer);
+      this.#closeConn(conn);
+    }
+    if (handle) {
+      this.#lose(
+        handle,
+        failure === undefined
+          ? "its connection closed"
+          : `it broke the protocol (${
+            failure instanceof Error ? failure.message : failure
+          })`,
+      );
+    } else if (failure !== undefined && this.#isRunning()) {
+      this.dispatchEvent(
+        new CustomEvent("rejected", {
+          detail: failure instanceof Error ? failure.message : String(failure),
+        }),
+      );
+    }
+  }
+
+  #closeConn(conn: ByteChannel): void {
+    if (!this.#connections.delete(conn)) return;
+    try {
+      conn.close();
+    } catch { /* already closed */ }
+  }
+
+  #authenticate(
+    conn: Deno.Conn,
+    writer: FrameWriter,
+    nonce: Uint8Array,
+    message: Message,
+  ): WorkerHandle {
+    const [op, version, workerId, answer, pid] = message;
+    if (op !== Op.Hello || version !== PROTOCOL_VERSION) {
+      throw new Error("bad handshake");
+    }
+    if (typeof workerId !== "number") throw new Error("bad worker id");
+    const group = this.#expected.get(workerId);
+    if (!group || this.#handles.has(workerId)) {
+      throw new Error(`unexpected worker id ${workerId}`);
+    }
+    if (!verifyProof(this.#secret, nonce, workerId, answer)) {
+      throw new Error(`worker ${workerId} failed authentication`);
+    }
+    this.#expected.delete(workerId);
+    const handle = new WorkerHandle(
+      workerId,
+      group,
+      conn,
+      new FrameWriter(conn, () => this.#closeConn(conn)),
+      this.#qsize,
+    );
+    handle.pid = typeof pid === "number" ? pid : 0;
+    this.#handles.set(workerId, handle);
+    writer.send([Op.Welcome, {}]);
+    if (this.#initSpec) {
+      const init = this.#runPinned(
+        handle,
+        this.#initSpec,
+        this.#options.initArgs ?? [],
+      );
+      init.then(
+        () => this.#activate(handle),
+        (error) => {
+          if (!handle.lost) this.#die(error);
+        },
+      );
+    } else {
+      this.#activate(handle);
+    }
+    return handle;
+  }
+
+  #activate(handle: WorkerHandle): void {
+    if (handle.lost || !this.#isRunning()) return;
+    handle.ready = true;
+    handle.group.failures = 0;
+    handle.group.down = false;
+    this.#workers.push(handle);
+    if (this.#readyCount < this.#initialTarget) {
+      this.#readyCount++;
+      if (this.#readyCount === this.#initialTarget) {
+        this.#state = "running";
+        this.#ready.resolve();
+      }
+    }
+    this.dispatchEvent(
+      new CustomEvent("workerstart", {
+        detail: { workerId: handle.id, host: handle.group.launcher.host },
+      }),
+    );
+    this.#notify();
+    this.#fill(handle);
+  }
+
+  #onMessage(w: WorkerHandle, message: Message): void {
+    const op = message[0];
+    if (op !== Op.Result && op !== Op.Error) {
+      if (op === Op.Stats) return;
+      throw new Error(`unexpected message type ${op}`);
+    }
+    const taskId = message[1] as number;
+    const task = w.inflight.get(taskId);
+    if (!task) throw new Error(`result for unknown task ${taskId}`);
+    w.inflight.delete(taskId);
+    w.load--;
+    if (!task.cancelled) {
+      if (op === Op.Result) {
+        this.#settle(task, message[2], undefined);
+      } else {
+        this.#settle(
+          task,
+          undefined,
+          fromErrorRecord(message[2] as ErrorRecord),
+        );
+      }
+    }
+    if (w.ready) this.#fill(w);
+  }
+
+  // ---- tasks -----------------------------------------------------------
+
+  /** @internal Queues a task; used by `apply` and `map`. */
+  _submit(
+    spec: FunctionSpec,
+    args: unknown[],
+    chunk: boolean,
+    options?: TaskOptions,
+  ): Promise<unknown> {
+    this.#checkOpen();
+    this.#start();
+    const signal = options?.signal;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    const { promise, resolve, reject } = Promise.withResolvers<unknown>();
+    const task: Task = {
+      id: this.#nextTaskId++,
+      spec,
+      args,
+      chunk,
+      resolve,
+      reject,
+      retries: options?.retries ?? this.#options.retries ?? 0,
+      exits: undefined,
+      worker: undefined,
+      pinned: false,
+      cancelled: false,
+      settled: false,
+      cleanup: undefined,
+      barriers: undefined,
+    };
+    const timeout = options?.timeout;
+    if (signal || timeout !== undefined) {
+      const onAbort = () => this.#cancel(task, signal!.reason);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      const timer = timeout === undefined ? undefined : setTimeout(
+        () => this.#cancel(task, timeoutError("Task", timeout)),
+        timeout,
+      );
+      task.cleanup = () => {
+        signal?.removeEventListener("abort", onAbort);
+        if (timer !== undefined) clearTimeout(timer);
+      };
+    }
+    this.#live.add(task);
+    this.#enqueue(task);
+    return promise;
+  }
+
+  #enqueue(task: Task, front = false): void {
+    if (this.#queueHead === this.#queue.length) {
+      // Fast path: nothing waits; send straight to a worker with room.
+      const index = pickWorker(this.#workers, this.#cursor);
+      if (index >= 0) {
+        this.#cursor = index + 1;
+        this.#send(this.#workers[index]!, task);
+        return;
+      }
+    }
+    if (front) {
+      if (this.#queueHead > 0) this.#queue[--this.#queueHead] = task;
+      else this.#queue.unshift(task);
+    } else {
+      this.#queue.push(task);
+    }
+  }
+
+  #dequeue(): Task | undefined {
+    while (this.#queueHead < this.#queue.length) {
+      const task = this.#queue[this.#queueHead]!;
+      this.#queue[this.#queueHead++] = undefined as unknown as Task;
+      if (this.#queueHead > 1024 && this.#queueHead * 2 > this.#queue.length) {
+        this.#queue = this.#queue.slice(this.#queueHead);
+        this.#queueHead = 0;
+      }
+      if (!task.settled) return task;
+    }
+    return undefined;
+  }
+
+  #dispatch(): void {
+    while (this.#queueHead < this.#queue.length) {
+      const index = pickWorker(this.#workers, this.#cursor);
+      if (index < 0) return;
+      this.#cursor = index + 1;
+      const task = this.#dequeue();
+      if (!task) return;
+      this.#send(this.#workers[index]!, task);
+    }
+  }
+
+  #fill(w: WorkerHandle): void {
+    while (w.load < w.capacity) {
+      const task = this.#dequeue();
+      if (!task) return;
+      this.#send(w, task);
+    }
+  }
+
+  #send(w: WorkerHandle, task: Task): void {
+    const spec = task.spec;
+    try {
+      if (!w.defined.has(spec.id)) {
+        w.writer.send(
+          spec.source !== undefined
+            ? [Op.Define, spec.id, spec.source]
+            : [Op.Define, spec.id, null, spec.module, spec.name],
+        );
+        w.defined.add(spec.id);
+      }
+      w.writer.send([
+        task.chunk ? Op.Chunk : Op.Call,
+        task.id,
+        spec.id,
+        task.args,
+      ]);
+    } catch (error) {
+      this.#settle(task, undefined, error);
+      return;
+    }
+    task.worker = w;
+    w.inflight.set(task.id, task);
+    w.load++;
+  }
+
+  #runPinned(
+    w: WorkerHandle,
+    spec: FunctionSpec,
+    args: unknown[],
+  ): Promise<unknown> {
+    const { promise, resolve, reject } = Promise.withResolvers<unknown>();
+    const task: Task = {
+      id: this.#nextTaskId++,
+      spec,
+      args,
+      chunk: false,
+      resolve,
+      reject,
+      retries: 0,
+      exits: undefined,
+      worker: undefined,
+      pinned: true,
+      cancelled: false,
+      settled: false,
+      cleanup: undefined,
+      barriers: undefined,
+    };
+    this.#live.add(task);
+    this.#send(w, task);
+    return promise;
+  }
+
+  #settle(task: Task, value: unknown, error: unknown): void {
+    if (task.settled) return;
+    task.settled = true;
+    task.cleanup?.();
+    this.#live.delete(task);
+    if (task.barriers) {
+      for (const b of task.barriers) if (--b.remaining === 0) b.done();
+    }
+    if (error === undefined) task.resolve(value);
+    else task.reject(error);
+    if (this.#live.size === 0) this.#notify();
+  }
+
+  #cancel(task: Task, reason: unknown): void {
+    if (task.settled) return;
+    const w = task.worker;
+    if (w && w.inflight.get(task.id) === task) {
+      task.cancelled = true;
+      try {
+        w.writer.send([Op.Cancel, task.id]);
+      } catch { /* connection gone */ }
+    }
+    this.#settle(task, undefined, reason);
+  }
+
+  /** Resolves when every task live now has settled. */
+  #settledBefore(): Promise<void> {
+    if (this.#live.size === 0) return Promise.resolve();
+    const { promise, resolve } = Promise.withResolvers<void>();
+    const barrier: Barrier = { remaining: this.#live.size, done: resolve };
+    for (const task of this.#live) (task.barriers ??= []).push(barrier);
+    return promise;
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#live.size > 0 && this.#fatal === undefined) {
+      await this.#changed.promise;
+    }
+  }
+
+  #failAll(error?: unknown): void {
+    const reason = error ??
+      new PoolClosedError("The pool was closed before the task finished");
+    for (const task of [...this.#live]) {
+      if (task.worker && !task.settled) {
+        this.#cancel(task, reason);
+      } else {
+        this.#settle(task, undefined, reason);
+      }
+    }
+    this.#queue = [];
+    this.#queueHead = 0;
+  }
+
+  #lose(w: WorkerHandle, reason: string): void {
+    if (w.lost) return;
+    w.lost = true;
+    w.ready = false;
+    this.#handles.delete(w.id);
+    const at = this.#workers.indexOf(w);
+    if (at >= 0) this.#workers.splice(at, 1);
+    const tasks = [...w.inflight.values()];
+    w.inflight.clear();
+    w.load = 0;
+    const group = w.group;
+    const launch = group.launch;
+    this.#track((async () => {
+      // Give the process a moment to exit so the error can say how it ended.
+      let exit: { code?: number | undefined; signal?: string | undefined } = {};
+      if (launch && !launch.respawns) {
+        const timer = Promise.withResolvers<undefined>();
+        const id = setTimeout(() => timer.resolve(undefined), 1_000);
+        const done = await Promise.race([launch.exited, timer.promise]);
+        clearTimeout(id);
+        if (done) exit = done;
+        else launch.kill();
+      }
+      const info: WorkerExit = {
+        workerId: w.id,
+        host: group.launcher.host,
+        code: exit.code,
+        signal: exit.signal,
+        stderr: launch?.stderrTail(),
+        reason,
+      };
+      if (this.#state === "closed") return;
+      for (const task of tasks) {
+        if (task.settled || task.cancelled) continue;
+        (task.exits ??= []).push(info);
+        task.worker = undefined;
+        if (!task.pinned && task.retries > 0 && this.#isRunning()) {
+          task.retries--;
+          this.#enqueue(task, true);
+        } else {
+          this.#settle(
+            task,
+            undefined,
+            this.#fatal ?? new WorkerLostError(task.exits),
+          );
+        }
+      }
+      this.dispatchEvent(new CustomEvent("workerexit", { detail: info }));
+      this.#dispatch();
+      this.#notify();
+      if (this.#isRunning() && !launch?.respawns) {
+        if (launch) await launch.exited;
+        if (this.#isRunning() && group.launch === launch) {
+          group.launch = undefined;
+          this.#launch(group);
+        }
+      } else if (launch?.respawns) {
+        this.#expected.set(w.id, group);
+      }
+    })());
+  }
+
+  async #shutdown(): Promise<void> {
+    this.#ready.reject(
+      this.#fatal ??
+        new PoolClosedError("The pool was closed before it was ready"),
+    );
+    await this.#booting;
+    this.#listener?.close();
+    await this.#accepting;
+    const launches = this.#groups.map((g) => g.launch).filter((l) =>
+      l !== undefined
+    );
+    await Promise.all(launches.map((l) => l.stop()));
+    for (const conn of [...this.#connections]) this.#closeConn(conn);
+    await Promise.all(launches.map(async (l) => {
+      const timer = setTimeout(() => l.kill(), 2_000);
+      await l.exited;
+      clearTimeout(timer);
+    }));
+    while (this.#pending.size > 0) {
+      await Promise.allSettled([...this.#pending]);
+    }
+    if (this.#dir) {
+      await Deno.remove(this.#dir, { recursive: true }).catch(() => {});
+    }
+  }
+}

@@ -1,0 +1,254 @@
+/**
+ * The wire protocol between a pool and its workers. It ignores the transport:
+ * a connection is any {@link ByteChannel} (a `Deno.Conn`, an SSH tunnel, or an
+ * in-memory pair in tests). Messages are MessagePack values, each in a frame
+ * prefixed with its length as a 32-bit big-endian integer. Frames sent in the
+ * same turn of the event loop go out in one write.
+ *
+ * @module
+ */
+import { decode, encode } from "./_codec.ts";
+
+/** A bidirectional byte stream; `Deno.Conn` is one. */
+export interface ByteChannel {
+  /** Reads into `p`; resolves to the byte count, or `null` at end of stream. */
+  read(p: Uint8Array): Promise<number | null>;
+  /** Writes some of `p`; resolves to the byte count written. */
+  write(p: Uint8Array): Promise<number>;
+  /** Closes both directions. */
+  close(): void;
+}
+
+/** Protocol version; both sides must agree. */
+export const PROTOCOL_VERSION = 1;
+
+/** Message tags. Pool → worker below 20, worker → pool from 20. */
+export const Op = {
+  /** `[Op.Challenge, version, nonce]`: first frame on a new connection. */
+  Challenge: 1,
+  /** `[Op.Welcome, workerOptions]`: the worker passed the handshake. */
+  Welcome: 2,
+  /** `[Op.Define, fnId, source]` or `[Op.Define, fnId, null, module, name]`. */
+  Define: 3,
+  /** `[Op.Call, taskId, fnId, args]`: resolves to one value. */
+  Call: 4,
+  /** `[Op.Chunk, taskId, fnId, argsList]`: resolves to an array of values. */
+  Chunk: 5,
+  /** `[Op.Cancel, taskId]`: the caller gave up; drop the result. */
+  Cancel: 6,
+  /** `[Op.Exit]`: finish running tasks, then exit. */
+  Exit: 7,
+  /** `[Op.Hello, version, workerId, proof, pid]`: answer to the challenge. */
+  Hello: 20,
+  /** `[Op.Result, taskId, value]`. */
+  Result: 21,
+  /** `[Op.Error, taskId, errorRecord]`. */
+  Error: 22,
+  /** `[Op.Stats, rssBytes, heapUsedBytes]`: sent after idle periods. */
+  Stats: 23,
+} as const;
+
+/** Any protocol message: a tuple whose first element is an {@link Op}. */
+export type Message = readonly [number, ...unknown[]];
+
+/** Default cap on one frame: larger frames close the connection. */
+export const DEFAULT_MAX_FRAME_BYTES = 1 << 30;
+
+/** Thrown by {@link readFrames} when the peer breaks the framing rules. */
+export class ProtocolError extends Error {
+  /** @param message What the peer did wrong. */
+  constructor(message: string) {
+    super(message);
+    this.name = "ProtocolError";
+  }
+}
+
+/** Checks that a decoded value has the shape of a {@link Message}. */
+export function isMessage(value: unknown): value is Message {
+  return Array.isArray(value) && typeof value[0] === "number";
+}
+
+const INITIAL_BUFFER = 64 * 1024;
+
+/**
+ * Batches frames and writes them to a channel. `send` encodes at once (so an
+ * unsendable value throws to its caller) and the bytes go out together with
+ * every other frame queued in the same turn.
+ */
+export class FrameWriter {
+  #channel: ByteChannel;
+  #buffer = new Uint8Array(INITIAL_BUFFER);
+  #spare = new Uint8Array(INITIAL_BUFFER);
+  #length = 0;
+  #flushing = false;
+  #failed: unknown = undefined;
+  #onError: (error: unknown) => void;
+  #idle: PromiseWithResolvers<void> | undefined;
+
+  /**
+   * @param channel Where the frames go.
+   * @param onError Called once if a write fails (the peer is gone).
+   */
+  constructor(channel: ByteChannel, onError: (error: unknown) => void) {
+    this.#channel = channel;
+    this.#onError = onError;
+  }
+
+  /** Bytes queued and not yet handed to the channel. */
+  get pendingBytes(): number {
+    return this.#length;
+  }
+
+  /**
+   * Encodes `message` into a frame and queues it.
+   * @throws {DOMException} `DataCloneError` when the message cannot be encoded.
+   */
+  send(message: Message): void {
+    if (this.#failed !== undefined) return;
+    const payload = encode(message);
+    const size = payload.length;
+    this.#reserve(size + 4);
+    const buffer = this.#buffer;
+    let at = this.#length;
+    buffer[at++] = size >>> 24;
+    buffer[at++] = (size >>> 16) & 0xff;
+    buffer[at++] = (size >>> 8) & 0xff;
+    buffer[at++] = size & 0xff;
+    buffer.set(payload, at);
+    this.#length = at + size;
+    if (!this.#flushing) {
+      this.#flushing = true;
+      queueMicrotask(() => this.#flush());
+    }
+  }
+
+  /** Resolves when everything queued so far has been written (or failed). */
+  drained(): Promise<void> {
+    if (!this.#flushing) return Promise.resolve();
+    this.#idle ??= Promise.withResolvers();
+    return this.#idle.promise;
+  }
+
+  #reserve(extra: number): void {
+    const needed = this.#length + extra;
+    if (needed <= this.#buffer.length) return;
+    let size = this.#buffer.length * 2;
+    while (size < needed) size *= 2;
+    const grown = new Uint8Array(size);
+    grown.set(this.#buffer.subarray(0, this.#length));
+    this.#buffer = grown;
+  }
+
+  async #flush(): Promise<void> {
+    try {
+      while (this.#length > 0) {
+        const out = this.#buffer;
+        const length = this.#length;
+        // Frames queued while this write runs go into the other buffer.
+        this.#buffer = this.#spare.length >= INITIAL_BUFFER &&
+            this.#spare.length <= 16 * INITIAL_BUFFER
+          ? this.#spare
+          : new Uint8Array(INITIAL_BUFFER);
+        this.#length = 0;
+        let written = 0;
+        while (written < length) {
+          written += await this.#channel.write(out.subarray(written, length));
+        }
+        this.#spare = out;
+      }
+    } catch (error) {
+      this.#failed = error ?? new Error("write failed");
+      this.#length = 0;
+      this.#onError(error);
+    } finally {
+      this.#flushing = false;
+      const idle = this.#idle;
+      this.#idle = undefined;
+      idle?.resolve();
+    }
+  }
+}
+
+/**
+ * Reads frames from `channel` until it ends, calling `onMessage` with each
+ * decoded message in order. Resolves at a clean end of stream.
+ *
+ * @param channel Where to read from.
+ * @param onMessage Called synchronously for every message; may return `false`
+ * to stop reading (the channel is left open).
+ * @param limits `maxFrameBytes`: frames larger than this are refused. Read at
+ * every frame, so a caller may raise it once a peer is trusted.
+ * @throws {ProtocolError} on an oversized or truncated frame, or a payload that
+ * is not a message.
+ */
+export async function readFrames(
+  channel: ByteChannel,
+  onMessage: (message: Message) => boolean | void,
+  limits: { maxFrameBytes: number } = {
+    maxFrameBytes: DEFAULT_MAX_FRAME_BYTES,
+  },
+): Promise<void> {
+  let buffer = new Uint8Array(256 * 1024);
+  let start = 0;
+  let end = 0;
+  for (;;) {
+    if (end === buffer.length) {
+      if (start > 0) {
+        buffer.copyWithin(0, start, end);
+        end -= start;
+        start = 0;
+      } else {
+        const grown = new Uint8Array(buffer.length * 2);
+        grown.set(buffer.subarray(0, end));
+        buffer = grown;
+      }
+    }
+    const n = await channel.read(buffer.subarray(end));
+    if (n === null) {
+      if (end > start) {
+        throw new ProtocolError(
+          `connection ended inside a frame (${
+            end - start
+          } bytes of it received)`,
+        );
+      }
+      return;
+    }
+    end += n;
+    while (end - start >= 4) {
+      const size = ((buffer[start]! << 24) | (buffer[start + 1]! << 16) |
+        (buffer[start + 2]! << 8) | buffer[start + 3]!) >>> 0;
+      if (size > limits.maxFrameBytes) {
+        throw new ProtocolError(
+          `frame of ${size} bytes exceeds the limit of ${limits.maxFrameBytes} bytes`,
+        );
+      }
+      if (end - start - 4 < size) {
+        if (size + 4 > buffer.length) {
+          const grown = new Uint8Array(size + 4);
+          grown.set(buffer.subarray(start, end));
+          end -= start;
+          start = 0;
+          buffer = grown;
+        }
+        break;
+      }
+      let message: unknown;
+      try {
+        message = decode(buffer.subarray(start + 4, start + 4 + size));
+      } catch (error) {
+        throw new ProtocolError(
+          `undecodable frame: ${
+            error instanceof Error ? error.message : error
+          }`,
+        );
+      }
+      start += 4 + size;
+      if (!isMessage(message)) {
+        throw new ProtocolError("frame is not a protocol message");
+      }
+      if (onMessage(message) === false) return;
+    }
+    if (start === end) start = end = 0;
+  }
+}
