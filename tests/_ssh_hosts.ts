@@ -147,7 +147,10 @@ export interface SshHost extends AsyncDisposable {
    * {@linkcode SshHost.close} still cleans them up.
    */
   kill(): Promise<void>;
-  /** @returns The sshd log so far. */
+  /**
+   * Reads the sshd log (for failure messages).
+   * @returns The log so far, or "" once the dir is removed.
+   */
   log(): Promise<string>;
   /**
    * Stops sshd by PID and every process the host started (descendants of
@@ -180,7 +183,10 @@ export interface NamespaceHost {
    * @returns `ssh://<alias>/<n>`.
    */
   hostSpec(n: number): string;
-  /** @returns PIDs of every process in the namespace (`ip netns pids`). */
+  /**
+   * Lists every process of this host: sshd, sessions and whatever they started.
+   * @returns PIDs from `ip netns pids`; empty once the host is down or deleted.
+   */
   pids(): Promise<number[]>;
   /**
    * Fault injection: takes the link down. The guard route is (re)checked
@@ -210,7 +216,10 @@ export interface NamespaceHost {
    * @returns Exit code and decoded output; never throws for a non-zero exit.
    */
   exec(cmd: string, options?: ExecOptions): Promise<ExecResult>;
-  /** @returns This host's sshd log so far. */
+  /**
+   * Reads this host's sshd log (for failure messages).
+   * @returns The log so far, or "" once the dir is removed.
+   */
   log(): Promise<string>;
 }
 
