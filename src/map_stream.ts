@@ -216,18 +216,7 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     return items;
   }
 
-  /** One zipped item's arguments, or undefined at the end. */
-  async function nextArgs(): Promise<unknown[] | undefined> {
-    const items = new Array(sources.length);
-    for (let i = 0; i < sources.length; i++) {
-      let r = sources[i]!.next();
-      if (r instanceof Promise) r = await r;
-      if (r.done) return undefined;
-      items[i] = r.value;
-    }
-    return toArgs(items);
-  }
-
+  /** One zipped item's arguments (a promise for async sources), or undefined at the end. */
   function nextArgsSync():
     | unknown[]
     | undefined
