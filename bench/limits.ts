@@ -24,7 +24,6 @@ const READ_SIZE = 1 << 20;
 /** How long a child may take to exit once its socket is closed. */
 const EXIT_GRACE_MS = 5_000;
 
-const CONFIG_PATH = new URL("../deno.json", import.meta.url).pathname;
 const ECHO_PEER = new URL("./_echo_peer.ts", import.meta.url).pathname;
 const SPAWN_BARE = new URL("./_spawn_bare.ts", import.meta.url).pathname;
 const SPAWN_NPM = new URL("./_spawn_npm.ts", import.meta.url).pathname;
@@ -36,7 +35,9 @@ function newPackr(): Packr {
 
 function childCommand(script: string, args: string[]): Deno.Command {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--config", CONFIG_PATH, script, ...args],
+    // As the pool starts workers: the import map comes from the deno.json
+    // that Deno finds above the script.
+    args: ["run", "-A", script, ...args],
     stdin: "null",
     stdout: "null",
     stderr: "inherit",
