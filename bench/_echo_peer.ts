@@ -96,7 +96,10 @@ async function main(): Promise<void> {
     await (mode === "raw" ? echoRaw(conn) : echoFramed(conn));
   } catch (error) {
     // The bench closing its end mid-write is a normal way to stop.
-    if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
+    if (
+      !(error instanceof Deno.errors.BrokenPipe ||
+        error instanceof Deno.errors.ConnectionReset)
+    ) throw error;
   } finally {
     try {
       conn.close();

@@ -240,6 +240,7 @@ function framedEcho(plan: EchoPlan): Promise<Timed> {
     let received = 0;
     let checksum = 0;
     let wake: (() => void) | undefined;
+    let failed = false;
     let t0 = performance.now();
     let countedFrom = 0;
 
@@ -270,6 +271,7 @@ function framedEcho(plan: EchoPlan): Promise<Timed> {
       while (sent < plan.messages) {
         const n = Math.min(plan.framesPerWrite, plan.messages - sent);
         while (sent + n - received > plan.inFlight) {
+          if (failed) return;
           const { promise, resolve } = Promise.withResolvers<void>();
           wake = resolve;
           await promise;
@@ -283,7 +285,10 @@ function framedEcho(plan: EchoPlan): Promise<Timed> {
     t0 = performance.now();
     const receiving = receive();
     // If the receiver fails, do not leave the sender waiting forever.
-    receiving.catch(() => wake?.());
+    receiving.catch(() => {
+      failed = true;
+      wake?.();
+    });
     await Promise.all([send(), receiving]);
     const ms = performance.now() - t0;
     if (checksum !== plan.expected) {
@@ -545,11 +550,13 @@ async function spawnMs(script: string, workers: number): Promise<number> {
     for (let i = 0; i < workers; i++) {
       const conn = await Promise.race([listener.accept(), failed]);
       conns.push(conn);
-      bytes.push((async () => {
+      const byte = (async (): Promise<void> => {
         if (await conn.read(new Uint8Array(1)) !== 1) {
           throw new Error("Spawned child closed its socket without a byte");
         }
-      })());
+      })();
+      byte.catch(() => {}); // reported by the Promise.all below
+      bytes.push(byte);
     }
     await Promise.race([Promise.all(bytes), failed]);
     return performance.now() - t0;
