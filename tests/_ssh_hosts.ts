@@ -45,6 +45,11 @@ const NS_PREFIX = "distex-ns";
 /** Environment variable sshd sets in every loopback session (see `SetEnv`). */
 const MARKER_VAR = "DISTEX_SSH_HOST";
 
+/** Owner files of namespaces (the lock on a name); /run is cleared on boot, like netns. */
+const NS_REGISTRY = "/run/distex-ns";
+/** Owner file in every temp dir, read by {@linkcode cleanupStaleHosts}. */
+const OWNER_FILE = "owner.json";
+
 const DEFAULT_START_TIMEOUT_MS = 10_000;
 
 // ---------------------------------------------------------------------------
@@ -343,7 +348,9 @@ export function denoPath(): string {
 export async function startSshHost(
   options: SshHostOptions = {},
 ): Promise<SshHost> {
+  await cleanupStaleOnce();
   const dir = await makePrivateDir("distex-ssh-");
+  let host: LoopbackHost | undefined;
   try {
     await Deno.mkdir(PRIVSEP_DIR, { recursive: true, mode: 0o755 }).catch(
       () => {},
@@ -351,6 +358,7 @@ export async function startSshHost(
     await makeKeys(dir);
     const alias = options.alias ?? `distex-lo-${randomHex(3)}`;
     const marker = `${alias}-${randomHex(4)}`;
+    const owner = await selfOwner();
     const configPath = `${dir}/ssh_config`;
     const sshdConfigPath = `${dir}/sshd_config`;
     const logPath = `${dir}/sshd.log`;
@@ -389,7 +397,13 @@ export async function startSshHost(
         stderr: "null",
       }).spawn();
       const proc = watch(child);
-      const host = new LoopbackHost({
+      const sshd = await readProc(child.pid);
+      await writeOwner(`${dir}/${OWNER_FILE}`, {
+        ...owner,
+        marker,
+        ...(sshd ? { sshd: { pid: child.pid, start: sshd.start } } : {}),
+      });
+      const started = new LoopbackHost({
         alias,
         dir,
         configPath,
@@ -398,17 +412,18 @@ export async function startSshHost(
         marker,
         proc,
       });
+      host = started;
       const ready = await waitForSshd({
         proc,
         logPath,
         deadline: Date.now() + timeoutMs,
-        probe: () => host.exec("true", { sshArgs: ["-o", "ConnectTimeout=2"] }),
+        probe: () =>
+          started.exec("true", { sshArgs: ["-o", "ConnectTimeout=2"] }),
       });
-      if (ready === "ready") return host;
-      lastLog = await host.log();
+      if (ready === "ready") return started;
+      lastLog = await started.log();
       // Port taken between freePort() and sshd's bind: sshd has exited, retry.
       if (ready === "port-in-use") continue;
-      await host.close();
       throw new Error(
         `Cannot start sshd on 127.0.0.1:${port}: ${ready}; sshd log:\n${lastLog}`,
       );
@@ -417,6 +432,7 @@ export async function startSshHost(
       `Cannot start sshd: no free port after 5 attempts; sshd log:\n${lastLog}`,
     );
   } catch (error) {
+    await host?.close();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
     throw error;
   }
@@ -458,9 +474,11 @@ export async function startNamespaceHosts(
   if (reason !== null) {
     throw new Error(`Cannot start namespace hosts: ${reason}`);
   }
+  await cleanupStaleOnce();
   const dir = await makePrivateDir("distex-ns-");
   const net = new NamespaceNet(dir, options);
   try {
+    await writeOwner(`${dir}/${OWNER_FILE}`, await selfOwner());
     await Deno.mkdir(PRIVSEP_DIR, { recursive: true, mode: 0o755 }).catch(
       () => {},
     );
@@ -476,6 +494,130 @@ export async function startNamespaceHosts(
   } catch (error) {
     await net.close();
     throw error;
+  }
+}
+
+/**
+ * Removes what earlier test processes left behind when they died without
+ * `close()` (killed, timed out): their `distex-ns*` namespaces with every
+ * process inside, their loopback sshd and the processes it started, their
+ * temp dirs, and the guard route when no `distex-ns*` namespace is left.
+ * Only things whose recorded owner process is gone are touched, so running
+ * test processes are safe. {@linkcode startSshHost} and
+ * {@linkcode startNamespaceHosts} call it once per process.
+ *
+ * @returns One line per thing removed.
+ *
+ * @example In a CI script, before the tests
+ * ```ts ignore
+ * for (const line of await cleanupStaleHosts()) console.log(line);
+ * ```
+ */
+export async function cleanupStaleHosts(): Promise<string[]> {
+  const removed: string[] = [];
+  if (Deno.uid() === 0 && (await which("ip")) !== null) {
+    const names = await netnsNames();
+    for (const name of names.filter((n) => n.startsWith(NS_PREFIX))) {
+      const owner = await readOwner(`${NS_REGISTRY}/${name}`);
+      // No owner file: not created by this module's registry; leave it alone.
+      if (owner === null || (await ownerAlive(owner))) continue;
+      await killNamespace(name);
+      await run("ip", ["netns", "del", name]);
+      await Deno.remove(`${NS_REGISTRY}/${name}`).catch(() => {});
+      removed.push(`network namespace ${name}`);
+    }
+    for await (const entry of readDirOrEmpty(NS_REGISTRY)) {
+      const path = `${NS_REGISTRY}/${entry.name}`;
+      const owner = await readOwner(path);
+      if (names.includes(entry.name) || (owner && await ownerAlive(owner))) {
+        continue;
+      }
+      await Deno.remove(path).catch(() => {});
+    }
+    if (removed.length > 0 && !(await anyTestNamespace())) {
+      await run("ip", ["route", "del", "blackhole", NS_NET]);
+      removed.push(`guard route blackhole ${NS_NET}`);
+    }
+  }
+  for await (const entry of readDirOrEmpty("/var/tmp")) {
+    if (!/^distex-(ssh|ns)-/.test(entry.name) || !entry.isDirectory) continue;
+    const dir = `/var/tmp/${entry.name}`;
+    const owner = await readOwner(`${dir}/${OWNER_FILE}`);
+    if (owner === null || (await ownerAlive(owner))) continue;
+    if (owner.marker !== undefined) {
+      const roots = new Map<number, string>();
+      if (owner.sshd) roots.set(owner.sshd.pid, owner.sshd.start);
+      await killTree(roots, `${MARKER_VAR}=${owner.marker}`);
+    }
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    removed.push(`temp dir ${dir}`);
+  }
+  return removed;
+}
+
+let staleCleanup: Promise<unknown> | undefined;
+
+function cleanupStaleOnce(): Promise<unknown> {
+  staleCleanup ??= cleanupStaleHosts().catch(() => []);
+  return staleCleanup;
+}
+
+/** Who created a namespace or temp dir; see {@linkcode cleanupStaleHosts}. */
+interface Owner {
+  pid: number;
+  /** starttime of `pid`, so a reused PID does not count as the owner. */
+  start: string;
+  /** Loopback hosts: the session marker value. */
+  marker?: string;
+  /** Loopback hosts: the sshd listener. */
+  sshd?: { pid: number; start: string };
+  /** Namespaces: temp dir of their NamespaceHosts. */
+  dir?: string;
+}
+
+async function selfOwner(): Promise<Owner> {
+  return { pid: Deno.pid, start: (await readProc(Deno.pid))?.start ?? "" };
+}
+
+async function ownerAlive(owner: Owner): Promise<boolean> {
+  const info = await readProc(owner.pid);
+  return info !== null && info.start === owner.start && info.state !== "Z";
+}
+
+/**
+ * Writes an owner file. In the namespace registry it must not exist yet.
+ * @returns false when the registry file already exists (name taken).
+ */
+async function writeOwner(path: string, owner: Owner): Promise<boolean> {
+  const createNew = path.startsWith(`${NS_REGISTRY}/`);
+  if (createNew) {
+    await Deno.mkdir(NS_REGISTRY, { recursive: true, mode: 0o700 });
+  }
+  try {
+    await Deno.writeTextFile(path, JSON.stringify(owner), { createNew });
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.AlreadyExists) return false;
+    throw error;
+  }
+}
+
+async function readOwner(path: string): Promise<Owner | null> {
+  try {
+    const owner = JSON.parse(await Deno.readTextFile(path));
+    return typeof owner?.pid === "number" && typeof owner?.start === "string"
+      ? owner as Owner
+      : null;
+  } catch {
+    return null;
+  }
+}
+
+async function* readDirOrEmpty(path: string): AsyncGenerator<Deno.DirEntry> {
+  try {
+    yield* Deno.readDir(path);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
 }
 
@@ -608,10 +750,18 @@ class NamespaceNet implements NamespaceHosts {
   /** Creates netns, veth pair and addresses for host `i` (no sshd yet). */
   async addHost(i: number): Promise<void> {
     let nsName = "";
+    const owner = await selfOwner();
     for (let attempt = 0;; attempt++) {
       nsName = `${NS_PREFIX}${i}-${randomHex(2)}`;
-      const r = await run("ip", ["netns", "add", nsName]);
+      // The registry file is the lock on the name, and tells
+      // cleanupStaleHosts() whose namespace this is.
+      const registry = `${NS_REGISTRY}/${nsName}`;
+      const claimed = await writeOwner(registry, { ...owner, dir: this.dir });
+      const r = claimed
+        ? await run("ip", ["netns", "add", nsName])
+        : { code: 1, stdout: "", stderr: "File exists" };
       if (r.code === 0) break;
+      if (claimed) await Deno.remove(registry).catch(() => {});
       if (!/exist/i.test(r.stderr) || attempt >= 20) {
         throw new Error(
           `Cannot create network namespace ${nsName}: ${r.stderr.trim()}`,
@@ -633,11 +783,7 @@ class NamespaceNet implements NamespaceHosts {
 
   async #close(): Promise<void> {
     await Promise.all(this.hosts.map((host) => host.destroy()));
-    const list = await run("ip", ["netns", "list"]);
-    const others = list.stdout.split("\n").some((line) =>
-      line.startsWith(NS_PREFIX)
-    );
-    if (list.code === 0 && !others) {
+    if (!(await anyTestNamespace())) {
       await run("ip", ["route", "del", "blackhole", NS_NET]);
     }
     await Deno.remove(this.dir, { recursive: true }).catch(() => {});
@@ -785,12 +931,7 @@ class NsHost implements NamespaceHost {
   }
 
   async killSshd(): Promise<void> {
-    for (let round = 0; round < 100; round++) {
-      const pids = await this.pids();
-      if (pids.length === 0) break;
-      for (const pid of pids) signal(pid, "SIGKILL");
-      await delay(round < 10 ? 5 : 20);
-    }
+    await killNamespace(this.nsName);
     if (this.#proc !== undefined) await this.#proc.status;
   }
 
@@ -810,9 +951,11 @@ class NsHost implements NamespaceHost {
   /** Kills everything in the namespace and deletes it with its veth pair. */
   async destroy(): Promise<void> {
     await this.killSshd();
-    await run("ip", ["netns", "del", this.nsName]);
-    // Deleting the netns destroys the veth pair asynchronously; make sure.
+    // Delete the pair explicitly while its name is still ours: `ip netns del`
+    // destroys it asynchronously, and another process may reuse the name.
     if (this.hostVeth !== "") await run("ip", ["link", "del", this.hostVeth]);
+    await run("ip", ["netns", "del", this.nsName]);
+    await Deno.remove(`${NS_REGISTRY}/${this.nsName}`).catch(() => {});
   }
 }
 
@@ -1130,6 +1273,38 @@ function signal(pid: number, sig: Deno.Signal): void {
 
 // ---------------------------------------------------------------------------
 // Network
+
+/** Names of all network namespaces (`ip netns list`). */
+async function netnsNames(): Promise<string[]> {
+  const r = await run("ip", ["netns", "list"]);
+  if (r.code !== 0) {
+    throw new Error(`Cannot list network namespaces: ${r.stderr.trim()}`);
+  }
+  return r.stdout.split("\n").map((line) => line.split(" ")[0] ?? "")
+    .filter((name) => name !== "");
+}
+
+/** True while any process's `distex-ns*` namespace exists (guard route in use). */
+async function anyTestNamespace(): Promise<boolean> {
+  try {
+    return (await netnsNames()).some((name) => name.startsWith(NS_PREFIX));
+  } catch {
+    return true; // unknown: keep the route
+  }
+}
+
+/** SIGKILLs every process in the namespace until none is left (bounded). */
+async function killNamespace(nsName: string): Promise<void> {
+  for (let round = 0; round < 100; round++) {
+    const r = await run("ip", ["netns", "pids", nsName]);
+    const pids = r.code === 0
+      ? r.stdout.split(/\s+/).filter((s) => /^\d+$/.test(s)).map(Number)
+      : [];
+    if (pids.length === 0) return;
+    for (const pid of pids) signal(pid, "SIGKILL");
+    await delay(round < 10 ? 5 : 20);
+  }
+}
 
 async function ensureGuardRoute(): Promise<void> {
   const r = await run("ip", ["route", "add", "blackhole", NS_NET]);

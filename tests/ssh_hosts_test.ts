@@ -1,6 +1,7 @@
 // Self-test of the SSH test-host helpers in tests/_ssh_hosts.ts.
 import assert from "node:assert/strict";
 import {
+  cleanupStaleHosts,
   denoPath,
   namespacePrerequisites,
   skipMessage,
@@ -403,5 +404,57 @@ Deno.test({
       );
     }
     await net.close(); // idempotent
+  },
+});
+
+Deno.test({
+  name: "cleanupStaleHosts() removes what a killed test process left behind",
+  ignore: sshReason !== null,
+  async fn() {
+    const args = [
+      "run",
+      "-A",
+      new URL("./fixtures/ssh/crashing_owner.ts", import.meta.url).pathname,
+    ];
+    if (nsReason === null) args.push("--netns");
+    const child = new Deno.Command(denoPath(), {
+      args,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const reader = child.stdout.getReader();
+    let text = "";
+    while (!text.includes("\n")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value);
+    }
+    child.kill("SIGKILL"); // the "crash": nothing gets closed
+    await child.stdin.close().catch(() => {});
+    while (!(await reader.read()).done) { /* drain */ }
+    reader.releaseLock();
+    await child.status;
+    const left: {
+      sshdPid: number;
+      detachedPid: number;
+      dirs: string[];
+      nsNames: string[];
+      nsPids: number[];
+    } = JSON.parse(text);
+    assert.ok(await isAlive(left.sshdPid), "fixture's sshd should outlive it");
+
+    const removed = await cleanupStaleHosts();
+    for (const dir of left.dirs) {
+      assert.equal(await exists(dir), false, `${dir} left behind`);
+    }
+    for (const pid of [left.sshdPid, left.detachedPid, ...left.nsPids]) {
+      assert.equal(await isAlive(pid), false, `pid ${pid} alive`);
+    }
+    const names = await netnsNames();
+    for (const name of left.nsNames) {
+      assert.equal(names.includes(name), false, `${name} left behind`);
+      assert.ok(removed.includes(`network namespace ${name}`));
+    }
   },
 });
