@@ -44,12 +44,17 @@ export interface MapContext {
   ): Promise<unknown>;
   /** How many tasks may be outstanding (submitted and not yet consumed). */
   window(): number;
+  /** Measured time per item of this function in workers (ms), if known. */
+  itemMs(): number | undefined;
   /** The sources and options as the caller gave them. */
   sources: unknown[];
   options: MapOptions;
   /** The pool's default retries. */
   retries: number;
 }
+
+const CHUNK_TARGET_MS = 1;
+const MAX_CHUNK = 4096;
 
 type Next = IteratorResult<unknown> | Promise<IteratorResult<unknown>>;
 
@@ -141,7 +146,7 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     throw new TypeError("Pool.map() needs at least one iterable");
   }
   const sources = ctx.sources.map(toSource);
-  const chunkSize = options.chunkSize ?? 1;
+  const fixedChunk = options.chunkSize;
   const ordered = options.ordered ?? true;
   const star = options.star ?? false;
   if (star && sources.length > 1) {
@@ -244,6 +249,18 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     return toArgs(items);
   }
 
+  /**
+   * Without a `chunkSize`, items are batched so that a chunk keeps a worker
+   * busy for about CHUNK_TARGET_MS: tiny tasks go in large chunks, long tasks
+   * one by one (so no worker holds a backlog while another idles).
+   */
+  function adaptiveChunk(): number {
+    const itemMs = ctx.itemMs();
+    if (itemMs === undefined) return 1;
+    const size = Math.floor(CHUNK_TARGET_MS / Math.max(itemMs, 1e-5));
+    return Math.max(1, Math.min(MAX_CHUNK, size));
+  }
+
   function launch(args: unknown[], chunk: boolean): void {
     const entry: Entry = {
       done: false,
@@ -276,6 +293,7 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     feeding = true;
     try {
       while (!sourceDone && !finished && outstanding < ctx.window()) {
+        const chunkSize = fixedChunk ?? adaptiveChunk();
         if (chunkSize === 1) {
           let args = nextArgsSync();
           if (args instanceof Promise) args = await args;

@@ -123,6 +123,8 @@ interface Task {
   settled: boolean;
   cleanup: (() => void) | undefined;
   barriers: Barrier[] | undefined;
+  /** performance.now() when the task was sent (adaptive depth only). */
+  sentAt: number;
 }
 
 interface Barrier {
@@ -146,6 +148,10 @@ class WorkerHandle {
   ready = false;
   lost = false;
   pid = 0;
+  /** Moving average of the time tasks take in the worker (ms). */
+  workMs = 0;
+  /** Shortest send-to-result time seen (ms): round trip plus task. */
+  minLatencyMs = Infinity;
   constructor(
     readonly id: number,
     readonly group: Group,
@@ -158,6 +164,7 @@ class WorkerHandle {
 }
 
 const DEFAULT_QSIZE = 2;
+const MAX_QSIZE = 64;
 const HANDSHAKE_MS = 10_000;
 const HANDSHAKE_MAX_FRAME = 4096;
 
@@ -265,6 +272,9 @@ export class Pool extends EventTarget implements AsyncDisposable {
   #initSpec: FunctionSpec | undefined;
   #connections = new Set<ByteChannel>();
   #qsize: number;
+  #adaptive: boolean;
+  /** Moving average of each function's time per item in workers (ms). */
+  #itemMs = new Map<number, number>();
   #booting: Promise<void> | undefined;
 
   /**
@@ -293,7 +303,9 @@ export class Pool extends EventTarget implements AsyncDisposable {
     const specs = hosts.map(parseHostSpec);
     const workers = checkCount("workers", opts.workers, 0) ??
       (specs.length ? 0 : navigator.hardwareConcurrency || 1);
-    this.#qsize = checkCount("qsize", opts.qsize, 1) ?? DEFAULT_QSIZE;
+    const qsize = checkCount("qsize", opts.qsize, 1);
+    this.#adaptive = qsize === undefined;
+    this.#qsize = qsize ?? DEFAULT_QSIZE;
     checkCount("retries", opts.retries, 0);
     checkCount("maxFrameBytes", opts.maxFrameBytes, 1024);
     if (opts.initArgs !== undefined && !Array.isArray(opts.initArgs)) {
@@ -508,6 +520,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
       submit: (args, chunk, taskOptions) =>
         this._submit(spec, args, chunk, taskOptions),
       window: () => this.#window(),
+      itemMs: () => this.#itemMs.get(spec.id),
       sources,
       options,
       retries: this.#options.retries ?? 0,
@@ -883,6 +896,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
     if (!task) throw new Error(`result for unknown task ${taskId}`);
     w.inflight.delete(taskId);
     w.load--;
+    this.#measure(w, task, message[3]);
     if (!task.cancelled) {
       if (op === Op.Result) {
         this.#settle(task, message[2], undefined);
@@ -926,6 +940,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
       settled: false,
       cleanup: undefined,
       barriers: undefined,
+      sentAt: 0,
     };
     const timeout = options?.timeout;
     if (signal || timeout !== undefined) {
@@ -1019,6 +1034,33 @@ export class Pool extends EventTarget implements AsyncDisposable {
     task.worker = w;
     w.inflight.set(task.id, task);
     w.load++;
+    if (this.#adaptive) task.sentAt = performance.now();
+  }
+
+  /**
+   * The adaptive depth: enough tasks in flight to cover the round trip with
+   * work, and no more. The worker reports how long each task ran; the round
+   * trip is the shortest send-to-result time seen. Long tasks stay at 2, so
+   * no worker holds a backlog while another idles.
+   */
+  #measure(w: WorkerHandle, task: Task, workUs: unknown): void {
+    if (typeof workUs === "number") {
+      const items = task.chunk ? Math.max(1, task.args.length) : 1;
+      const perItem = workUs / 1000 / items;
+      const id = task.spec.id;
+      const old = this.#itemMs.get(id);
+      this.#itemMs.set(
+        id,
+        old === undefined ? perItem : old * 0.8 + perItem * 0.2,
+      );
+    }
+    if (!this.#adaptive) return;
+    const latency = performance.now() - task.sentAt;
+    if (latency < w.minLatencyMs) w.minLatencyMs = latency;
+    const work = typeof workUs === "number" ? workUs / 1000 : latency;
+    w.workMs = w.workMs === 0 ? work : w.workMs * 0.9 + work * 0.1;
+    const depth = Math.ceil(w.minLatencyMs / Math.max(w.workMs, 1e-3));
+    w.capacity = Math.min(MAX_QSIZE, Math.max(DEFAULT_QSIZE, depth));
   }
 
   #runPinned(
@@ -1042,6 +1084,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
       settled: false,
       cleanup: undefined,
       barriers: undefined,
+      sentAt: 0,
     };
     this.#live.add(task);
     this.#send(w, task);

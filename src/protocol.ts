@@ -40,7 +40,7 @@ export const Op = {
   Exit: 7,
   /** `[Op.Hello, version, workerId, proof, pid]`: answer to the challenge. */
   Hello: 20,
-  /** `[Op.Result, taskId, value]`. */
+  /** `[Op.Result, taskId, value, workMicroseconds]`. */
   Result: 21,
   /** `[Op.Error, taskId, errorRecord]`. */
   Error: 22,

@@ -103,10 +103,11 @@ export async function runWorker(options: WorkerRuntimeOptions): Promise<void> {
     if (exiting && running === 0) done.resolve();
   }
 
-  function reply(taskId: number, value: unknown): void {
+  function reply(taskId: number, value: unknown, started: number): void {
     if (cancelled.delete(taskId)) return;
+    const workUs = Math.round((performance.now() - started) * 1000);
     try {
-      writer.send([Op.Result, taskId, value]);
+      writer.send([Op.Result, taskId, value, workUs]);
     } catch (error) {
       writer.send([Op.Error, taskId, toErrorRecord(error)]);
     }
@@ -118,15 +119,20 @@ export async function runWorker(options: WorkerRuntimeOptions): Promise<void> {
     writer.send([Op.Error, taskId, toErrorRecord(error)]);
   }
 
-  function settle(taskId: number, fnId: number, value: unknown): void {
+  function settle(
+    taskId: number,
+    fnId: number,
+    value: unknown,
+    started: number,
+  ): void {
     if (isThenable(value)) {
       running++;
       Promise.resolve(value).then(
-        (v) => reply(taskId, v),
+        (v) => reply(taskId, v, started),
         (e) => fail(taskId, fnId, e),
       ).finally(finishOne);
     } else {
-      reply(taskId, value);
+      reply(taskId, value, started);
     }
   }
 
@@ -137,9 +143,10 @@ export async function runWorker(options: WorkerRuntimeOptions): Promise<void> {
     fnId: number,
     args: unknown,
   ): void {
+    const started = performance.now();
     try {
       if (op === Op.Call) {
-        settle(taskId, fnId, fn(...(args as unknown[])));
+        settle(taskId, fnId, fn(...(args as unknown[])), started);
         return;
       }
       const list = args as unknown[][];
@@ -150,7 +157,7 @@ export async function runWorker(options: WorkerRuntimeOptions): Promise<void> {
         if (isThenable(r)) async = true;
         results[i] = r;
       }
-      settle(taskId, fnId, async ? Promise.all(results) : results);
+      settle(taskId, fnId, async ? Promise.all(results) : results, started);
     } catch (error) {
       fail(taskId, fnId, error);
     }
