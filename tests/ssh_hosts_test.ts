@@ -444,7 +444,8 @@ Deno.test({
     } = JSON.parse(text);
     assert.ok(await isAlive(left.sshdPid), "fixture's sshd should outlive it");
 
-    const removed = await cleanupStaleHosts();
+    // Another test process starting right now may clean up first: check effects.
+    await cleanupStaleHosts();
     for (const dir of left.dirs) {
       assert.equal(await exists(dir), false, `${dir} left behind`);
     }
@@ -454,7 +455,6 @@ Deno.test({
     const names = await netnsNames();
     for (const name of left.nsNames) {
       assert.equal(names.includes(name), false, `${name} left behind`);
-      assert.ok(removed.includes(`network namespace ${name}`));
     }
   },
 });
