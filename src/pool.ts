@@ -587,12 +587,18 @@ export class Pool extends EventTarget implements AsyncDisposable {
       return this.#closing;
     }
     const previous = this.#state;
-    this.#state = "closing";
-    this.#notify();
     this.#closing = (async () => {
       if (options.wait === false || previous === "idle") {
+        this.#state = "closing";
+        this.#notify();
         this.#failAll();
       } else {
+        // Tasks queued while the workers start need them up to finish.
+        if (previous === "starting" && this.#live.size > 0) {
+          await this.#ready.promise.catch(() => {});
+        }
+        this.#state = "closing";
+        this.#notify();
         await this.#drain();
       }
       await this.#shutdown();
@@ -620,7 +626,10 @@ export class Pool extends EventTarget implements AsyncDisposable {
 
   #checkOpen(): void {
     if (this.#fatal !== undefined) throw this.#fatal;
-    if (this.#state === "closing" || this.#state === "closed") {
+    if (
+      this.#closing !== undefined || this.#state === "closing" ||
+      this.#state === "closed"
+    ) {
       throw new PoolClosedError("The pool is closed: no new tasks are taken");
     }
   }
