@@ -1,0 +1,3 @@
+import { contractSuite } from "./_contract.ts";
+
+contractSuite("local", () => ({ workers: 2 }));
