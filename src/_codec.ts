@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { Packr } from "msgpackr";
+import { Packr } from "msgpackr/pack";
 
 /** Thrown when a value cannot cross the wire (a function, a symbol, …). */
 export function _dataCloneError(what: string, cause?: unknown): DOMException {

@@ -1,40 +1,56 @@
 /**
  * The worker handshake: the pool sends a random nonce, the worker answers with
- * an HMAC of it under the pool's secret. The secret itself never crosses the
- * socket and never appears on a command line.
+ * an HMAC-SHA256 of it under the pool's secret. The secret itself never
+ * crosses the socket and never appears on a command line. Web Crypto only, so
+ * workers load no Node compatibility modules at start-up.
  *
  * @module
  */
-import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+
+function hex(bytes: Uint8Array): string {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
 
 /** A fresh random secret, as hex text (what workers read from stdin). */
 export function newSecret(): string {
-  return randomBytes(32).toString("hex");
+  return hex(crypto.getRandomValues(new Uint8Array(32)));
 }
 
 /** A fresh random challenge. */
 export function newNonce(): Uint8Array {
-  return new Uint8Array(randomBytes(32));
+  return crypto.getRandomValues(new Uint8Array(32));
 }
 
 /** The worker's answer to a challenge. */
-export function proof(
+export async function proof(
   secret: string,
   nonce: Uint8Array,
   workerId: number,
-): Uint8Array {
-  return new Uint8Array(
-    createHmac("sha256", secret).update(nonce).update(`:${workerId}`).digest(),
+): Promise<Uint8Array> {
+  const key = await crypto.subtle.importKey(
+    "raw",
+    new TextEncoder().encode(secret),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
   );
+  const suffix = new TextEncoder().encode(`:${workerId}`);
+  const data = new Uint8Array(nonce.length + suffix.length);
+  data.set(nonce);
+  data.set(suffix, nonce.length);
+  return new Uint8Array(await crypto.subtle.sign("HMAC", key, data));
 }
 
-/** Checks an answer in constant time. */
-export function verifyProof(
+/** Checks an answer without an early exit on the first differing byte. */
+export async function verifyProof(
   secret: string,
   nonce: Uint8Array,
   workerId: number,
   answer: unknown,
-): boolean {
+): Promise<boolean> {
   if (!(answer instanceof Uint8Array) || answer.length !== 32) return false;
-  return timingSafeEqual(proof(secret, nonce, workerId), answer);
+  const expected = await proof(secret, nonce, workerId);
+  let diff = 0;
+  for (let i = 0; i < expected.length; i++) diff |= expected[i]! ^ answer[i]!;
+  return diff === 0;
 }

@@ -785,15 +785,20 @@ export class Pool extends EventTarget implements AsyncDisposable {
     }, HANDSHAKE_MS);
     try {
       writer.send([Op.Challenge, PROTOCOL_VERSION, nonce]);
+      // Phase 1: exactly one small frame, the answer to the challenge. A
+      // worker sends nothing else until it is welcomed.
+      let hello: Message | undefined;
       await readFrames(conn, (message) => {
-        if (handle) {
-          this.#onMessage(handle, message);
-          return;
-        }
-        handle = this.#authenticate(conn, writer, nonce, message);
-        limits.maxFrameBytes = this.#options.maxFrameBytes ??
-          DEFAULT_MAX_FRAME_BYTES;
+        hello = message;
+        return false;
       }, limits);
+      if (!hello) throw new Error("closed during the handshake");
+      handle = await this.#authenticate(conn, writer, nonce, hello);
+      clearTimeout(timer);
+      limits.maxFrameBytes = this.#options.maxFrameBytes ??
+        DEFAULT_MAX_FRAME_BYTES;
+      const h = handle;
+      await readFrames(conn, (message) => this.#onMessage(h, message), limits);
     } catch (error) {
       failure = error;
     } finally {
@@ -825,24 +830,25 @@ export class Pool extends EventTarget implements AsyncDisposable {
     } catch { /* already closed */ }
   }
 
-  #authenticate(
+  async #authenticate(
     conn: Deno.Conn,
     writer: FrameWriter,
     nonce: Uint8Array,
     message: Message,
-  ): WorkerHandle {
+  ): Promise<WorkerHandle> {
     const [op, version, workerId, answer, pid] = message;
     if (op !== Op.Hello || version !== PROTOCOL_VERSION) {
       throw new Error("bad handshake");
     }
     if (typeof workerId !== "number") throw new Error("bad worker id");
+    if (!(await verifyProof(this.#secret, nonce, workerId, answer))) {
+      throw new Error(`worker ${workerId} failed authentication`);
+    }
     const group = this.#expected.get(workerId);
     if (!group || this.#handles.has(workerId)) {
       throw new Error(`unexpected worker id ${workerId}`);
     }
-    if (!verifyProof(this.#secret, nonce, workerId, answer)) {
-      throw new Error(`worker ${workerId} failed authentication`);
-    }
+    if (!this.#isRunning()) throw new Error("the pool is closing");
     this.#expected.delete(workerId);
     const handle = new WorkerHandle(
       workerId,

@@ -208,13 +208,9 @@ export async function runWorker(options: WorkerRuntimeOptions): Promise<void> {
           }, worker ${PROTOCOL_VERSION}`,
         );
       }
-      writer.send([
-        Op.Hello,
-        PROTOCOL_VERSION,
-        workerId,
-        proof(secret, message[2] as Uint8Array, workerId),
-        Deno.pid,
-      ]);
+      proof(secret, message[2] as Uint8Array, workerId).then((answer) =>
+        writer.send([Op.Hello, PROTOCOL_VERSION, workerId, answer, Deno.pid])
+      );
     } else if (op === Op.Welcome) {
       authenticated = true;
     } else if (op === Op.Exit) {
