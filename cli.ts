@@ -17,6 +17,7 @@
 import { workerMain } from "./worker.ts";
 import { VERSION } from "./src/version.ts";
 import { Pool } from "./src/pool.ts";
+import { superviseMain } from "./src/remote_supervisor.ts";
 
 const HELP = `distex ${VERSION}: an async, distributed process pool for Deno
 
@@ -26,6 +27,9 @@ Usage:
   deno run -A cli.ts worker --unix <socket> --id <n>
                                      run one worker (pools start these; the
                                      pool's secret is read from stdin)
+  deno run -A cli.ts remote --unix <socket> --ids <id,id,...>
+                                     the remote end of an SSH host: runs and
+                                     restarts those workers until stdin closes
   deno run -A cli.ts --help          this text
 
 Examples:
@@ -86,6 +90,8 @@ export async function main(args: string[]): Promise<number> {
       return await check();
     case "worker":
       return await workerMain(rest);
+    case "remote":
+      return await superviseMain(rest);
     default:
       console.error(`distex: unknown command '${command}'\n\n${HELP}`);
       return 2;

@@ -16,30 +16,7 @@
  */
 import { runWorker } from "./src/worker_runtime.ts";
 import { parseCommandLine } from "./src/_args.ts";
-
-/**
- * Reads the first line of `stream` (the secret) and returns it with a reader
- * positioned after it.
- */
-async function readSecret(
-  reader: ReadableStreamDefaultReader<Uint8Array>,
-): Promise<string> {
-  const decoder = new TextDecoder();
-  let text = "";
-  while (!text.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    text += decoder.decode(value, { stream: true });
-    if (text.length > 4096) break;
-  }
-  const secret = text.split("\n")[0]!.trim();
-  if (!/^[0-9a-f]{32,128}$/.test(secret)) {
-    throw new Error(
-      "distex worker: expected the pool's secret as the first line on stdin",
-    );
-  }
-  return secret;
-}
+import { readSecret, watchLifeline } from "./src/_stdin.ts";
 
 /**
  * Runs one worker: `--unix <path>` (the pool's socket) and `--id <n>`.
@@ -59,15 +36,9 @@ export async function workerMain(args: string[]): Promise<number> {
     console.error("usage: worker.ts --unix <socket path> --id <worker id>");
     return 2;
   }
-  const reader = Deno.stdin.readable.getReader();
-  const secret = await readSecret(reader);
+  const { secret, reader } = await readSecret();
   // The lifeline: when the pool closes stdin (or dies), exit.
-  (async () => {
-    try {
-      while (!(await reader.read()).done) { /* ignore */ }
-    } catch { /* stdin broke: same as closed */ }
-    Deno.exit(0);
-  })();
+  watchLifeline(reader, () => Deno.exit(0));
   const channel = await Deno.connect({ transport: "unix", path });
   try {
     await runWorker({ channel, secret, workerId });

@@ -36,6 +36,11 @@ export interface Launch {
   stop(): Promise<void>;
   /** Kills the process now. */
   kill(signal?: Deno.Signal): void;
+  /**
+   * The error to report when the process ended before all its workers
+   * connected (`timeoutMs` set when the pool gave up waiting).
+   */
+  failure(exit: LaunchExit, timeoutMs?: number): Error;
 }
 
 /** Starts workers somewhere. */
@@ -94,6 +99,7 @@ export function _childLaunch(
   respawns: boolean,
   secret: string,
   forwardStderr: boolean,
+  failure: (exit: LaunchExit, tail: string[], timeoutMs?: number) => Error,
 ): Launch {
   const tail: string[] = [];
   const stderrDone = _collectTail(child.stderr, tail, forwardStderr);
@@ -117,6 +123,7 @@ export function _childLaunch(
     host,
     respawns,
     stderrTail: () => tail.slice(),
+    failure: (exit, timeoutMs) => failure(exit, tail.slice(), timeoutMs),
     stop,
     kill(signal: Deno.Signal = "SIGKILL") {
       try {
@@ -176,6 +183,15 @@ export class LocalLauncher implements Launcher {
       false,
       endpoint.secret,
       this.#options.forwardStderr ?? true,
+      (exit, tail, timeoutMs) => {
+        const how = timeoutMs !== undefined
+          ? `did not connect to the pool within ${timeoutMs} ms`
+          : exit.signal
+          ? `was killed by ${exit.signal} before connecting to the pool`
+          : `exited with code ${exit.code} before connecting to the pool`;
+        const said = tail.length ? `. Its stderr:\n  ${tail.join("\n  ")}` : "";
+        return new Error(`Local worker ${ids[0]} ${how}${said}`);
+      },
     );
   }
 }

@@ -138,6 +138,8 @@ interface Group {
   ids: number[];
   failures: number;
   down: boolean;
+  /** Ids of the current launch that have connected at least once. */
+  connected: Set<number>;
 }
 
 class WorkerHandle {
@@ -276,6 +278,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
   /** Moving average of each function's time per item in workers (ms). */
   #itemMs = new Map<number, number>();
   #booting: Promise<void> | undefined;
+  #startTimeout = 30_000;
 
   /**
    * Creates a pool and starts its workers (unless `lazy`). Await
@@ -621,6 +624,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
       ids: [],
       failures: 0,
       down: false,
+      connected: new Set(),
     });
   }
 
@@ -702,6 +706,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
       ids.push(this.#nextWorkerId++);
     }
     group.ids = ids;
+    group.connected = new Set();
     let launch: Launch;
     try {
       launch = group.launcher.launch(ids, {
@@ -709,58 +714,76 @@ export class Pool extends EventTarget implements AsyncDisposable {
         secret: this.#secret,
       });
     } catch (error) {
-      this.#launchFailed(group, error, []);
+      this.#launchFailed(group, error);
       return;
     }
     group.launch = launch;
+    const connected = group.connected;
     for (const id of ids) this.#expected.set(id, group);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      if (group.launch === launch && connected.size < ids.length) {
+        timedOut = true;
+        launch.kill();
+      }
+    }, this.#startTimeout);
     this.#track(launch.exited.then((exit) => {
-      if (group.launch !== launch) return;
-      group.launch = undefined;
-      const waiting = ids.filter((id) => this.#expected.get(id) === group);
-      for (const id of waiting) this.#expected.delete(id);
-      if (waiting.length > 0 && this.#isRunning()) {
-        const how = exit.signal
-          ? `was killed by ${exit.signal}`
-          : `exited with code ${exit.code}`;
+      clearTimeout(timer);
+      if (group.launch === launch) group.launch = undefined;
+      for (const id of ids) {
+        if (this.#expected.get(id) === group) this.#expected.delete(id);
+      }
+      if (!this.#isRunning()) return;
+      if (connected.size < ids.length) {
+        // Some workers never connected: a start-up failure.
         this.#launchFailed(
           group,
-          new Error(
-            `Worker ${waiting[0]}${
-              group.launcher.host === "local"
-                ? ""
-                : ` on ${group.launcher.host}`
-            } ${how} before connecting to the pool`,
-          ),
-          launch.stderrTail(),
+          launch.failure(exit, timedOut ? this.#startTimeout : undefined),
         );
+        return;
+      }
+      // It worked and went away: start it again (a lost host after a pause).
+      if (group.launcher.host !== "local") {
+        group.down = true;
+        this.dispatchEvent(
+          new CustomEvent("hostlost", {
+            detail: { host: group.launcher.host, exit },
+          }),
+        );
+        this.#notify();
+        this.#relaunch(group);
+      } else {
+        this.#launch(group);
       }
     }));
+  }
+
+  #relaunch(group: Group): void {
+    group.failures++;
+    const wait = Math.min(100 * 2 ** group.failures, 5_000);
+    this.#track(
+      delay(wait).then(() => {
+        if (this.#isRunning() && !group.launch) this.#launch(group);
+      }),
+    );
   }
 
   #isRunning(): boolean {
     return this.#state === "starting" || this.#state === "running";
   }
 
-  #launchFailed(group: Group, error: unknown, stderr: string[]): void {
-    const message = error instanceof Error ? error.message : String(error);
-    const detail = stderr.length
-      ? `${message}. Its stderr:\n  ${stderr.join("\n  ")}`
-      : message;
-    const wrapped = new Error(detail, { cause: error });
+  #launchFailed(group: Group, error: unknown): void {
     if (this.#readyCount < this.#initialTarget) {
       // Still starting: fail fast instead of retrying forever.
-      this.#die(wrapped);
+      this.#die(error);
       return;
     }
-    group.failures++;
-    this.dispatchEvent(new CustomEvent("error", { detail: wrapped }));
-    const wait = Math.min(100 * 2 ** group.failures, 5_000);
-    this.#track(
-      delay(wait).then(() => {
-        if (this.#isRunning()) this.#launch(group);
-      }),
-    );
+    this.dispatchEvent(new CustomEvent("error", { detail: error }));
+    if (group.launcher.host !== "local" && !group.down) {
+      group.down = true;
+      this.#notify();
+    }
+    this.#relaunch(group);
   }
 
   /** The pool cannot go on: reject everything with `error` and stop workers. */
@@ -850,6 +873,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
     }
     if (!this.#isRunning()) throw new Error("the pool is closing");
     this.#expected.delete(workerId);
+    group.connected.add(workerId);
     const handle = new WorkerHandle(
       workerId,
       group,
@@ -1210,13 +1234,8 @@ export class Pool extends EventTarget implements AsyncDisposable {
       this.dispatchEvent(new CustomEvent("workerexit", { detail: info }));
       this.#dispatch();
       this.#notify();
-      if (this.#isRunning() && !launch?.respawns) {
-        if (launch) await launch.exited;
-        if (this.#isRunning() && group.launch === launch) {
-          group.launch = undefined;
-          this.#launch(group);
-        }
-      } else if (launch?.respawns) {
+      if (launch?.respawns && group.launch === launch && this.#isRunning()) {
+        // The host's supervisor starts this worker again under the same id.
         this.#expected.set(w.id, group);
       }
     })());

@@ -1,0 +1,44 @@
+/**
+ * Reading the pool's secret from stdin, and watching stdin as a lifeline.
+ *
+ * @module
+ */
+
+/**
+ * Reads the first line of stdin (the pool's secret) and returns it with the
+ * reader, positioned after that line, for {@link watchLifeline}.
+ * @throws {Error} when the first line is not a secret.
+ */
+export async function readSecret(): Promise<
+  { secret: string; reader: ReadableStreamDefaultReader<Uint8Array> }
+> {
+  const reader = Deno.stdin.readable.getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += decoder.decode(value, { stream: true });
+    if (text.length > 4096) break;
+  }
+  const secret = text.split("\n")[0]!.trim();
+  if (!/^[0-9a-f]{32,128}$/.test(secret)) {
+    throw new Error(
+      "expected the pool's secret as the first line on stdin (workers are started by a Pool)",
+    );
+  }
+  return { secret, reader };
+}
+
+/** Calls `onClose` once stdin reaches its end (the pool closed it or died). */
+export function watchLifeline(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  onClose: () => void,
+): void {
+  (async () => {
+    try {
+      while (!(await reader.read()).done) { /* keep draining */ }
+    } catch { /* stdin broke: same as closed */ }
+    onClose();
+  })();
+}
