@@ -154,6 +154,10 @@ class WorkerHandle {
   workMs = 0;
   /** Shortest send-to-result time seen (ms): round trip plus task. */
   minLatencyMs = Infinity;
+  /** Too many bytes wait to be written: send nothing more until they are. */
+  get congested(): boolean {
+    return this.writer.pendingBytes > MAX_PENDING_BYTES;
+  }
   constructor(
     readonly id: number,
     readonly group: Group,
@@ -167,6 +171,8 @@ class WorkerHandle {
 
 const DEFAULT_QSIZE = 2;
 const MAX_QSIZE = 64;
+/** Bytes queued on one connection beyond which no further task is sent. */
+const MAX_PENDING_BYTES = 4 * 1024 * 1024;
 const HANDSHAKE_MS = 10_000;
 const HANDSHAKE_MAX_FRAME = 4096;
 
@@ -882,6 +888,9 @@ export class Pool extends EventTarget implements AsyncDisposable {
       this.#qsize,
     );
     handle.pid = typeof pid === "number" ? pid : 0;
+    handle.writer.onWritten = () => {
+      if (handle.ready) this.#fill(handle);
+    };
     this.#handles.set(workerId, handle);
     writer.send([Op.Welcome, {}]);
     if (this.#initSpec) {
@@ -1042,7 +1051,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
   }
 
   #fill(w: WorkerHandle): void {
-    while (w.load < w.capacity) {
+    while (w.load < w.capacity && !w.congested) {
       const task = this.#dequeue();
       if (!task) return;
       this.#send(w, task);

@@ -69,6 +69,106 @@ export function isMessage(value: unknown): value is Message {
 }
 
 const INITIAL_BUFFER = 64 * 1024;
+const MAX_KEPT_BUFFER = 64 * 1024 * 1024;
+/** Set in a frame's length word when raw byte arrays follow the payload. */
+const BLOB_FLAG = 0x80000000;
+/** Byte arrays from this size on travel raw, outside the MessagePack part. */
+export const BLOB_THRESHOLD = 16 * 1024;
+
+function isBlob(value: unknown): value is Uint8Array {
+  return value instanceof Uint8Array && value.byteLength >= BLOB_THRESHOLD;
+}
+
+/**
+ * Finds large `Uint8Array`s up to three array levels deep in `message` (task
+ * arguments, chunk argument lists, results, chunk results), collects them and
+ * their paths, and returns the message with `null` in their places. The
+ * caller's arrays are never modified: containers on a path are copied.
+ */
+export function _extractBlobs(
+  message: readonly unknown[],
+  blobs: Uint8Array[],
+  paths: number[][],
+): readonly unknown[] {
+  let copy: unknown[] | undefined;
+  for (let i = 1; i < message.length; i++) {
+    const a = message[i];
+    if (isBlob(a)) {
+      (copy ??= message.slice())[i] = null;
+      blobs.push(a);
+      paths.push([i]);
+    } else if (Array.isArray(a)) {
+      let copyA: unknown[] | undefined;
+      for (let j = 0; j < a.length; j++) {
+        const b = a[j];
+        if (isBlob(b)) {
+          (copyA ??= a.slice())[j] = null;
+          blobs.push(b);
+          paths.push([i, j]);
+        } else if (Array.isArray(b)) {
+          let copyB: unknown[] | undefined;
+          for (let k = 0; k < b.length; k++) {
+            if (isBlob(b[k])) {
+              (copyB ??= b.slice())[k] = null;
+              blobs.push(b[k] as Uint8Array);
+              paths.push([i, j, k]);
+            }
+          }
+          if (copyB) (copyA ??= a.slice())[j] = copyB;
+        }
+      }
+      if (copyA) (copy ??= message.slice())[i] = copyA;
+    }
+  }
+  return copy ?? message;
+}
+
+function decodeBlobFrame(frame: Uint8Array): unknown {
+  if (frame.length < 4) throw new ProtocolError("blob frame too short");
+  const n = ((frame[0]! << 24) | (frame[1]! << 16) | (frame[2]! << 8) |
+    frame[3]!) >>> 0;
+  if (4 + n > frame.length) {
+    throw new ProtocolError("blob frame header overruns");
+  }
+  const wrapper = decode(frame.subarray(4, 4 + n));
+  if (
+    !Array.isArray(wrapper) || !Array.isArray(wrapper[0]) ||
+    !Array.isArray(wrapper[1]) || !Array.isArray(wrapper[2]) ||
+    wrapper[1].length !== wrapper[2].length
+  ) {
+    throw new ProtocolError("malformed blob frame");
+  }
+  const [message, paths, lengths] = wrapper as [
+    unknown[],
+    unknown[],
+    unknown[],
+  ];
+  let at = 4 + n;
+  for (let b = 0; b < paths.length; b++) {
+    const path = paths[b];
+    const length = lengths[b];
+    if (
+      !Array.isArray(path) || path.length < 1 || path.length > 3 ||
+      typeof length !== "number" || length < 0 || at + length > frame.length
+    ) {
+      throw new ProtocolError("malformed blob frame");
+    }
+    let container: unknown = message;
+    for (let d = 0; d < path.length - 1; d++) {
+      container = (container as unknown[])[path[d] as number];
+      if (!Array.isArray(container)) {
+        throw new ProtocolError("malformed blob frame");
+      }
+    }
+    (container as unknown[])[path[path.length - 1] as number] = frame.slice(
+      at,
+      at + length,
+    );
+    at += length;
+  }
+  if (at !== frame.length) throw new ProtocolError("malformed blob frame");
+  return message;
+}
 
 /**
  * Batches frames and writes them to a channel. `send` encodes at once (so an
@@ -84,6 +184,8 @@ export class FrameWriter {
   #failed: unknown = undefined;
   #onError: (error: unknown) => void;
   #idle: PromiseWithResolvers<void> | undefined;
+  /** Called after each completed write; lets a sender refill. */
+  onWritten: (() => void) | undefined;
 
   /**
    * @param channel Where the frames go.
@@ -105,21 +207,55 @@ export class FrameWriter {
    */
   send(message: Message): void {
     if (this.#failed !== undefined) return;
-    const payload = encode(message);
-    const size = payload.length;
-    this.#reserve(size + 4);
-    const buffer = this.#buffer;
-    let at = this.#length;
-    buffer[at++] = size >>> 24;
-    buffer[at++] = (size >>> 16) & 0xff;
-    buffer[at++] = (size >>> 8) & 0xff;
-    buffer[at++] = size & 0xff;
-    buffer.set(payload, at);
-    this.#length = at + size;
+    const blobs: Uint8Array[] = [];
+    const paths: number[][] = [];
+    const holed = _extractBlobs(message, blobs, paths);
+    if (blobs.length === 0) {
+      const payload = encode(message);
+      const size = payload.length;
+      this.#reserve(size + 4);
+      const at = this.#header(size);
+      this.#buffer.set(payload, at);
+      this.#length = at + size;
+    } else {
+      // Large byte arrays travel raw after the MessagePack part: one copy
+      // in, one copy out, no per-byte encoding.
+      const lengths = blobs.map((b) => b.byteLength);
+      const payload = encode([holed, paths, lengths]);
+      let size = 4 + payload.length;
+      for (const length of lengths) size += length;
+      if (size > 0x7fffffff) {
+        throw new RangeError(`A message of ${size} bytes is too large to send`);
+      }
+      this.#reserve(size + 4);
+      let at = this.#header(size | BLOB_FLAG);
+      const buffer = this.#buffer;
+      buffer[at++] = payload.length >>> 24;
+      buffer[at++] = (payload.length >>> 16) & 0xff;
+      buffer[at++] = (payload.length >>> 8) & 0xff;
+      buffer[at++] = payload.length & 0xff;
+      buffer.set(payload, at);
+      at += payload.length;
+      for (const blob of blobs) {
+        buffer.set(blob, at);
+        at += blob.byteLength;
+      }
+      this.#length = at;
+    }
     if (!this.#flushing) {
       this.#flushing = true;
       queueMicrotask(() => this.#flush());
     }
+  }
+
+  #header(word: number): number {
+    const buffer = this.#buffer;
+    let at = this.#length;
+    buffer[at++] = word >>> 24;
+    buffer[at++] = (word >>> 16) & 0xff;
+    buffer[at++] = (word >>> 8) & 0xff;
+    buffer[at++] = word & 0xff;
+    return at;
   }
 
   /** Resolves when everything queued so far has been written (or failed). */
@@ -145,8 +281,9 @@ export class FrameWriter {
         const out = this.#buffer;
         const length = this.#length;
         // Frames queued while this write runs go into the other buffer.
-        this.#buffer = this.#spare.length >= INITIAL_BUFFER &&
-            this.#spare.length <= 16 * INITIAL_BUFFER
+        // Buffers are reused (allocating large ones is slow here), but one
+        // grown past MAX_KEPT_BUFFER by a huge message is let go.
+        this.#buffer = this.#spare.length <= MAX_KEPT_BUFFER
           ? this.#spare
           : new Uint8Array(INITIAL_BUFFER);
         this.#length = 0;
@@ -155,6 +292,7 @@ export class FrameWriter {
           written += await this.#channel.write(out.subarray(written, length));
         }
         this.#spare = out;
+        this.onWritten?.();
       }
     } catch (error) {
       this.#failed = error ?? new Error("write failed");
@@ -216,8 +354,9 @@ export async function readFrames(
     }
     end += n;
     while (end - start >= 4) {
-      const size = ((buffer[start]! << 24) | (buffer[start + 1]! << 16) |
+      const word = ((buffer[start]! << 24) | (buffer[start + 1]! << 16) |
         (buffer[start + 2]! << 8) | buffer[start + 3]!) >>> 0;
+      const size = word & 0x7fffffff;
       if (size > limits.maxFrameBytes) {
         throw new ProtocolError(
           `frame of ${size} bytes exceeds the limit of ${limits.maxFrameBytes} bytes`,
@@ -235,8 +374,10 @@ export async function readFrames(
       }
       let message: unknown;
       try {
-        message = decode(buffer.subarray(start + 4, start + 4 + size));
+        const frame = buffer.subarray(start + 4, start + 4 + size);
+        message = word & BLOB_FLAG ? decodeBlobFrame(frame) : decode(frame);
       } catch (error) {
+        if (error instanceof ProtocolError) throw error;
         throw new ProtocolError(
           `undecodable frame: ${
             error instanceof Error ? error.message : error

@@ -10,6 +10,8 @@ export interface WorkerLoad {
   load: number;
   /** The most tasks this worker may have in flight. */
   capacity: number;
+  /** True while the worker's connection has too many bytes waiting to be written. */
+  congested?: boolean;
 }
 
 /**
@@ -31,6 +33,7 @@ export function pickWorker(
   for (let k = 0; k < n; k++) {
     const i = (start + k) % n;
     const w = workers[i]!;
+    if (w.congested) continue;
     const free = w.capacity - w.load;
     if (free > bestFree) {
       best = i;
