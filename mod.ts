@@ -24,7 +24,13 @@
  * @module
  */
 export { Pool } from "./src/pool.ts";
-export type { CloseOptions, PoolOptions, TaskOptions } from "./src/pool.ts";
+export type {
+  CloseOptions,
+  PoolOptions,
+  PoolStats,
+  TaskOptions,
+  WorkerStats,
+} from "./src/pool.ts";
 export type { MapOptions } from "./src/map_stream.ts";
 export type { ModuleFunction, TaskFunction } from "./src/function_ref.ts";
 export type { SshOptions } from "./src/ssh_launcher.ts";

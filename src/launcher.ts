@@ -145,6 +145,27 @@ export interface LocalLauncherOptions {
   forwardStderr?: boolean | undefined;
 }
 
+/**
+ * The permission flags for a worker: `-A` by default; otherwise the given
+ * flags plus read/write access to the pool's socket, which the worker needs
+ * to connect.
+ */
+export function sandbox(
+  permissions: string[] | undefined,
+  socketPath: string,
+): string[] {
+  if (permissions === undefined) return ["-A"];
+  if (permissions.some((p) => p === "-A" || p === "--allow-all")) {
+    return permissions;
+  }
+  return [
+    ...permissions,
+    `--allow-read=${socketPath}`,
+    `--allow-write=${socketPath}`,
+    `--allow-net=unix:${socketPath}`,
+  ];
+}
+
 /** Starts local workers as `deno run worker.ts` child processes. */
 export class LocalLauncher implements Launcher {
   /** Always `"local"`. */
@@ -165,7 +186,7 @@ export class LocalLauncher implements Launcher {
     const child = new Deno.Command(Deno.execPath(), {
       args: [
         "run",
-        ...(this.#options.permissions ?? ["-A"]),
+        ...sandbox(this.#options.permissions, endpoint.socketPath),
         ...(this.#options.denoArgs ?? []),
         workerUrl,
         "--unix",

@@ -79,6 +79,32 @@ export interface PoolOptions {
   /** Extra `deno run` flags for local workers, e.g. `["--v8-flags=--max-old-space-size=512"]`. */
   denoArgs?: string[];
   /**
+   * Retire a worker after it finished this many tasks (a fresh one takes its
+   * place, initializer first). Bounds leaks in task code.
+   */
+  maxTasksPerWorker?: number;
+  /**
+   * Memory limit per worker in MiB: local workers get it as V8's old-space
+   * limit, and a worker whose resident memory grows past it is retired after
+   * its current tasks and replaced.
+   */
+  maxMemoryMB?: number;
+  /**
+   * After a task's `timeout` expires, how long (ms) its worker may keep
+   * running it before the worker is killed and replaced, so a sync busy loop
+   * cannot hold a slot forever. Other tasks on that worker then fail with
+   * {@link WorkerLostError} (or are retried).
+   * @default {1000}
+   */
+  killGrace?: number;
+  /**
+   * A task during which this many workers died is not retried again, even
+   * with retries left: it fails with a {@link WorkerLostError} listing each
+   * death (poison-task protection).
+   * @default {3}
+   */
+  poisonThreshold?: number;
+  /**
    * Largest frame accepted from a worker, in bytes.
    * @default {1073741824}
    */
@@ -93,6 +119,48 @@ export interface TaskOptions {
   timeout?: number | undefined;
   /** How many times to resend the task if its worker dies. */
   retries?: number | undefined;
+}
+
+/** One worker in {@link PoolStats}. */
+export interface WorkerStats {
+  /** The worker's id within the pool. */
+  id: number;
+  /** `"local"` or the host it runs on. */
+  host: string;
+  /** Its process id (on its host). */
+  pid: number;
+  /** False while its initializer runs. */
+  ready: boolean;
+  /** Tasks sent to it and not finished. */
+  inFlight: number;
+  /** How many tasks it may have in flight now (the adaptive depth, or `qsize`). */
+  capacity: number;
+  /** Tasks it finished. */
+  done: number;
+  /** Resident memory it last reported, in bytes (0 until its first report). */
+  rssBytes: number;
+}
+
+/** What {@link Pool.prototype.stats} returns. */
+export interface PoolStats {
+  /** Tasks that succeeded. */
+  done: number;
+  /** Tasks that failed (task errors, lost workers, timeouts, aborts). */
+  failed: number;
+  /** Times a task was sent again after its worker died. */
+  retried: number;
+  /** Tasks failed with {@link WorkerLostError}. */
+  lost: number;
+  /** Workers retired by `maxTasksPerWorker` or `maxMemoryMB`. */
+  recycled: number;
+  /** Tasks on workers now. */
+  inFlight: number;
+  /** Tasks waiting for a free worker. */
+  queued: number;
+  /** {@link Pool.prototype.totalWorkers}. */
+  totalWorkers: number;
+  /** One entry per connected worker. */
+  workers: WorkerStats[];
 }
 
 /** Options of {@link Pool.prototype.close}. */
@@ -154,6 +222,16 @@ class WorkerHandle {
   workMs = 0;
   /** Shortest send-to-result time seen (ms): round trip plus task. */
   minLatencyMs = Infinity;
+  /** Tasks this worker finished. */
+  done = 0;
+  /** Resident memory the worker last reported (bytes). */
+  rss = 0;
+  /** A timed-out task this worker still runs; it gets no new tasks meanwhile. */
+  suspect: number | undefined;
+  /** Killed by the pool for a hard timeout: its other tasks go elsewhere. */
+  hardKilled = false;
+  /** Set when the worker is being retired: it gets no new tasks. */
+  retiring: string | undefined;
   /** Too many bytes wait to be written: send nothing more until they are. */
   get congested(): boolean {
     return this.writer.pendingBytes > MAX_PENDING_BYTES;
@@ -171,6 +249,8 @@ class WorkerHandle {
 
 const DEFAULT_QSIZE = 2;
 const MAX_QSIZE = 64;
+/** How often workers report their memory use (ms). */
+const STATS_MS = 1_000;
 /** Bytes queued on one connection beyond which no further task is sent. */
 const MAX_PENDING_BYTES = 4 * 1024 * 1024;
 const HANDSHAKE_MS = 10_000;
@@ -285,6 +365,8 @@ export class Pool extends EventTarget implements AsyncDisposable {
   #itemMs = new Map<number, number>();
   #booting: Promise<void> | undefined;
   #startTimeout = 30_000;
+  #timers = new Set<ReturnType<typeof setTimeout>>();
+  #stats = { done: 0, failed: 0, retried: 0, lost: 0, recycled: 0 };
 
   /**
    * Creates a pool and starts its workers (unless `lazy`). Await
@@ -317,6 +399,10 @@ export class Pool extends EventTarget implements AsyncDisposable {
     this.#qsize = qsize ?? DEFAULT_QSIZE;
     checkCount("retries", opts.retries, 0);
     checkCount("maxFrameBytes", opts.maxFrameBytes, 1024);
+    checkCount("maxTasksPerWorker", opts.maxTasksPerWorker, 1);
+    checkCount("maxMemoryMB", opts.maxMemoryMB, 16);
+    checkCount("killGrace", opts.killGrace, 0);
+    checkCount("poisonThreshold", opts.poisonThreshold, 1);
     if (opts.initArgs !== undefined && !Array.isArray(opts.initArgs)) {
       throw new TypeError("Pool option 'initArgs' must be an array");
     }
@@ -342,7 +428,12 @@ export class Pool extends EventTarget implements AsyncDisposable {
     this.#options = opts;
     const local: LocalLauncherOptions = {
       permissions: opts.permissions,
-      denoArgs: opts.denoArgs,
+      denoArgs: opts.maxMemoryMB
+        ? [
+          `--v8-flags=--max-old-space-size=${opts.maxMemoryMB}`,
+          ...(opts.denoArgs ?? []),
+        ]
+        : opts.denoArgs,
     };
     const localLauncher = new LocalLauncher(local);
     for (let i = 0; i < workers; i++) this.#addGroup(localLauncher);
@@ -571,6 +662,40 @@ export class Pool extends EventTarget implements AsyncDisposable {
         this.#runPinned(w, spec, args) as Promise<Awaited<R>>
       ),
     );
+  }
+
+  /**
+   * A snapshot of what the pool has done and is doing.
+   *
+   * @returns Counters since the pool started, and one entry per connected worker.
+   *
+   * @example
+   * ```ts
+   * import { Pool } from "./mod.ts";
+   * await using pool = new Pool(1);
+   * await pool.run(() => 1);
+   * console.log(pool.stats().done); // 1
+   * ```
+   */
+  stats(): PoolStats {
+    let inFlight = 0;
+    for (const w of this.#handles.values()) inFlight += w.load;
+    return {
+      ...this.#stats,
+      inFlight,
+      queued: this.#queue.length - this.#queueHead,
+      totalWorkers: this.totalWorkers,
+      workers: [...this.#handles.values()].map((w) => ({
+        id: w.id,
+        host: w.group.launcher.host,
+        pid: w.pid,
+        ready: w.ready,
+        inFlight: w.load,
+        capacity: w.capacity,
+        done: w.done,
+        rssBytes: w.rss,
+      })),
+    };
   }
 
   /**
@@ -892,7 +1017,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
       if (handle.ready) this.#fill(handle);
     };
     this.#handles.set(workerId, handle);
-    writer.send([Op.Welcome, {}]);
+    writer.send([Op.Welcome, { statsMs: STATS_MS }]);
     if (this.#initSpec) {
       const init = this.#runPinned(
         handle,
@@ -936,15 +1061,31 @@ export class Pool extends EventTarget implements AsyncDisposable {
   #onMessage(w: WorkerHandle, message: Message): void {
     const op = message[0];
     if (op !== Op.Result && op !== Op.Error) {
-      if (op === Op.Stats) return;
-      throw new Error(`unexpected message type ${op}`);
+      if (op !== Op.Stats) throw new Error(`unexpected message type ${op}`);
+      w.rss = typeof message[1] === "number" ? message[1] : 0;
+      const limit = this.#options.maxMemoryMB;
+      if (limit && w.rss > limit * 1024 * 1024 && !w.retiring) {
+        this.#retire(
+          w,
+          `its memory (${
+            Math.round(w.rss / 1048576)
+          } MiB) passed maxMemoryMB (${limit})`,
+        );
+      }
+      return;
     }
     const taskId = message[1] as number;
     const task = w.inflight.get(taskId);
     if (!task) throw new Error(`result for unknown task ${taskId}`);
     w.inflight.delete(taskId);
     w.load--;
+    if (w.suspect === taskId) {
+      // It finished the timed-out task after all: back into service.
+      w.suspect = undefined;
+      if (w.ready && !w.retiring && !w.lost) this.#workers.push(w);
+    }
     this.#measure(w, task, message[3]);
+    w.done++;
     if (!task.cancelled) {
       if (op === Op.Result) {
         this.#settle(task, message[2], undefined);
@@ -956,7 +1097,35 @@ export class Pool extends EventTarget implements AsyncDisposable {
         );
       }
     }
-    if (w.ready) this.#fill(w);
+    const max = this.#options.maxTasksPerWorker;
+    if (max !== undefined && w.done >= max && !w.retiring && !task.pinned) {
+      this.#retire(w, `it finished maxTasksPerWorker (${max}) tasks`);
+    }
+    if (w.retiring) {
+      if (w.load === 0) this.#stopWorker(w);
+    } else if (w.ready) {
+      this.#fill(w);
+    }
+  }
+
+  /** Takes `w` out of scheduling; it stops once its tasks are done. */
+  #retire(w: WorkerHandle, why: string): void {
+    w.retiring = why;
+    const at = this.#workers.indexOf(w);
+    if (at >= 0) this.#workers.splice(at, 1);
+    this.#stats.recycled++;
+    if (w.load === 0) this.#stopWorker(w);
+  }
+
+  /**
+   * Ends a worker's process: a local one is killed (its group starts a new
+   * one); a remote one has its connection closed (it exits and the host's
+   * supervisor starts it again).
+   */
+  #stopWorker(w: WorkerHandle): void {
+    const launch = w.group.launch;
+    if (launch && !launch.respawns) launch.kill();
+    else this.#closeConn(w.channel);
   }
 
   // ---- tasks -----------------------------------------------------------
@@ -1142,6 +1311,8 @@ export class Pool extends EventTarget implements AsyncDisposable {
   #settle(task: Task, value: unknown, error: unknown): void {
     if (task.settled) return;
     task.settled = true;
+    if (error === undefined) this.#stats.done++;
+    else this.#stats.failed++;
     task.cleanup?.();
     this.#live.delete(task);
     if (task.barriers) {
@@ -1160,6 +1331,25 @@ export class Pool extends EventTarget implements AsyncDisposable {
       try {
         w.writer.send([Op.Cancel, task.id]);
       } catch { /* connection gone */ }
+      if (reason instanceof DOMException && reason.name === "TimeoutError") {
+        // Hard timeout: the worker gets no new tasks until it drops this one;
+        // if it is still busy with it after the grace period, it is killed
+        // and replaced, and the tasks it held are sent elsewhere.
+        const at = this.#workers.indexOf(w);
+        if (at >= 0) this.#workers.splice(at, 1);
+        w.suspect = task.id;
+        const grace = this.#options.killGrace ?? 1_000;
+        const timer = setTimeout(() => {
+          this.#timers.delete(timer);
+          if (w.suspect === task.id && !w.lost) {
+            w.retiring =
+              `it was still running a task ${grace} ms after the task's timeout`;
+            w.hardKilled = true;
+            this.#stopWorker(w);
+          }
+        }, grace);
+        this.#timers.add(timer);
+      }
     }
     this.#settle(task, undefined, reason);
   }
@@ -1222,17 +1412,29 @@ export class Pool extends EventTarget implements AsyncDisposable {
         code: exit.code,
         signal: exit.signal,
         stderr: launch?.stderrTail(),
-        reason,
+        reason: w.retiring ? `retired: ${w.retiring}` : reason,
       };
       if (this.#state === "closed") return;
       for (const task of tasks) {
         if (task.settled || task.cancelled) continue;
-        (task.exits ??= []).push(info);
         task.worker = undefined;
-        if (!task.pinned && task.retries > 0 && this.#isRunning()) {
+        if (w.hardKilled && this.#isRunning()) {
+          // Held up behind a task that timed out: not its fault, resend.
+          this.#stats.retried++;
+          this.#enqueue(task, true);
+          continue;
+        }
+        (task.exits ??= []).push(info);
+        const poisoned =
+          task.exits.length >= (this.#options.poisonThreshold ?? 3);
+        if (
+          !task.pinned && task.retries > 0 && !poisoned && this.#isRunning()
+        ) {
           task.retries--;
+          this.#stats.retried++;
           this.#enqueue(task, true);
         } else {
+          this.#stats.lost++;
           this.#settle(
             task,
             undefined,
@@ -1251,6 +1453,8 @@ export class Pool extends EventTarget implements AsyncDisposable {
   }
 
   async #shutdown(): Promise<void> {
+    for (const timer of this.#timers) clearTimeout(timer);
+    this.#timers.clear();
     this.#ready.reject(
       this.#fatal ??
         new PoolClosedError("The pool was closed before it was ready"),

@@ -93,6 +93,7 @@ export async function runWorker(options: WorkerRuntimeOptions): Promise<void> {
   let authenticated = false;
   let done = Promise.withResolvers<void>();
   let writeFailed = false;
+  let statsTimer: number | undefined;
   const writer = new FrameWriter(channel, () => {
     writeFailed = true;
     done.resolve();
@@ -213,6 +214,15 @@ export async function runWorker(options: WorkerRuntimeOptions): Promise<void> {
       );
     } else if (op === Op.Welcome) {
       authenticated = true;
+      const statsMs = (message[1] as { statsMs?: unknown } | undefined)
+        ?.statsMs;
+      if (typeof statsMs === "number" && statsMs > 0) {
+        statsTimer = setInterval(() => {
+          const { rss, heapUsed } = Deno.memoryUsage();
+          writer.send([Op.Stats, rss, heapUsed]);
+        }, statsMs);
+        Deno.unrefTimer(statsTimer);
+      }
     } else if (op === Op.Exit) {
       exiting = true;
       if (running === 0) done.resolve();
@@ -229,6 +239,7 @@ export async function runWorker(options: WorkerRuntimeOptions): Promise<void> {
   try {
     await done.promise;
   } finally {
+    if (statsTimer !== undefined) clearInterval(statsTimer);
     if (!writeFailed) await writer.drained();
     done = Promise.withResolvers();
   }
