@@ -105,6 +105,13 @@ export interface PoolOptions {
    */
   poisonThreshold?: number;
   /**
+   * The script local workers run (a URL or path): for custom worker builds,
+   * and for tests that need a misbehaving worker. It is started as
+   * `deno run <flags> <workerUrl> --unix <socket> --id <n>` with the secret on
+   * stdin, like this package's `worker.ts` (the default).
+   */
+  workerUrl?: string;
+  /**
    * Largest frame accepted from a worker, in bytes.
    * @default {1073741824}
    */
@@ -426,7 +433,11 @@ export class Pool extends EventTarget implements AsyncDisposable {
       );
     }
     this.#options = opts;
+    if (opts.workerUrl !== undefined && typeof opts.workerUrl !== "string") {
+      throw new TypeError("Pool option 'workerUrl' must be a string");
+    }
     const local: LocalLauncherOptions = {
+      workerUrl: opts.workerUrl,
       permissions: opts.permissions,
       denoArgs: opts.maxMemoryMB
         ? [
