@@ -54,6 +54,8 @@ export class WorkerLostError extends Error {
   readonly exits: WorkerExit[];
 
   /**
+   * Creates the error from the deaths the task went through.
+   *
    * @param exits The deaths, oldest first; the message describes the last.
    * @param options Standard error options.
    */
@@ -114,6 +116,8 @@ export class HostError extends Error {
   readonly stderr: string;
 
   /**
+   * Creates the error for `host`, quoting what ssh printed.
+   *
    * @param host The host that failed.
    * @param message What went wrong and what to do about it.
    * @param stderr ssh's stderr, quoted in the message.
@@ -138,6 +142,8 @@ export class HostError extends Error {
 /** Thrown by calls on a pool that is closing or closed. */
 export class PoolClosedError extends Error {
   /**
+   * Creates the error.
+   *
    * @param message What was refused or cut short.
    * @param options Standard error options.
    */

@@ -217,11 +217,12 @@ export async function runWorker(options: WorkerRuntimeOptions): Promise<void> {
       const statsMs = (message[1] as { statsMs?: unknown } | undefined)
         ?.statsMs;
       if (typeof statsMs === "number" && statsMs > 0) {
-        statsTimer = setInterval(() => {
+        const timer = setInterval(() => {
           const { rss, heapUsed } = Deno.memoryUsage();
           writer.send([Op.Stats, rss, heapUsed]);
-        }, statsMs);
-        Deno.unrefTimer(statsTimer);
+        }, statsMs) as unknown as number;
+        Deno.unrefTimer(timer);
+        statsTimer = timer;
       }
     } else if (op === Op.Exit) {
       exiting = true;
