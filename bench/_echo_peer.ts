@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { Packr } from "msgpackr";
+import { Packr } from "msgpackr/pack";
 
 const READ_SIZE = 1 << 20;
 

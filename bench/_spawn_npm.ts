@@ -1,7 +1,7 @@
-// A child for `npmSpawnMs` in bench/limits.ts: imports msgpackr (as a worker
-// does) before it connects to the UNIX socket given as the first argument and
-// sends one byte.
-import { Packr } from "msgpackr";
+// A child for `npmSpawnMs` in bench/limits.ts: imports msgpackr's pure-JS entry
+// `msgpackr/pack` (as a worker does through src/_codec.ts) before it connects to
+// the UNIX socket given as the first argument and sends one byte.
+import { Packr } from "msgpackr/pack";
 
 const packr = new Packr({ structuredClone: true });
 const conn = await Deno.connect({

@@ -11,12 +11,12 @@
  * Run standalone for a table of medians:
  *
  * ```sh
- * deno run -A bench/limits.ts [--rounds 3] [--json]
+ * deno run -A bench/limits.ts [--rounds 3] [--json] [--only key,key] [--warmup]
  * ```
  *
  * @module
  */
-import { Packr } from "msgpackr";
+import { Packr } from "msgpackr/pack";
 import { parseArgs } from "node:util";
 
 /** Read buffer size; large enough that one read takes many frames. */
@@ -28,7 +28,7 @@ const ECHO_PEER = new URL("./_echo_peer.ts", import.meta.url).pathname;
 const SPAWN_BARE = new URL("./_spawn_bare.ts", import.meta.url).pathname;
 const SPAWN_NPM = new URL("./_spawn_npm.ts", import.meta.url).pathname;
 
-/** The codec settings the pool uses (see `src/_codec.ts`). */
+/** The codec entry and settings the pool uses (see `src/_codec.ts`). */
 function newPackr(): Packr {
   return new Packr({ structuredClone: true, bundleStrings: false });
 }
@@ -594,8 +594,9 @@ export function bareSpawnMs(opts: SpawnOptions): Promise<number> {
 }
 
 /**
- * Like {@linkcode bareSpawnMs}, but each child imports `msgpackr` (through
- * the project's import map, as a worker does) before it connects.
+ * Like {@linkcode bareSpawnMs}, but each child imports `msgpackr/pack` (the
+ * pure-JS entry that `src/_codec.ts` uses, no `node:` modules; resolved
+ * through the project's import map, as in a worker) before it connects.
  *
  * @param opts How many processes start at once.
  * @returns Milliseconds until all are connected.
@@ -683,13 +684,13 @@ export const LIMIT_CASES: readonly LimitCase[] = [
   },
   {
     key: "npmSpawn4Ms",
-    label: "spawn 4 msgpackr-importing workers until connected",
+    label: "spawn 4 workers importing msgpackr/pack until connected",
     unit: "ms",
     run: () => npmSpawnMs({ workers: 4 }),
   },
   {
     key: "npmSpawn8Ms",
-    label: "spawn 8 msgpackr-importing workers until connected",
+    label: "spawn 8 workers importing msgpackr/pack until connected",
     unit: "ms",
     run: () => npmSpawnMs({ workers: 8 }),
   },
@@ -766,17 +767,38 @@ function formatValue(value: number, unit: LimitCase["unit"]): string {
   }
 }
 
-/** Prints a markdown table of medians, or with `--json` a JSON object. */
+/**
+ * Prints a markdown table of medians, or with `--json` a JSON object of them.
+ * `--only key,key` runs only those cases; `--warmup` runs each selected case
+ * once, untimed, before the rounds (for the spawn cases, whose single timed
+ * run has no warm-up of its own).
+ */
 async function main(): Promise<void> {
   const { values } = parseArgs({
     args: Deno.args,
     options: {
       rounds: { type: "string", default: "3" },
       json: { type: "boolean", default: false },
+      only: { type: "string" },
+      warmup: { type: "boolean", default: false },
     },
   });
   const rounds = Number(values.rounds);
-  const samples = await measureLimits({ rounds });
+  let cases = LIMIT_CASES;
+  if (values.only !== undefined) {
+    const keys = values.only.split(",");
+    const unknown = keys.filter((k) => !LIMIT_CASES.some((c) => c.key === k));
+    if (unknown.length > 0) {
+      throw new RangeError(
+        `Unknown limit case ${unknown.join(", ")}; known: ${
+          LIMIT_CASES.map((c) => c.key).join(", ")
+        }`,
+      );
+    }
+    cases = LIMIT_CASES.filter((c) => keys.includes(c.key));
+  }
+  if (values.warmup) { for (const c of cases) await c.run(); }
+  const samples = await measureLimits({ rounds, cases });
   const result = medians(samples);
   if (values.json) {
     console.log(JSON.stringify(result, null, 2));
@@ -785,7 +807,7 @@ async function main(): Promise<void> {
   console.log(`Machine limits, median of ${rounds} interleaved rounds\n`);
   console.log("| limit | median | samples |");
   console.log("| --- | ---: | --- |");
-  for (const c of LIMIT_CASES) {
+  for (const c of cases) {
     const all = samples[c.key]!.map((v) => formatValue(v, c.unit)).join(", ");
     console.log(
       `| ${c.label} | ${formatValue(result[c.key]!, c.unit)} | ${all} |`,

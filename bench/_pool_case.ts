@@ -1,0 +1,294 @@
+/**
+ * One pool benchmark in a fresh process, for `bench/run.ts`: starts a pool,
+ * warms it up, times one run of the case and prints one JSON line
+ * (`{"case": …, "value": …, …}`) as its last line on stdout.
+ *
+ * ```sh
+ * deno run -A bench/_pool_case.ts <case> [--quick] [--profile-dir DIR]
+ * ```
+ *
+ * Cases (`--quick` divides the counts by 10 and the 1 MiB items by 5):
+ *
+ * - `map-100k-c<K>`, `map-1M-c<K>`: `pool.map(x => x + 2, n items,
+ *   { chunkSize: K })` on `new Pool(2)`; `map-100k-default`,
+ *   `map-1M-default` pass no options. Tasks per second.
+ * - `run-100k`: 100k concurrent `pool.run(x => x + 2, i)`. Tasks per second.
+ * - `cpu-1`, `cpu-2`: `pool.map` of 400 tasks that each spin 10 ms on
+ *   `performance.now()`, on `new Pool(1)` and `new Pool(2)`. Tasks per second.
+ * - `bytes-echo`: 200 distinct 1 MiB `Uint8Array`s through
+ *   `pool.map(x => x)`; each payload byte goes out and back and is counted
+ *   once, as `rawEchoRate` counts. Bytes per second.
+ * - `bytes-len`: the same items through `pool.map(x => x.length)`: the bytes
+ *   go one way. Bytes per second.
+ * - `create-4`: `await Pool.create(4)` (after one untimed create and close).
+ *   Milliseconds.
+ *
+ * The warm-up runs the same code path with a function of different source
+ * text, so the pool and the workers are warm (JIT, buffers, adaptive depth)
+ * but the pool has not yet measured the timed function (the default `map`
+ * starts from scratch).
+ *
+ * `--profile-dir DIR` starts the workers with `--cpu-prof` writing into DIR
+ * (profile the pool process itself with `deno run --cpu-prof`).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { type MapOptions, Pool, type PoolOptions } from "../mod.ts";
+
+/** What a case prints. */
+export interface CaseResult {
+  /** The case name, as given. */
+  case: string;
+  /** The figure: a rate per second, or milliseconds. */
+  value: number;
+  /** Unit of `value`. */
+  unit: "tasks/s" | "B/s" | "ms";
+  /** Units timed (tasks or bytes). */
+  count: number;
+  /** Milliseconds timed. */
+  ms: number;
+  /** Anything else worth keeping (counts, chunk size). */
+  detail: Record<string, unknown>;
+}
+
+const MIB = 1 << 20;
+
+/** How long each CPU-bound task spins (ms), as written in `spin` below. */
+const CPU_TASK_MS = 10;
+
+interface Context {
+  quick: boolean;
+  poolOptions: (workers: number) => PoolOptions;
+}
+
+type CaseFn = (name: string, ctx: Context) => Promise<CaseResult>;
+
+function numbers(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
+}
+
+function fail(message: string): never {
+  throw new Error(message);
+}
+
+/** Consumes `pool.map(fn, items, options)` and returns the sum of results. */
+async function sumOfMap(
+  pool: Pool,
+  fn: (x: number) => number,
+  items: number[],
+  options: MapOptions,
+): Promise<number> {
+  let sum = 0;
+  for await (const y of pool.map(fn, items, options)) sum += y;
+  return sum;
+}
+
+async function tinyMap(name: string, ctx: Context): Promise<CaseResult> {
+  const match = /^map-(100k|1M)-(c(\d+)|default)$/.exec(name) ??
+    fail(`Unknown case ${name}`);
+  const full = match[1] === "1M" ? 1_000_000 : 100_000;
+  const n = ctx.quick ? full / 10 : full;
+  const chunkSize = match[3] === undefined ? undefined : Number(match[3]);
+  const options: MapOptions = chunkSize === undefined ? {} : { chunkSize };
+  const items = numbers(n);
+  await using pool = new Pool(ctx.poolOptions(2));
+  await pool.ready;
+  const warm = await sumOfMap(
+    pool,
+    (x: number) => x + 3,
+    items.slice(0, n / 10),
+    options,
+  );
+  if (warm !== (n / 10) * (n / 10 - 1) / 2 + 3 * (n / 10)) {
+    fail(`Warm-up sum is wrong: ${warm}`);
+  }
+  const t0 = performance.now();
+  const sum = await sumOfMap(pool, (x: number) => x + 2, items, options);
+  const ms = performance.now() - t0;
+  if (sum !== n * (n - 1) / 2 + 2 * n) fail(`Sum is wrong: ${sum}`);
+  return {
+    case: name,
+    value: n / (ms / 1000),
+    unit: "tasks/s",
+    count: n,
+    ms,
+    detail: { chunkSize: chunkSize ?? "default", workers: 2 },
+  };
+}
+
+async function tinyRun(name: string, ctx: Context): Promise<CaseResult> {
+  const n = ctx.quick ? 10_000 : 100_000;
+  await using pool = new Pool(ctx.poolOptions(2));
+  await pool.ready;
+  const runAll = async (fn: (x: number) => number, count: number) => {
+    const promises = new Array<Promise<number>>(count);
+    for (let i = 0; i < count; i++) promises[i] = pool.run(fn, i);
+    let sum = 0;
+    for (const y of await Promise.all(promises)) sum += y;
+    return sum;
+  };
+  const warm = await runAll((x: number) => x + 3, n / 10);
+  if (warm !== (n / 10) * (n / 10 - 1) / 2 + 3 * (n / 10)) {
+    fail(`Warm-up sum is wrong: ${warm}`);
+  }
+  const t0 = performance.now();
+  const sum = await runAll((x: number) => x + 2, n);
+  const ms = performance.now() - t0;
+  if (sum !== n * (n - 1) / 2 + 2 * n) fail(`Sum is wrong: ${sum}`);
+  return {
+    case: name,
+    value: n / (ms / 1000),
+    unit: "tasks/s",
+    count: n,
+    ms,
+    detail: { concurrent: n, workers: 2 },
+  };
+}
+
+async function cpuBound(name: string, ctx: Context): Promise<CaseResult> {
+  const workers = name === "cpu-1" ? 1 : name === "cpu-2" ? 2 : 0;
+  if (workers === 0) fail(`Unknown case ${name}`);
+  const n = ctx.quick ? 80 : 400;
+  // Task functions are self-contained: the spin time is in the source text.
+  const spin = (i: number): number => {
+    const end = performance.now() + 10;
+    while (performance.now() < end) {
+      // spin
+    }
+    return i;
+  };
+  const warmSpin = (i: number): number => {
+    const end = performance.now() + 5;
+    while (performance.now() < end) {
+      // spin (warm-up)
+    }
+    return i;
+  };
+  const items = numbers(n);
+  await using pool = new Pool(ctx.poolOptions(workers));
+  await pool.ready;
+  await sumOfMap(pool, warmSpin, items.slice(0, 10 * workers), {});
+  const t0 = performance.now();
+  const sum = await sumOfMap(pool, spin, items, {});
+  const ms = performance.now() - t0;
+  if (sum !== n * (n - 1) / 2) fail(`Sum is wrong: ${sum}`);
+  return {
+    case: name,
+    value: n / (ms / 1000),
+    unit: "tasks/s",
+    count: n,
+    ms,
+    detail: {
+      workers,
+      taskMs: CPU_TASK_MS,
+      idealTasksPerS: workers * 1000 / CPU_TASK_MS,
+    },
+  };
+}
+
+async function bigBytes(name: string, ctx: Context): Promise<CaseResult> {
+  const echo = name === "bytes-echo";
+  if (!echo && name !== "bytes-len") fail(`Unknown case ${name}`);
+  const n = ctx.quick ? 40 : 200;
+  const items = Array.from({ length: n }, (_, i) => {
+    const bytes = new Uint8Array(MIB);
+    bytes.fill(i & 0xff);
+    return bytes;
+  });
+  await using pool = new Pool(ctx.poolOptions(2));
+  await pool.ready;
+  const fn = echo
+    ? (x: Uint8Array): Uint8Array | number => x
+    : (x: Uint8Array): Uint8Array | number => x.length;
+  const warmFn = echo
+    ? (b: Uint8Array): Uint8Array | number => b
+    : (b: Uint8Array): Uint8Array | number => b.byteLength;
+  const pass = async (
+    f: (x: Uint8Array) => Uint8Array | number,
+    list: Uint8Array[],
+  ): Promise<number> => {
+    let bytes = 0;
+    let i = 0;
+    for await (const y of pool.map(f, list)) {
+      if (echo) {
+        if (
+          !(y instanceof Uint8Array) || y.length !== MIB ||
+          y[MIB - 1] !== (i & 0xff)
+        ) fail(`Item ${i} came back wrong`);
+        bytes += y.length;
+      } else {
+        if (y !== MIB) fail(`Item ${i} reported length ${y}`);
+        bytes += y;
+      }
+      i++;
+    }
+    return bytes;
+  };
+  await pass(warmFn, items.slice(0, n / 10));
+  const t0 = performance.now();
+  const bytes = await pass(fn, items);
+  const ms = performance.now() - t0;
+  if (bytes !== n * MIB) fail(`Counted ${bytes} bytes`);
+  return {
+    case: name,
+    value: bytes / (ms / 1000),
+    unit: "B/s",
+    count: bytes,
+    ms,
+    detail: { items: n, itemBytes: MIB, direction: echo ? "both" : "one" },
+  };
+}
+
+async function create(name: string, ctx: Context): Promise<CaseResult> {
+  if (name !== "create-4") fail(`Unknown case ${name}`);
+  const warm = await Pool.create(ctx.poolOptions(4));
+  await warm.close();
+  const t0 = performance.now();
+  const pool = await Pool.create(ctx.poolOptions(4));
+  const ms = performance.now() - t0;
+  await pool.close();
+  return {
+    case: name,
+    value: ms,
+    unit: "ms",
+    count: 4,
+    ms,
+    detail: { workers: 4 },
+  };
+}
+
+function caseFn(name: string): CaseFn {
+  if (name.startsWith("map-")) return tinyMap;
+  if (name === "run-100k") return tinyRun;
+  if (name.startsWith("cpu-")) return cpuBound;
+  if (name.startsWith("bytes-")) return bigBytes;
+  if (name.startsWith("create-")) return create;
+  return fail(`Unknown case ${name}`);
+}
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: Deno.args,
+    allowPositionals: true,
+    options: {
+      quick: { type: "boolean", default: false },
+      "profile-dir": { type: "string" },
+    },
+  });
+  const name = positionals[0] ??
+    fail("Usage: _pool_case.ts <case> [--quick] [--profile-dir DIR]");
+  const profileDir = values["profile-dir"];
+  const denoArgs = profileDir === undefined
+    ? undefined
+    : ["--cpu-prof", `--cpu-prof-dir=${profileDir}`];
+  const ctx: Context = {
+    quick: values.quick,
+    poolOptions: (workers) =>
+      denoArgs === undefined ? { workers } : { workers, denoArgs },
+  };
+  const result = await caseFn(name)(name, ctx);
+  console.log(JSON.stringify(result));
+}
+
+if (import.meta.main) await main();
