@@ -373,6 +373,10 @@ export class Pool extends EventTarget implements AsyncDisposable {
   #booting: Promise<void> | undefined;
   #startTimeout = 30_000;
   #timers = new Set<ReturnType<typeof setTimeout>>();
+  #watched = new Map<
+    AbortSignal,
+    { tasks: Set<Task>; onAbort: () => void }
+  >();
   #stats = { done: 0, failed: 0, retried: 0, lost: 0, recycled: 0 };
 
   /**
@@ -1171,21 +1175,48 @@ export class Pool extends EventTarget implements AsyncDisposable {
       sentAt: 0,
     };
     const timeout = options?.timeout;
-    if (signal || timeout !== undefined) {
-      const onAbort = () => this.#cancel(task, signal!.reason);
-      signal?.addEventListener("abort", onAbort, { once: true });
-      const timer = timeout === undefined ? undefined : setTimeout(
+    if (signal) this.#watch(signal, task);
+    if (timeout !== undefined) {
+      const timer = setTimeout(
         () => this.#cancel(task, timeoutError("Task", timeout)),
         timeout,
       );
+      const unwatch = task.cleanup;
       task.cleanup = () => {
-        signal?.removeEventListener("abort", onAbort);
-        if (timer !== undefined) clearTimeout(timer);
+        unwatch?.();
+        clearTimeout(timer);
       };
     }
     this.#live.add(task);
     this.#enqueue(task);
     return promise;
+  }
+
+  /**
+   * Cancels `task` when `signal` aborts. Tasks sharing a signal (a map's)
+   * share one listener, added with the first and removed with the last.
+   */
+  #watch(signal: AbortSignal, task: Task): void {
+    let watched = this.#watched.get(signal);
+    if (!watched) {
+      const tasks = new Set<Task>();
+      const onAbort = () => {
+        this.#watched.delete(signal);
+        for (const t of tasks) this.#cancel(t, signal.reason);
+      };
+      watched = { tasks, onAbort };
+      this.#watched.set(signal, watched);
+      signal.addEventListener("abort", onAbort, { once: true });
+    }
+    const entry = watched;
+    entry.tasks.add(task);
+    task.cleanup = () => {
+      entry.tasks.delete(task);
+      if (entry.tasks.size === 0 && this.#watched.get(signal) === entry) {
+        this.#watched.delete(signal);
+        signal.removeEventListener("abort", entry.onAbort);
+      }
+    };
   }
 
   #enqueue(task: Task, front = false): void {
