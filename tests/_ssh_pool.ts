@@ -1,0 +1,227 @@
+/**
+ * Helpers for the tests of pools with SSH workers (`ssh_test.ts`,
+ * `ssh_netns_test.ts`): the remote command of this checkout, bounded waits,
+ * and a view of the process table (`/proc`) to find what a pool left behind.
+ *
+ * All test hosts run on this machine, so `/proc` shows their processes too.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+
+const decoder = new TextDecoder();
+
+/** Absolute path of this checkout's `cli.ts`. */
+export const CLI_PATH: string = new URL("../cli.ts", import.meta.url).pathname;
+
+/**
+ * The `ssh.command` that runs this checkout on a test host: the running Deno
+ * binary and `cli.ts`, both by absolute path.
+ *
+ * @returns `<deno> run -A <checkout>/cli.ts`.
+ */
+export function remoteCommand(): string {
+  return `${Deno.execPath()} run -A ${CLI_PATH}`;
+}
+
+/** The error `promise` rejects with; fails the test when it resolves. */
+export async function rejection(promise: Promise<unknown>): Promise<Error> {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(error instanceof Error, `expected an Error, got ${error}`);
+    return error;
+  }
+  assert.fail("expected the promise to reject, but it resolved");
+}
+
+/**
+ * `promise`, or a rejection naming `what` if it has not settled after `ms`:
+ * a hang becomes a failing test. The timer is always cleared.
+ */
+export async function withTimeout<T>(
+  promise: Promise<T>,
+  ms: number,
+  what: string,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`${what} did not settle within ${ms} ms`)),
+      ms,
+    );
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Polls `condition` every 20 ms until it holds or `ms` pass.
+ * @returns Whether it held. For waiting on other processes, not for ordering.
+ */
+export async function pollUntil(
+  condition: () => boolean | Promise<boolean>,
+  ms: number,
+): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (await condition()) return true;
+    if (Date.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** One live (non-zombie) process as `/proc` shows it. */
+export interface ProcessInfo {
+  pid: number;
+  ppid: number;
+  /** The command line, arguments joined by spaces. */
+  cmdline: string;
+}
+
+/** Every live process, or the ones whose pids are given. */
+export async function processes(
+  pids?: Iterable<number>,
+): Promise<ProcessInfo[]> {
+  const list: number[] = [];
+  if (pids) list.push(...pids);
+  else {
+    for await (const entry of Deno.readDir("/proc")) {
+      if (/^\d+$/.test(entry.name)) list.push(Number(entry.name));
+    }
+  }
+  const out: ProcessInfo[] = [];
+  for (const pid of list) {
+    try {
+      const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+      const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (rest[0] === "Z") continue;
+      const cmdline = decoder.decode(
+        await Deno.readFile(`/proc/${pid}/cmdline`),
+      )
+        .split("\0").join(" ").trim();
+      out.push({ pid, ppid: Number(rest[1]), cmdline });
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return out;
+}
+
+/** `root` (if alive) and all its live descendants. */
+export async function processTree(root: number): Promise<ProcessInfo[]> {
+  const all = await processes();
+  const children = new Map<number, ProcessInfo[]>();
+  for (const p of all) {
+    const list = children.get(p.ppid);
+    if (list) list.push(p);
+    else children.set(p.ppid, [p]);
+  }
+  const out: ProcessInfo[] = [];
+  const stack = all.filter((p) => p.pid === root);
+  while (stack.length > 0) {
+    const p = stack.pop()!;
+    out.push(p);
+    stack.push(...(children.get(p.pid) ?? []));
+  }
+  return out;
+}
+
+/** Live processes whose environment holds `entry` (`NAME=value`). */
+export async function processesWithEnv(entry: string): Promise<number[]> {
+  const out: number[] = [];
+  for (const p of await processes()) {
+    try {
+      const env = decoder.decode(await Deno.readFile(`/proc/${p.pid}/environ`));
+      if (env.split("\0").includes(entry)) out.push(p.pid);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** Live processes whose command line or environment contains `text`. */
+export async function processesMentioning(
+  text: string,
+): Promise<ProcessInfo[]> {
+  const out: ProcessInfo[] = [];
+  for (const p of await processes()) {
+    let env = "";
+    try {
+      env = decoder.decode(await Deno.readFile(`/proc/${p.pid}/environ`));
+    } catch {
+      // gone meanwhile
+    }
+    if (p.cmdline.includes(text) || env.includes(text)) out.push(p);
+  }
+  return out;
+}
+
+/** Listens for `type` events on `target`; `seen` collects their details. */
+export function recordEvents<T = unknown>(
+  target: EventTarget,
+  type: string,
+): { seen: { at: number; detail: T }[]; stop: () => void } {
+  const seen: { at: number; detail: T }[] = [];
+  const listener = (event: Event) =>
+    seen.push({
+      at: performance.now(),
+      detail: (event as CustomEvent<T>).detail,
+    });
+  target.addEventListener(type, listener);
+  return { seen, stop: () => target.removeEventListener(type, listener) };
+}
+
+/**
+ * Starts `deno run -A <fixture> <args>`, reads the first line of its stdout
+ * as JSON, and hands back the child (stdout drained in the background).
+ */
+export async function spawnFixture<T>(
+  fixture: URL,
+  args: string[],
+  timeoutMs: number,
+): Promise<
+  { child: Deno.ChildProcess; first: T; drained: Promise<void> }
+> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", fixture.pathname, ...args],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.getReader();
+  let text = "";
+  const firstLine = (async () => {
+    while (!text.includes("\n")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+    }
+    return text.split("\n")[0]!;
+  })();
+  let line: string;
+  try {
+    line = await withTimeout(firstLine, timeoutMs, `${fixture.pathname}`);
+  } catch (error) {
+    child.kill("SIGKILL");
+    await reader.cancel().catch(() => {});
+    await child.status;
+    throw error;
+  }
+  const drained = (async () => {
+    try {
+      while (!(await reader.read()).done) { /* drain */ }
+    } catch { /* killed */ }
+  })();
+  if (!line.startsWith("{") && !line.startsWith("[")) {
+    child.kill("SIGKILL");
+    await drained;
+    await child.status;
+    throw new Error(`fixture printed ${JSON.stringify(line)}, not JSON`);
+  }
+  return { child, first: JSON.parse(line) as T, drained };
+}

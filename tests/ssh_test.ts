@@ -1,0 +1,782 @@
+/**
+ * `Pool` with SSH workers on a private loopback sshd: the contract suite over
+ * SSH workers and over a mixed local + SSH pool, host spec validation,
+ * start-up failures (each a `HostError` within a bound), the secret kept off
+ * command lines, run-time loss of a remote worker and of a whole host, and no
+ * remote process outliving `close()` or a SIGKILLed pool owner.
+ *
+ * Remote workers run this checkout: `ssh.command` is
+ * `<deno> run -A <checkout>/cli.ts`.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import {
+  HostError,
+  Pool,
+  type PoolOptions,
+  type SshOptions,
+  type WorkerExit,
+  WorkerLostError,
+} from "../mod.ts";
+import { contractSuite } from "./_contract.ts";
+import {
+  skipMessage,
+  type SshHost,
+  sshPrerequisites,
+  startSshHost,
+} from "./_ssh_hosts.ts";
+import {
+  pollUntil,
+  processes,
+  processesMentioning,
+  processesWithEnv,
+  processTree,
+  recordEvents,
+  rejection,
+  remoteCommand,
+  spawnFixture,
+  withTimeout,
+} from "./_ssh_pool.ts";
+
+const reason = await sshPrerequisites();
+if (reason !== null) skipMessage("SSH pool tests (tests/ssh_test.ts)", reason);
+const ignore = reason !== null;
+
+/** Bound for "never hangs": a start-up failure must be reported by then. */
+const HOST_ERROR_BOUND_MS = 20_000;
+
+const OWNER_FIXTURE = new URL("./fixtures/ssh/pool_owner.ts", import.meta.url);
+
+/** SSH options that reach `host` and run this checkout there. */
+function sshOptions(host: SshHost): SshOptions {
+  return { args: [...host.sshArgs], command: remoteCommand() };
+}
+
+/** The `--unix` argument of a remote worker: the remote tunnel socket. */
+function socketOf(args: string[]): string {
+  const at = args.indexOf("--unix");
+  assert.ok(at >= 0, `no --unix in ${args.join(" ")}`);
+  return args[at + 1]!;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
+/** The local `ssh` processes this test process started. */
+async function sshChildren(): Promise<number[]> {
+  return (await processTree(Deno.pid))
+    .filter((p) => p.pid !== Deno.pid && /^(\S*\/)?ssh /.test(p.cmdline))
+    .map((p) => p.pid);
+}
+
+// ---- the contract suite over SSH workers ------------------------------------
+
+if (ignore) {
+  Deno.test({ name: "[ssh] contract suite", ignore: true, fn() {} });
+  Deno.test({ name: "[local+ssh] contract suite", ignore: true, fn() {} });
+} else {
+  // One sshd for both suites, started here and stopped by the last
+  // suite's cleanup test (by PID, in SshHost.close()).
+  const shared = await startSshHost();
+  globalThis.addEventListener("unload", () => {
+    // Only if a filter skipped the cleanup test: kill the listener by PID;
+    // cleanupStaleHosts() of the next run removes the rest.
+    try {
+      Deno.kill(shared.pid, "SIGKILL");
+    } catch { /* already stopped */ }
+  });
+  contractSuite("ssh", () => ({
+    workers: 0,
+    hosts: [shared.hostSpec(2)],
+    ssh: sshOptions(shared),
+  }));
+  contractSuite(
+    "local+ssh",
+    () => ({
+      workers: 1,
+      hosts: [shared.hostSpec(2)],
+      ssh: sshOptions(shared),
+    }),
+    () => shared.close(),
+  );
+}
+
+// ---- host specs ----------------------------------------------------------------
+
+Deno.test("new Pool() rejects a bad host spec, naming it", () => {
+  const cases: [string, ErrorConstructor, RegExp][] = [
+    ["ssh://maxi", TypeError, /"ssh:\/\/maxi".*\/N/],
+    ["ssh://maxi/", TypeError, /"ssh:\/\/maxi\/"/],
+    ["ssh://maxi/two", TypeError, /"ssh:\/\/maxi\/two"/],
+    ["ssh://us er@maxi/2", TypeError, /"ssh:\/\/us er@maxi\/2"/],
+    ["ssh://maxi:22:22/2", TypeError, /"ssh:\/\/maxi:22:22\/2"/],
+    ["http://maxi/2", TypeError, /"http:\/\/maxi\/2"/],
+    ["ssh://maxi/0", RangeError, /"ssh:\/\/maxi\/0".*worker count/],
+    ["ssh://maxi:0/2", RangeError, /"ssh:\/\/maxi:0\/2".*port 0/],
+    ["ssh://maxi:65536/2", RangeError, /port 65536/],
+    ["maxi/2", TypeError, /"maxi\/2".*ssh:\/\//],
+  ];
+  for (const [spec, Class, message] of cases) {
+    assert.throws(
+      () => new Pool({ workers: 1, hosts: [spec] }),
+      (error: unknown) => {
+        assert.equal(
+          Object.getPrototypeOf(error),
+          Class.prototype,
+          `${spec} threw ${error}`,
+        );
+        assert.match((error as Error).message, message);
+        return true;
+      },
+      `new Pool({ hosts: [${JSON.stringify(spec)}] }) should throw`,
+    );
+  }
+  assert.throws(
+    () => new Pool({ hosts: [42 as unknown as string] }),
+    TypeError,
+  );
+});
+
+Deno.test("new Pool() accepts every form of host spec without connecting", async () => {
+  for (
+    const spec of [
+      "ssh://maxi/1",
+      "ssh://user@maxi/2",
+      "ssh://user@maxi:2222/8",
+      "ssh://10.0.0.1:22/3",
+      "ssh://[::1]:2222/2",
+      "ssh://my-host.example.org/4",
+    ]
+  ) {
+    const pool = new Pool({ hosts: [spec], lazy: true });
+    assert.equal(pool.totalWorkers, Number(spec.split("/").pop()));
+    await pool.close();
+  }
+});
+
+// ---- start-up failures ---------------------------------------------------------
+
+/**
+ * Starts a pool that must fail: `ready` (and `Pool.create`) reject with a
+ * HostError naming `host` within the bound, and `close()` then finishes.
+ */
+async function expectHostError(
+  options: PoolOptions,
+  host: string,
+  why: RegExp,
+  said: RegExp,
+): Promise<HostError> {
+  const started = performance.now();
+  const pool = new Pool(options);
+  let error: Error;
+  try {
+    error = await rejection(
+      withTimeout(pool.ready, HOST_ERROR_BOUND_MS, "Pool.ready"),
+    );
+  } finally {
+    await withTimeout(pool.close(), HOST_ERROR_BOUND_MS, "Pool.close()");
+  }
+  const ms = Math.round(performance.now() - started);
+  assert.ok(error instanceof HostError, `expected a HostError, got ${error}`);
+  assert.equal(error.name, "HostError");
+  assert.equal(error.host, host);
+  assert.ok(
+    error.message.startsWith(`Host ${host}: `),
+    `the message should name the host: ${error.message}`,
+  );
+  assert.match(error.message, why);
+  assert.match(error.stderr, said, "ssh's stderr");
+  assert.ok(
+    error.message.includes(error.stderr.trim().split("\n").at(-1)!.trim()),
+    `the message should quote ssh's stderr: ${error.message}`,
+  );
+  console.error(`    HostError after ${ms} ms: ${error.message}`);
+  // Pool.create() closes the pool and rejects with the same kind of error.
+  const again = await rejection(
+    withTimeout(Pool.create(options), HOST_ERROR_BOUND_MS, "Pool.create()"),
+  );
+  assert.ok(again instanceof HostError, `Pool.create(): ${again}`);
+  assert.equal(again.host, host);
+  return error;
+}
+
+Deno.test({
+  name: "Pool.ready rejects with a HostError for an unreachable port",
+  ignore,
+  async fn() {
+    // Port 1 on loopback: nothing listens there, ssh gets "Connection refused".
+    await using host = await startSshHost();
+    await expectHostError(
+      {
+        workers: 0,
+        hosts: ["ssh://127.0.0.1:1/2"],
+        ssh: sshOptions(host),
+      },
+      "127.0.0.1:1",
+      /could not reach/,
+      /Connection refused/,
+    );
+  },
+});
+
+Deno.test({
+  name: "Pool.ready rejects with a HostError when the key is refused",
+  ignore,
+  async fn() {
+    await using host = await startSshHost();
+    // The same client config, but with a key the server does not know.
+    const dir = await Deno.makeTempDir({
+      dir: "/var/tmp",
+      prefix: "distex-key-",
+    });
+    try {
+      const keygen = await new Deno.Command("ssh-keygen", {
+        args: ["-q", "-t", "ed25519", "-N", "", "-f", `${dir}/stranger`],
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      assert.equal(keygen.code, 0, new TextDecoder().decode(keygen.stderr));
+      const config = (await Deno.readTextFile(host.configPath)).replace(
+        /IdentityFile .*/,
+        `IdentityFile ${dir}/stranger`,
+      );
+      assert.match(config, /stranger/);
+      await Deno.writeTextFile(`${dir}/ssh_config`, config);
+      await expectHostError(
+        {
+          workers: 0,
+          hosts: [host.hostSpec(2)],
+          ssh: { args: ["-F", `${dir}/ssh_config`], command: remoteCommand() },
+        },
+        host.alias,
+        /key was refused/,
+        /Permission denied/,
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "Pool.ready rejects with a HostError when deno is missing on the host",
+  ignore,
+  async fn() {
+    await using host = await startSshHost();
+    const error = await expectHostError(
+      {
+        workers: 0,
+        hosts: [host.hostSpec(2)],
+        ssh: { args: [...host.sshArgs], command: "/nonexistent/deno run -A x" },
+      },
+      host.alias,
+      /'\/nonexistent\/deno' was not found on the host/,
+      /No such file or directory|not found/,
+    );
+    assert.match(error.message, /ssh\.command/);
+  },
+});
+
+Deno.test({
+  name: "Pool.ready rejects with a HostError when the worker command fails",
+  ignore,
+  async fn() {
+    await using host = await startSshHost();
+    await expectHostError(
+      {
+        workers: 0,
+        hosts: [host.hostSpec(2)],
+        ssh: { args: [...host.sshArgs], command: "false" },
+      },
+      host.alias,
+      /'false' exited with code 1/,
+      /^$/,
+    );
+    // A command that explains itself on stderr and exits 3 (the pool's
+    // arguments land in $1... of the script).
+    await expectHostError(
+      {
+        workers: 1,
+        hosts: [host.hostSpec(2)],
+        ssh: {
+          args: [...host.sshArgs],
+          command: "sh -c 'echo broken install: $1 >&2; exit 3' sh",
+        },
+      },
+      host.alias,
+      /exited with code 3/,
+      /broken install: remote/,
+    );
+  },
+});
+
+Deno.test({
+  name:
+    "Pool.ready rejects with a HostError when the worker command is not distex",
+  ignore,
+  async fn() {
+    // `deno run -A <a script that exits at once>`: ssh and deno work, but no
+    // worker ever connects.
+    await using host = await startSshHost();
+    const dir = await Deno.makeTempDir({
+      dir: "/var/tmp",
+      prefix: "distex-cmd-",
+    });
+    try {
+      await Deno.writeTextFile(
+        `${dir}/exit.ts`,
+        `console.error("not a distex cli"); Deno.exit(4);\n`,
+      );
+      await expectHostError(
+        {
+          workers: 0,
+          hosts: [host.hostSpec(2)],
+          ssh: {
+            args: [...host.sshArgs],
+            command: `${Deno.execPath()} run -A ${dir}/exit.ts`,
+          },
+        },
+        host.alias,
+        /exited with code 4/,
+        /not a distex cli/,
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "Pool.ready rejects with a HostError when the server refuses the forward",
+  ignore,
+  async fn() {
+    await using host = await startSshHost({
+      sshdConfig: ["AllowStreamLocalForwarding no"],
+    });
+    await expectHostError(
+      { workers: 0, hosts: [host.hostSpec(2)], ssh: sshOptions(host) },
+      host.alias,
+      /refused the reverse UNIX-socket forward/,
+      /forwarding failed/,
+    );
+  },
+});
+
+Deno.test({
+  name: "Pool.ready of a mixed pool rejects with the HostError of its bad host",
+  ignore,
+  async fn() {
+    await using host = await startSshHost();
+    const started = performance.now();
+    const pool = new Pool({
+      workers: 1,
+      hosts: [host.hostSpec(1), "ssh://127.0.0.1:1/1"],
+      ssh: sshOptions(host),
+    });
+    const error = await rejection(
+      withTimeout(pool.ready, HOST_ERROR_BOUND_MS, "Pool.ready"),
+    );
+    await withTimeout(pool.close(), HOST_ERROR_BOUND_MS, "Pool.close()");
+    assert.ok(error instanceof HostError, `got ${error}`);
+    assert.equal(error.host, "127.0.0.1:1");
+    console.error(
+      `    HostError after ${Math.round(performance.now() - started)} ms`,
+    );
+    assert.deepEqual(await sshChildren(), [], "ssh processes left");
+  },
+});
+
+// ---- the secret ------------------------------------------------------------------
+
+Deno.test({
+  name: "Pool never puts its secret on a command line or in an environment",
+  ignore,
+  async fn() {
+    const tag = `t${crypto.randomUUID().slice(0, 8)}`;
+    await using host = await startSshHost({ env: { DISTEX_TEST_TAG: tag } });
+    const dir = await Deno.makeTempDir({
+      dir: "/var/tmp",
+      prefix: "distex-secret-",
+    });
+    try {
+      // A remote command that records the first line it gets on stdin (the
+      // secret) in a file, then passes stdin on to the real supervisor.
+      const seen = `${dir}/seen`;
+      const command = `sh -c 'IFS= read -r s; printf "%s\\n" "$s" > ${seen}; ` +
+        `{ printf "%s\\n" "$s"; exec cat; } | exec ${remoteCommand()} "$@"' sh`;
+      await using pool = await Pool.create({
+        workers: 1,
+        hosts: [host.hostSpec(2)],
+        ssh: { args: [...host.sshArgs], command },
+      });
+      const pids = await pool.runOnAll(() => Deno.pid);
+      assert.equal(pids.length, 3);
+      const secret = (await Deno.readTextFile(seen)).trim();
+      assert.match(secret, /^[0-9a-f]{64}$/, "the secret came over stdin");
+
+      const remote = await processesWithEnv(`DISTEX_TEST_TAG=${tag}`);
+      const ssh = await sshChildren();
+      assert.equal(ssh.length, 1, "one ssh process per host");
+      const shown = await processes([...remote, ...ssh]);
+      const cmdlines = shown.map((p) => p.cmdline);
+      assert.ok(
+        cmdlines.some((c) => / remote --unix /.test(c)),
+        `the remote supervisor is among ${cmdlines.join("\n")}`,
+      );
+      assert.ok(
+        cmdlines.filter((c) => / --unix .* --id \d+/.test(c)).length >= 2,
+        "the remote workers are there",
+      );
+      for (const p of shown) {
+        assert.ok(
+          !p.cmdline.includes(secret),
+          `the secret is on the command line of ${p.pid}: ${p.cmdline}`,
+        );
+      }
+      assert.deepEqual(
+        (await processesMentioning(secret)).map((p) => p.cmdline),
+        [],
+        "no process shows the secret in its command line or environment",
+      );
+      // Nothing that looks like a secret either (64 hex digits).
+      for (const p of shown) {
+        assert.doesNotMatch(p.cmdline, /[0-9a-f]{64}/, p.cmdline);
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "Pool starts one ssh per host with the lifeline and keep-alive options",
+  ignore,
+  async fn() {
+    await using host = await startSshHost();
+    await using pool = await Pool.create({
+      workers: 0,
+      hosts: [host.hostSpec(3)],
+      ssh: sshOptions(host),
+    });
+    const workers = await pool.runOnAll(() => Deno.args);
+    assert.equal(workers.length, 3);
+    const sockets = new Set(workers.map(socketOf));
+    assert.equal(sockets.size, 1, "the workers of a host share one tunnel");
+    const ssh = await sshChildren();
+    assert.equal(ssh.length, 1, "one ssh process for the host");
+    const [info] = await processes(ssh);
+    const cmdline = info!.cmdline;
+    for (
+      const option of [
+        " -T ",
+        "BatchMode=yes",
+        "ExitOnForwardFailure=yes",
+        "ServerAliveInterval=",
+        "ServerAliveCountMax=",
+        ` -R ${[...sockets][0]}:`,
+      ]
+    ) {
+      assert.ok(cmdline.includes(option), `'${option}' in ${cmdline}`);
+    }
+  },
+});
+
+// ---- run-time loss -----------------------------------------------------------------
+
+/** A task that kills its worker unless `marker` exists, which it creates. */
+function killFirstTime(marker: string): string {
+  try {
+    Deno.statSync(marker);
+    return "second attempt";
+  } catch {
+    Deno.writeTextFileSync(marker, "");
+    Deno.kill(Deno.pid, "SIGKILL");
+    return "unreachable";
+  }
+}
+
+Deno.test({
+  name:
+    "Pool.run() on a remote worker that dies rejects with WorkerLostError naming the host, and the worker is replaced",
+  ignore,
+  async fn() {
+    await using host = await startSshHost();
+    const dir = await Deno.makeTempDir({
+      dir: "/var/tmp",
+      prefix: "distex-lost-",
+    });
+    try {
+      await using pool = await Pool.create({
+        workers: 0,
+        hosts: [host.hostSpec(2)],
+        ssh: sshOptions(host),
+      });
+      const before = await pool.runOnAll(() => Deno.pid);
+      const error = await rejection(
+        withTimeout(
+          pool.run(() => Deno.kill(Deno.pid, "SIGKILL")),
+          20_000,
+          "run()",
+        ),
+      );
+      assert.ok(error instanceof WorkerLostError, `got ${error}`);
+      assert.equal(error.host, host.alias);
+      assert.match(error.message, new RegExp(`on ${host.alias}`));
+      // The remote supervisor starts it again; the pool waits for it.
+      const after = await withTimeout(
+        pool.runOnAll(() => Deno.pid),
+        20_000,
+        "runOnAll()",
+      );
+      assert.equal(after.length, 2);
+      assert.equal(new Set(after).size, 2);
+      assert.equal(
+        after.filter((pid) => before.includes(pid)).length,
+        1,
+        `one worker replaced: before ${before}, after ${after}`,
+      );
+      assert.equal(pool.totalWorkers, 2);
+      // With retries, the task runs again on a worker of the host.
+      assert.equal(
+        await withTimeout(
+          pool.apply(killFirstTime, [`${dir}/marker`], { retries: 1 }),
+          20_000,
+          "apply()",
+        ),
+        "second attempt",
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "Pool reconnects a host whose remote side died: hostlost, totalWorkers drops, then recovers",
+  ignore,
+  async fn() {
+    await using host = await startSshHost();
+    await using pool = await Pool.create({
+      workers: 1,
+      hosts: [host.hostSpec(2)],
+      ssh: sshOptions(host),
+    });
+    assert.equal(pool.totalWorkers, 3);
+    const remote = await pool.runOnAll(() => ({
+      pid: Deno.pid,
+      ppid: Deno.ppid,
+      remote: !Deno.args.some((a) => a.endsWith("/pool.sock")),
+    }));
+    const supervisor = remote.find((w) => w.remote)?.ppid;
+    assert.ok(supervisor, `a remote worker among ${JSON.stringify(remote)}`);
+
+    const lost = recordEvents<{ host: string }>(pool, "hostlost");
+    const exits = recordEvents<WorkerExit>(pool, "workerexit");
+    const starts = recordEvents<{ workerId: number; host: string }>(
+      pool,
+      "workerstart",
+    );
+    let totalAtLoss = -1;
+    pool.addEventListener("hostlost", () => totalAtLoss = pool.totalWorkers);
+    try {
+      // Tasks that never end, one per remote worker (and the local one).
+      const hung = Array.from(
+        { length: 3 },
+        () => pool.run(() => new Promise<never>(() => {})).catch((e) => e),
+      );
+      const killedAt = performance.now();
+      Deno.kill(supervisor, "SIGKILL");
+      assert.ok(
+        await pollUntil(() => lost.seen.length > 0, 20_000),
+        "no hostlost event",
+      );
+      assert.equal(lost.seen[0]!.detail.host, host.alias);
+      assert.equal(totalAtLoss, 1, "only the local worker counts while down");
+      const failed = (await withTimeout(
+        Promise.race(hung),
+        20_000,
+        "a task on the lost host",
+      )) as Error;
+      assert.ok(failed instanceof WorkerLostError, `got ${failed}`);
+      assert.equal(failed.host, host.alias);
+      assert.ok(
+        exits.seen.some((e) => e.detail.host === host.alias),
+        "workerexit events name the host",
+      );
+      // The host comes back on its own (the pool relaunches ssh).
+      assert.ok(
+        await pollUntil(
+          () =>
+            starts.seen.filter((s) =>
+              s.detail.host === host.alias && s.at > killedAt
+            ).length >= 2,
+          30_000,
+        ),
+        "the host's workers did not come back",
+      );
+      assert.equal(pool.totalWorkers, 3);
+      console.error(
+        `    remote side killed: hostlost after ${
+          Math.round(lost.seen[0]!.at - killedAt)
+        } ms, both workers back after ${
+          Math.round(
+            starts.seen.filter((s) => s.detail.host === host.alias).at(-1)!
+              .at - killedAt,
+          )
+        } ms`,
+      );
+      const pids = await withTimeout(
+        pool.runOnAll(() => Deno.pid),
+        20_000,
+        "runOnAll()",
+      );
+      assert.equal(pids.length, 3);
+      assert.equal(new Set(pids).size, 3);
+      await pool.close({ wait: false });
+      await Promise.all(hung);
+    } finally {
+      lost.stop();
+      exits.stop();
+      starts.stop();
+    }
+  },
+});
+
+// ---- nothing outlives the pool --------------------------------------------------
+
+Deno.test({
+  name:
+    "Pool.close() leaves no remote process, no ssh and no remote socket; sockets are unique per pool",
+  ignore,
+  async fn() {
+    const tag = `t${crypto.randomUUID().slice(0, 8)}`;
+    await using host = await startSshHost({ env: { DISTEX_TEST_TAG: tag } });
+    const options = {
+      workers: 1,
+      hosts: [host.hostSpec(2)],
+      ssh: sshOptions(host),
+    };
+    const [a, b] = await Promise.all([
+      Pool.create(options),
+      Pool.create(options),
+    ]);
+    try {
+      const remoteArgs = async (pool: Pool) =>
+        (await pool.runOnAll(() => Deno.args)).filter((args) =>
+          !socketOf(args).endsWith("/pool.sock")
+        );
+      const [argsA, argsB] = await Promise.all([
+        remoteArgs(a),
+        remoteArgs(b),
+      ]);
+      assert.equal(argsA.length, 2);
+      assert.equal(argsB.length, 2);
+      const socketA = socketOf(argsA[0]!);
+      const socketB = socketOf(argsB[0]!);
+      assert.notEqual(socketA, socketB, "each pool has its own remote socket");
+      assert.ok(await exists(socketA));
+      assert.ok(await exists(socketB));
+      const remote = await processesWithEnv(`DISTEX_TEST_TAG=${tag}`);
+      assert.ok(remote.length >= 6, `remote processes: ${remote}`);
+      assert.equal((await sshChildren()).length, 2);
+      await withTimeout(a.close(), 20_000, "close()");
+      // The other pool's workers are untouched.
+      assert.equal((await b.runOnAll(() => Deno.pid)).length, 3);
+      assert.equal(await exists(socketA), false, "remote socket removed");
+      await withTimeout(b.close(), 20_000, "close()");
+      const leftover = await processesWithEnv(`DISTEX_TEST_TAG=${tag}`);
+      assert.deepEqual(
+        (await processes(leftover)).map((p) => p.cmdline),
+        [],
+        "remote processes left after close()",
+      );
+      assert.deepEqual(await sshChildren(), [], "ssh processes left");
+      assert.equal(await exists(socketB), false, "remote socket removed");
+    } finally {
+      await a.close({ wait: false });
+      await b.close({ wait: false });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "Pool owner killed with SIGKILL: no remote process, ssh or remote socket is left",
+  ignore,
+  async fn() {
+    const tag = `t${crypto.randomUUID().slice(0, 8)}`;
+    await using host = await startSshHost({ env: { DISTEX_TEST_TAG: tag } });
+    const options: PoolOptions = {
+      workers: 1,
+      hosts: [host.hostSpec(2)],
+      ssh: sshOptions(host),
+    };
+    const { child, first, drained } = await spawnFixture<{
+      pid: number;
+      workers: { pid: number; ppid: number; args: string[] }[];
+    }>(OWNER_FIXTURE, [JSON.stringify(options)], 30_000);
+    let killed = false;
+    try {
+      assert.equal(first.workers.length, 3);
+      const remote = await processesWithEnv(`DISTEX_TEST_TAG=${tag}`);
+      assert.ok(remote.length >= 3, `remote processes: ${remote}`);
+      const local = (await processTree(child.pid)).map((p) => p.pid);
+      const sockets = first.workers.map((w) => socketOf(w.args));
+      const everything = new Set([
+        ...local,
+        ...remote,
+        ...first.workers.flatMap((w) => [w.pid, w.ppid]),
+      ]);
+      everything.delete(child.pid);
+      everything.delete(Deno.pid);
+      child.kill("SIGKILL");
+      killed = true;
+      await child.status;
+      const started = performance.now();
+      const clean = await pollUntil(
+        async () =>
+          (await processes(everything)).length === 0 &&
+          (await processesWithEnv(`DISTEX_TEST_TAG=${tag}`)).length === 0,
+        20_000,
+      );
+      const left = await processes([
+        ...everything,
+        ...(await processesWithEnv(`DISTEX_TEST_TAG=${tag}`)),
+      ]);
+      assert.ok(
+        clean,
+        `left after SIGKILL of the owner:\n${
+          left.map((p) => `${p.pid} ${p.cmdline}`).join("\n")
+        }`,
+      );
+      console.error(
+        `    all gone ${
+          Math.round(performance.now() - started)
+        } ms after the owner died`,
+      );
+      for (const socket of sockets) {
+        if (socket.endsWith("/pool.sock")) continue;
+        assert.ok(
+          await pollUntil(async () => !(await exists(socket)), 5_000),
+          `remote socket ${socket} left`,
+        );
+      }
+    } finally {
+      if (!killed) {
+        child.kill("SIGKILL");
+        await child.status;
+      }
+      await drained;
+    }
+  },
+});
