@@ -2,8 +2,12 @@
  * The `distex` command line.
  *
  * - `deno run -A cli.ts` (no arguments): prints `distex installed OK` and the version.
- * - `cli.ts check`: starts a worker and runs a task on it.
+ * - `cli.ts map <module>#<export>`: maps an exported function over JSON lines
+ *   (stdin or `--input`) on a pool and writes JSON lines of results, with a
+ *   progress display on stderr.
+ * - `cli.ts check`: checks the Deno version, starts a worker and runs a task on it.
  * - `cli.ts worker --unix <socket> --id <n>`: one worker (what launchers run).
+ * - `cli.ts remote --unix <socket> --ids <id,...>`: the remote end of an SSH host.
  * - `cli.ts --help`, `cli.ts <command> --help`.
  *
  * @example Check an installation (also on a remote host, over ssh)
@@ -12,36 +16,119 @@
  * # distex installed OK (@distex/pool 0.1.0, Deno 2.9.6)
  * ```
  *
+ * @example Map a function over JSON lines on 4 workers
+ * ```sh
+ * # square.ts: export function square(x: number) { return x * x; }
+ * seq 1 5 | deno run -A jsr:@distex/pool/cli map ./square.ts#square -w 4
+ * # 1 4 9 16 25, one per line, in input order
+ * ```
+ *
  * @module
  */
 import { workerMain } from "./worker.ts";
 import { VERSION } from "./src/version.ts";
 import { Pool } from "./src/pool.ts";
 import { superviseMain } from "./src/remote_supervisor.ts";
+import { MAP_HELP, mapMain } from "./src/cli_map.ts";
+
+/** The oldest Deno this package supports. */
+const MIN_DENO = [2, 0, 0] as const;
 
 const HELP = `distex ${VERSION}: an async, distributed process pool for Deno
 
 Usage:
   deno run -A cli.ts                 print "distex installed OK" and the version
-  deno run -A cli.ts check           start a worker, run a task on it, report
+  deno run -A cli.ts map <module>[#<export>] [options]
+                                     run an exported function over JSON lines
+                                     (stdin or --input) on a pool of workers;
+                                     JSON lines of results go to stdout
+  deno run -A cli.ts check           check Deno, start a worker, run a task on it
   deno run -A cli.ts worker --unix <socket> --id <n>
                                      run one worker (pools start these; the
                                      pool's secret is read from stdin)
   deno run -A cli.ts remote --unix <socket> --ids <id,id,...>
                                      the remote end of an SSH host: runs and
                                      restarts those workers until stdin closes
+  deno run -A cli.ts <command> --help
+                                     help on one command
   deno run -A cli.ts --help          this text
+  deno run -A cli.ts --version       the version
 
 Examples:
   deno run -A jsr:@distex/pool/cli              # is distex usable here?
   ssh maxi deno run -A jsr:@distex/pool/cli     # ... and on host maxi?
+  deno run -A jsr:@distex/pool/cli check        # ... and can it run a task?
+  seq 1 100 | deno run -A jsr:@distex/pool/cli map ./square.ts#square -w 4
 `;
+
+const CHECK_HELP = `distex check: verify the installation
+
+Usage:
+  deno run -A cli.ts check
+
+Checks that this Deno is new enough (>= ${MIN_DENO.join(".")}), starts one
+local worker, runs a task on it, and prints "distex installed OK". Exit status
+0 when all is well, 1 otherwise (with what went wrong).
+
+Example:
+  deno run -A jsr:@distex/pool/cli check
+  # Deno ${Deno.version.deno}: ok (needs >= ${MIN_DENO.join(".")})
+  # worker started and answered (pid 12345, 150 ms)
+  # distex installed OK (@distex/pool ${VERSION}, Deno ${Deno.version.deno})
+`;
+
+const WORKER_HELP = `distex worker: one worker process (pools start these)
+
+Usage:
+  deno run -A cli.ts worker --unix <socket> --id <n>
+
+Connects to the pool's UNIX socket, reads the pool's secret from the first
+line of stdin, authenticates, and runs tasks until the pool lets it go or
+stdin closes. Not meant to be run by hand.
+`;
+
+const REMOTE_HELP =
+  `distex remote: the remote end of an SSH host (the pool's ssh runs it)
+
+Usage:
+  deno run -A cli.ts remote --unix <socket> --ids <id,id,...>
+
+Reads the pool's secret from stdin, starts one worker per id connecting to
+<socket> (the reverse tunnel), restarts any that die, and stops them all when
+stdin closes. Not meant to be run by hand.
+`;
+
+const COMMAND_HELP: Record<string, string> = {
+  map: MAP_HELP,
+  check: CHECK_HELP,
+  worker: WORKER_HELP,
+  remote: REMOTE_HELP,
+};
 
 function installedLine(): string {
   return `distex installed OK (@distex/pool ${VERSION}, Deno ${Deno.version.deno})`;
 }
 
+function denoIsRecent(version: string): boolean {
+  const parts = version.split(/[.-]/).slice(0, 3).map(Number);
+  for (let i = 0; i < 3; i++) {
+    const have = parts[i] ?? 0;
+    if (have !== MIN_DENO[i]) return have > MIN_DENO[i]!;
+  }
+  return true;
+}
+
 async function check(): Promise<number> {
+  const deno = Deno.version.deno;
+  const needs = `needs >= ${MIN_DENO.join(".")}`;
+  if (!denoIsRecent(deno)) {
+    console.error(
+      `distex check failed: Deno ${deno} is too old (${needs}); ` +
+        `upgrade with 'deno upgrade' or 'npm install -g deno@2'`,
+    );
+    return 1;
+  }
+  console.log(`Deno ${deno}: ok (${needs})`);
   const started = performance.now();
   const pool = new Pool({ workers: 1 });
   try {
@@ -65,7 +152,8 @@ async function check(): Promise<number> {
  * Runs the command line.
  *
  * @param args The arguments (without the script).
- * @returns The process exit code: 0 success, 1 failure, 2 usage error.
+ * @returns The process exit code: 0 success, 1 failure (for `map`: an item
+ * failed, or the run stopped), 2 usage error.
  */
 export async function main(args: string[]): Promise<number> {
   const [command, ...rest] = args;
@@ -82,20 +170,36 @@ export async function main(args: string[]): Promise<number> {
     return 0;
   }
   if (rest.includes("--help") || rest.includes("-h")) {
-    console.log(HELP);
+    const help = COMMAND_HELP[command];
+    if (help === undefined) return unknownCommand(command);
+    console.log(help);
     return 0;
   }
   switch (command) {
+    case "map":
+      return await mapMain(rest);
     case "check":
+      if (rest.length) {
+        console.error(
+          `distex check: takes no arguments, got ${
+            rest.join(" ")
+          }\n\n${CHECK_HELP}`,
+        );
+        return 2;
+      }
       return await check();
     case "worker":
       return await workerMain(rest);
     case "remote":
       return await superviseMain(rest);
     default:
-      console.error(`distex: unknown command '${command}'\n\n${HELP}`);
-      return 2;
+      return unknownCommand(command);
   }
+}
+
+function unknownCommand(command: string): number {
+  console.error(`distex: unknown command '${command}'\n\n${HELP}`);
+  return 2;
 }
 
 if (import.meta.main) {
