@@ -36,3 +36,5 @@ export type { ModuleFunction, TaskFunction } from "./src/function_ref.ts";
 export type { SshOptions } from "./src/ssh_launcher.ts";
 export { HostError, PoolClosedError, WorkerLostError } from "./src/errors.ts";
 export type { WorkerExit } from "./src/errors.ts";
+export { progress } from "./src/progress.ts";
+export type { ProgressOptions } from "./src/progress.ts";

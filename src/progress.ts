@@ -6,14 +6,6 @@
  * @module
  */
 
-/** Where progress is written: `Deno.stderr` or anything with the same two methods. */
-export interface ProgressOutput {
-  /** Writes bytes; returns how many were written. */
-  writeSync(data: Uint8Array): number;
-  /** Whether the output is a terminal (then a bar is redrawn in place). */
-  isTerminal(): boolean;
-}
-
 /** Options of {@link progress}. */
 export interface ProgressOptions {
   /**
@@ -43,8 +35,16 @@ export interface ProgressOptions {
    * `isTerminal()`.
    * @default {Deno.stderr}
    */
-  output?: ProgressOutput | undefined;
+  output?: {
+    /** Writes bytes; returns how many were written. */
+    writeSync(data: Uint8Array): number;
+    /** Whether the output is a terminal (then a bar is redrawn in place). */
+    isTerminal(): boolean;
+  } | undefined;
 }
+
+/** Where progress is written: `Deno.stderr` or anything with the same two methods. */
+export type ProgressOutput = NonNullable<ProgressOptions["output"]>;
 
 /** The numbers a progress line is drawn from. */
 export interface ProgressState {
