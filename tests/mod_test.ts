@@ -31,11 +31,13 @@ Deno.test("mod.ts re-exports the documented types", async () => {
     "MapOptions",
     "ModuleFunction",
     "PoolOptions",
+    "PoolStats",
     "ProgressOptions",
     "SshOptions",
     "TaskFunction",
     "TaskOptions",
     "WorkerExit",
+    "WorkerStats",
   ]);
 });
 
