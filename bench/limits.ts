@@ -11,7 +11,7 @@
  * Run standalone for a table of medians:
  *
  * ```sh
- * deno run -A bench/limits.ts [--rounds 3] [--json] [--only key,key] [--warmup]
+ * deno run -A bench/limits.ts [--rounds 3] [--json] [--only key,key] [--warmup] [--scale 1]
  * ```
  *
  * @module
@@ -620,11 +620,19 @@ export interface LimitCase {
   label: string;
   /** Unit of the value. */
   unit: "msg/s" | "B/s" | "ms";
-  /** Runs the measurement once. */
-  run(): Promise<number>;
+  /**
+   * Runs the measurement once; `scale` (default 1) multiplies the message or
+   * byte count, for quick smoke runs.
+   */
+  run(scale?: number): Promise<number>;
 }
 
 const MIB = 1 << 20;
+
+/** `count * scale`, rounded, at least 10 (so a warm-up tenth remains). */
+function scaled(count: number, scale: number): number {
+  return Math.max(10, Math.round(count * scale));
+}
 
 /** The limits `bench/limits.ts` measures by default, in run order. */
 export const LIMIT_CASES: readonly LimitCase[] = [
@@ -632,43 +640,48 @@ export const LIMIT_CASES: readonly LimitCase[] = [
     key: "pingPongPerS",
     label: "ping-pong, 1 small message in flight",
     unit: "msg/s",
-    run: () => pingPongRate({ messages: 20_000 }),
+    run: (s = 1) => pingPongRate({ messages: scaled(20_000, s) }),
   },
   {
     key: "framed1PerS",
     label: "pipelined small messages, 1 frame/write",
     unit: "msg/s",
-    run: () => framedEchoRate({ messages: 300_000, framesPerWrite: 1 }),
+    run: (s = 1) =>
+      framedEchoRate({ messages: scaled(300_000, s), framesPerWrite: 1 }),
   },
   {
     key: "framed16PerS",
     label: "pipelined small messages, 16 frames/write",
     unit: "msg/s",
-    run: () => framedEchoRate({ messages: 1_000_000, framesPerWrite: 16 }),
+    run: (s = 1) =>
+      framedEchoRate({ messages: scaled(1_000_000, s), framesPerWrite: 16 }),
   },
   {
     key: "framed4096PerS",
     label: "pipelined small messages, 4096 frames/write",
     unit: "msg/s",
-    run: () => framedEchoRate({ messages: 1_000_000, framesPerWrite: 4096 }),
+    run: (s = 1) =>
+      framedEchoRate({ messages: scaled(1_000_000, s), framesPerWrite: 4096 }),
   },
   {
     key: "rawEchoBytesPerS",
     label: "raw byte echo, 1 MiB writes",
     unit: "B/s",
-    run: () => rawEchoRate({ bytes: 2048 * MIB, chunk: MIB }),
+    run: (s = 1) => rawEchoRate({ bytes: scaled(2048, s) * MIB, chunk: MIB }),
   },
   {
     key: "big1BytesPerS",
     label: "1 MiB msgpack frames, 1 in flight",
     unit: "B/s",
-    run: () => framedBigEchoRate({ messages: 400, size: MIB, inFlight: 1 }),
+    run: (s = 1) =>
+      framedBigEchoRate({ messages: scaled(400, s), size: MIB, inFlight: 1 }),
   },
   {
     key: "big4BytesPerS",
     label: "1 MiB msgpack frames, 4 in flight",
     unit: "B/s",
-    run: () => framedBigEchoRate({ messages: 600, size: MIB, inFlight: 4 }),
+    run: (s = 1) =>
+      framedBigEchoRate({ messages: scaled(600, s), size: MIB, inFlight: 4 }),
   },
   {
     key: "bareSpawn4Ms",
@@ -714,6 +727,11 @@ export interface MeasureLimitsOptions {
   rounds?: number;
   /** Which cases to run. @default {LIMIT_CASES} */
   cases?: readonly LimitCase[];
+  /**
+   * Multiplies each case's message or byte count (quick smoke runs).
+   * @default {1}
+   */
+  scale?: number;
 }
 
 /**
@@ -737,7 +755,7 @@ export async function measureLimits(
   const samples: Record<string, number[]> = {};
   for (const c of cases) samples[c.key] = [];
   for (let round = 0; round < rounds; round++) {
-    for (const c of cases) samples[c.key]!.push(await c.run());
+    for (const c of cases) samples[c.key]!.push(await c.run(opts.scale));
   }
   return samples;
 }
@@ -771,7 +789,7 @@ function formatValue(value: number, unit: LimitCase["unit"]): string {
  * Prints a markdown table of medians, or with `--json` a JSON object of them.
  * `--only key,key` runs only those cases; `--warmup` runs each selected case
  * once, untimed, before the rounds (for the spawn cases, whose single timed
- * run has no warm-up of its own).
+ * run has no warm-up of its own); `--scale 0.1` shrinks the counts.
  */
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -781,9 +799,12 @@ async function main(): Promise<void> {
       json: { type: "boolean", default: false },
       only: { type: "string" },
       warmup: { type: "boolean", default: false },
+      scale: { type: "string", default: "1" },
     },
   });
   const rounds = Number(values.rounds);
+  const scale = Number(values.scale);
+  if (!(scale > 0)) throw new RangeError(`--scale must be > 0, got ${scale}`);
   let cases = LIMIT_CASES;
   if (values.only !== undefined) {
     const keys = values.only.split(",");
