@@ -63,7 +63,7 @@ const BAR_WIDTH = 24;
 
 /** `m:ss`, or `h:mm:ss` from an hour on. */
 export function formatDuration(ms: number): string {
-  const total = Math.max(0, Math.round(ms / 1000));
+  const total = Math.max(0, Math.floor(ms / 1000));
   const s = total % 60;
   const m = Math.floor(total / 60) % 60;
   const h = Math.floor(total / 3600);
