@@ -1,0 +1,529 @@
+/**
+ * The command line, run as a subprocess the way users run it: `map` (order,
+ * `--on-error`, exit codes, progress on and off a terminal), `check`, help.
+ * Every run starts in `tests/fixtures/`, so module paths are relative to it.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+
+const CLI = new URL("../cli.ts", import.meta.url).pathname;
+const FIXTURES = new URL("./fixtures/", import.meta.url).pathname;
+const TASKS = "./cli_tasks.ts";
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+/** A run that takes longer than this has hung: the test fails. */
+const HANG_MS = 60_000;
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function command(
+  args: string[],
+  stdin: "piped" | "null",
+): Deno.Command {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, ...args],
+    cwd: FIXTURES,
+    stdin,
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  });
+}
+
+/** Rejects after `ms`; the timer is cleared by `clear()`. */
+function deadline(ms: number, what: string): {
+  promise: Promise<never>;
+  clear: () => void;
+} {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const promise = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`${what} took more than ${ms} ms`)),
+      ms,
+    );
+  });
+  return { promise, clear: () => clearTimeout(timer) };
+}
+
+/**
+ * Runs `cli.ts ...args` with `input` on stdin (none when undefined) and
+ * returns its exit code and output. The process is killed and awaited if
+ * anything goes wrong, or if it runs longer than {@link HANG_MS}.
+ */
+async function cli(args: string[], input?: string): Promise<Result> {
+  const child = command(args, input === undefined ? "null" : "piped").spawn();
+  const output = child.output();
+  const limit = deadline(HANG_MS, `cli.ts ${args.join(" ")}`);
+  try {
+    if (input !== undefined) {
+      const writer = child.stdin.getWriter();
+      try {
+        await writer.write(encoder.encode(input));
+        await writer.close();
+      } catch (error) {
+        // The CLI may exit (e.g. a usage error) before reading its input.
+        if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
+      }
+    }
+    const { code, stdout, stderr } = await Promise.race([
+      output,
+      limit.promise,
+    ]);
+    return {
+      code,
+      stdout: decoder.decode(stdout),
+      stderr: decoder.decode(stderr),
+    };
+  } finally {
+    limit.clear();
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already exited */ }
+    await output.catch(() => {});
+  }
+}
+
+/** The JSON values of the output lines. */
+function jsonLines(text: string): unknown[] {
+  return text.split("\n").filter(Boolean).map((line) => JSON.parse(line));
+}
+
+function numbers(from: number, to: number): string {
+  const lines = [];
+  for (let i = from; i <= to; i++) lines.push(String(i));
+  return lines.join("\n") + "\n";
+}
+
+function squares(from: number, to: number, except: number[] = []): number[] {
+  const out = [];
+  for (let i = from; i <= to; i++) if (!except.includes(i)) out.push(i * i);
+  return out;
+}
+
+// ---- installed OK, check, help -----------------------------------------------
+
+Deno.test("cli.ts without arguments prints 'distex installed OK'", async () => {
+  const { code, stdout } = await cli([]);
+  assert.equal(code, 0);
+  assert.match(
+    stdout,
+    /^distex installed OK \(@distex\/pool \S+, Deno \S+\)\n$/,
+  );
+});
+
+Deno.test("cli.ts check verifies Deno and a worker, then prints 'distex installed OK'", async () => {
+  const { code, stdout, stderr } = await cli(["check"]);
+  assert.equal(code, 0, stderr);
+  assert.match(stdout, /^Deno \S+: ok \(needs >= 2\.0\.0\)$/m);
+  assert.match(stdout, /^worker started and answered \(pid \d+, \d+ ms\)$/m);
+  assert.match(stdout, /distex installed OK/);
+});
+
+Deno.test("cli.ts --help lists the commands with examples", async () => {
+  const { code, stdout } = await cli(["--help"]);
+  assert.equal(code, 0);
+  for (const word of ["map", "check", "worker", "remote", "Examples:"]) {
+    assert.ok(stdout.includes(word), `--help lacks '${word}'`);
+  }
+});
+
+Deno.test("cli.ts <command> --help explains that command with examples", async () => {
+  const map = await cli(["map", "--help"]);
+  assert.equal(map.code, 0);
+  assert.match(map.stdout, /^distex map:/);
+  for (
+    const flag of [
+      "--input",
+      "--workers",
+      "--host",
+      "--chunk-size",
+      "--unordered",
+      "--retries",
+      "--timeout",
+      "--on-error",
+      "--quiet",
+      "Exit status",
+      "Examples:",
+    ]
+  ) {
+    assert.ok(map.stdout.includes(flag), `map --help lacks '${flag}'`);
+  }
+  const check = await cli(["check", "-h"]);
+  assert.equal(check.code, 0);
+  assert.match(check.stdout, /^distex check:[^]*Example/);
+  const worker = await cli(["worker", "--help"]);
+  assert.equal(worker.code, 0);
+  assert.match(worker.stdout, /^distex worker:/);
+});
+
+Deno.test("cli.ts with an unknown command exits 2 with the help", async () => {
+  const { code, stderr } = await cli(["frobnicate"]);
+  assert.equal(code, 2);
+  assert.match(stderr, /unknown command 'frobnicate'[^]*Usage:/);
+});
+
+// ---- map: results ----------------------------------------------------------
+
+Deno.test("cli.ts map writes results in input order and exits 0", async () => {
+  const { code, stdout, stderr } = await cli(
+    ["map", `${TASKS}#square`, "-w", "2", "-q"],
+    numbers(1, 50),
+  );
+  assert.equal(code, 0, stderr);
+  assert.deepEqual(jsonLines(stdout), squares(1, 50));
+  assert.equal(stderr, "");
+});
+
+Deno.test("cli.ts map keeps input order when items finish out of order", async () => {
+  const delays = [60, 1, 30, 1, 45, 1, 10, 1];
+  const { code, stdout, stderr } = await cli(
+    ["map", `${TASKS}#after`, "-w", "4", "-q"],
+    delays.join("\n") + "\n",
+  );
+  assert.equal(code, 0, stderr);
+  assert.deepEqual(jsonLines(stdout), delays);
+});
+
+Deno.test("cli.ts map --unordered writes every result once (as a multiset)", async () => {
+  const delays = [40, 1, 20, 1, 30, 5, 1, 1, 10, 2];
+  const { code, stdout, stderr } = await cli(
+    ["map", `${TASKS}#after`, "-w", "3", "--unordered", "-q"],
+    delays.join("\n") + "\n",
+  );
+  assert.equal(code, 0, stderr);
+  const got = jsonLines(stdout) as number[];
+  assert.deepEqual(
+    got.toSorted((a, b) => a - b),
+    delays.toSorted((a, b) => a - b),
+  );
+});
+
+Deno.test("cli.ts map --chunk-size batches items and keeps their order", async () => {
+  const { code, stdout, stderr } = await cli(
+    ["map", `${TASKS}#square`, "--chunk-size", "7", "-w", "2", "-q"],
+    numbers(1, 30),
+  );
+  assert.equal(code, 0, stderr);
+  assert.deepEqual(jsonLines(stdout), squares(1, 30));
+});
+
+Deno.test("cli.ts map --star spreads arrays into arguments; the default export is used without #", async () => {
+  const star = await cli(
+    ["map", `${TASKS}#add`, "--star", "-w", "1", "-q"],
+    "[1, 2]\n[10, 20]\n",
+  );
+  assert.equal(star.code, 0, star.stderr);
+  assert.deepEqual(jsonLines(star.stdout), [3, 30]);
+  const wrap = await cli(["map", TASKS, "-w", "1", "-q"], '"a"\n{"b":1}\n');
+  assert.equal(wrap.code, 0, wrap.stderr);
+  assert.deepEqual(jsonLines(wrap.stdout), [{ got: "a" }, { got: { b: 1 } }]);
+});
+
+Deno.test("cli.ts map --input reads a file and skips blank lines", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "distex-cli-" });
+  try {
+    const file = `${dir}/in.jsonl`;
+    await Deno.writeTextFile(file, "1\n\n2\r\n   \n3");
+    const { code, stdout, stderr } = await cli(
+      ["map", `${TASKS}#square`, "--input", file, "-w", "1"],
+    );
+    assert.equal(code, 0, stderr);
+    assert.deepEqual(jsonLines(stdout), [1, 4, 9]);
+    // Off a terminal: a plain line at the end, with done/total for a file.
+    assert.match(stderr, /^distex map: 3\/3 done \(100%\) · .* elapsed\n$/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+// ---- map: failures -----------------------------------------------------------
+
+Deno.test("cli.ts map --on-error stop (the default) writes the results before the failing line and exits 1", async () => {
+  const { code, stdout, stderr } = await cli(
+    ["map", `${TASKS}#failOnSevens`, "-w", "2", "-q"],
+    numbers(1, 40),
+  );
+  assert.equal(code, 1);
+  assert.deepEqual(jsonLines(stdout), squares(1, 6));
+  assert.match(stderr, /line 7: RangeError: 7 is a multiple of 7/);
+  assert.match(stderr, /stopped at line 7/);
+  assert.doesNotMatch(stderr, /line 14/);
+});
+
+Deno.test("cli.ts map --on-error skip reports each failing line, writes the rest, exits 1", async () => {
+  const { code, stdout, stderr } = await cli(
+    ["map", `${TASKS}#failOnSevens`, "--on-error", "skip", "-w", "2", "-q"],
+    numbers(1, 20),
+  );
+  assert.equal(code, 1);
+  assert.deepEqual(jsonLines(stdout), squares(1, 20, [7, 14]));
+  assert.match(stderr, /line 7: RangeError: 7 is a multiple of 7/);
+  assert.match(stderr, /line 14: RangeError: 14 is a multiple of 7/);
+});
+
+Deno.test("cli.ts map --on-error emit writes an error object in the failing line's place, exits 1", async () => {
+  const { code, stdout, stderr } = await cli(
+    ["map", `${TASKS}#failOnSevens`, "--on-error", "emit", "-w", "2", "-q"],
+    numbers(5, 8),
+  );
+  assert.equal(code, 1);
+  assert.deepEqual(jsonLines(stdout), [
+    25,
+    36,
+    {
+      error: {
+        line: 3,
+        name: "RangeError",
+        message: "7 is a multiple of 7",
+      },
+    },
+    64,
+  ]);
+  assert.match(stderr, /line 3: RangeError/);
+});
+
+Deno.test("cli.ts map counts blank lines in line numbers and reports lines that are not JSON", async () => {
+  const { code, stdout, stderr } = await cli(
+    ["map", `${TASKS}#square`, "--on-error", "skip", "-w", "1", "-q"],
+    "2\n\n{oops\n3\n",
+  );
+  assert.equal(code, 1);
+  assert.deepEqual(jsonLines(stdout), [4, 9]);
+  assert.match(stderr, /line 3: SyntaxError: not JSON/);
+});
+
+Deno.test("cli.ts map reports a failing item inside a chunk by its own line", async () => {
+  const { code, stdout, stderr } = await cli(
+    [
+      "map",
+      `${TASKS}#failOnSevens`,
+      "-c",
+      "4",
+      "--on-error",
+      "skip",
+      "-w",
+      "2",
+      "-q",
+    ],
+    numbers(1, 10),
+  );
+  assert.equal(code, 1);
+  assert.deepEqual(jsonLines(stdout), squares(1, 10, [7]));
+  assert.match(stderr, /line 7: RangeError/);
+  assert.equal(stderr.match(/line \d+:/g)?.length, 1);
+});
+
+Deno.test("cli.ts map reports a result JSON cannot hold", async () => {
+  const { code, stdout, stderr } = await cli(
+    ["map", `${TASKS}#big`, "--on-error", "emit", "-w", "1", "-q"],
+    "1\n",
+  );
+  assert.equal(code, 1);
+  const [line] = jsonLines(stdout) as { error: { message: string } }[];
+  assert.match(line!.error.message, /not JSON/);
+  assert.match(stderr, /line 1: TypeError: the result is not JSON/);
+});
+
+Deno.test("cli.ts map --timeout fails the item that runs too long, by line", async () => {
+  const { code, stdout, stderr } = await cli(
+    [
+      "map",
+      `${TASKS}#hangOn`,
+      "--timeout",
+      "300",
+      "--on-error",
+      "skip",
+      "-w",
+      "2",
+      "-q",
+    ],
+    '"a"\n"hang"\n"b"\n',
+  );
+  assert.equal(code, 1);
+  assert.deepEqual(jsonLines(stdout), ["a", "b"]);
+  assert.match(stderr, /line 2: TimeoutError: .*300 ms/);
+});
+
+Deno.test("cli.ts map --retries resends an item whose worker died", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "distex-cli-" });
+  try {
+    const input = JSON.stringify(`${dir}/marker`) + "\n";
+    const lost = await cli(
+      ["map", `${TASKS}#dieOnce`, "-w", "1", "-q"],
+      input,
+    );
+    assert.equal(lost.code, 1);
+    assert.match(lost.stderr, /line 1: WorkerLostError: .*exited with code 3/);
+    await Deno.remove(`${dir}/marker`);
+    const retried = await cli(
+      ["map", `${TASKS}#dieOnce`, "-w", "1", "--retries", "1", "-q"],
+      input,
+    );
+    assert.equal(retried.code, 0, retried.stderr);
+    assert.deepEqual(jsonLines(retried.stdout), ["survived"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+// ---- map: usage errors -------------------------------------------------------
+
+Deno.test("cli.ts map exits 2 for usage errors, saying what is wrong", async () => {
+  const cases: [string[], RegExp][] = [
+    [["map"], /missing the function/],
+    [["map", `${TASKS}#square`, "--bogus"], /--bogus/],
+    [
+      ["map", `${TASKS}#square`, "--on-error", "ignore"],
+      /--on-error must be stop, skip or emit/,
+    ],
+    [
+      ["map", `${TASKS}#square`, "--workers", "two"],
+      /--workers must be an integer/,
+    ],
+    [
+      ["map", `${TASKS}#square`, "--timeout=0"],
+      /--timeout must be a number/,
+    ],
+    [["map", "./no_such_file.ts#f"], /no such module file: .*no_such_file\.ts/],
+    [["map", `${TASKS}#nope`], /has no export named 'nope'/],
+    [["map", `${TASKS}#answer`], /'answer' .* is a number, not a function/],
+    [
+      ["map", `${TASKS}#square`, "--input", "/no/such/input.jsonl"],
+      /cannot read --input/,
+    ],
+  ];
+  for (const [args, message] of cases) {
+    const { code, stdout, stderr } = await cli(args, "1\n");
+    assert.equal(code, 2, `${args.join(" ")}: ${stderr}`);
+    assert.match(stderr, message, args.join(" "));
+    assert.match(stderr, /map --help/);
+    assert.equal(stdout, "");
+  }
+});
+
+// ---- map: progress -----------------------------------------------------------
+
+Deno.test("cli.ts map off a terminal writes plain progress lines while it runs", async () => {
+  const child = command(
+    ["map", `${TASKS}#square`, "-w", "1", "--progress-interval", "20"],
+    "piped",
+  ).spawn();
+  const stdout = new Response(child.stdout).text();
+  const stderrReader = child.stderr.getReader();
+  const limit = deadline(HANG_MS, "cli.ts map with progress lines");
+  let stderr = "";
+  const writer = child.stdin.getWriter();
+  try {
+    await writer.write(encoder.encode("1\n2\n"));
+    // stdin stays open: the run waits for more input, and progress lines
+    // keep coming. Read them until one counts both items.
+    while (!/^distex map: 2 done · .* elapsed$/m.test(stderr)) {
+      const { value, done } = await Promise.race([
+        stderrReader.read(),
+        limit.promise,
+      ]);
+      if (done) break;
+      stderr += decoder.decode(value, { stream: true });
+    }
+    assert.match(stderr, /^distex map: 2 done · .* elapsed$/m);
+    await writer.write(encoder.encode("3\n"));
+    await writer.close();
+    for (;;) {
+      const { value, done } = await Promise.race([
+        stderrReader.read(),
+        limit.promise,
+      ]);
+      if (done) break;
+      stderr += decoder.decode(value, { stream: true });
+    }
+    const status = await Promise.race([child.status, limit.promise]);
+    assert.equal(status.code, 0, stderr);
+    assert.deepEqual(jsonLines(await stdout), [1, 4, 9]);
+    // Every progress line is a plain line: no carriage returns, no escapes.
+    assert.ok(!stderr.includes("\r") && !stderr.includes("\x1b"), stderr);
+    assert.match(stderr, /distex map: 3 done · .* elapsed\n$/);
+  } finally {
+    limit.clear();
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already exited */ }
+    await writer.close().catch(() => {});
+    await stderrReader.cancel().catch(() => {});
+    await stdout.catch(() => {});
+    await child.status;
+  }
+});
+
+const hasScript = new Deno.Command("sh", {
+  args: ["-c", "command -v script"],
+  stdout: "null",
+  stderr: "null",
+}).outputSync().success;
+
+Deno.test({
+  name: "cli.ts map on a terminal draws a progress bar in place",
+  ignore: !hasScript,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "distex-cli-" });
+    try {
+      await Deno.writeTextFile(`${dir}/in.jsonl`, "30\n".repeat(12));
+      const quote = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
+      const shell = [
+        quote(Deno.execPath()),
+        "run -A",
+        quote(CLI),
+        `map ${TASKS}#after -w 3 --progress-interval 10`,
+        `--input ${quote(`${dir}/in.jsonl`)}`,
+        `> ${quote(`${dir}/out.jsonl`)}`,
+      ].join(" ");
+      // `script` runs the command on a pseudo-terminal: stderr is a TTY.
+      const { code, stdout, stderr } = await (async () => {
+        const child = new Deno.Command("script", {
+          args: ["-qfec", shell, "/dev/null"],
+          cwd: FIXTURES,
+          stdin: "null",
+          stdout: "piped",
+          stderr: "piped",
+          env: { NO_COLOR: "1" },
+        }).spawn();
+        const output = child.output();
+        const limit = deadline(HANG_MS, "cli.ts map under script");
+        try {
+          const r = await Promise.race([output, limit.promise]);
+          return {
+            code: r.code,
+            stdout: decoder.decode(r.stdout),
+            stderr: decoder.decode(r.stderr),
+          };
+        } finally {
+          limit.clear();
+          try {
+            child.kill("SIGKILL");
+          } catch { /* exited */ }
+          await output.catch(() => {});
+        }
+      })();
+      assert.equal(code, 0, stdout + stderr);
+      const screen = stdout;
+      // The bar: redrawn with carriage returns and erase-to-end-of-line.
+      assert.match(screen, /\rdistex map \[#*-*\] +\d+% \d+\/12/);
+      assert.match(screen, /\rdistex map \[#{24}\] 100% 12\/12 · /);
+      assert.ok(screen.includes("\x1b[K"), JSON.stringify(screen));
+      // All frames on one line: the bar only ends with the run.
+      assert.equal(
+        screen.trimEnd().split(/\r?\n/).length,
+        1,
+        JSON.stringify(screen),
+      );
+      const results = jsonLines(await Deno.readTextFile(`${dir}/out.jsonl`));
+      assert.deepEqual(results, Array(12).fill(30));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
