@@ -11,9 +11,10 @@ import { parseArgs } from "node:util";
 import { gunzipSync } from "node:zlib";
 import { Pool } from "../mod.ts";
 
-const WORDS = ("lorem ipsum dolor sit amet consectetur adipiscing elit sed do " +
-  "eiusmod tempor incididunt ut labore et dolore magna aliqua pool worker " +
-  "process deno socket frame stream promise").split(" ");
+const WORDS =
+  ("lorem ipsum dolor sit amet consectetur adipiscing elit sed do " +
+    "eiusmod tempor incididunt ut labore et dolore magna aliqua pool worker " +
+    "process deno socket frame stream promise").split(" ");
 
 const ENCODED = WORDS.flatMap((w) => [
   new TextEncoder().encode(w + " "),
@@ -66,7 +67,10 @@ export async function main(args: string[] = Deno.args): Promise<void> {
   const count = Number(values.buffers);
   const workers = Number(values.workers ?? navigator.hardwareConcurrency ?? 2);
   const size = 1 << 20;
-  const inputs = Array.from({ length: count }, (_, i) => makeBuffer(i + 1, size));
+  const inputs = Array.from(
+    { length: count },
+    (_, i) => makeBuffer(i + 1, size),
+  );
   const mib = (count * size) / (1 << 20);
   console.log(
     `Compressing ${count} x 1 MiB buffers with node:zlib (gzip level 6)...`,
@@ -84,7 +88,9 @@ export async function main(args: string[] = Deno.args): Promise<void> {
       throw new Error(`Buffer ${i} did not round-trip`);
     }
     if (one.outputs[i]!.length !== out.length) {
-      throw new Error(`Buffer ${i}: 1-worker and ${workers}-worker results differ`);
+      throw new Error(
+        `Buffer ${i}: 1-worker and ${workers}-worker results differ`,
+      );
     }
   }
   const rate = (s: number) => `${(mib / s).toFixed(1)} MiB/s`;
