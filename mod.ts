@@ -3,23 +3,48 @@
  * on local worker processes and on workers on other machines reached by SSH,
  * and come back as promises and streams.
  *
+ * @example A complete program
  * ```ts
- * import { Pool } from "./mod.ts";
+ * import { Pool, progress } from "@distex/pool";
  *
- * await using pool = new Pool(2); // two local worker processes
+ * // Two local worker processes (new Pool() starts one per CPU). `await using`
+ * // closes the pool, and stops its workers, when the scope ends.
+ * await using pool = await Pool.create(2);
+ *
+ * // One call: the function is sent to a worker and its result comes back.
  * console.log(await pool.run((x: number) => x * x, 7)); // 49
  *
- * const results = pool.map(async (n: number) => {
+ * // Many calls: a stream of results in input order, with progress on stderr.
+ * const inputs = Array.from({ length: 100 }, (_, i) => i);
+ * const hashes = pool.map(async (n: number) => {
  *   const { createHash } = await import("node:crypto");
  *   return createHash("sha256").update(String(n)).digest("hex").slice(0, 8);
- * }, [1, 2, 3]);
- * for await (const hash of results) console.log(hash);
+ * }, inputs).pipeThrough(progress({ total: inputs.length, label: "hashing" }));
+ * const all = await Array.fromAsync(hashes);
+ * console.log(all.length); // 100
+ *
+ * // Errors thrown in a worker arrive as the same class, with the worker's stack.
+ * try {
+ *   await pool.run((text: string) => JSON.parse(text), "{oops");
+ * } catch (error) {
+ *   console.log(error instanceof SyntaxError); // true
+ * }
+ *
+ * // A deadline for one task; a signal would cancel it the same way.
+ * const nap = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+ * await pool.apply(nap, [5_000], { timeout: 50 })
+ *   .catch((error) => console.log(error.name)); // TimeoutError
  * ```
  *
  * Task functions are sent to workers as source text, so they must be
  * self-contained: use arguments, globals and `await import(...)`, not
  * variables of the surrounding scope. Or name an exported function of a
  * module: `pool.run({ module: import.meta.resolve("./tasks.ts"), name: "fib" }, 30)`.
+ *
+ * Remote machines join with `new Pool({ workers: 4, hosts: ["ssh://me@maxi/8"] })`:
+ * one `ssh` connection per host, workers there connect back through it.
+ * The command line (`deno run -A jsr:@distex/pool/cli map ./tasks.ts#fib < in.jsonl`)
+ * maps an exported function over JSON lines; see the `./cli` entry.
  *
  * @module
  */

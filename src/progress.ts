@@ -329,7 +329,7 @@ function columns(output: ProgressOutput): number {
  *
  * @example Progress of a map
  * ```ts
- * import { Pool, progress } from "./mod.ts";
+ * import { Pool, progress } from "@distex/pool";
  *
  * await using pool = new Pool(2);
  * const inputs = Array.from({ length: 20 }, (_, i) => i);

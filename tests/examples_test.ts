@@ -65,6 +65,7 @@ Deno.test("examples/demo.ts compresses buffers and checks every result", async (
     "2",
   ]);
   assert.equal(code, 0, stderr);
+  assert.equal(stderr, "");
   assertLines(stdout, [
     /^Compressing 6 x 1 MiB buffers with node:zlib/,
     /^all 6 results checked \(gunzip matches the input\)$/,
@@ -85,6 +86,7 @@ Deno.test("examples/compress_files.ts gzips every file and checks the archives",
     "2",
   ]);
   assert.equal(code, 0, stderr);
+  assert.equal(stderr, "");
   assertLines(stdout, [
     /^Compressing 5 files in \S+ \.\.\.$/,
     /^compressed 5 files on 2 workers: 160 KiB -> \d+ KiB \(\d+\.\dx\) in \d+\.\d\d s$/,
@@ -140,6 +142,7 @@ Deno.test("examples/fetch_urls.ts fetches every page of its own server and parse
     "1",
   ]);
   assert.equal(code, 0, stderr);
+  assert.equal(stderr, "");
   assertLines(stdout, [
     /^Fetching 40 pages from a local server on 2 workers \.\.\.$/,
     /^fetched 40 pages in \d+\.\d\d s \(\d+ pages\/s, 0 failed\)$/,
@@ -158,6 +161,7 @@ Deno.test("examples/pipeline.ts streams records through the pool into a file, in
       out,
     ]);
     assert.equal(code, 0, stderr);
+    assert.equal(stderr, "");
     assertLines(stdout, [
       /^Streaming 500 records through 2 workers \.\.\.$/,
       /^wrote 500 lines to \S+ in \d+\.\d\d s, in input order$/,
