@@ -28,7 +28,12 @@ Options:
                            (the progress display then shows done/total)
   -w, --workers <n>        local workers (default: one per CPU; none with --host)
       --host <spec>        remote workers: ssh://[user@]host[:port]/<n>
-                           (repeatable; see the README on SSH hosts)
+                           (repeatable). The module must be at the same path
+                           (or URL) on every host
+      --ssh-command <cmd>  how hosts start distex (default: deno run -A
+                           jsr:@distex/pool/cli), e.g. "deno run -A /opt/distex/cli.ts"
+      --ssh-arg <arg>      an extra argument for ssh, e.g. --ssh-arg=-i
+                           --ssh-arg=~/.ssh/work_key (repeatable)
   -c, --chunk-size <n>     items per task (default 1); larger chunks cut the
                            overhead of tiny functions
   -u, --unordered          write results as they complete, not in input order
@@ -112,6 +117,8 @@ const OPTIONS = {
   input: { type: "string", short: "i" },
   workers: { type: "string", short: "w" },
   host: { type: "string", multiple: true },
+  "ssh-command": { type: "string" },
+  "ssh-arg": { type: "string", multiple: true },
   "chunk-size": { type: "string", short: "c" },
   unordered: { type: "boolean", short: "u" },
   star: { type: "boolean" },
@@ -203,6 +210,13 @@ export function parseMapArgs(args: string[]): MapConfig {
   if (workers !== undefined) pool.workers = workers;
   const hosts = (values.host ?? []) as string[];
   if (hosts.length) pool.hosts = hosts;
+  const sshCommand = values["ssh-command"] as string | undefined;
+  const sshArgs = (values["ssh-arg"] ?? []) as string[];
+  if (sshCommand !== undefined || sshArgs.length) {
+    pool.ssh = {};
+    if (sshCommand !== undefined) pool.ssh.command = sshCommand;
+    if (sshArgs.length) pool.ssh.args = sshArgs;
+  }
   const retries = integer(values, "retries", 0);
   if (retries !== undefined) pool.retries = retries;
   const timeout = milliseconds(values, "timeout");

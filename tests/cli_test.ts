@@ -6,6 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { sshPrerequisites, startSshHost } from "./_ssh_hosts.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 const FIXTURES = new URL("./fixtures/", import.meta.url).pathname;
@@ -525,5 +526,34 @@ Deno.test({
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
+  },
+});
+
+// ---- map: SSH hosts ------------------------------------------------------------
+
+const sshMissing = await sshPrerequisites();
+
+Deno.test({
+  name: "cli.ts map --host runs the items on workers of an SSH host",
+  ignore: sshMissing !== null,
+  async fn() {
+    await using host = await startSshHost();
+    const { code, stdout, stderr } = await cli(
+      [
+        "map",
+        `${TASKS}#square`,
+        "--workers",
+        "0",
+        "--host",
+        host.hostSpec(2),
+        ...host.sshArgs.map((arg) => `--ssh-arg=${arg}`),
+        "--ssh-command",
+        `${Deno.execPath()} run -A ${CLI}`,
+        "-q",
+      ],
+      numbers(1, 20),
+    );
+    assert.equal(code, 0, stderr);
+    assert.deepEqual(jsonLines(stdout), squares(1, 20));
   },
 });
