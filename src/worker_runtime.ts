@@ -105,8 +105,12 @@ export async function runWorker(options: WorkerRuntimeOptions): Promise<void> {
   }
 
   function reply(taskId: number, value: unknown, started: number): void {
-    if (cancelled.delete(taskId)) return;
     const workUs = Math.round((performance.now() - started) * 1000);
+    if (cancelled.delete(taskId)) {
+      // Drop the value but still report the end: the pool frees the slot.
+      writer.send([Op.Result, taskId, undefined, workUs]);
+      return;
+    }
     try {
       writer.send([Op.Result, taskId, value, workUs]);
     } catch (error) {
@@ -115,7 +119,10 @@ export async function runWorker(options: WorkerRuntimeOptions): Promise<void> {
   }
 
   function fail(taskId: number, fnId: number, error: unknown): void {
-    if (cancelled.delete(taskId)) return;
+    if (cancelled.delete(taskId)) {
+      writer.send([Op.Result, taskId, undefined]);
+      return;
+    }
     if (sourced.has(fnId)) selfContainedHint(error);
     writer.send([Op.Error, taskId, toErrorRecord(error)]);
   }
