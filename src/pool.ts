@@ -371,6 +371,8 @@ export class Pool extends EventTarget implements AsyncDisposable {
   /** Moving average of each function's time per item in workers (ms). */
   #itemMs = new Map<number, number>();
   #booting: Promise<void> | undefined;
+  /** A graceful close() is waiting for the tasks in flight. */
+  #draining = false;
   #startTimeout = 30_000;
   #timers = new Set<ReturnType<typeof setTimeout>>();
   #watched = new Map<
@@ -732,7 +734,10 @@ export class Pool extends EventTarget implements AsyncDisposable {
    */
   close(options: CloseOptions = {}): Promise<void> {
     if (this.#closing) {
-      if (options.wait === false) this.#failAll();
+      if (options.wait === false) {
+        this.#draining = false;
+        this.#failAll();
+      }
       return this.#closing;
     }
     const previous = this.#state;
@@ -914,8 +919,10 @@ export class Pool extends EventTarget implements AsyncDisposable {
     );
   }
 
+  /** Workers are started, replaced and given retried tasks. */
   #isRunning(): boolean {
-    return this.#state === "starting" || this.#state === "running";
+    return this.#state === "starting" || this.#state === "running" ||
+      this.#draining;
   }
 
   #launchFailed(group: Group, error: unknown): void {
@@ -1405,9 +1412,21 @@ export class Pool extends EventTarget implements AsyncDisposable {
     return promise;
   }
 
+  /**
+   * Waits until no task is live. Meanwhile the pool still replaces workers
+   * that die and retries their tasks, or a queue left without workers would
+   * never drain.
+   */
   async #drain(): Promise<void> {
-    while (this.#live.size > 0 && this.#fatal === undefined) {
-      await this.#changed.promise;
+    this.#draining = true;
+    try {
+      while (
+        this.#live.size > 0 && this.#fatal === undefined && this.#draining
+      ) {
+        await this.#changed.promise;
+      }
+    } finally {
+      this.#draining = false;
     }
   }
 
