@@ -34,8 +34,9 @@ Options:
                            jsr:@distex/pool/cli), e.g. "deno run -A /opt/distex/cli.ts"
       --ssh-arg <arg>      an extra argument for ssh, e.g. --ssh-arg=-i
                            --ssh-arg=~/.ssh/work_key (repeatable)
-  -c, --chunk-size <n>     items per task (default 1); larger chunks cut the
-                           overhead of tiny functions
+  -c, --chunk-size <n>     items per task (default: chosen from measured
+                           times, so tiny functions go in large chunks; 1 with
+                           --timeout)
   -u, --unordered          write results as they complete, not in input order
       --star               spread each input (a JSON array) into the arguments
       --retries <n>        resend an item whose worker died (default 0)
@@ -92,7 +93,8 @@ interface MapConfig {
   label: string;
   input: string | undefined;
   pool: PoolOptions;
-  chunkSize: number;
+  /** Items per task; undefined: chosen from measured item times. */
+  chunkSize: number | undefined;
   ordered: boolean;
   star: boolean;
   timeout: number | undefined;
@@ -229,7 +231,7 @@ export function parseMapArgs(args: string[]): MapConfig {
     label: target,
     input: values.input as string | undefined,
     pool,
-    chunkSize: integer(values, "chunk-size", 1) ?? 1,
+    chunkSize: integer(values, "chunk-size", 1),
     ordered: !values.unordered,
     star: values.star === true,
     timeout,
@@ -247,15 +249,19 @@ const probeExport = async (url: string, name: string): Promise<string> => {
   return name in mod ? typeof mod[name] : "missing";
 };
 
-/** Runs the export on each item of a chunk; failures are per item. */
+/**
+ * Runs the export on each item of a chunk (async ones concurrently); failures
+ * are per item. Returns the outcomes and the milliseconds the chunk took.
+ */
 const runChunk = async (
   url: string,
   name: string,
   star: boolean,
   items: unknown[],
-): Promise<[boolean, unknown][]> => {
+): Promise<[[boolean, unknown][], number]> => {
   const fn = (await import(url))[name];
-  return await Promise.all(items.map(async (item): Promise<
+  const started = performance.now();
+  const outcomes = await Promise.all(items.map(async (item): Promise<
     [boolean, unknown]
   > => {
     try {
@@ -276,6 +282,7 @@ const runChunk = async (
       ];
     }
   }));
+  return [outcomes, performance.now() - started];
 };
 
 // ---- the run ---------------------------------------------------------------
@@ -300,6 +307,9 @@ interface Chunk {
 }
 
 const encoder = new TextEncoder();
+/** Automatic chunks keep a worker busy for about this long (ms). */
+const CHUNK_TARGET_MS = 2;
+const MAX_CHUNK = 1024;
 
 /** Yields the lines of a byte stream (without `\n` / `\r\n`); cancel() stops it. */
 class LineReader {
@@ -333,6 +343,15 @@ class LineReader {
         this.#buffer += this.#decoder.decode(value, { stream: true });
       }
     }
+  }
+
+  /** The next line if it is already read (no waiting), else undefined. */
+  nextBuffered(): string | undefined {
+    const nl = this.#buffer.indexOf("\n");
+    if (nl < 0) return undefined;
+    const line = this.#buffer.slice(0, nl);
+    this.#buffer = this.#buffer.slice(nl + 1);
+    return line.endsWith("\r") ? line.slice(0, -1) : line;
   }
 
   cancel(): void {
@@ -507,6 +526,10 @@ class MapRun {
   /** Nothing more is written. */
   #stopped = false;
   #failures = 0;
+  /** Moving average of the time per item in the workers (ms). */
+  #itemMs: number | undefined;
+  /** The chunk size last used. */
+  #chunk = 1;
   #interrupted = false;
   #readError: unknown = undefined;
   #changed = Promise.withResolvers<void>();
@@ -576,18 +599,44 @@ class MapRun {
     changed.resolve();
   }
 
-  /** Tasks in the pool at once: one per worker with a deadline per item, else enough to keep every worker busy. */
+  /**
+   * Tasks in the pool at once: with a deadline per item, one per worker (an
+   * item's time is then its own, not that of items queued before it); else
+   * enough to keep every worker busy.
+   */
   #poolWindow(): number {
     const workers = Math.max(1, this.#pool.totalWorkers);
-    return this.#config.timeout !== undefined
-      ? workers
-      : Math.max(8, workers * 32);
+    if (this.#config.timeout !== undefined) return workers;
+    return Math.max(8, workers * Math.max(4, Math.ceil(32 / this.#chunk)));
   }
 
+  /**
+   * Items for the next task: `--chunk-size` if given; one item with
+   * `--timeout`; else as many as keep a worker busy for about CHUNK_TARGET_MS
+   * (tiny functions go in large chunks, slow ones one by one).
+   */
+  #chunkSize(): number {
+    const { chunkSize, timeout } = this.#config;
+    if (chunkSize !== undefined) return chunkSize;
+    if (timeout !== undefined || this.#itemMs === undefined) return 1;
+    const size = Math.floor(CHUNK_TARGET_MS / Math.max(this.#itemMs, 1e-4));
+    return Math.max(1, Math.min(MAX_CHUNK, size));
+  }
+
+  /**
+   * Reads up to the chunk size of items: waits for the first, then takes only
+   * lines already read, so slow input (a terminal, `tail -f`) is never held
+   * back to fill a chunk.
+   */
   async #readChunk(): Promise<Item[]> {
     const items: Item[] = [];
-    while (items.length < this.#config.chunkSize) {
-      const line = await this.#lines.next();
+    const size = this.#chunkSize();
+    this.#chunk = size;
+    while (items.length < size) {
+      const line = items.length === 0
+        ? await this.#lines.next()
+        : this.#lines.nextBuffered();
+      if (line === undefined && items.length > 0) break;
       if (line === undefined || this.#halt) {
         this.#inputDone = true;
         break;
@@ -649,14 +698,22 @@ class MapRun {
     this.#inPool++;
     const values = items.filter((i) => !i.failure).map((i) => i.value);
     const { timeout, url, name, star } = this.#config;
-    const done = values.length === 0
-      ? Promise.resolve([])
+    const done: Promise<[[boolean, unknown][], number]> = values.length === 0
+      ? Promise.resolve([[], 0])
       : this.#pool.apply(runChunk, [url, name, star, values], {
         signal: chunk.controller.signal,
         timeout: timeout === undefined ? undefined : timeout * values.length,
       });
     done.then(
-      (results) => this.#complete(chunk, results, undefined),
+      ([results, ms]) => {
+        if (values.length) {
+          const perItem = ms / values.length;
+          this.#itemMs = this.#itemMs === undefined
+            ? perItem
+            : this.#itemMs * 0.8 + perItem * 0.2;
+        }
+        this.#complete(chunk, results, undefined);
+      },
       (error) => this.#complete(chunk, undefined, describe(error)),
     );
   }

@@ -242,6 +242,62 @@ Deno.test("cli.ts map --input reads a file and skips blank lines", async () => {
   }
 });
 
+Deno.test("cli.ts map does not hold items back to fill a chunk while input is slow", async () => {
+  const child = command(
+    ["map", `${TASKS}#square`, "-w", "1", "--chunk-size", "50", "-q"],
+    "piped",
+  ).spawn();
+  const stderr = new Response(child.stderr).text();
+  const reader = child.stdout.getReader();
+  const writer = child.stdin.getWriter();
+  const limit = deadline(HANG_MS, "cli.ts map with slow input");
+  let stdout = "";
+  try {
+    // 10 items, with stdin left open: all 10 results must come out now.
+    await writer.write(encoder.encode(numbers(1, 10)));
+    while (jsonLines(stdout).length < 10) {
+      const { value, done } = await Promise.race([
+        reader.read(),
+        limit.promise,
+      ]);
+      if (done) break;
+      stdout += decoder.decode(value, { stream: true });
+    }
+    assert.deepEqual(jsonLines(stdout), squares(1, 10));
+    await writer.write(encoder.encode("11\n"));
+    await writer.close();
+    for (;;) {
+      const { value, done } = await Promise.race([
+        reader.read(),
+        limit.promise,
+      ]);
+      if (done) break;
+      stdout += decoder.decode(value, { stream: true });
+    }
+    const status = await Promise.race([child.status, limit.promise]);
+    assert.equal(status.code, 0, await stderr);
+    assert.deepEqual(jsonLines(stdout), squares(1, 11));
+  } finally {
+    limit.clear();
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already exited */ }
+    await writer.close().catch(() => {});
+    await reader.cancel().catch(() => {});
+    await stderr.catch(() => {});
+    await child.status;
+  }
+});
+
+Deno.test("cli.ts map batches tiny items on its own and keeps their order", async () => {
+  const { code, stdout, stderr } = await cli(
+    ["map", `${TASKS}#square`, "-w", "2", "-q"],
+    numbers(1, 20_000),
+  );
+  assert.equal(code, 0, stderr);
+  assert.deepEqual(jsonLines(stdout), squares(1, 20_000));
+});
+
 // ---- map: failures -----------------------------------------------------------
 
 Deno.test("cli.ts map --on-error stop (the default) writes the results before the failing line and exits 1", async () => {
