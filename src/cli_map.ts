@@ -63,6 +63,7 @@ Exit status:
   1  an item failed (any --on-error mode), the run stopped, or the pool
      could not start
   2  usage error: bad option, module or export not found
+  130  interrupted (Ctrl-C): the results so far were written
 
 Examples:
   # square.ts: export function square(x: number) { return x * x; }
@@ -569,6 +570,8 @@ class MapRun {
     try {
       await this.#consume();
     } finally {
+      // Whatever was produced is written, also after an interrupt.
+      await this.#flush().catch(() => {});
       this.#halt = true;
       this.#notify();
       this.#lines.cancel();
