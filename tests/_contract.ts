@@ -19,6 +19,7 @@
  */
 import assert from "node:assert/strict";
 import { Pool, type PoolOptions } from "../mod.ts";
+import { rejection } from "./_util.ts";
 
 /** Builds the options for one pool of the launcher under test. */
 export type OptionsFactory = () => PoolOptions | Promise<PoolOptions>;
@@ -49,17 +50,6 @@ async function* ait<T>(it: Iterable<T>): AsyncGenerator<T> {
     await new Promise((resolve) => setTimeout(resolve, 1));
     yield x;
   }
-}
-
-/** The error `promise` rejects with; fails the test when it resolves. */
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof Error, `expected an Error, got ${error}`);
-    return error;
-  }
-  assert.fail("expected the promise to reject, but it resolved");
 }
 
 /** Asserts that `error` carries the worker's stack, not a local one. */

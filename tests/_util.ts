@@ -1,0 +1,97 @@
+/**
+ * Small helpers shared by the test files.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+
+/** The error `promise` rejects with; fails the test when it resolves. */
+export async function rejection(promise: Promise<unknown>): Promise<Error> {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(error instanceof Error, `expected an Error, got ${error}`);
+    return error;
+  }
+  assert.fail("expected the promise to reject, but it resolved");
+}
+
+/**
+ * `promise`, or a rejection naming `what` if it has not settled after `ms`.
+ * Turns a hang into a failing test; the timer is always cleared.
+ */
+export async function withTimeout<T>(
+  promise: Promise<T>,
+  ms: number,
+  what: string,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`${what} did not settle within ${ms} ms`)),
+      ms,
+    );
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Tracks whether a promise has settled (without leaving it unhandled). */
+export function track(promise: Promise<unknown>): { settled: boolean } {
+  const state = { settled: false };
+  promise.then(
+    () => state.settled = true,
+    () => state.settled = true,
+  );
+  return state;
+}
+
+/** Lets every queued microtask (and their follow-ups) run. */
+export async function flushMicrotasks(rounds = 10): Promise<void> {
+  for (let i = 0; i < rounds; i++) await Promise.resolve();
+}
+
+/**
+ * True when no live process has this pid: /proc has no entry, or the
+ * process is a zombie (dead, only waiting to be reaped).
+ */
+export async function isGone(pid: number): Promise<boolean> {
+  let stat: string;
+  try {
+    stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return true;
+    throw error;
+  }
+  // The state follows the command name, which is in parentheses.
+  return stat.slice(stat.lastIndexOf(")") + 2)[0] === "Z";
+}
+
+/**
+ * Polls `condition` every 20 ms until it holds or `ms` pass; returns whether
+ * it held. For waiting on other processes, not for ordering events.
+ */
+export async function pollUntil(
+  condition: () => boolean | Promise<boolean>,
+  ms: number,
+): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (await condition()) return true;
+    if (Date.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/**
+ * For `await using`: closes `pool` without waiting for its tasks, so a test
+ * that fails with tasks stuck in the pool ends instead of hanging in close().
+ */
+export function closeNow(
+  pool: { close(options: { wait: boolean }): Promise<void> },
+): AsyncDisposable {
+  return { [Symbol.asyncDispose]: () => pool.close({ wait: false }) };
+}
