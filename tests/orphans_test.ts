@@ -1,0 +1,85 @@
+/**
+ * Workers never outlive their pool: when the process that owns a pool is
+ * killed with SIGKILL (no cleanup code runs), its workers still exit.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { isGone, pollUntil, withTimeout } from "./_util.ts";
+
+const PARENT = new URL("./fixtures/orphan_parent.ts", import.meta.url);
+
+/** Reads the first line of `stream`, then cancels the rest. */
+async function firstLine(stream: ReadableStream<Uint8Array>): Promise<string> {
+  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  try {
+    while (!text.includes("\n")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += value;
+    }
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+  return text.split("\n")[0]!;
+}
+
+Deno.test(
+  "Pool workers exit when the pool's process is killed with SIGKILL",
+  async () => {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", PARENT.href],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    let workers: number[] = [];
+    let childAlive = true;
+    try {
+      const line = await withTimeout(
+        firstLine(child.stdout),
+        60_000,
+        "the pool owner's worker pids",
+      );
+      workers = JSON.parse(line);
+      assert.ok(Array.isArray(workers), `not a pid list: ${line}`);
+      assert.equal(workers.length, 2);
+      assert.equal(new Set(workers).size, 2);
+      for (const pid of workers) {
+        assert.ok(Number.isInteger(pid) && pid > 0, `bad pid ${pid}`);
+        assert.notEqual(pid, child.pid);
+        assert.equal(await isGone(pid), false, `worker ${pid} not running`);
+      }
+
+      child.kill("SIGKILL");
+      const status = await child.status;
+      childAlive = false;
+      assert.equal(status.signal, "SIGKILL");
+
+      // The workers were the killed process's children: now orphans,
+      // reparented. Each must notice and exit (zombies count as gone).
+      const gone = await pollUntil(
+        async () => (await Promise.all(workers.map(isGone))).every(Boolean),
+        2_000,
+      );
+      const alive = [];
+      for (const pid of workers) if (!await isGone(pid)) alive.push(pid);
+      assert.ok(gone, `workers still alive 2 s after the owner died: ${alive}`);
+    } finally {
+      if (childAlive) {
+        try {
+          child.kill("SIGKILL");
+        } catch { /* already gone */ }
+        await child.status;
+      }
+      for (const pid of workers) {
+        if (!await isGone(pid)) {
+          try {
+            Deno.kill(pid, "SIGKILL");
+          } catch { /* exited meanwhile */ }
+        }
+      }
+    }
+  },
+);
