@@ -40,7 +40,7 @@ function describeExit(exit: WorkerExit): string {
  *
  * @example Telling a crash from a task error
  * ```ts
- * import { Pool, WorkerLostError } from "./mod.ts";
+ * import { Pool, WorkerLostError } from "@distex/pool";
  * await using pool = new Pool(1);
  * try {
  *   await pool.run(() => Deno.exit(3));
@@ -101,7 +101,7 @@ export class WorkerLostError extends Error {
  *
  * @example
  * ```ts ignore
- * import { HostError, Pool } from "./mod.ts";
+ * import { HostError, Pool } from "@distex/pool";
  * try {
  *   await Pool.create({ workers: 0, hosts: ["ssh://nohost/2"] });
  * } catch (error) {
