@@ -226,7 +226,7 @@ export function fromErrorRecord(record: ErrorRecord): Error {
       record.message,
       options,
     );
-  } else if (record.name in BUILTIN) {
+  } else if (Object.hasOwn(BUILTIN, record.name)) {
     const Class = BUILTIN[record.name]!;
     error = new (Class as ErrorConstructor)(record.message, options);
   } else if (record.name === "TimeoutError" || record.name === "AbortError") {
