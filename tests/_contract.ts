@@ -432,6 +432,19 @@ export function contractSuite(
       assert.equal(error.name, "DatabaseError");
       assert.equal(error.message, "no such table");
       assertRemoteStack(error);
+      // A name that is also a key of Object.prototype is just a name.
+      const odd = await rejection(pool.run(() => {
+        const e = new Error("odd name");
+        e.name = "constructor";
+        throw e;
+      }));
+      assert.equal(Object.getPrototypeOf(odd), Error.prototype);
+      assert.equal(odd.name, "constructor");
+      assert.equal(odd.message, "odd name");
+      assert.equal(
+        await pool.run(() => "the worker is fine"),
+        "the worker is fine",
+      );
     },
   );
 
