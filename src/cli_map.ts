@@ -317,6 +317,8 @@ class LineReader {
   #reader: ReadableStreamDefaultReader<Uint8Array>;
   #decoder = new TextDecoder();
   #buffer = "";
+  /** Where the unread part of #buffer starts. */
+  #at = 0;
   #done = false;
 
   constructor(stream: ReadableStream<Uint8Array>) {
@@ -325,34 +327,32 @@ class LineReader {
 
   async next(): Promise<string | undefined> {
     for (;;) {
-      const nl = this.#buffer.indexOf("\n");
-      if (nl >= 0) {
-        const line = this.#buffer.slice(0, nl);
-        this.#buffer = this.#buffer.slice(nl + 1);
-        return line.endsWith("\r") ? line.slice(0, -1) : line;
-      }
+      const line = this.nextBuffered();
+      if (line !== undefined) return line;
+      const rest = this.#buffer.slice(this.#at);
       if (this.#done) {
-        const rest = this.#buffer;
         this.#buffer = "";
+        this.#at = 0;
         return rest === "" ? undefined : rest;
       }
       const { value, done } = await this.#reader.read();
-      if (done) {
-        this.#done = true;
-        this.#buffer += this.#decoder.decode();
-      } else {
-        this.#buffer += this.#decoder.decode(value, { stream: true });
-      }
+      if (done) this.#done = true;
+      this.#buffer = rest +
+        (done ? this.#decoder.decode() : this.#decoder.decode(value, {
+          stream: true,
+        }));
+      this.#at = 0;
     }
   }
 
   /** The next line if it is already read (no waiting), else undefined. */
   nextBuffered(): string | undefined {
-    const nl = this.#buffer.indexOf("\n");
+    const nl = this.#buffer.indexOf("\n", this.#at);
     if (nl < 0) return undefined;
-    const line = this.#buffer.slice(0, nl);
-    this.#buffer = this.#buffer.slice(nl + 1);
-    return line.endsWith("\r") ? line.slice(0, -1) : line;
+    const end = nl > this.#at && this.#buffer[nl - 1] === "\r" ? nl - 1 : nl;
+    const line = this.#buffer.slice(this.#at, end);
+    this.#at = nl + 1;
+    return line;
   }
 
   cancel(): void {
