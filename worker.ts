@@ -39,7 +39,16 @@ export async function workerMain(args: string[]): Promise<number> {
   const { secret, reader } = await readSecret();
   // The lifeline: when the pool closes stdin (or dies), exit.
   watchLifeline(reader, () => Deno.exit(0));
-  const channel = await Deno.connect({ transport: "unix", path });
+  let channel: Deno.Conn;
+  try {
+    channel = await Deno.connect({ transport: "unix", path });
+  } catch (error) {
+    // A pool that closes before this worker connected removes its socket,
+    // then closes our stdin, which ends this process quietly (above). Give
+    // that a moment before reporting the failure.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    throw error;
+  }
   try {
     await runWorker({ channel, secret, workerId });
   } finally {
