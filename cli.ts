@@ -58,8 +58,7 @@ Examples:
   deno run -A jsr:@distex/pool/cli              # is distex usable here?
   ssh maxi deno run -A jsr:@distex/pool/cli     # ... and on host maxi?
   deno run -A jsr:@distex/pool/cli check        # ... and can it run a task?
-  seq 1 100 | deno run -A jsr:@distex/pool/cli map ./square.ts#square -w 4
-`;
+  seq 1 100 | deno run -A jsr:@distex/pool/cli map ./square.ts#square -w 4`;
 
 const CHECK_HELP = `distex check: verify the installation
 
@@ -74,8 +73,7 @@ Example:
   deno run -A jsr:@distex/pool/cli check
   # Deno ${Deno.version.deno}: ok (needs >= ${MIN_DENO.join(".")})
   # worker started and answered (pid 12345, 150 ms)
-  # distex installed OK (@distex/pool ${VERSION}, Deno ${Deno.version.deno})
-`;
+  # distex installed OK (@distex/pool ${VERSION}, Deno ${Deno.version.deno})`;
 
 const WORKER_HELP = `distex worker: one worker process (pools start these)
 
@@ -84,8 +82,7 @@ Usage:
 
 Connects to the pool's UNIX socket, reads the pool's secret from the first
 line of stdin, authenticates, and runs tasks until the pool lets it go or
-stdin closes. Not meant to be run by hand.
-`;
+stdin closes. Not meant to be run by hand.`;
 
 const REMOTE_HELP =
   `distex remote: the remote end of an SSH host (the pool's ssh runs it)
@@ -95,8 +92,7 @@ Usage:
 
 Reads the pool's secret from stdin, starts one worker per id connecting to
 <socket> (the reverse tunnel), restarts any that die, and stops them all when
-stdin closes. Not meant to be run by hand.
-`;
+stdin closes. Not meant to be run by hand.`;
 
 const COMMAND_HELP: Record<string, string> = {
   map: MAP_HELP,

@@ -31,9 +31,10 @@ Options:
                            (repeatable). The module must be at the same path
                            (or URL) on every host
       --ssh-command <cmd>  how hosts start distex (default: deno run -A
-                           jsr:@distex/pool/cli), e.g. "deno run -A /opt/distex/cli.ts"
-      --ssh-arg <arg>      an extra argument for ssh, e.g. --ssh-arg=-i
-                           --ssh-arg=~/.ssh/work_key (repeatable)
+                           jsr:@distex/pool/cli), e.g.
+                           --ssh-command "deno run -A /opt/distex/cli.ts"
+      --ssh-arg <arg>      an extra argument for ssh (repeatable), e.g.
+                           --ssh-arg=-i --ssh-arg="$HOME/.ssh/work_key"
   -c, --chunk-size <n>     items per task (default: chosen from measured
                            times, so tiny functions go in large chunks; 1 with
                            --timeout)
@@ -59,11 +60,11 @@ every few seconds and one at the end. A failing item is reported on stderr as
 "line N: <Error>: <message>", N being its line in the input.
 
 Exit status:
-  0  every item succeeded
-  1  an item failed (any --on-error mode), the run stopped, or the pool
-     could not start
-  2  usage error: bad option, module or export not found
-  130  interrupted (Ctrl-C): the results so far were written
+    0  every item succeeded
+    1  an item failed (any --on-error mode), the run stopped, or the pool
+       could not start
+    2  usage error: bad option, module or export not found
+  130  interrupted (Ctrl-C); the results so far were written
 
 Examples:
   # square.ts: export function square(x: number) { return x * x; }
@@ -74,8 +75,7 @@ Examples:
 
   # 4 local workers and 8 on each of two SSH hosts
   deno run -A cli.ts map ./work.ts -i jobs.jsonl -w 4 \\
-    --host ssh://maxi/8 --host ssh://me@mini:2222/8 > results.jsonl
-`;
+    --host ssh://maxi/8 --host ssh://me@mini:2222/8 > results.jsonl`;
 
 /** A command-line mistake: reported with a hint to `--help`, exit code 2. */
 export class UsageError extends Error {
