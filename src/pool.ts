@@ -326,7 +326,7 @@ function delay(ms: number): Promise<void> {
  *
  * @example Squares on four local workers
  * ```ts
- * import { Pool } from "./mod.ts";
+ * import { Pool } from "@distex/pool";
  * await using pool = new Pool(2);
  * console.log(await pool.run((x: number) => x * x, 7)); // 49
  * for await (const y of pool.map((x: number) => x + 1, [1, 2, 3])) {
@@ -476,7 +476,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
    *
    * @example
    * ```ts
-   * import { Pool } from "./mod.ts";
+   * import { Pool } from "@distex/pool";
    * await using pool = await Pool.create(2);
    * console.log(pool.totalWorkers); // 2
    * ```
@@ -524,7 +524,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
    *
    * @example
    * ```ts
-   * import { Pool } from "./mod.ts";
+   * import { Pool } from "@distex/pool";
    * await using pool = new Pool(1);
    * console.log(await pool.run((a: number, b: number) => a + b, 1, 2)); // 3
    * ```
@@ -546,7 +546,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
    *
    * @example
    * ```ts
-   * import { Pool } from "./mod.ts";
+   * import { Pool } from "@distex/pool";
    * await using pool = new Pool(1);
    * const futures = [1, 2, 3].map((x) => pool.submit((y: number) => y * 2, x));
    * console.log(await Promise.all(futures)); // [2, 4, 6]
@@ -572,7 +572,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
    *
    * @example A task with a deadline
    * ```ts
-   * import { Pool } from "./mod.ts";
+   * import { Pool } from "@distex/pool";
    * await using pool = new Pool(1);
    * const slow = () => new Promise((r) => setTimeout(r, 10_000));
    * await pool.apply(slow, [], { timeout: 50 }).catch((e) => console.log(e.name)); // TimeoutError
@@ -608,7 +608,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
    *
    * @example
    * ```ts
-   * import { Pool } from "./mod.ts";
+   * import { Pool } from "@distex/pool";
    * await using pool = new Pool(2);
    * const sums = await Array.fromAsync(
    *   pool.map((a: number, b: number) => a + b, [1, 2, 3], [10, 20, 30]),
@@ -654,7 +654,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
    *
    * @example
    * ```ts
-   * import { Pool } from "./mod.ts";
+   * import { Pool } from "@distex/pool";
    * await using pool = new Pool(2);
    * const pids = await pool.runOnAll(() => Deno.pid);
    * console.log(new Set(pids).size); // 2
@@ -688,7 +688,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
    *
    * @example
    * ```ts
-   * import { Pool } from "./mod.ts";
+   * import { Pool } from "@distex/pool";
    * await using pool = new Pool(1);
    * await pool.run(() => 1);
    * console.log(pool.stats().done); // 1
@@ -725,7 +725,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
    *
    * @example
    * ```ts
-   * import { Pool } from "./mod.ts";
+   * import { Pool } from "@distex/pool";
    * const pool = new Pool(1);
    * const result = pool.run(() => 1);
    * await pool.close(); // waits for `result`
@@ -1527,12 +1527,15 @@ export class Pool extends EventTarget implements AsyncDisposable {
       l !== undefined
     );
     await Promise.all(launches.map((l) => l.stop()));
-    for (const conn of [...this.#connections]) this.#closeConn(conn);
+    // Workers end on the closed lifeline and close their connections
+    // themselves; closing those first would look like a protocol error, and a
+    // remote supervisor would restart workers that lost it before its stdin.
     await Promise.all(launches.map(async (l) => {
       const timer = setTimeout(() => l.kill(), 2_000);
       await l.exited;
       clearTimeout(timer);
     }));
+    for (const conn of [...this.#connections]) this.#closeConn(conn);
     while (this.#pending.size > 0) {
       await Promise.allSettled([...this.#pending]);
     }
