@@ -231,6 +231,8 @@ class WorkerHandle {
   minLatencyMs = Infinity;
   /** Tasks this worker finished. */
   done = 0;
+  /** Tasks (other than initializer and runOnAll calls) sent to it. */
+  sent = 0;
   /** Resident memory the worker last reported (bytes). */
   rss = 0;
   /** A timed-out task this worker still runs; it gets no new tasks meanwhile. */
@@ -1119,10 +1121,6 @@ export class Pool extends EventTarget implements AsyncDisposable {
         );
       }
     }
-    const max = this.#options.maxTasksPerWorker;
-    if (max !== undefined && w.done >= max && !w.retiring && !task.pinned) {
-      this.#retire(w, `it finished maxTasksPerWorker (${max}) tasks`);
-    }
     if (w.retiring) {
       if (w.load === 0) this.#stopWorker(w);
     } else if (w.ready) {
@@ -1269,7 +1267,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
   }
 
   #fill(w: WorkerHandle): void {
-    while (w.load < w.capacity && !w.congested) {
+    while (w.load < w.capacity && !w.congested && !w.retiring) {
       const task = this.#dequeue();
       if (!task) return;
       this.#send(w, task);
@@ -1301,6 +1299,11 @@ export class Pool extends EventTarget implements AsyncDisposable {
     w.inflight.set(task.id, task);
     w.load++;
     if (this.#adaptive) task.sentAt = performance.now();
+    const max = this.#options.maxTasksPerWorker;
+    if (max !== undefined && !task.pinned && ++w.sent >= max && !w.retiring) {
+      // Its last task is on its way: send it no more, stop it when it is done.
+      this.#retire(w, `it finished maxTasksPerWorker (${max}) tasks`);
+    }
   }
 
   /**
