@@ -164,6 +164,8 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
   const completed: Entry[] = [];
   let outstanding = 0;
   let sourceDone = false;
+  /** The source whose end ended the zip (the others are closed at the end). */
+  let endedBy = -1;
   let feeding = false;
   let finished = false;
   let failure: unknown = undefined;
@@ -179,9 +181,10 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
   }
 
   function closeSources(): void {
-    for (const s of sources) {
+    for (let i = 0; i < sources.length; i++) {
+      if (i === endedBy) continue;
       try {
-        s.return();
+        sources[i]!.return();
       } catch { /* the source's return() threw: nothing to do */ }
     }
   }
@@ -191,7 +194,9 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     finished = true;
     if (timer !== undefined) clearTimeout(timer);
     options.signal?.removeEventListener("abort", onAbort);
-    if (!sourceDone) closeSources();
+    // Sources still open: all of them when cancelled or failed, the longer
+    // ones of a zip that ended with its shortest source.
+    if (!sourceDone || endedBy >= 0) closeSources();
     sourceDone = true;
   }
 
@@ -232,21 +237,27 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
       if (r instanceof Promise) {
         // An async source: finish this item asynchronously.
         return r.then(async (first) => {
-          if (first.done) return undefined;
+          if (first.done) return ended(i);
           items[i] = first.value;
           for (let j = i + 1; j < sources.length; j++) {
             let rj = sources[j]!.next();
             if (rj instanceof Promise) rj = await rj;
-            if (rj.done) return undefined;
+            if (rj.done) return ended(j);
             items[j] = rj.value;
           }
           return toArgs(items);
         });
       }
-      if (r.done) return undefined;
+      if (r.done) return ended(i);
       items[i] = r.value;
     }
     return toArgs(items);
+  }
+
+  /** Source `i` is exhausted: the zip ends there. */
+  function ended(i: number): undefined {
+    if (sources.length > 1) endedBy = i;
+    return undefined;
   }
 
   /**
