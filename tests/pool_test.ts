@@ -85,6 +85,15 @@ Deno.test("Pool.apply() rejects bad task options without running", async () => {
     /'chunkSize'.*0/,
   );
   assert.throws(() => pool.map(double, 5 as unknown as number[]), TypeError);
+  assert.throws(
+    () => pool.map(double, [[1]], [[2]], { star: true }),
+    /'star'.*several iterables/,
+  );
+  const notArgs = await rejection(
+    Array.fromAsync(pool.map(double, [1, 2], { star: true })),
+  );
+  assert.equal(Object.getPrototypeOf(notArgs), TypeError.prototype);
+  assert.match(notArgs.message, /'star'.*array of arguments/);
 });
 
 // ---- creation ----------------------------------------------------------------
@@ -331,6 +340,39 @@ Deno.test(
     );
     assert.equal(await pool.run(double, 5), 10);
     assert.deepEqual(await Array.fromAsync(pool.map(double, [1, 2])), [2, 4]);
+  },
+);
+
+Deno.test(
+  "Pool.map() stops at the shortest source and closes the others",
+  async () => {
+    await using pool = await Pool.create(2);
+    let generatorClosed = false;
+    function* naturals(): Generator<number> {
+      try {
+        for (let i = 0;; i++) yield i;
+      } finally {
+        generatorClosed = true;
+      }
+    }
+    const streamCancelled = Promise.withResolvers<void>();
+    let n = 0;
+    const stream = new ReadableStream<number>({
+      pull: (controller) => controller.enqueue(n++),
+      cancel: () => streamCancelled.resolve(),
+    });
+    const sums = await Array.fromAsync(
+      pool.map(
+        (a: number, b: number, c: number) => a + b + c,
+        [10, 20, 30],
+        naturals(),
+        stream,
+      ),
+    );
+    assert.deepEqual(sums, [10, 22, 34]);
+    assert.ok(generatorClosed, "the generator's finally did not run");
+    await withTimeout(streamCancelled.promise, 5_000, "the stream's cancel()");
+    assert.equal(stream.locked, false, "the stream is still locked");
   },
 );
 
