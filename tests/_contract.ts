@@ -19,7 +19,7 @@
  */
 import assert from "node:assert/strict";
 import { Pool, type PoolOptions } from "../mod.ts";
-import { rejection } from "./_util.ts";
+import { flushMicrotasks, rejection, track } from "./_util.ts";
 
 /** Builds the options for one pool of the launcher under test. */
 export type OptionsFactory = () => PoolOptions | Promise<PoolOptions>;
@@ -313,6 +313,53 @@ export function contractSuite(
     }
   });
 
+  test("Pool.run() and Pool.map() carry large byte arrays intact", async () => {
+    await using pool = await open();
+    const bytes = (n: number, seed: number) =>
+      Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 255);
+    const big = bytes(100_000, 1);
+    const view = bytes(300_000, 2).subarray(1_000, 201_000);
+    const args: [Uint8Array, Uint8Array[], { inner: Uint8Array }] = [
+      big,
+      [view, bytes(20_000, 3)],
+      { inner: bytes(50_000, 4) },
+    ];
+    const back = await pool.run(
+      (a: Uint8Array, list: Uint8Array[], o: { inner: Uint8Array }) => ({
+        sizes: [a.length, list[0]!.length, list[1]!.length, o.inner.length],
+        echoed: [a, list, [o.inner]],
+      }),
+      ...args,
+    );
+    assert.deepEqual(back.sizes, [100_000, 200_000, 20_000, 50_000]);
+    assert.deepEqual(back.echoed, [args[0], args[1], [args[2].inner]]);
+    for (const value of [back.echoed[0], (back.echoed[1] as Uint8Array[])[0]]) {
+      assert.equal(Object.getPrototypeOf(value), Uint8Array.prototype);
+    }
+    // The caller's arrays are untouched.
+    assert.equal(args[1][0], view);
+    const chunks = await Array.fromAsync(
+      pool.map((b: Uint8Array) => b.reduce((s, x) => s + x, 0), [
+        big,
+        view,
+        big,
+      ], {
+        chunkSize: 2,
+      }),
+    );
+    const sum = (b: Uint8Array) => b.reduce((s, x) => s + x, 0);
+    assert.deepEqual(chunks, [sum(big), sum(view), sum(big)]);
+    const made = await Array.fromAsync(
+      pool.map((n: number) => new Uint8Array(n).fill(9), [70_000, 10], {
+        chunkSize: 2,
+      }),
+    );
+    assert.deepEqual(made, [
+      new Uint8Array(70_000).fill(9),
+      new Uint8Array(10).fill(9),
+    ]);
+  });
+
   test("Pool.run() brings back values built in the worker", async () => {
     await using pool = await open();
     const back = await pool.run(() => ({
@@ -521,7 +568,12 @@ export function contractSuite(
     "Pool.run() refuses native and bound functions with a TypeError",
     async () => {
       await using pool = await open();
-      const native = await rejection(pool.run(Math.max, 1, 2));
+      // Refused before anything is sent: the promise is already rejected.
+      const refused = pool.run(Math.max, 1, 2);
+      const state = track(refused);
+      await flushMicrotasks();
+      assert.ok(state.settled, "the native function was not refused at once");
+      const native = await rejection(refused);
       assert.equal(Object.getPrototypeOf(native), TypeError.prototype);
       assert.match(native.message, /native or bound/);
       assert.match(native.message, /'max'/);
