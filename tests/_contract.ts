@@ -708,6 +708,18 @@ export function contractSuite(
     },
   );
 
+  test("Pool initializer may be a module reference", async () => {
+    await using pool = await open({
+      initializer: { module: TASKS, name: "setGlobal" },
+      initArgs: ["__distexModuleInit", { from: "module" }],
+    });
+    const seen = await pool.runOnAll(() =>
+      (globalThis as unknown as Record<string, unknown>).__distexModuleInit
+    );
+    assert.equal(seen.length, pool.totalWorkers);
+    for (const value of seen) assert.deepEqual(value, { from: "module" });
+  });
+
   test(
     "Pool runs async tasks concurrently inside a worker up to qsize",
     async () => {

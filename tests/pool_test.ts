@@ -376,6 +376,32 @@ Deno.test(
   },
 );
 
+Deno.test("Pool.map() errors with what its source throws", async () => {
+  await using pool = await Pool.create(2);
+  const broken = new TypeError("the source broke");
+  function* source(): Generator<number> {
+    yield 1;
+    yield 2;
+    throw broken;
+  }
+  const seen: number[] = [];
+  const error = await rejection((async () => {
+    for await (const v of pool.map(double, source())) seen.push(v);
+  })());
+  assert.equal(error, broken);
+  assert.ok(seen.length <= 2, `results after the failure: ${seen}`);
+  async function* asyncSource(): AsyncGenerator<number> {
+    yield 1;
+    await Promise.resolve();
+    throw broken;
+  }
+  assert.equal(
+    await rejection(Array.fromAsync(pool.map(double, asyncSource()))),
+    broken,
+  );
+  assert.equal(await pool.run(double, 8), 16);
+});
+
 Deno.test("Pool.map() with timeout errors with a TimeoutError", async () => {
   await using pool = await Pool.create({ workers: 1, qsize: 4 });
   let pulled = 0;
