@@ -958,8 +958,11 @@ export class Pool extends EventTarget implements AsyncDisposable {
     let handle: WorkerHandle | undefined;
     let failure: unknown;
     const writer = new FrameWriter(conn, () => {});
+    let timedOut = false;
     const timer = setTimeout(() => {
-      if (!handle) this.#closeConn(conn);
+      if (handle) return;
+      timedOut = true;
+      this.#closeConn(conn);
     }, HANDSHAKE_MS);
     try {
       writer.send([Op.Challenge, PROTOCOL_VERSION, nonce]);
@@ -978,7 +981,9 @@ export class Pool extends EventTarget implements AsyncDisposable {
       const h = handle;
       await readFrames(conn, (message) => this.#onMessage(h, message), limits);
     } catch (error) {
-      failure = error;
+      failure = timedOut && !handle
+        ? new Error(`no handshake within ${HANDSHAKE_MS} ms`)
+        : error;
     } finally {
       clearTimeout(timer);
       this.#closeConn(conn);
