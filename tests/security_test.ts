@@ -1,0 +1,564 @@
+/**
+ * Hostile and broken peers on the pool's socket, and the pool's secrets.
+ *
+ * Raw clients connect to the socket of a live pool (found in its workers'
+ * `--unix <path>` argument) and misbehave; authenticated misbehaviour comes
+ * from `tests/fixtures/rogue_worker.ts`, run through the `workerUrl` option.
+ * In every case the pool must hang up on that peer with a reason (the
+ * `rejected` event before authentication, `workerexit` after), keep its other
+ * workers, and go on answering `run`.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { Pool, type PoolOptions, type WorkerExit } from "../mod.ts";
+import { encode } from "../src/_codec.ts";
+import { proof } from "../src/auth.ts";
+import {
+  type Message,
+  Op,
+  PROTOCOL_VERSION,
+  readFrames,
+} from "../src/protocol.ts";
+import { LeakCheck } from "./_leaks.ts";
+import { rejection, withTimeout } from "./_util.ts";
+
+const leaks = new LeakCheck();
+const ROGUE = new URL("./fixtures/rogue_worker.ts", import.meta.url);
+const WORKER = new URL("../worker.ts", import.meta.url);
+
+/** `f(x) = x * 2`. */
+const double = (x: number): number => x * 2;
+
+/** The detail of the next `type` event of `pool`. */
+function nextEvent<T>(pool: Pool, type: string): Promise<T> {
+  const { promise, resolve } = Promise.withResolvers<T>();
+  pool.addEventListener(
+    type,
+    (event) => resolve((event as CustomEvent<T>).detail),
+    { once: true },
+  );
+  return promise;
+}
+
+/** The pool's socket path, from a worker's command line. */
+async function socketPath(pool: Pool): Promise<string> {
+  const [args] = await pool.runOnAll(() => Deno.args);
+  const at = args!.indexOf("--unix");
+  assert.ok(at >= 0, `no --unix in the worker's args ${args}`);
+  return args![at + 1]!;
+}
+
+/** `payload` as one frame: 4-byte big-endian length, then the bytes. */
+function frame(payload: Uint8Array): Uint8Array {
+  const out = new Uint8Array(4 + payload.length);
+  new DataView(out.buffer).setUint32(0, payload.length);
+  out.set(payload, 4);
+  return out;
+}
+
+/** A message as one frame. */
+function message(value: unknown): Uint8Array {
+  return frame(encode(value));
+}
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
+/** Reads the pool's challenge from a fresh connection; returns its nonce. */
+async function readChallenge(conn: Deno.Conn): Promise<Uint8Array> {
+  let challenge: Message | undefined;
+  await readFrames(conn, (m) => {
+    challenge = m;
+    return false;
+  });
+  assert.ok(challenge, "the pool sent no challenge");
+  assert.equal(challenge[0], Op.Challenge);
+  assert.equal(challenge[1], PROTOCOL_VERSION);
+  return challenge[2] as Uint8Array;
+}
+
+/** Resolves once the peer has closed `conn` (reads to the end). */
+async function hungUp(conn: Deno.Conn): Promise<void> {
+  const buffer = new Uint8Array(4096);
+  try {
+    while ((await conn.read(buffer)) !== null) { /* drain */ }
+  } catch (error) {
+    if (!(error instanceof Deno.errors.ConnectionReset)) throw error;
+  }
+}
+
+/**
+ * Connects to `path` as a raw client, reads the challenge, lets `act` send
+ * something, and waits until the pool hangs up. Resolves with the reason the
+ * pool gave in its `rejected` event.
+ */
+async function misbehave(
+  pool: Pool,
+  path: string,
+  act: (conn: Deno.Conn, nonce: Uint8Array) => Promise<void>,
+): Promise<string> {
+  const rejected = nextEvent<string>(pool, "rejected");
+  using conn = await Deno.connect({ transport: "unix", path });
+  const nonce = await readChallenge(conn);
+  await act(conn, nonce);
+  await withTimeout(hungUp(conn), 20_000, "the pool hanging up");
+  return await withTimeout(rejected, 20_000, "the rejected event");
+}
+
+/** A Hello with a made-up proof. */
+function badHello(workerId: unknown): Uint8Array {
+  return message([
+    Op.Hello,
+    PROTOCOL_VERSION,
+    workerId,
+    crypto.getRandomValues(new Uint8Array(32)),
+    Deno.pid,
+  ]);
+}
+
+// ---- unauthenticated peers -------------------------------------------------
+
+Deno.test(
+  "Pool hangs up on unauthenticated peers that misbehave, says why, evaluates nothing and goes on",
+  async () => {
+    const dir = await Deno.makeTempDir({ prefix: "distex-test-" });
+    const marker = `${dir}/evaluated`;
+    const define = message([
+      Op.Define,
+      1,
+      `() => Deno.writeTextFileSync(${JSON.stringify(marker)}, "")`,
+    ]);
+    const call = message([Op.Call, 1, 1, []]);
+    try {
+      await using pool = await leaks.open({ workers: 2 });
+      const path = await socketPath(pool);
+      const pids = await pool.runOnAll(() => Deno.pid);
+      const cases: [
+        string,
+        (conn: Deno.Conn, nonce: Uint8Array) => Promise<unknown>,
+        RegExp,
+      ][] = [
+        [
+          "garbage bytes",
+          (c) => c.write(new TextEncoder().encode("GET / HTTP/1.1\r\n\r\n")),
+          /frame of \d+ bytes exceeds the limit of 4096 bytes/,
+        ],
+        [
+          "an oversized length prefix",
+          (c) => c.write(new Uint8Array([0x7f, 0xff, 0xff, 0xff])),
+          /frame of 2147483647 bytes exceeds the limit of 4096 bytes/,
+        ],
+        [
+          "an oversized raw-bytes frame",
+          (c) => c.write(new Uint8Array([0xff, 0xff, 0xff, 0xff, 0])),
+          /exceeds the limit of 4096 bytes/,
+        ],
+        [
+          "a truncated frame, then end of stream",
+          async (c) => {
+            await c.write(new Uint8Array([0, 0, 0, 100, 1, 2, 3]));
+            await c.closeWrite();
+          },
+          /ended inside a frame \(7 bytes of it received\)/,
+        ],
+        [
+          "undecodable bytes in a frame",
+          (c) => c.write(frame(new Uint8Array([0xc1, 0xc1]))),
+          /undecodable frame/,
+        ],
+        [
+          "a value that is not a message",
+          (c) => c.write(message({ hello: "pool" })),
+          /not a protocol message/,
+        ],
+        [
+          "a task instead of a Hello",
+          (c) => c.write(concat(define, call)),
+          /bad handshake/,
+        ],
+        [
+          "a Hello with a wrong proof",
+          (c) => c.write(badHello(12345)),
+          /worker 12345 failed authentication/,
+        ],
+        [
+          "a Hello with a wrong proof claiming a connected worker's id",
+          (c) => c.write(concat(badHello(1), define, call)),
+          /worker 1 failed authentication/,
+        ],
+        [
+          "a Hello for another protocol version",
+          (c) => c.write(message([Op.Hello, 99, 1, new Uint8Array(32), 1])),
+          /bad handshake/,
+        ],
+        [
+          "a Hello whose worker id is not a number",
+          (c) => c.write(message([Op.Hello, PROTOCOL_VERSION, "1", null, 1])),
+          /bad worker id/,
+        ],
+        [
+          "a proof made with another secret",
+          async (c) => {
+            const fake = await proof("0".repeat(64), new Uint8Array(32), 1);
+            await c.write(
+              message([Op.Hello, PROTOCOL_VERSION, 1, fake, Deno.pid]),
+            );
+          },
+          /worker 1 failed authentication/,
+        ],
+        [
+          "an end of stream right after the challenge",
+          (c) => c.closeWrite(),
+          /closed during the handshake/,
+        ],
+      ];
+      for (const [what, act, reason] of cases) {
+        const said = await misbehave(pool, path, async (conn, nonce) => {
+          await act(conn, nonce);
+        });
+        assert.match(said, reason, what);
+        assert.equal(await pool.run(double, 21), 42, `after ${what}`);
+        assert.deepEqual(
+          await pool.runOnAll(() => Deno.pid),
+          pids,
+          `the workers changed after ${what}`,
+        );
+      }
+      assert.equal(await exists(marker), false, "a peer's task was evaluated");
+      const stats = pool.stats();
+      assert.equal(stats.lost, 0);
+      assert.equal(stats.workers.length, 2);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+Deno.test(
+  "Pool hangs up on a peer that sends nothing within the handshake time",
+  async () => {
+    await using pool = await leaks.open({ workers: 1 });
+    const path = await socketPath(pool);
+    const rejected = nextEvent<string>(pool, "rejected");
+    using silent = await Deno.connect({ transport: "unix", path });
+    await readChallenge(silent);
+    await withTimeout(hungUp(silent), 30_000, "the pool hanging up");
+    assert.match(
+      await withTimeout(rejected, 30_000, "the rejected event"),
+      /no handshake within 10000 ms/,
+    );
+    assert.equal(await pool.run(double, 4), 8);
+  },
+);
+
+// ---- peers that know the secret -----------------------------------------------
+
+/** A pool of rogue_worker.ts workers that write the secret to a file. */
+async function openRecorded(
+  dir: string,
+  extra: PoolOptions = {},
+): Promise<{ pool: Pool; secret: string }> {
+  const url = new URL(ROGUE);
+  url.searchParams.set("secret", `${dir}/secret`);
+  const pool = await leaks.open({
+    workers: 2,
+    workerUrl: url.href,
+    ...extra,
+  });
+  const secret = (await Deno.readTextFile(`${dir}/secret`)).trim();
+  assert.match(secret, /^[0-9a-f]{64}$/);
+  return { pool, secret };
+}
+
+Deno.test(
+  "Pool refuses a second connection claiming a connected worker's id, even with the right proof",
+  async () => {
+    const dir = await Deno.makeTempDir({ prefix: "distex-test-" });
+    try {
+      const { pool, secret } = await openRecorded(dir);
+      await using _pool = pool;
+      const path = await socketPath(pool);
+      const before = pool.stats().workers.map((w) => [w.id, w.pid]);
+      for (const workerId of [1, 2, 999]) {
+        const said = await misbehave(pool, path, async (conn, nonce) => {
+          const answer = await proof(secret, nonce, workerId);
+          await conn.write(
+            message([Op.Hello, PROTOCOL_VERSION, workerId, answer, Deno.pid]),
+          );
+        });
+        assert.match(said, new RegExp(`unexpected worker id ${workerId}`));
+      }
+      assert.deepEqual(
+        pool.stats().workers.map((w) => [w.id, w.pid]),
+        before,
+        "an impostor displaced a worker",
+      );
+      assert.equal(await pool.run(double, 5), 10);
+      assert.equal(pool.stats().lost, 0);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+for (
+  const [how, reason] of [
+    ["unknown-result", /result for unknown task 999999/],
+    ["garbage", /undecodable frame/],
+    ["oversized", /exceeds the limit of 1048576 bytes/],
+    ["not-a-message", /not a protocol message/],
+    ["define", /unexpected message type 3\b/],
+    ["hello-again", /unexpected message type 20\b/],
+  ] as const
+) {
+  Deno.test(
+    `Pool drops an authenticated worker that breaks the protocol (${how}) and replaces it`,
+    async () => {
+      const dir = await Deno.makeTempDir({ prefix: "distex-test-" });
+      const marker = `${dir}/evaluated`;
+      try {
+        const url = new URL(ROGUE);
+        url.searchParams.set("rogue", how);
+        url.searchParams.set("victim", "1");
+        url.searchParams.set("marker", marker);
+        await using pool = leaks.watch(
+          new Pool({ workers: 2, workerUrl: url.href, maxFrameBytes: 1 << 20 }),
+        );
+        const exits: WorkerExit[] = [];
+        const dropped = Promise.withResolvers<WorkerExit>();
+        pool.addEventListener("workerexit", (e) => {
+          const exit = (e as CustomEvent<WorkerExit>).detail;
+          exits.push(exit);
+          if (exit.workerId === 1) dropped.resolve(exit);
+        });
+        await pool.ready;
+        const exit = await withTimeout(dropped.promise, 30_000, "workerexit");
+        assert.match(exit.reason ?? "", /broke the protocol/);
+        assert.match(exit.reason ?? "", reason);
+        assert.equal(exit.host, "local");
+        // Worker 1 was replaced; worker 2 never left.
+        const pids = await pool.runOnAll(() => Deno.pid);
+        assert.equal(pids.length, 2);
+        const ids = pool.stats().workers.map((w) => w.id).sort();
+        assert.equal(ids.length, 2);
+        assert.equal(ids[0], 2);
+        assert.ok(ids[1]! > 2, `worker ids ${ids}`);
+        assert.equal(await pool.run(double, 6), 12);
+        assert.deepEqual(exits.map((e) => e.workerId), [1]);
+        assert.equal(await exists(marker), false, "the pool evaluated a frame");
+        assert.equal(pool.stats().lost, 0);
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  );
+}
+
+// ---- the worker's side ----------------------------------------------------------
+
+Deno.test(
+  "A worker runs nothing its pool sends before the handshake is done",
+  async () => {
+    const dir = await Deno.makeTempDir({ prefix: "distex-test-" });
+    const path = `${dir}/fake.sock`;
+    const marker = `${dir}/evaluated`;
+    using listener = Deno.listen({ transport: "unix", path });
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", WORKER.href, "--unix", path, "--id", "1"],
+      stdin: "piped",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    const stdin = child.stdin.getWriter();
+    const stderr = new Response(child.stderr).text();
+    try {
+      await stdin.write(new TextEncoder().encode("ab".repeat(32) + "\n"));
+      using conn = await withTimeout(listener.accept(), 30_000, "the worker");
+      // A fake pool skips the challenge and sends a task at once.
+      await conn.write(concat(
+        message([
+          Op.Define,
+          1,
+          `() => Deno.writeTextFileSync(${JSON.stringify(marker)}, "")`,
+        ]),
+        message([Op.Call, 1, 1, []]),
+      ));
+      await withTimeout(hungUp(conn), 30_000, "the worker hanging up");
+      const status = await withTimeout(
+        child.status,
+        30_000,
+        "the worker's exit",
+      );
+      assert.equal(status.code, 1);
+      assert.match(await stderr, /before the handshake finished/);
+      assert.equal(await exists(marker), false, "the worker ran the task");
+    } finally {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* already exited */ }
+      await child.status;
+      await stdin.close().catch(() => {});
+      await stderr;
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+// ---- files and secrets -------------------------------------------------------
+
+Deno.test("Pool's socket directory is 0700 and its socket 0600", async () => {
+  await using pool = await leaks.open({ workers: 1 });
+  const path = await socketPath(pool);
+  const dir = path.slice(0, path.lastIndexOf("/"));
+  const dirStat = await Deno.lstat(dir);
+  assert.ok(dirStat.isDirectory);
+  assert.equal(dirStat.mode! & 0o777, 0o700);
+  assert.equal(dirStat.uid, Deno.uid());
+  const sockStat = await Deno.lstat(path);
+  assert.ok(sockStat.isSocket, "not a socket");
+  assert.equal(sockStat.mode! & 0o777, 0o600);
+  assert.equal(sockStat.uid, Deno.uid());
+  // Nothing else lives there.
+  const entries = [];
+  for await (const e of Deno.readDir(dir)) entries.push(e.name);
+  assert.deepEqual(entries, ["pool.sock"]);
+});
+
+/** Pids of every process below `root`, from /proc. */
+function descendants(root: number): number[] {
+  const parents = new Map<number, number>();
+  for (const entry of Deno.readDirSync("/proc")) {
+    const pid = Number(entry.name);
+    if (!Number.isInteger(pid)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      parents.set(pid, ppid);
+    } catch { /* exited meanwhile */ }
+  }
+  const below: number[] = [];
+  for (const pid of parents.keys()) {
+    for (
+      let p = parents.get(pid);
+      p !== undefined && p > 1;
+      p = parents.get(p)
+    ) {
+      if (p === root) {
+        below.push(pid);
+        break;
+      }
+    }
+  }
+  return below;
+}
+
+Deno.test(
+  "Pool's secret is in no command line, environment, error message or event",
+  async () => {
+    const dir = await Deno.makeTempDir({ prefix: "distex-test-" });
+    try {
+      const { pool, secret } = await openRecorded(dir, { killGrace: 100 });
+      await using _pool = pool;
+      const said: string[] = [];
+      for (const type of ["rejected", "workerexit", "workerstart", "error"]) {
+        pool.addEventListener(type, (e) => {
+          said.push(JSON.stringify((e as CustomEvent).detail));
+        });
+      }
+      const workers = pool.stats().workers.map((w) => w.pid);
+      const below = descendants(Deno.pid);
+      for (const pid of workers) assert.ok(below.includes(pid), `${pid}`);
+      let checked = 0;
+      for (const pid of [Deno.pid, ...below]) {
+        for (const file of ["cmdline", "environ"]) {
+          let text: string;
+          try {
+            text = await Deno.readTextFile(`/proc/${pid}/${file}`);
+          } catch {
+            continue; // exited meanwhile
+          }
+          checked++;
+          assert.ok(
+            !text.includes(secret),
+            `the secret is in ${pid}'s ${file}`,
+          );
+        }
+      }
+      assert.ok(checked >= 2 * (workers.length + 1));
+      const ps = await new Deno.Command("ps", {
+        args: ["-eo", "pid,args", "ww"],
+        stdout: "piped",
+        stderr: "null",
+      }).output().catch(() => undefined);
+      if (ps) {
+        assert.ok(!new TextDecoder().decode(ps.stdout).includes(secret));
+      }
+
+      // Errors of every kind, and the events around them.
+      const path = await socketPath(pool);
+      said.push(
+        await misbehave(pool, path, async (conn) => {
+          await conn.write(badHello(1));
+        }),
+      );
+      const errors = [
+        await rejection(pool.run(() => Deno.exit(3))),
+        await rejection(pool.apply(
+          () => {
+            while (true) { /* stuck */ }
+          },
+          [],
+          { timeout: 50 },
+        )),
+        await rejection(pool.run(() => {
+          throw new Error("task error");
+        })),
+        await rejection(pool.run(() => Symbol("x"))),
+        await rejection(
+          pool.run({ module: "file:///nonexistent.ts", name: "f" }),
+        ),
+      ];
+      // The stuck worker is killed and replaced.
+      await pool.runOnAll(() => Deno.pid);
+      for (const error of errors) {
+        for (
+          const text of [error.message, error.stack ?? "", Deno.inspect(error)]
+        ) {
+          assert.ok(!text.includes(secret), `the secret is in: ${text}`);
+        }
+      }
+      assert.ok(said.length >= 3, `events: ${said}`);
+      for (const text of said) assert.ok(!text.includes(secret), text);
+      const views = [
+        Deno.inspect(pool, { depth: 10, showHidden: true }),
+        JSON.stringify(pool.stats()),
+        JSON.stringify(pool),
+      ];
+      for (const text of views) assert.ok(!text.includes(secret), text);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+Deno.test("security tests leave no worker processes, sockets or temp dirs", async () => {
+  await leaks.assertClean();
+});
