@@ -184,7 +184,12 @@ Deno.test("Pool.apply() with timeout rejects with a TimeoutError", async () => {
 Deno.test(
   "Pool.apply() with timeout frees the worker's slot when the task ends",
   async () => {
-    await using pool = await Pool.create({ workers: 1, qsize: 1 });
+    // A long grace: the worker must not need a kill to get its slot back.
+    await using pool = await Pool.create({
+      workers: 1,
+      qsize: 1,
+      killGrace: 60_000,
+    });
     await using _stop = closeNow(pool);
     const before = await pool.runOnAll(() => Deno.pid);
     const error = await rejection(pool.apply(
