@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { Packr } from "msgpackr/pack";
+import { addExtension, Packr } from "msgpackr/pack";
 
 /** Thrown when a value cannot cross the wire (a function, a symbol, …). */
 export function _dataCloneError(what: string, cause?: unknown): DOMException {
@@ -24,6 +24,43 @@ const packr = new Packr({ structuredClone: true, bundleStrings: false });
 (packr as unknown as { writeFunction: () => never }).writeFunction = () => {
   throw _dataCloneError("A function");
 };
+
+/**
+ * What `value` is, when it is an object that structured clone refuses but
+ * msgpackr would silently send as `{}`.
+ */
+function _uncloneable(value: unknown): string | undefined {
+  if (value instanceof Promise) {
+    return "A Promise (await it and send its value)";
+  }
+  if (value instanceof WeakMap) return "A WeakMap";
+  if (value instanceof WeakSet) return "A WeakSet";
+  if (value instanceof WeakRef) return "A WeakRef";
+  if (
+    value instanceof ReadableStream || value instanceof WritableStream ||
+    value instanceof TransformStream
+  ) {
+    return "A stream (pass its contents, or map over it with Pool.map())";
+  }
+  const tag = Object.prototype.toString.call(value);
+  if (tag === "[object Generator]" || tag === "[object AsyncGenerator]") {
+    return "A generator (collect its items into an array first)";
+  }
+  return undefined;
+}
+
+/** Matches the values of {@link _uncloneable} in msgpackr's class lookup. */
+class Uncloneable {
+  static [Symbol.hasInstance](value: unknown): boolean {
+    return _uncloneable(value) !== undefined;
+  }
+}
+addExtension({
+  Class: Uncloneable,
+  write(value: unknown): never {
+    throw _dataCloneError(_uncloneable(value) ?? "A value");
+  },
+});
 
 /**
  * Encodes a value to MessagePack with structured-clone fidelity.
