@@ -288,6 +288,42 @@ function checkCount(
   return value;
 }
 
+/** Every key of {@link PoolOptions}, to catch misspelt ones. */
+const OPTION_NAMES: readonly string[] = [
+  "workers",
+  "hosts",
+  "qsize",
+  "initializer",
+  "initArgs",
+  "lazy",
+  "retries",
+  "ssh",
+  "permissions",
+  "denoArgs",
+  "maxTasksPerWorker",
+  "maxMemoryMB",
+  "killGrace",
+  "poisonThreshold",
+  "workerUrl",
+  "maxFrameBytes",
+] satisfies (keyof PoolOptions)[];
+
+function checkOptionNames(opts: object): void {
+  for (const key of Object.keys(opts)) {
+    if (OPTION_NAMES.includes(key)) continue;
+    const lower = key.toLowerCase();
+    const near = OPTION_NAMES.find((name) =>
+      name.toLowerCase().startsWith(lower) ||
+      lower.startsWith(name.toLowerCase())
+    );
+    throw new TypeError(
+      `Unknown Pool option '${key}'${
+        near ? ` (did you mean '${near}'?)` : ""
+      }; the options are ${OPTION_NAMES.join(", ")}`,
+    );
+  }
+}
+
 function checkTaskOptions(options: TaskOptions | undefined): void {
   if (options === undefined) return;
   if (typeof options !== "object" || options === null) {
@@ -389,7 +425,8 @@ export class Pool extends EventTarget implements AsyncDisposable {
    * all are connected.
    *
    * @param options A worker count, or {@link PoolOptions}.
-   * @throws {TypeError} for options of the wrong type or a malformed host spec.
+   * @throws {TypeError} for options of the wrong type, unknown option names or a
+   * malformed host spec.
    * @throws {RangeError} for counts out of range (e.g. `workers: -1`, `qsize: 0`).
    */
   constructor(options?: number | PoolOptions) {
@@ -400,6 +437,21 @@ export class Pool extends EventTarget implements AsyncDisposable {
     if (typeof opts !== "object" || opts === null) {
       throw new TypeError(
         `Pool options must be a worker count or an object, got ${typeof options}`,
+      );
+    }
+    checkOptionNames(opts);
+    if (opts.lazy !== undefined && typeof opts.lazy !== "boolean") {
+      throw new TypeError(
+        `Pool option 'lazy' must be true or false, got ${String(opts.lazy)}`,
+      );
+    }
+    if (
+      opts.ssh !== undefined &&
+      (typeof opts.ssh !== "object" || opts.ssh === null ||
+        Array.isArray(opts.ssh))
+    ) {
+      throw new TypeError(
+        "Pool option 'ssh' must be an object like { command, args }",
       );
     }
     const hosts = opts.hosts ?? [];
