@@ -474,7 +474,16 @@ export class Pool extends EventTarget implements AsyncDisposable {
       throw new TypeError("Pool option 'initArgs' must be an array");
     }
     if (opts.initializer !== undefined) {
-      this.#initSpec = this.#functions.lookup(opts.initializer);
+      try {
+        this.#initSpec = this.#functions.lookup(opts.initializer);
+      } catch (error) {
+        throw new TypeError(
+          `Pool option 'initializer': ${
+            error instanceof Error ? error.message : error
+          }`,
+          { cause: error },
+        );
+      }
     }
     for (const name of ["permissions", "denoArgs"] as const) {
       const value = opts[name];
