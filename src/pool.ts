@@ -1081,10 +1081,23 @@ export class Pool extends EventTarget implements AsyncDisposable {
     message: Message,
   ): Promise<WorkerHandle> {
     const [op, version, workerId, answer, pid] = message;
-    if (op !== Op.Hello || version !== PROTOCOL_VERSION) {
-      throw new Error("bad handshake");
+    if (op !== Op.Hello) {
+      throw new Error(
+        `bad handshake: expected a Hello (message type ${Op.Hello}), got message type ${op}`,
+      );
     }
-    if (typeof workerId !== "number") throw new Error("bad worker id");
+    if (version !== PROTOCOL_VERSION) {
+      throw new Error(
+        `bad handshake: the worker speaks protocol version ${
+          String(version)
+        }, the pool ${PROTOCOL_VERSION} (use the same @distex/pool version on both sides)`,
+      );
+    }
+    if (typeof workerId !== "number") {
+      throw new Error(
+        `bad worker id in the handshake: expected a number, got ${typeof workerId}`,
+      );
+    }
     if (!(await verifyProof(this.#secret, nonce, workerId, answer))) {
       throw new Error(`worker ${workerId} failed authentication`);
     }
