@@ -192,7 +192,7 @@ Deno.test(
         [
           "a task instead of a Hello",
           (c) => c.write(concat(define, call)),
-          /bad handshake/,
+          /bad handshake: expected a Hello \(message type 20\), got message type 3/,
         ],
         [
           "a Hello with a wrong proof",
@@ -207,12 +207,12 @@ Deno.test(
         [
           "a Hello for another protocol version",
           (c) => c.write(message([Op.Hello, 99, 1, new Uint8Array(32), 1])),
-          /bad handshake/,
+          /protocol version 99, the pool 1 \(use the same @distex\/pool version/,
         ],
         [
           "a Hello whose worker id is not a number",
           (c) => c.write(message([Op.Hello, PROTOCOL_VERSION, "1", null, 1])),
-          /bad worker id/,
+          /bad worker id in the handshake: expected a number, got string/,
         ],
         [
           "a proof made with another secret",
