@@ -26,11 +26,17 @@ function describeExit(exit: WorkerExit): string {
     : exit.code !== undefined
     ? `exited with code ${exit.code}`
     : exit.reason ?? "lost its connection";
+  // Why the pool let it go, when that was more than its connection closing
+  // (it broke the protocol, e.g. a result over maxFrameBytes).
+  const why = (exit.signal || exit.code !== undefined) && exit.reason &&
+      exit.reason !== "its connection closed"
+    ? ` after the pool dropped it because ${exit.reason}`
+    : "";
   const where = exit.host === "local" ? "" : ` on ${exit.host}`;
   const tail = exit.stderr?.length
     ? `; its last stderr lines:\n  ${exit.stderr.join("\n  ")}`
     : "";
-  return `worker ${exit.workerId}${where} ${how}${tail}`;
+  return `worker ${exit.workerId}${where} ${how}${why}${tail}`;
 }
 
 /**
