@@ -36,10 +36,13 @@ export interface MapOptions {
 
 /** What `createMapStream` needs from the pool. */
 export interface MapContext {
-  /** Queues one task (a call, or a chunk of calls). */
+  /**
+   * Queues one task: a call (`chunk` 0), a chunk of argument lists (1), or a
+   * chunk of single arguments (2).
+   */
   submit(
     args: unknown[],
-    chunk: boolean,
+    chunk: 0 | 1 | 2,
     options: TaskOptions,
   ): Promise<unknown>;
   /** How many tasks may be outstanding (submitted and not yet consumed). */
@@ -147,6 +150,7 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
   }
   const sources = ctx.sources.map(toSource);
   const fixedChunk = options.chunkSize;
+  const single = ctx.sources.length === 1 && !(options.star ?? false);
   const ordered = options.ordered ?? true;
   const star = options.star ?? false;
   if (star && sources.length > 1) {
@@ -272,7 +276,7 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     return Math.max(1, Math.min(MAX_CHUNK, size));
   }
 
-  function launch(args: unknown[], chunk: boolean): void {
+  function launch(args: unknown[], chunk: 0 | 1 | 2): void {
     const entry: Entry = {
       done: false,
       values: undefined,
@@ -314,21 +318,38 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
             break;
           }
           index++;
-          launch(args, false);
+          launch(args, 0);
         } else {
-          const chunk: unknown[][] = [];
-          while (chunk.length < chunkSize) {
-            let args = nextArgsSync();
-            if (args instanceof Promise) args = await args;
-            if (finished) return;
-            if (args === undefined) {
-              sourceDone = true;
-              break;
+          const chunk: unknown[] = [];
+          if (single) {
+            // One source, no spreading: send the items themselves.
+            const source = sources[0]!;
+            while (chunk.length < chunkSize) {
+              let r = source.next();
+              if (r instanceof Promise) r = await r;
+              if (finished) return;
+              if (r.done) {
+                sourceDone = true;
+                break;
+              }
+              index++;
+              chunk.push(r.value);
             }
-            index++;
-            chunk.push(args);
+            if (chunk.length) launch(chunk, 2);
+          } else {
+            while (chunk.length < chunkSize) {
+              let args = nextArgsSync();
+              if (args instanceof Promise) args = await args;
+              if (finished) return;
+              if (args === undefined) {
+                sourceDone = true;
+                break;
+              }
+              index++;
+              chunk.push(args);
+            }
+            if (chunk.length) launch(chunk, 1);
           }
-          if (chunk.length) launch(chunk, true);
         }
       }
     } catch (error) {

@@ -186,7 +186,8 @@ interface Task {
   id: number;
   spec: FunctionSpec;
   args: unknown[];
-  chunk: boolean;
+  /** 0: one call; 1: a chunk of argument lists; 2: a chunk of single arguments. */
+  chunk: 0 | 1 | 2;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
   retries: number;
@@ -231,6 +232,8 @@ class WorkerHandle {
   minLatencyMs = Infinity;
   /** Tasks this worker finished. */
   done = 0;
+  /** Counts sends, to sample the round trip. */
+  probe = 0;
   /** Tasks (other than initializer and runOnAll calls) sent to it. */
   sent = 0;
   /** Resident memory the worker last reported (bytes). */
@@ -652,7 +655,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
         throw new TypeError("Pool.apply() takes its arguments as an array");
       }
       const spec = this.#functions.lookup(fn as TaskFunction);
-      return this._submit(spec, args, false, options) as Promise<Awaited<R>>;
+      return this._submit(spec, args, 0, options) as Promise<Awaited<R>>;
     } catch (error) {
       return Promise.reject(error);
     }
@@ -1233,7 +1236,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
   _submit(
     spec: FunctionSpec,
     args: unknown[],
-    chunk: boolean,
+    chunk: 0 | 1 | 2,
     options?: TaskOptions,
   ): Promise<unknown> {
     this.#checkOpen();
@@ -1365,7 +1368,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
         w.defined.add(spec.id);
       }
       w.writer.send([
-        task.chunk ? Op.Chunk : Op.Call,
+        task.chunk === 0 ? Op.Call : task.chunk === 1 ? Op.Chunk : Op.Items,
         task.id,
         spec.id,
         task.args,
@@ -1377,7 +1380,10 @@ export class Pool extends EventTarget implements AsyncDisposable {
     task.worker = w;
     w.inflight.set(task.id, task);
     w.load++;
-    if (this.#adaptive) task.sentAt = performance.now();
+    // The round trip is sampled (every 8th task): the minimum is what counts.
+    if (this.#adaptive && (w.probe++ & 7) === 0) {
+      task.sentAt = performance.now();
+    }
     const max = this.#options.maxTasksPerWorker;
     if (max !== undefined && !task.pinned && ++w.sent >= max && !w.retiring) {
       // Its last task is on its way: send it no more, stop it when it is done.
@@ -1403,9 +1409,12 @@ export class Pool extends EventTarget implements AsyncDisposable {
       );
     }
     if (!this.#adaptive) return;
-    const latency = performance.now() - task.sentAt;
-    if (latency < w.minLatencyMs) w.minLatencyMs = latency;
-    const work = typeof workUs === "number" ? workUs / 1000 : latency;
+    if (task.sentAt > 0) {
+      const latency = performance.now() - task.sentAt;
+      if (latency < w.minLatencyMs) w.minLatencyMs = latency;
+    }
+    if (w.minLatencyMs === Infinity) return;
+    const work = typeof workUs === "number" ? workUs / 1000 : w.minLatencyMs;
     w.workMs = w.workMs === 0 ? work : w.workMs * 0.9 + work * 0.1;
     const depth = Math.ceil(w.minLatencyMs / Math.max(w.workMs, 1e-3));
     w.capacity = Math.min(MAX_QSIZE, Math.max(DEFAULT_QSIZE, depth));
@@ -1421,7 +1430,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
       id: this.#nextTaskId++,
       spec,
       args,
-      chunk: false,
+      chunk: 0,
       resolve,
       reject,
       retries: 0,

@@ -34,6 +34,8 @@ export const Op = {
   Call: 4,
   /** `[Op.Chunk, taskId, fnId, argsList]`: resolves to an array of values. */
   Chunk: 5,
+  /** `[Op.Items, taskId, fnId, items]`: calls fn(item) for each; resolves to an array. */
+  Items: 8,
   /** `[Op.Cancel, taskId]`: the caller gave up; drop the result. */
   Cancel: 6,
   /** `[Op.Exit]`: finish running tasks, then exit. */

@@ -157,13 +157,21 @@ export async function runWorker(options: WorkerRuntimeOptions): Promise<void> {
         settle(taskId, fnId, fn(...(args as unknown[])), started);
         return;
       }
-      const list = args as unknown[][];
+      const list = args as unknown[];
       const results = new Array(list.length);
       let async = false;
-      for (let i = 0; i < list.length; i++) {
-        const r = fn(...list[i]!);
-        if (isThenable(r)) async = true;
-        results[i] = r;
+      if (op === Op.Items) {
+        for (let i = 0; i < list.length; i++) {
+          const r = fn(list[i]);
+          if (isThenable(r)) async = true;
+          results[i] = r;
+        }
+      } else {
+        for (let i = 0; i < list.length; i++) {
+          const r = fn(...(list[i] as unknown[]));
+          if (isThenable(r)) async = true;
+          results[i] = r;
+        }
       }
       settle(taskId, fnId, async ? Promise.all(results) : results, started);
     } catch (error) {
@@ -173,7 +181,7 @@ export async function runWorker(options: WorkerRuntimeOptions): Promise<void> {
 
   function onMessage(message: Message): void {
     const op = message[0];
-    if (op === Op.Call || op === Op.Chunk) {
+    if (op === Op.Call || op === Op.Chunk || op === Op.Items) {
       const taskId = message[1] as number;
       const fnId = message[2] as number;
       const fn = functions.get(fnId);
