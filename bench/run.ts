@@ -139,8 +139,14 @@ async function runChild(args: string[]): Promise<string> {
   return stdout;
 }
 
+/** A figure and, for pool cases, what else the case reported. */
+interface Sample {
+  value: number;
+  detail?: Record<string, unknown>;
+}
+
 /** Runs one step in a fresh process and returns its figure. */
-async function measure(step: Step, quick: boolean): Promise<number> {
+async function measure(step: Step, quick: boolean): Promise<Sample> {
   if (step.kind === "pool") {
     const stdout = await runChild([
       POOL_CASE,
@@ -149,11 +155,15 @@ async function measure(step: Step, quick: boolean): Promise<number> {
     ]);
     // The result is the last line; a worker could have printed before it.
     const line = stdout.trimEnd().split("\n").pop() ?? "";
-    const result = JSON.parse(line) as { case: string; value: number };
+    const result = JSON.parse(line) as {
+      case: string;
+      value: number;
+      detail: Record<string, unknown>;
+    };
     if (result.case !== step.key || typeof result.value !== "number") {
       throw new Error(`Unexpected result from ${step.key}: ${line}`);
     }
-    return result.value;
+    return { value: result.value, detail: result.detail };
   }
   const spawn = step.unit === "ms";
   const stdout = await runChild([
@@ -170,7 +180,7 @@ async function measure(step: Step, quick: boolean): Promise<number> {
   if (typeof value !== "number") {
     throw new Error(`Unexpected result from limit ${step.key}: ${stdout}`);
   }
-  return value;
+  return { value };
 }
 
 function median(values: readonly number[]): number {
@@ -225,6 +235,8 @@ interface Report {
     label: string;
     unit: Unit;
     samples: number[];
+    /** What each pool case reported besides its figure, per round. */
+    details?: Record<string, unknown>[];
   }[];
 }
 
@@ -376,6 +388,7 @@ function markdown(report: Report): string {
   return lines.join("\n");
 }
 
+/** Puts `table` between the markers in README.md and formats the file. */
 async function writeReadme(table: string): Promise<void> {
   const text = await Deno.readTextFile(README);
   const start = text.indexOf(START_MARKER);
@@ -391,6 +404,12 @@ async function writeReadme(table: string): Promise<void> {
       text.slice(end)
     }`,
   );
+  // Keep `deno fmt --check` clean: it aligns markdown tables.
+  await new Deno.Command(Deno.execPath(), {
+    args: ["fmt", "--quiet", README],
+    stdout: "null",
+    stderr: "inherit",
+  }).output();
 }
 
 async function main(): Promise<void> {
@@ -412,6 +431,9 @@ async function main(): Promise<void> {
   const quick = values.quick;
   const steps = roundSteps(quick);
   const samples = new Map(steps.map((s) => [s.key, [] as number[]]));
+  const details = new Map(
+    steps.map((s) => [s.key, [] as Record<string, unknown>[]]),
+  );
   const t0 = performance.now();
   const loadStart = Deno.loadavg();
   // Fill Deno's module caches once, so no round pays for transpiling.
@@ -420,8 +442,9 @@ async function main(): Promise<void> {
   await measure(limitStep("bareSpawn4Ms", "ms", ""), true);
   for (let round = 1; round <= rounds; round++) {
     for (const step of steps) {
-      const value = await measure(step, quick);
+      const { value, detail } = await measure(step, quick);
       samples.get(step.key)!.push(value);
+      if (detail) details.get(step.key)!.push(detail);
       console.error(
         `bench: round ${round}/${rounds} ${step.key}: ${
           format(value, step.unit)
@@ -444,6 +467,7 @@ async function main(): Promise<void> {
       unit: s.unit,
       kind: s.kind,
       samples: samples.get(s.key)!,
+      ...(s.kind === "pool" ? { details: details.get(s.key)! } : {}),
     })),
   };
   const table = markdown(report);
