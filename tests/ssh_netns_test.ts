@@ -87,6 +87,21 @@ async function assertNothingLeft(
   assert.ok(clean, `left on the hosts ${when}:\n${left.join("\n")}`);
 }
 
+/** `promise` within BOUND_MS, else an error with the pool's stats. */
+async function bounded<T>(
+  pool: Pool,
+  promise: Promise<T>,
+  what: string,
+): Promise<T> {
+  try {
+    return await withTimeout(promise, BOUND_MS, what);
+  } catch (error) {
+    throw new Error(
+      `${(error as Error).message}; pool: ${JSON.stringify(pool.stats())}`,
+    );
+  }
+}
+
 function ms(from: number, to: number | undefined): string {
   return to === undefined ? "never" : `${Math.round(to - from)} ms`;
 }
@@ -130,6 +145,7 @@ async function hostLoss(fault: Fault, retries: boolean): Promise<void> {
 
     // The long map; the fault strikes after FAULT_AFTER results.
     let faultAt = 0;
+    let injected: Promise<void> = Promise.resolve();
     const results: [number, string][] = [];
     const stream = pool.map(
       where,
@@ -140,9 +156,11 @@ async function hostLoss(fault: Fault, retries: boolean): Promise<void> {
       for await (const result of stream) {
         results.push(result);
         if (results.length === FAULT_AFTER) {
+          // Not awaited here: the map keeps flowing, so host a has tasks
+          // in flight when the fault lands.
           faultAt = performance.now();
-          if (fault === "cut link") await a.cutLink("ns");
-          else await a.killSshd();
+          injected = fault === "cut link" ? a.cutLink("ns") : a.killSshd();
+          injected.catch(() => {}); // awaited (and thrown) below
         }
       }
     })();
@@ -168,6 +186,7 @@ async function hostLoss(fault: Fault, retries: boolean): Promise<void> {
       assert.equal(error.host, a.alias);
       assert.match(error.message, new RegExp(`on ${a.alias}`));
     }
+    await injected;
     assert.ok(faultAt > 0, "the fault was injected mid-map");
 
     // The loss shows in the events and in totalWorkers.
@@ -206,8 +225,11 @@ async function hostLoss(fault: Fault, retries: boolean): Promise<void> {
       `error events: ${errors.seen.map((e) => e.detail.message).join("\n")}`,
     );
     assert.equal(pool.totalWorkers, 2, "totalWorkers while a is down");
-    assert.equal(await pool.run(address), b.address);
-    assert.deepEqual(await pool.runOnAll(address), [b.address, b.address]);
+    assert.equal(await bounded(pool, pool.run(address), "run()"), b.address);
+    assert.deepEqual(
+      await bounded(pool, pool.runOnAll(address), "runOnAll()"),
+      [b.address, b.address],
+    );
 
     // The host comes back; the pool reconnects it with backoff.
     const backAt = performance.now();
@@ -229,11 +251,7 @@ async function hostLoss(fault: Fault, retries: boolean): Promise<void> {
         `(${errors.seen.length} failed reconnect attempts while down)`,
     );
     assert.equal(pool.totalWorkers, 4);
-    const after = await withTimeout(
-      pool.runOnAll(address),
-      BOUND_MS,
-      "runOnAll()",
-    );
+    const after = await bounded(pool, pool.runOnAll(address), "runOnAll()");
     assert.deepEqual(
       after.toSorted(),
       [a.address, a.address, b.address, b.address].toSorted(),
