@@ -39,10 +39,18 @@ export interface FunctionSpec {
 
 const NATIVE = /\{\s*\[native code\]\s*\}\s*$/;
 
+/** Escapes the characters a file path may hold that a URL reads specially. */
+function escapePath(path: string): string {
+  return path.replaceAll("%", "%25").replaceAll("#", "%23").replaceAll(
+    "?",
+    "%3F",
+  );
+}
+
 function resolveModule(specifier: string): string {
   if (/^(\.{1,2})?\//.test(specifier)) {
-    const base = new URL(`file://${Deno.cwd()}/`);
-    return new URL(specifier, base).href;
+    const base = new URL(`file://${escapePath(Deno.cwd())}/`);
+    return new URL(escapePath(specifier), base).href;
   }
   return specifier;
 }
