@@ -458,34 +458,48 @@ Deno.test({
 });
 
 Deno.test({
-  name: "Pool starts one ssh per host with the lifeline and keep-alive options",
+  name:
+    "Pool starts one ssh per host with the lifeline and keep-alive options, and one socket per host",
   ignore,
   async fn() {
     await using host = await startSshHost();
+    // Two hosts that are the same machine: each still gets its own tunnel.
+    const other = `ssh://${Deno.uid() === 0 ? "root@" : ""}${host.alias}/1`;
     await using pool = await Pool.create({
       workers: 0,
-      hosts: [host.hostSpec(3)],
+      hosts: [host.hostSpec(3), other],
       ssh: sshOptions(host),
     });
     const workers = await pool.runOnAll(() => Deno.args);
-    assert.equal(workers.length, 3);
-    const sockets = new Set(workers.map(socketOf));
-    assert.equal(sockets.size, 1, "the workers of a host share one tunnel");
+    assert.equal(workers.length, 4);
+    const sockets = new Map<string, number>();
+    for (const args of workers) {
+      const socket = socketOf(args);
+      sockets.set(socket, (sockets.get(socket) ?? 0) + 1);
+    }
+    assert.deepEqual(
+      [...sockets.values()].toSorted(),
+      [1, 3],
+      "the workers of a host share one tunnel; each host has its own",
+    );
     const ssh = await sshChildren();
-    assert.equal(ssh.length, 1, "one ssh process for the host");
-    const [info] = await processes(ssh);
-    const cmdline = info!.cmdline;
-    for (
-      const option of [
-        " -T ",
-        "BatchMode=yes",
-        "ExitOnForwardFailure=yes",
-        "ServerAliveInterval=",
-        "ServerAliveCountMax=",
-        ` -R ${[...sockets][0]}:`,
-      ]
-    ) {
-      assert.ok(cmdline.includes(option), `'${option}' in ${cmdline}`);
+    assert.equal(ssh.length, 2, "one ssh process per host");
+    for (const info of await processes(ssh)) {
+      const cmdline = info.cmdline;
+      const socket = [...sockets.keys()].find((s) => cmdline.includes(s));
+      assert.ok(socket, `a tunnel socket in ${cmdline}`);
+      for (
+        const option of [
+          " -T ",
+          "BatchMode=yes",
+          "ExitOnForwardFailure=yes",
+          "ServerAliveInterval=",
+          "ServerAliveCountMax=",
+          ` -R ${socket}:`,
+        ]
+      ) {
+        assert.ok(cmdline.includes(option), `'${option}' in ${cmdline}`);
+      }
     }
   },
 });
@@ -647,6 +661,75 @@ Deno.test({
     } finally {
       lost.stop();
       exits.stop();
+      starts.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "Pool whose ssh process is killed relaunches the host, and the old session's remote processes exit",
+  ignore,
+  async fn() {
+    const tag = `t${crypto.randomUUID().slice(0, 8)}`;
+    await using host = await startSshHost({ env: { DISTEX_TEST_TAG: tag } });
+    await using pool = await Pool.create({
+      workers: 1,
+      hosts: [host.hostSpec(2)],
+      ssh: sshOptions(host),
+    });
+    const before = await processesWithEnv(`DISTEX_TEST_TAG=${tag}`);
+    assert.ok(before.length >= 3, `remote processes: ${before}`);
+    const [ssh] = await sshChildren();
+    assert.ok(ssh, "the host's ssh process");
+    const lost = recordEvents<{ host: string }>(pool, "hostlost");
+    const starts = recordEvents<{ workerId: number; host: string }>(
+      pool,
+      "workerstart",
+    );
+    try {
+      const killedAt = performance.now();
+      Deno.kill(ssh, "SIGKILL");
+      assert.ok(
+        await pollUntil(() => lost.seen.length > 0, 20_000),
+        "no hostlost event",
+      );
+      assert.equal(lost.seen[0]!.detail.host, host.alias);
+      // Both the tunnel and the lifeline of the old session are gone: its
+      // supervisor and workers exit on their own.
+      assert.ok(
+        await pollUntil(
+          async () =>
+            (await processes(before)).filter((p) =>
+              / remote --unix | --id \d+/.test(p.cmdline)
+            ).length === 0,
+          20_000,
+        ),
+        `old remote processes left: ${
+          (await processes(before)).map((p) => p.cmdline).join("\n")
+        }`,
+      );
+      assert.ok(
+        await pollUntil(
+          () =>
+            starts.seen.filter((s) =>
+              s.detail.host === host.alias && s.at > killedAt
+            ).length >= 2,
+          20_000,
+        ),
+        "the host did not come back",
+      );
+      console.error(
+        `    ssh killed: hostlost after ${
+          Math.round(lost.seen[0]!.at - killedAt)
+        } ms, host back after ${
+          Math.round(starts.seen.at(-1)!.at - killedAt)
+        } ms`,
+      );
+      assert.equal(pool.totalWorkers, 3);
+      assert.equal((await pool.runOnAll(() => Deno.pid)).length, 3);
+    } finally {
+      lost.stop();
       starts.stop();
     }
   },
