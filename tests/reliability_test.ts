@@ -98,7 +98,10 @@ Deno.test(
         // Leave at least two workers up, so the map makes progress even
         // where replacements start slowly.
         if (!storming || live.length < 2) continue;
-        const victim = live[Math.floor(Math.random() * live.length)]!;
+        // Prefer workers with tasks in flight: those tasks must be resent.
+        const busy = live.filter((w) => w.inFlight > 0);
+        const pick = busy.length ? busy : live;
+        const victim = pick[Math.floor(Math.random() * pick.length)]!;
         killed.add(victim.pid);
         try {
           Deno.kill(victim.pid, "SIGKILL");
