@@ -30,14 +30,32 @@ export async function readSecret(): Promise<
   return { secret, reader };
 }
 
-/** Calls `onClose` once stdin reaches its end (the pool closed it or died). */
+/**
+ * Calls `onClose` once stdin reaches its end (the pool closed it or died).
+ * With `onLine`, each further line on stdin is passed to it (the pool's
+ * commands to a remote supervisor); otherwise stdin is just drained.
+ */
 export function watchLifeline(
   reader: ReadableStreamDefaultReader<Uint8Array>,
   onClose: () => void,
+  onLine?: (line: string) => void,
 ): void {
   (async () => {
+    const decoder = new TextDecoder();
+    let text = "";
     try {
-      while (!(await reader.read()).done) { /* keep draining */ }
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        if (!onLine) continue;
+        text += decoder.decode(value, { stream: true });
+        for (let at = text.indexOf("\n"); at >= 0; at = text.indexOf("\n")) {
+          const line = text.slice(0, at).trim();
+          text = text.slice(at + 1);
+          if (line) onLine(line);
+        }
+        if (text.length > 4096) text = "";
+      }
     } catch { /* stdin broke: same as closed */ }
     onClose();
   })();

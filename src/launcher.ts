@@ -37,6 +37,12 @@ export interface Launch {
   /** Kills the process now. */
   kill(signal?: Deno.Signal): void;
   /**
+   * Has worker `id` killed where it runs, for a worker that cannot be stopped
+   * by closing its connection (stuck in sync code). Only launches that
+   * respawn their workers do this; they start it again.
+   */
+  killWorker(id: number): void;
+  /**
    * The error to report when the process ended before all its workers
    * connected (`timeoutMs` set when the pool gave up waiting).
    */
@@ -129,6 +135,12 @@ export function _childLaunch(
       try {
         child.kill(signal);
       } catch { /* already exited */ }
+    },
+    killWorker(id: number) {
+      // A line to the remote supervisor, after the secret; stdin stays open.
+      if (!respawns || stopped) return;
+      sent.then(() => stdin.write(new TextEncoder().encode(`kill ${id}\n`)))
+        .catch(() => {});
     },
   };
 }

@@ -1227,7 +1227,11 @@ export class Pool extends EventTarget implements AsyncDisposable {
   #stopWorker(w: WorkerHandle): void {
     const launch = w.group.launch;
     if (launch && !launch.respawns) launch.kill();
-    else this.#closeConn(w.channel);
+    else {
+      // Stuck in sync code, it would never see its connection close.
+      if (w.hardKilled) launch?.killWorker(w.id);
+      this.#closeConn(w.channel);
+    }
   }
 
   // ---- tasks -----------------------------------------------------------

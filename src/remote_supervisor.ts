@@ -43,9 +43,25 @@ export async function superviseMain(args: string[]): Promise<number> {
   const line = new TextEncoder().encode(secret + "\n");
   let stopping = false;
   const stopped = Promise.withResolvers<void>();
+  const slots: Slot[] = ids.map((id) => ({
+    id,
+    child: undefined,
+    stdin: undefined,
+    failures: 0,
+  }));
+  // After the secret, stdin carries the pool's commands, one a line.
+  // `kill <id>`: a worker stuck in sync code never notices that the pool
+  // closed its connection, so the pool asks for it to be killed (and so
+  // restarted).
   watchLifeline(reader, () => {
     stopping = true;
     stopped.resolve();
+  }, (command) => {
+    const kill = /^kill (\d+)$/.exec(command);
+    const child = kill && slots.find((s) => s.id === Number(kill[1]))?.child;
+    try {
+      child?.kill("SIGKILL");
+    } catch { /* already gone */ }
   });
 
   const start = (slot: Slot): void => {
@@ -77,12 +93,6 @@ export async function superviseMain(args: string[]): Promise<number> {
     });
   };
 
-  const slots: Slot[] = ids.map((id) => ({
-    id,
-    child: undefined,
-    stdin: undefined,
-    failures: 0,
-  }));
   for (const slot of slots) start(slot);
   await stopped.promise;
   const children = slots.map((s) => s.child).filter((c) => c !== undefined);
