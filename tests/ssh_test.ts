@@ -735,6 +735,46 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name:
+    "Pool.apply() with timeout on a remote worker stuck in sync code kills and replaces that worker",
+  ignore,
+  async fn() {
+    await using host = await startSshHost();
+    await using pool = await Pool.create({
+      workers: 0,
+      hosts: [host.hostSpec(2)],
+      ssh: sshOptions(host),
+      killGrace: 200,
+    });
+    const before = await pool.runOnAll(() => Deno.pid);
+    const error = await rejection(
+      pool.apply(
+        () => {
+          for (;;) { /* never yields: only a kill ends it */ }
+        },
+        [],
+        { timeout: 200 },
+      ),
+    );
+    assert.equal(error.name, "TimeoutError");
+    // The host's supervisor kills the stuck worker and starts it again.
+    const after = await withTimeout(
+      pool.runOnAll(() => Deno.pid),
+      20_000,
+      "runOnAll() after a hard timeout",
+    );
+    assert.equal(after.length, 2);
+    assert.equal(
+      after.filter((pid) => before.includes(pid)).length,
+      1,
+      `one worker replaced: before ${before}, after ${after}`,
+    );
+    const stuck = before.find((pid) => !after.includes(pid))!;
+    assert.deepEqual(await processes([stuck]), [], "the stuck worker is gone");
+  },
+});
+
 // ---- nothing outlives the pool --------------------------------------------------
 
 Deno.test({
