@@ -14,7 +14,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { Pool, type WorkerExit, WorkerLostError } from "../mod.ts";
+import { HostError, Pool, type WorkerExit, WorkerLostError } from "../mod.ts";
 import {
   type NamespaceHost,
   type NamespaceHosts,
@@ -291,6 +291,39 @@ Deno.test({
     "Pool without retries fails a map with WorkerLostError naming the host whose sshd is killed",
   ignore,
   fn: () => hostLoss("killed sshd", false),
+});
+
+Deno.test({
+  name: "Pool.ready rejects with a HostError naming a host whose link is down",
+  ignore,
+  async fn() {
+    await using net = await startNamespaceHosts(2);
+    const [a, b] = net.hosts as [NamespaceHost, NamespaceHost];
+    for (const side of ["ns", "host"] as const) {
+      await a.cutLink(side);
+      const started = performance.now();
+      const pool = new Pool({
+        workers: 1,
+        hosts: [b.hostSpec(1), a.hostSpec(2)],
+        ssh: { args: [...net.sshArgs], command: remoteCommand() },
+      });
+      const error = await rejection(
+        withTimeout(pool.ready, BOUND_MS, "Pool.ready"),
+      );
+      await withTimeout(pool.close(), BOUND_MS, "close()");
+      assert.ok(error instanceof HostError, `got ${error}`);
+      assert.equal(error.host, a.alias);
+      assert.match(error.message, /could not reach/);
+      assert.match(error.stderr, /No route to host|Invalid argument/);
+      console.error(
+        `    link down (${side} side): HostError after ${
+          ms(started, performance.now())
+        }: ${error.stderr.trim()}`,
+      );
+      await a.restoreLink();
+    }
+    await assertNothingLeft(net, "after the failed starts");
+  },
 });
 
 Deno.test({
