@@ -186,8 +186,11 @@ interface Task {
   id: number;
   spec: FunctionSpec;
   args: unknown[];
-  /** 0: one call; 1: a chunk of argument lists; 2: a chunk of single arguments. */
-  chunk: 0 | 1 | 2;
+  /**
+   * 0: one call; 1: a chunk of argument lists; 2: a chunk of single
+   * arguments; 3: an initializer call (its return value is not sent back).
+   */
+  chunk: 0 | 1 | 2 | 3;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
   retries: number;
@@ -261,6 +264,8 @@ class WorkerHandle {
 
 const DEFAULT_QSIZE = 2;
 const MAX_QSIZE = 64;
+/** The message tag for each kind of task. */
+const CALL_OPS = [Op.Call, Op.Chunk, Op.Items, Op.Init] as const;
 /** How often workers report their memory use (ms). */
 const STATS_MS = 1_000;
 /** Bytes queued on one connection beyond which no further task is sent. */
@@ -364,6 +369,19 @@ function delay(ms: number): Promise<void> {
 /**
  * An async process pool: runs functions on local worker processes and on
  * workers on other machines reached by SSH.
+ *
+ * The pool is an `EventTarget`. Its events are `CustomEvent`s:
+ * - `workerstart`: a worker connected and is initialised; `detail` is
+ *   `{ workerId, host, pid, replacement }` (`replacement` is true for workers
+ *   started after the pool was ready, in place of one that exited).
+ * - `workerexit`: a worker was lost or retired; `detail` is a
+ *   {@link WorkerExit} (code, signal, host, last stderr lines, reason).
+ * - `hostlost`: an SSH host's connection ended; `detail` is `{ host, exit }`.
+ *   Its workers leave `totalWorkers` until the pool reconnects (with backoff).
+ * - `error`: a worker or host could not be (re)started after the pool was
+ *   ready; `detail` is the error. The pool keeps trying.
+ * - `rejected`: a connection to the pool's socket failed the handshake and was
+ *   closed; `detail` is the reason.
  *
  * @example Squares on four local workers
  * ```ts
@@ -1129,6 +1147,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
         handle,
         this.#initSpec,
         this.#options.initArgs ?? [],
+        true,
       );
       init.then(
         () => this.#activate(handle),
@@ -1148,16 +1167,22 @@ export class Pool extends EventTarget implements AsyncDisposable {
     handle.group.failures = 0;
     handle.group.down = false;
     this.#workers.push(handle);
-    if (this.#readyCount < this.#initialTarget) {
-      this.#readyCount++;
-      if (this.#readyCount === this.#initialTarget) {
-        this.#state = "running";
-        this.#ready.resolve();
-      }
+    const replacement = this.#readyCount >= this.#initialTarget;
+    // Ready once as many workers are up at the same time as were asked for
+    // (a worker lost while the pool starts does not count).
+    if (!replacement && this.#workers.length >= this.#initialTarget) {
+      this.#readyCount = this.#initialTarget;
+      if (this.#state === "starting") this.#state = "running";
+      this.#ready.resolve();
     }
     this.dispatchEvent(
       new CustomEvent("workerstart", {
-        detail: { workerId: handle.id, host: handle.group.launcher.host },
+        detail: {
+          workerId: handle.id,
+          host: handle.group.launcher.host,
+          pid: handle.pid,
+          replacement,
+        },
       }),
     );
     this.#notify();
@@ -1353,7 +1378,10 @@ export class Pool extends EventTarget implements AsyncDisposable {
   }
 
   #fill(w: WorkerHandle): void {
-    while (w.load < w.capacity && !w.congested && !w.retiring) {
+    while (
+      w.load < w.capacity && !w.congested && !w.retiring &&
+      w.suspect === undefined
+    ) {
       const task = this.#dequeue();
       if (!task) return;
       this.#send(w, task);
@@ -1372,7 +1400,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
         w.defined.add(spec.id);
       }
       w.writer.send([
-        task.chunk === 0 ? Op.Call : task.chunk === 1 ? Op.Chunk : Op.Items,
+        CALL_OPS[task.chunk],
         task.id,
         spec.id,
         task.args,
@@ -1403,7 +1431,9 @@ export class Pool extends EventTarget implements AsyncDisposable {
    */
   #measure(w: WorkerHandle, task: Task, workUs: unknown): void {
     if (typeof workUs === "number") {
-      const items = task.chunk ? Math.max(1, task.args.length) : 1;
+      const items = task.chunk === 1 || task.chunk === 2
+        ? Math.max(1, task.args.length)
+        : 1;
       const perItem = workUs / 1000 / items;
       const id = task.spec.id;
       const old = this.#itemMs.get(id);
@@ -1428,13 +1458,14 @@ export class Pool extends EventTarget implements AsyncDisposable {
     w: WorkerHandle,
     spec: FunctionSpec,
     args: unknown[],
+    init = false,
   ): Promise<unknown> {
     const { promise, resolve, reject } = Promise.withResolvers<unknown>();
     const task: Task = {
       id: this.#nextTaskId++,
       spec,
       args,
-      chunk: 0,
+      chunk: init ? 3 : 0,
       resolve,
       reject,
       retries: 0,
@@ -1455,7 +1486,9 @@ export class Pool extends EventTarget implements AsyncDisposable {
   #settle(task: Task, value: unknown, error: unknown): void {
     if (task.settled) return;
     task.settled = true;
-    if (error === undefined) this.#stats.done++;
+    if (task.pinned) {
+      // initializer and runOnAll calls are not counted as tasks
+    } else if (error === undefined) this.#stats.done++;
     else this.#stats.failed++;
     task.cleanup?.();
     this.#live.delete(task);

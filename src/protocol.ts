@@ -36,6 +36,8 @@ export const Op = {
   Chunk: 5,
   /** `[Op.Items, taskId, fnId, items]`: calls fn(item) for each; resolves to an array. */
   Items: 8,
+  /** `[Op.Init, taskId, fnId, args]`: a call whose result is not sent back (initializers). */
+  Init: 9,
   /** `[Op.Cancel, taskId]`: the caller gave up; drop the result. */
   Cancel: 6,
   /** `[Op.Exit]`: finish running tasks, then exit. */

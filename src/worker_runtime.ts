@@ -157,6 +157,19 @@ export async function runWorker(options: WorkerRuntimeOptions): Promise<void> {
         settle(taskId, fnId, fn(...(args as unknown[])), started);
         return;
       }
+      if (op === Op.Init) {
+        // An initializer: wait for it, but send back nothing of its value.
+        const value = fn(...(args as unknown[]));
+        settle(
+          taskId,
+          fnId,
+          isThenable(value)
+            ? Promise.resolve(value).then(() => undefined)
+            : undefined,
+          started,
+        );
+        return;
+      }
       const list = args as unknown[];
       const results = new Array(list.length);
       let async = false;
@@ -181,7 +194,9 @@ export async function runWorker(options: WorkerRuntimeOptions): Promise<void> {
 
   function onMessage(message: Message): void {
     const op = message[0];
-    if (op === Op.Call || op === Op.Chunk || op === Op.Items) {
+    if (
+      op === Op.Call || op === Op.Chunk || op === Op.Items || op === Op.Init
+    ) {
       const taskId = message[1] as number;
       const fnId = message[2] as number;
       const fn = functions.get(fnId);
