@@ -475,7 +475,11 @@ Deno.test({
     await using pool = await Pool.create({
       workers: 0,
       hosts: [host.hostSpec(3), other],
-      ssh: sshOptions(host),
+      // ssh takes the first value of an option: these win over the pool's.
+      ssh: {
+        ...sshOptions(host),
+        args: [...host.sshArgs, "-o", "ServerAliveCountMax=4"],
+      },
     });
     const workers = await pool.runOnAll(() => Deno.args);
     assert.equal(workers.length, 4);
@@ -507,6 +511,12 @@ Deno.test({
       ) {
         assert.ok(cmdline.includes(option), `'${option}' in ${cmdline}`);
       }
+      const mine = cmdline.indexOf("ServerAliveCountMax=4");
+      assert.ok(mine >= 0, cmdline);
+      assert.ok(
+        mine < cmdline.indexOf("ServerAliveCountMax=", mine + 1),
+        `ssh.args come before the pool's defaults: ${cmdline}`,
+      );
     }
   },
 });
