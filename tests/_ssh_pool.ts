@@ -1,13 +1,14 @@
 /**
  * Helpers for the tests of pools with SSH workers (`ssh_test.ts`,
- * `ssh_netns_test.ts`): the remote command of this checkout, bounded waits,
- * and a view of the process table (`/proc`) to find what a pool left behind.
+ * `ssh_netns_test.ts`): the remote command of this checkout, a pool owner to
+ * kill, and a view of the process table (`/proc`) to find what a pool left
+ * behind. Bounded waits are in `_util.ts`.
  *
  * All test hosts run on this machine, so `/proc` shows their processes too.
  *
  * @module
  */
-import assert from "node:assert/strict";
+import { withTimeout } from "./_util.ts";
 
 const decoder = new TextDecoder();
 
@@ -22,56 +23,6 @@ export const CLI_PATH: string = new URL("../cli.ts", import.meta.url).pathname;
  */
 export function remoteCommand(): string {
   return `${Deno.execPath()} run -A ${CLI_PATH}`;
-}
-
-/** The error `promise` rejects with; fails the test when it resolves. */
-export async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof Error, `expected an Error, got ${error}`);
-    return error;
-  }
-  assert.fail("expected the promise to reject, but it resolved");
-}
-
-/**
- * `promise`, or a rejection naming `what` if it has not settled after `ms`:
- * a hang becomes a failing test. The timer is always cleared.
- */
-export async function withTimeout<T>(
-  promise: Promise<T>,
-  ms: number,
-  what: string,
-): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`${what} did not settle within ${ms} ms`)),
-      ms,
-    );
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/**
- * Polls `condition` every 20 ms until it holds or `ms` pass.
- * @returns Whether it held. For waiting on other processes, not for ordering.
- */
-export async function pollUntil(
-  condition: () => boolean | Promise<boolean>,
-  ms: number,
-): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await condition()) return true;
-    if (Date.now() >= deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 /** One live (non-zombie) process as `/proc` shows it. */

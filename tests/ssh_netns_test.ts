@@ -23,15 +23,13 @@ import {
   startNamespaceHosts,
 } from "./_ssh_hosts.ts";
 import {
-  pollUntil,
   processes,
   processTree,
   recordEvents,
-  rejection,
   remoteCommand,
   spawnFixture,
-  withTimeout,
 } from "./_ssh_pool.ts";
+import { pollUntil, rejection, withTimeout } from "./_util.ts";
 
 const reason = await namespacePrerequisites();
 if (reason !== null) {

@@ -27,17 +27,15 @@ import {
   startSshHost,
 } from "./_ssh_hosts.ts";
 import {
-  pollUntil,
   processes,
   processesMentioning,
   processesWithEnv,
   processTree,
   recordEvents,
-  rejection,
   remoteCommand,
   spawnFixture,
-  withTimeout,
 } from "./_ssh_pool.ts";
+import { pollUntil, rejection, withTimeout } from "./_util.ts";
 
 const reason = await sshPrerequisites();
 if (reason !== null) skipMessage("SSH pool tests (tests/ssh_test.ts)", reason);
