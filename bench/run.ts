@@ -268,20 +268,18 @@ function buildRows(
     let limitValue: number;
     let limitLabel = limit.label;
     let perRound: number[];
-    const rounds = samples.get(poolKey)!.length;
     if (limit.keys.length === 1) {
       limitValue = med(limit.keys[0]!);
       perRound = samples.get(limit.keys[0]!)!;
     } else {
-      // The best of several (medians), e.g. the best hand-tuned chunkSize.
+      // The best of several by median, e.g. the best hand-tuned chunkSize;
+      // each round compares with that one's sample of the round (not with
+      // the round's best, which would favour whichever was lucky).
       let best = limit.keys[0]!;
       for (const k of limit.keys) if (med(k) > med(best)) best = k;
       limitValue = med(best);
       limitLabel = `${limit.label} (${step(best).label.split(", ").pop()})`;
-      perRound = Array.from(
-        { length: rounds },
-        (_, r) => Math.max(...limit.keys.map((k) => samples.get(k)![r]!)),
-      );
+      perRound = samples.get(best)!;
     }
     const roundRatios = samples.get(poolKey)!.map((v, r) => v / perRound[r]!);
     const ratio = median(roundRatios);
