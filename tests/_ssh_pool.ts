@@ -25,6 +25,44 @@ export function remoteCommand(): string {
   return `${Deno.execPath()} run -A ${CLI_PATH}`;
 }
 
+/**
+ * The `ssh.command` for namespace hosts, which see a private `/tmp`: when
+ * this checkout (or the Deno binary) lives under `/tmp`, they are copied into
+ * `dir` (a host's temp dir outside `/tmp`, removed with the hosts) first.
+ *
+ * @param dir Where to stage the copy.
+ * @returns `<deno> run -A <visible checkout>/cli.ts`.
+ */
+export async function namespaceCommand(dir: string): Promise<string> {
+  let deno = Deno.execPath();
+  let cli = CLI_PATH;
+  const checkout = new URL("..", import.meta.url).pathname;
+  if (cli.startsWith("/tmp/")) {
+    const code = `${dir}/code`;
+    await Deno.mkdir(`${code}/src`, { recursive: true });
+    for (const name of ["cli.ts", "worker.ts", "deno.json", "deno.lock"]) {
+      await Deno.copyFile(`${checkout}${name}`, `${code}/${name}`).catch(
+        () => {},
+      );
+    }
+    for await (const entry of Deno.readDir(`${checkout}src`)) {
+      if (entry.isFile) {
+        await Deno.copyFile(
+          `${checkout}src/${entry.name}`,
+          `${code}/src/${entry.name}`,
+        );
+      }
+    }
+    cli = `${code}/cli.ts`;
+  }
+  if (deno.startsWith("/tmp/")) {
+    await Deno.copyFile(deno, `${dir}/deno`);
+    await Deno.chmod(`${dir}/deno`, 0o755);
+    deno = `${dir}/deno`;
+  }
+  return `${deno} run -A ${cli}`;
+}
+
 /** One live (non-zombie) process as `/proc` shows it. */
 export interface ProcessInfo {
   pid: number;

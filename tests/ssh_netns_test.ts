@@ -23,10 +23,10 @@ import {
   startNamespaceHosts,
 } from "./_ssh_hosts.ts";
 import {
+  namespaceCommand,
   processes,
   processTree,
   recordEvents,
-  remoteCommand,
   spawnFixture,
 } from "./_ssh_pool.ts";
 import { pollUntil, rejection, withTimeout } from "./_util.ts";
@@ -120,7 +120,7 @@ async function hostLoss(fault: Fault, retries: boolean): Promise<void> {
     Pool.create({
       workers: 0,
       hosts: [a.hostSpec(2), b.hostSpec(2)],
-      ssh: { args: [...net.sshArgs], command: remoteCommand() },
+      ssh: { args: [...net.sshArgs], command: await namespaceCommand(net.dir) },
       retries: retries ? 2 : 0,
     }),
     BOUND_MS,
@@ -306,7 +306,10 @@ Deno.test({
       const pool = new Pool({
         workers: 1,
         hosts: [b.hostSpec(1), a.hostSpec(2)],
-        ssh: { args: [...net.sshArgs], command: remoteCommand() },
+        ssh: {
+          args: [...net.sshArgs],
+          command: await namespaceCommand(net.dir),
+        },
       });
       const error = await rejection(
         withTimeout(pool.ready, BOUND_MS, "Pool.ready"),
@@ -337,7 +340,7 @@ Deno.test({
     const options = {
       workers: 1,
       hosts: [a.hostSpec(2), b.hostSpec(2)],
-      ssh: { args: [...net.sshArgs], command: remoteCommand() },
+      ssh: { args: [...net.sshArgs], command: await namespaceCommand(net.dir) },
     };
     const { child, first, drained } = await spawnFixture<{
       workers: { pid: number; ppid: number; args: string[] }[];
