@@ -83,7 +83,10 @@ export function _explainSshFailure(
       .test(text)
   ) {
     why = "ssh could not reach the host";
-  } else if (exit.code === 127 || /command not found|not found/i.test(text)) {
+  } else if (
+    exit.code === 127 ||
+    /command not found|: No such file or directory$/im.test(text)
+  ) {
     why = `'${command.split(" ")[0]}' was not found on the host ` +
       "(install Deno there, or set ssh.command to its absolute path)";
   } else if (exit.code === 255) {
