@@ -7,7 +7,8 @@
 import { resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseCommandLine } from "./_args.ts";
-import { Pool, type PoolOptions } from "./pool.ts";
+import { Pool } from "./pool.ts";
+import type { PoolOptions } from "./options.ts";
 import { ProgressMeter, type ProgressOutput } from "./progress.ts";
 
 /** The text of `cli.ts map --help`. */

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { TaskOptions } from "./pool.ts";
+import type { TaskOptions } from "./options.ts";
 
 /** Options of `Pool.map()`; pass them as the last argument. */
 export interface MapOptions {

@@ -36,231 +36,25 @@ import {
   readFrames,
 } from "./protocol.ts";
 import { pickWorker } from "./scheduler.ts";
-import { createHostLauncher, type SshOptions } from "./ssh_launcher.ts";
+import {
+  checkCount,
+  checkOptionNames,
+  checkTaskOptions,
+  type CloseOptions,
+  type PoolOptions,
+  type TaskOptions,
+} from "./options.ts";
+import type { PoolStats } from "./stats.ts";
+import {
+  type Barrier,
+  type Group,
+  type Task,
+  WorkerHandle,
+} from "./worker_handle.ts";
 
-/** Options of {@link Pool}. */
-export interface PoolOptions {
-  /**
-   * Local workers to start.
-   * @default {navigator.hardwareConcurrency} one per CPU when no `hosts` are given, else 0
-   */
-  workers?: number;
-  /** Remote hosts, each `[ssh://][user@]host[:port]/N`. */
-  hosts?: string[];
-  /**
-   * Most tasks in flight on one worker. By default the pool chooses: deep
-   * enough to hide the round trip for tiny tasks, shallow for long ones.
-   */
-  qsize?: number;
-  /** Runs on every worker (also replacements) before it gets tasks. */
-  initializer?: TaskFunction;
-  /**
-   * Arguments for `initializer`.
-   * @default {[]}
-   */
-  initArgs?: unknown[];
-  /**
-   * Start workers on first use instead of at once.
-   * @default {false}
-   */
-  lazy?: boolean;
-  /**
-   * How many times a task whose worker died is sent again elsewhere.
-   * @default {0}
-   */
-  retries?: number;
-  /** SSH settings for `ssh://` hosts. */
-  ssh?: SshOptions;
-  /**
-   * Deno permission flags for local workers instead of `-A`, e.g.
-   * `["--allow-read=/data"]`. The worker can always reach its socket.
-   */
-  permissions?: string[];
-  /** Extra `deno run` flags for local workers, e.g. `["--v8-flags=--max-old-space-size=512"]`. */
-  denoArgs?: string[];
-  /**
-   * Retire a worker after it finished this many tasks (a fresh one takes its
-   * place, initializer first). Bounds leaks in task code.
-   */
-  maxTasksPerWorker?: number;
-  /**
-   * Memory limit per worker in MiB: local workers get it as V8's old-space
-   * limit, and a worker whose resident memory grows past it is retired after
-   * its current tasks and replaced.
-   */
-  maxMemoryMB?: number;
-  /**
-   * After a task's `timeout` expires, how long (ms) its worker may keep
-   * running it before the worker is killed and replaced, so a sync busy loop
-   * cannot hold a slot forever. Other tasks on that worker then fail with
-   * {@link WorkerLostError} (or are retried).
-   * @default {1000}
-   */
-  killGrace?: number;
-  /**
-   * A task during which this many workers died is not retried again, even
-   * with retries left: it fails with a {@link WorkerLostError} listing each
-   * death (poison-task protection).
-   * @default {3}
-   */
-  poisonThreshold?: number;
-  /**
-   * The script local workers run (a URL or path): for custom worker builds,
-   * and for tests that need a misbehaving worker. It is started as
-   * `deno run <flags> <workerUrl> --unix <socket> --id <n>` with the secret on
-   * stdin, like this package's `worker.ts` (the default).
-   */
-  workerUrl?: string;
-  /**
-   * Largest frame accepted from a worker, in bytes.
-   * @default {1073741824}
-   */
-  maxFrameBytes?: number;
-}
-
-/** Per-task options, for {@link Pool.prototype.apply}. */
-export interface TaskOptions {
-  /** Aborting rejects the task with `signal.reason` and drops its result. */
-  signal?: AbortSignal | undefined;
-  /** Milliseconds until the task rejects with a `TimeoutError`. */
-  timeout?: number | undefined;
-  /** How many times to resend the task if its worker dies. */
-  retries?: number | undefined;
-}
-
-/** One worker in {@link PoolStats}. */
-export interface WorkerStats {
-  /** The worker's id within the pool. */
-  id: number;
-  /** `"local"` or the host it runs on. */
-  host: string;
-  /** Its process id (on its host). */
-  pid: number;
-  /** False while its initializer runs. */
-  ready: boolean;
-  /** Tasks sent to it and not finished. */
-  inFlight: number;
-  /** How many tasks it may have in flight now (the adaptive depth, or `qsize`). */
-  capacity: number;
-  /** Tasks it finished. */
-  done: number;
-  /** Resident memory it last reported, in bytes (0 until its first report). */
-  rssBytes: number;
-}
-
-/** What {@link Pool.prototype.stats} returns. */
-export interface PoolStats {
-  /** Tasks that succeeded. */
-  done: number;
-  /** Tasks that failed (task errors, lost workers, timeouts, aborts). */
-  failed: number;
-  /** Times a task was sent again after its worker died. */
-  retried: number;
-  /** Tasks failed with {@link WorkerLostError}. */
-  lost: number;
-  /** Workers retired by `maxTasksPerWorker` or `maxMemoryMB`. */
-  recycled: number;
-  /** Tasks on workers now. */
-  inFlight: number;
-  /** Tasks waiting for a free worker. */
-  queued: number;
-  /** {@link Pool.prototype.totalWorkers}. */
-  totalWorkers: number;
-  /** One entry per connected worker. */
-  workers: WorkerStats[];
-}
-
-/** Options of {@link Pool.prototype.close}. */
-export interface CloseOptions {
-  /**
-   * `true`: finish queued and running tasks first. `false`: reject them with
-   * a {@link PoolClosedError} and stop the workers now.
-   * @default {true}
-   */
-  wait?: boolean;
-}
+import { createHostLauncher } from "./ssh_launcher.ts";
 
 type State = "idle" | "starting" | "running" | "closing" | "closed";
-
-interface Task {
-  id: number;
-  spec: FunctionSpec;
-  args: unknown[];
-  /**
-   * 0: one call; 1: a chunk of argument lists; 2: a chunk of single
-   * arguments; 3: an initializer call (its return value is not sent back).
-   */
-  chunk: 0 | 1 | 2 | 3;
-  resolve: (value: unknown) => void;
-  reject: (error: unknown) => void;
-  retries: number;
-  exits: WorkerExit[] | undefined;
-  worker: WorkerHandle | undefined;
-  /** Set for runOnAll and initializer calls: only this worker may run it. */
-  pinned: boolean;
-  cancelled: boolean;
-  settled: boolean;
-  cleanup: (() => void) | undefined;
-  barriers: Barrier[] | undefined;
-  /** performance.now() when the task was sent (adaptive depth only). */
-  sentAt: number;
-}
-
-interface Barrier {
-  remaining: number;
-  done: () => void;
-}
-
-interface Group {
-  launcher: Launcher;
-  launch: Launch | undefined;
-  ids: number[];
-  failures: number;
-  down: boolean;
-  /** Ids of the current launch that have connected at least once. */
-  connected: Set<number>;
-}
-
-class WorkerHandle {
-  readonly inflight = new Map<number, Task>();
-  readonly defined = new Set<number>();
-  load = 0;
-  capacity: number;
-  ready = false;
-  lost = false;
-  pid = 0;
-  /** Moving average of the time tasks take in the worker (ms). */
-  workMs = 0;
-  /** Shortest send-to-result time seen (ms): round trip plus task. */
-  minLatencyMs = Infinity;
-  /** Tasks this worker finished. */
-  done = 0;
-  /** Counts sends, to sample the round trip. */
-  probe = 0;
-  /** Tasks (other than initializer and runOnAll calls) sent to it. */
-  sent = 0;
-  /** Resident memory the worker last reported (bytes). */
-  rss = 0;
-  /** A timed-out task this worker still runs; it gets no new tasks meanwhile. */
-  suspect: number | undefined;
-  /** Killed by the pool for a hard timeout: its other tasks go elsewhere. */
-  hardKilled = false;
-  /** Set when the worker is being retired: it gets no new tasks. */
-  retiring: string | undefined;
-  /** Too many bytes wait to be written: send nothing more until they are. */
-  get congested(): boolean {
-    return this.writer.pendingBytes > MAX_PENDING_BYTES;
-  }
-  constructor(
-    readonly id: number,
-    readonly group: Group,
-    readonly channel: ByteChannel,
-    readonly writer: FrameWriter,
-    capacity: number,
-  ) {
-    this.capacity = capacity;
-  }
-}
 
 const DEFAULT_QSIZE = 2;
 const MAX_QSIZE = 64;
@@ -268,98 +62,11 @@ const MAX_QSIZE = 64;
 const CALL_OPS = [Op.Call, Op.Chunk, Op.Items, Op.Init] as const;
 /** How often workers report their memory use (ms). */
 const STATS_MS = 1_000;
-/** Bytes queued on one connection beyond which no further task is sent. */
-const MAX_PENDING_BYTES = 4 * 1024 * 1024;
 const HANDSHAKE_MS = 10_000;
 const HANDSHAKE_MAX_FRAME = 4096;
 
 function timeoutError(what: string, ms: number): DOMException {
   return new DOMException(`${what} timed out after ${ms} ms`, "TimeoutError");
-}
-
-function checkCount(
-  name: string,
-  value: unknown,
-  min: number,
-): number | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== "number" || !Number.isInteger(value)) {
-    throw new TypeError(
-      `Pool option '${name}' must be an integer, got ${String(value)}`,
-    );
-  }
-  if (value < min) {
-    throw new RangeError(
-      `Pool option '${name}' must be ${min} or more, got ${value}`,
-    );
-  }
-  return value;
-}
-
-/** Every key of {@link PoolOptions}, to catch misspelt ones. */
-const OPTION_NAMES: readonly string[] = [
-  "workers",
-  "hosts",
-  "qsize",
-  "initializer",
-  "initArgs",
-  "lazy",
-  "retries",
-  "ssh",
-  "permissions",
-  "denoArgs",
-  "maxTasksPerWorker",
-  "maxMemoryMB",
-  "killGrace",
-  "poisonThreshold",
-  "workerUrl",
-  "maxFrameBytes",
-] satisfies (keyof PoolOptions)[];
-
-function checkOptionNames(opts: object): void {
-  for (const key of Object.keys(opts)) {
-    if (OPTION_NAMES.includes(key)) continue;
-    const lower = key.toLowerCase();
-    const near = OPTION_NAMES.find((name) =>
-      name.toLowerCase().startsWith(lower) ||
-      lower.startsWith(name.toLowerCase())
-    );
-    throw new TypeError(
-      `Unknown Pool option '${key}'${
-        near ? ` (did you mean '${near}'?)` : ""
-      }; the options are ${OPTION_NAMES.join(", ")}`,
-    );
-  }
-}
-
-function checkTaskOptions(options: TaskOptions | undefined): void {
-  if (options === undefined) return;
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError("Task options must be an object");
-  }
-  const { timeout, retries, signal } = options;
-  if (
-    timeout !== undefined &&
-    (typeof timeout !== "number" || !(timeout >= 0) ||
-      !Number.isFinite(timeout))
-  ) {
-    throw new RangeError(
-      `Option 'timeout' must be a finite number of milliseconds >= 0, got ${
-        String(timeout)
-      }`,
-    );
-  }
-  if (
-    retries !== undefined &&
-    (typeof retries !== "number" || !Number.isInteger(retries) || retries < 0)
-  ) {
-    throw new RangeError(
-      `Option 'retries' must be an integer >= 0, got ${String(retries)}`,
-    );
-  }
-  if (signal !== undefined && !(signal instanceof AbortSignal)) {
-    throw new TypeError("Option 'signal' must be an AbortSignal");
-  }
 }
 
 function delay(ms: number): Promise<void> {

@@ -1,0 +1,195 @@
+/**
+ * The options a pool, a task and `close()` take, and their validation (done
+ * once, at the facade).
+ *
+ * @module
+ */
+import type { TaskFunction } from "./function_ref.ts";
+import type { SshOptions } from "./ssh_launcher.ts";
+
+/** Options of {@link Pool}. */
+export interface PoolOptions {
+  /**
+   * Local workers to start.
+   * @default {navigator.hardwareConcurrency} one per CPU when no `hosts` are given, else 0
+   */
+  workers?: number;
+  /** Remote hosts, each `[ssh://][user@]host[:port]/N`. */
+  hosts?: string[];
+  /**
+   * Most tasks in flight on one worker. By default the pool chooses: deep
+   * enough to hide the round trip for tiny tasks, shallow for long ones.
+   */
+  qsize?: number;
+  /** Runs on every worker (also replacements) before it gets tasks. */
+  initializer?: TaskFunction;
+  /**
+   * Arguments for `initializer`.
+   * @default {[]}
+   */
+  initArgs?: unknown[];
+  /**
+   * Start workers on first use instead of at once.
+   * @default {false}
+   */
+  lazy?: boolean;
+  /**
+   * How many times a task whose worker died is sent again elsewhere.
+   * @default {0}
+   */
+  retries?: number;
+  /** SSH settings for `ssh://` hosts. */
+  ssh?: SshOptions;
+  /**
+   * Deno permission flags for local workers instead of `-A`, e.g.
+   * `["--allow-read=/data"]`. The worker can always reach its socket.
+   */
+  permissions?: string[];
+  /** Extra `deno run` flags for local workers, e.g. `["--v8-flags=--max-old-space-size=512"]`. */
+  denoArgs?: string[];
+  /**
+   * Retire a worker after it finished this many tasks (a fresh one takes its
+   * place, initializer first). Bounds leaks in task code.
+   */
+  maxTasksPerWorker?: number;
+  /**
+   * Memory limit per worker in MiB: local workers get it as V8's old-space
+   * limit, and a worker whose resident memory grows past it is retired after
+   * its current tasks and replaced.
+   */
+  maxMemoryMB?: number;
+  /**
+   * After a task's `timeout` expires, how long (ms) its worker may keep
+   * running it before the worker is killed and replaced, so a sync busy loop
+   * cannot hold a slot forever. Other tasks on that worker then fail with
+   * {@link WorkerLostError} (or are retried).
+   * @default {1000}
+   */
+  killGrace?: number;
+  /**
+   * A task during which this many workers died is not retried again, even
+   * with retries left: it fails with a {@link WorkerLostError} listing each
+   * death (poison-task protection).
+   * @default {3}
+   */
+  poisonThreshold?: number;
+  /**
+   * The script local workers run (a URL or path): for custom worker builds,
+   * and for tests that need a misbehaving worker. It is started as
+   * `deno run <flags> <workerUrl> --unix <socket> --id <n>` with the secret on
+   * stdin, like this package's `worker.ts` (the default).
+   */
+  workerUrl?: string;
+  /**
+   * Largest frame accepted from a worker, in bytes.
+   * @default {1073741824}
+   */
+  maxFrameBytes?: number;
+}
+
+/** Per-task options, for {@link Pool.prototype.apply}. */
+export interface TaskOptions {
+  /** Aborting rejects the task with `signal.reason` and drops its result. */
+  signal?: AbortSignal | undefined;
+  /** Milliseconds until the task rejects with a `TimeoutError`. */
+  timeout?: number | undefined;
+  /** How many times to resend the task if its worker dies. */
+  retries?: number | undefined;
+}
+
+/** Options of {@link Pool.prototype.close}. */
+export interface CloseOptions {
+  /**
+   * `true`: finish queued and running tasks first. `false`: reject them with
+   * a {@link PoolClosedError} and stop the workers now.
+   * @default {true}
+   */
+  wait?: boolean;
+}
+
+/** Checks an optional integer option against its minimum. */
+export function checkCount(
+  name: string,
+  value: unknown,
+  min: number,
+): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "number" || !Number.isInteger(value)) {
+    throw new TypeError(
+      `Pool option '${name}' must be an integer, got ${String(value)}`,
+    );
+  }
+  if (value < min) {
+    throw new RangeError(
+      `Pool option '${name}' must be ${min} or more, got ${value}`,
+    );
+  }
+  return value;
+}
+
+/** Every key of {@link PoolOptions}, to catch misspelt ones. */
+const OPTION_NAMES: readonly string[] = [
+  "workers",
+  "hosts",
+  "qsize",
+  "initializer",
+  "initArgs",
+  "lazy",
+  "retries",
+  "ssh",
+  "permissions",
+  "denoArgs",
+  "maxTasksPerWorker",
+  "maxMemoryMB",
+  "killGrace",
+  "poisonThreshold",
+  "workerUrl",
+  "maxFrameBytes",
+] satisfies (keyof PoolOptions)[];
+
+export function checkOptionNames(opts: object): void {
+  for (const key of Object.keys(opts)) {
+    if (OPTION_NAMES.includes(key)) continue;
+    const lower = key.toLowerCase();
+    const near = OPTION_NAMES.find((name) =>
+      name.toLowerCase().startsWith(lower) ||
+      lower.startsWith(name.toLowerCase())
+    );
+    throw new TypeError(
+      `Unknown Pool option '${key}'${
+        near ? ` (did you mean '${near}'?)` : ""
+      }; the options are ${OPTION_NAMES.join(", ")}`,
+    );
+  }
+}
+
+/** Checks per-task options. */
+export function checkTaskOptions(options: TaskOptions | undefined): void {
+  if (options === undefined) return;
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError("Task options must be an object");
+  }
+  const { timeout, retries, signal } = options;
+  if (
+    timeout !== undefined &&
+    (typeof timeout !== "number" || !(timeout >= 0) ||
+      !Number.isFinite(timeout))
+  ) {
+    throw new RangeError(
+      `Option 'timeout' must be a finite number of milliseconds >= 0, got ${
+        String(timeout)
+      }`,
+    );
+  }
+  if (
+    retries !== undefined &&
+    (typeof retries !== "number" || !Number.isInteger(retries) || retries < 0)
+  ) {
+    throw new RangeError(
+      `Option 'retries' must be an integer >= 0, got ${String(retries)}`,
+    );
+  }
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new TypeError("Option 'signal' must be an AbortSignal");
+  }
+}
