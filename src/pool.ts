@@ -1146,7 +1146,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
       const old = this.#itemMs.get(id);
       this.#itemMs.set(
         id,
-        old === undefined ? perItem : old * 0.8 + perItem * 0.2,
+        old === undefined ? perItem : (old + perItem) / 2,
       );
     }
     if (!this.#adaptive) return;
