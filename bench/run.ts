@@ -228,6 +228,8 @@ interface Row {
 
 interface Report {
   date: string;
+  /** `git rev-parse --short HEAD` of the checkout measured, if known. */
+  commit?: string;
   deno: string;
   cpus: number;
   rounds: number;
@@ -350,7 +352,9 @@ function markdown(report: Report): string {
   const lines: string[] = [];
   const load = (l: number[]): string => l.map((x) => x.toFixed(1)).join(" ");
   lines.push(
-    `Run ${report.date}: Deno ${report.deno}, ${report.cpus} CPUs, ` +
+    `Run ${report.date}${
+      report.commit ? ` at ${report.commit}` : ""
+    }: Deno ${report.deno}, ${report.cpus} CPUs, ` +
       `median of ${report.rounds} rounds${
         report.quick ? " (--quick: small counts, not comparable)" : ""
       }, ${report.seconds.toFixed(0)} s; load average ${
@@ -451,6 +455,7 @@ async function runRounds(rounds: number, quick: boolean): Promise<Report> {
   }
   return {
     date: new Date().toISOString().slice(0, 16).replace("T", " ") + " UTC",
+    ...await gitCommit(),
     deno: Deno.version.deno,
     cpus: navigator.hardwareConcurrency,
     rounds,
@@ -467,6 +472,29 @@ async function runRounds(rounds: number, quick: boolean): Promise<Report> {
       ...(s.kind === "pool" ? { details: details.get(s.key)! } : {}),
     })),
   };
+}
+
+/** The short commit of this checkout (with `+` if it has changes), or nothing. */
+async function gitCommit(): Promise<{ commit?: string }> {
+  const git = async (...args: string[]): Promise<string | undefined> => {
+    try {
+      const out = await new Deno.Command("git", {
+        args,
+        cwd: new URL(".", import.meta.url).pathname,
+        stdout: "piped",
+        stderr: "null",
+      }).output();
+      return out.success
+        ? new TextDecoder().decode(out.stdout).trim()
+        : undefined;
+    } catch {
+      return undefined; // no git
+    }
+  };
+  const head = await git("rev-parse", "--short", "HEAD");
+  if (head === undefined) return {};
+  const dirty = await git("status", "--porcelain", "--", "..");
+  return { commit: dirty ? `${head}+` : head };
 }
 
 /** Rebuilds the rows of a report saved with `--json` (for `--from`). */
