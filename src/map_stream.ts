@@ -360,6 +360,24 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     }
   }
 
+  /** The next finished entry in delivery order, if any (not a failed one). */
+  function nextReady(): Entry | undefined {
+    if (!ordered) return completed.shift();
+    const head = entries[entryHead];
+    if (!head?.done || head.failed) return undefined;
+    takeHead();
+    return head;
+  }
+
+  /** Drops the delivered head entry; compacts the list now and then. */
+  function takeHead(): void {
+    entries[entryHead++] = undefined as unknown as Entry;
+    if (entryHead > 1024 && entryHead * 2 > entries.length) {
+      entries.splice(0, entryHead);
+      entryHead = 0;
+    }
+  }
+
   return new ReadableStream<R>({
     start(): void {
       if (options.signal?.aborted) {
@@ -392,11 +410,7 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
         if (ordered) {
           const head = entries[entryHead];
           if (head?.done) {
-            entries[entryHead++] = undefined as unknown as Entry;
-            if (entryHead > 1024 && entryHead * 2 > entries.length) {
-              entries.splice(0, entryHead);
-              entryHead = 0;
-            }
+            takeHead();
             if (head.failed) {
               fail(head.error);
               continue;
@@ -407,8 +421,12 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
           entry = completed.shift();
         }
         if (entry) {
-          outstanding--;
-          for (const v of entry.values!) controller.enqueue(v as R);
+          // Hand over every result that is ready, not just one entry's.
+          do {
+            outstanding--;
+            for (const v of entry.values!) controller.enqueue(v as R);
+            entry = nextReady();
+          } while (entry);
           feed();
           return;
         }

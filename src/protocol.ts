@@ -73,6 +73,8 @@ export function isMessage(value: unknown): value is Message {
 }
 
 const INITIAL_BUFFER = 64 * 1024;
+/** Size of a connection's read buffer (it grows for larger frames). */
+const READ_BUFFER = 256 * 1024;
 const MAX_KEPT_BUFFER = 64 * 1024 * 1024;
 /** Set in a frame's length word when raw byte arrays follow the payload. */
 const BLOB_FLAG = 0x80000000;
@@ -127,7 +129,12 @@ export function _extractBlobs(
   return copy ?? message;
 }
 
-function decodeBlobFrame(frame: Uint8Array): unknown {
+/**
+ * Decodes a frame with raw byte arrays after its MessagePack part. With
+ * `owned`, the frame's memory belongs to this message alone and the arrays are
+ * views into it (no copy); otherwise they are copied out.
+ */
+function decodeBlobFrame(frame: Uint8Array, owned: boolean): unknown {
   if (frame.length < 4) throw new ProtocolError("blob frame too short");
   const n = ((frame[0]! << 24) | (frame[1]! << 16) | (frame[2]! << 8) |
     frame[3]!) >>> 0;
@@ -164,10 +171,9 @@ function decodeBlobFrame(frame: Uint8Array): unknown {
         throw new ProtocolError("malformed blob frame");
       }
     }
-    (container as unknown[])[path[path.length - 1] as number] = frame.slice(
-      at,
-      at + length,
-    );
+    (container as unknown[])[path[path.length - 1] as number] = owned
+      ? frame.subarray(at, at + length)
+      : frame.slice(at, at + length);
     at += length;
   }
   if (at !== frame.length) throw new ProtocolError("malformed blob frame");
@@ -330,7 +336,7 @@ export async function readFrames(
     maxFrameBytes: DEFAULT_MAX_FRAME_BYTES,
   },
 ): Promise<void> {
-  let buffer = new Uint8Array(256 * 1024);
+  let buffer = new Uint8Array(READ_BUFFER);
   let start = 0;
   let end = 0;
   for (;;) {
@@ -377,9 +383,15 @@ export async function readFrames(
         break;
       }
       let message: unknown;
+      // A big blob frame got a buffer of its own (grown to fit it exactly):
+      // hand its arrays out as views and read on into a fresh buffer.
+      const owned = (word & BLOB_FLAG) !== 0 && start === 0 &&
+        size + 4 === buffer.length && size + 4 > READ_BUFFER;
       try {
         const frame = buffer.subarray(start + 4, start + 4 + size);
-        message = word & BLOB_FLAG ? decodeBlobFrame(frame) : decode(frame);
+        message = word & BLOB_FLAG
+          ? decodeBlobFrame(frame, owned)
+          : decode(frame);
       } catch (error) {
         if (error instanceof ProtocolError) throw error;
         throw new ProtocolError(
@@ -389,6 +401,10 @@ export async function readFrames(
         );
       }
       start += 4 + size;
+      if (owned) {
+        buffer = new Uint8Array(READ_BUFFER);
+        start = end = 0;
+      }
       if (!isMessage(message)) {
         throw new ProtocolError("frame is not a protocol message");
       }
