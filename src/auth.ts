@@ -21,24 +21,31 @@ export function newNonce(): Uint8Array {
   return crypto.getRandomValues(new Uint8Array(32));
 }
 
+/** The last HMAC key made: a pool checks every worker with the same one. */
+let cached: { secret: string; key: Promise<CryptoKey> } | undefined;
+
 /** The worker's answer to a challenge. */
 export async function proof(
   secret: string,
   nonce: Uint8Array,
   workerId: number,
 ): Promise<Uint8Array> {
-  const key = await crypto.subtle.importKey(
-    "raw",
-    new TextEncoder().encode(secret),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
+  if (cached?.secret !== secret) {
+    const key = crypto.subtle.importKey(
+      "raw",
+      new TextEncoder().encode(secret),
+      { name: "HMAC", hash: "SHA-256" },
+      false,
+      ["sign"],
+    );
+    cached = { secret, key };
+  }
+  const key = cached.key;
   const suffix = new TextEncoder().encode(`:${workerId}`);
   const data = new Uint8Array(nonce.length + suffix.length);
   data.set(nonce);
   data.set(suffix, nonce.length);
-  return new Uint8Array(await crypto.subtle.sign("HMAC", key, data));
+  return new Uint8Array(await crypto.subtle.sign("HMAC", await key, data));
 }
 
 /** Checks an answer without an early exit on the first differing byte. */
