@@ -81,6 +81,12 @@ export interface PoolOptions {
    */
   workerUrl?: string;
   /**
+   * How long (ms) a launch may take until all its workers have connected;
+   * then it is killed and counts as failed (for a host: a `HostError`).
+   * @default {30000}
+   */
+  startTimeout?: number;
+  /**
    * Largest frame accepted from a worker, in bytes.
    * @default {1073741824}
    */
@@ -145,6 +151,7 @@ const OPTION_NAMES: readonly string[] = [
   "poisonThreshold",
   "workerUrl",
   "maxFrameBytes",
+  "startTimeout",
 ] satisfies (keyof PoolOptions)[];
 
 export function checkOptionNames(opts: object): void {

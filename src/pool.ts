@@ -198,6 +198,8 @@ export class Pool extends EventTarget implements AsyncDisposable {
     checkCount("maxMemoryMB", opts.maxMemoryMB, 16);
     checkCount("killGrace", opts.killGrace, 0);
     checkCount("poisonThreshold", opts.poisonThreshold, 1);
+    this.#startTimeout = checkCount("startTimeout", opts.startTimeout, 1) ??
+      this.#startTimeout;
     if (opts.initArgs !== undefined && !Array.isArray(opts.initArgs)) {
       throw new TypeError("Pool option 'initArgs' must be an array");
     }

@@ -14,6 +14,8 @@ interface Slot {
   child: Deno.ChildProcess | undefined;
   stdin: WritableStreamDefaultWriter<Uint8Array> | undefined;
   failures: number;
+  /** The pool asked for this worker to be killed. */
+  killed: boolean;
 }
 
 /**
@@ -48,6 +50,7 @@ export async function superviseMain(args: string[]): Promise<number> {
     child: undefined,
     stdin: undefined,
     failures: 0,
+    killed: false,
   }));
   // After the secret, stdin carries the pool's commands, one a line.
   // `kill <id>`: a worker stuck in sync code never notices that the pool
@@ -61,6 +64,7 @@ export async function superviseMain(args: string[]): Promise<number> {
     const child = kill && slots.find((s) => s.id === Number(kill[1]))?.child;
     try {
       child?.kill("SIGKILL");
+      if (child) slots.find((s) => s.child === child)!.killed = true;
     } catch { /* already gone */ }
   });
 
@@ -86,8 +90,14 @@ export async function superviseMain(args: string[]): Promise<number> {
           status.signal ? `signal ${status.signal}` : `code ${status.code}`
         }); restarting it`,
       );
-      // Back off when workers die at once (say, the tunnel is gone).
-      slot.failures = Date.now() - began < 2_000 ? slot.failures + 1 : 0;
+      // Back off when workers die at once (say, the tunnel is gone), but not
+      // after the pool ended one on purpose (it closed the worker's
+      // connection: exit code 0; or it asked for a kill).
+      const onPurpose = status.code === 0 || slot.killed;
+      slot.killed = false;
+      slot.failures = !onPurpose && Date.now() - began < 2_000
+        ? slot.failures + 1
+        : 0;
       const wait = Math.min(100 * 2 ** slot.failures, 5_000);
       setTimeout(() => start(slot), slot.failures ? wait : 0);
     });
