@@ -699,3 +699,19 @@ Deno.test(
     assert.equal(await queued, 42);
   },
 );
+
+Deno.test("Pool.create() rejects when a worker does not connect within startTimeout", async () => {
+  // A worker script that runs but never connects back.
+  const silent = "data:application/javascript," +
+    encodeURIComponent("setInterval(() => {}, 1000);");
+  const started = performance.now();
+  await assert.rejects(
+    Pool.create({ workers: 1, startTimeout: 300, workerUrl: silent }),
+    (error: Error) => {
+      assert.match(error.message, /did not connect to the pool within 300 ms/);
+      return true;
+    },
+  );
+  // Bounded: the pool gave up instead of waiting forever.
+  assert.ok(performance.now() - started < 20_000);
+});
