@@ -76,6 +76,9 @@ const INITIAL_BUFFER = 64 * 1024;
 /** Size of a connection's read buffer (it grows for larger frames). */
 const READ_BUFFER = 256 * 1024;
 const MAX_KEPT_BUFFER = 64 * 1024 * 1024;
+const scratchBlobs: Uint8Array[] = [];
+const scratchPaths: number[][] = [];
+
 /** Set in a frame's length word when raw byte arrays follow the payload. */
 const BLOB_FLAG = 0x80000000;
 /** Byte arrays from this size on travel raw, outside the MessagePack part. */
@@ -217,8 +220,9 @@ export class FrameWriter {
    */
   send(message: Message): void {
     if (this.#failed !== undefined) return;
-    const blobs: Uint8Array[] = [];
-    const paths: number[][] = [];
+    // Scratch lists, reused: most messages carry no blob (send is sync).
+    const blobs = scratchBlobs;
+    const paths = scratchPaths;
     const holed = _extractBlobs(message, blobs, paths);
     if (blobs.length === 0) {
       const payload = encode(message);
@@ -230,8 +234,10 @@ export class FrameWriter {
     } else {
       // Large byte arrays travel raw after the MessagePack part: one copy
       // in, one copy out, no per-byte encoding.
-      const lengths = blobs.map((b) => b.byteLength);
-      const payload = encode([holed, paths, lengths]);
+      const found = blobs.splice(0);
+      const where = paths.splice(0);
+      const lengths = found.map((b) => b.byteLength);
+      const payload = encode([holed, where, lengths]);
       let size = 4 + payload.length;
       for (const length of lengths) size += length;
       if (size > 0x7fffffff) {
@@ -246,7 +252,7 @@ export class FrameWriter {
       buffer[at++] = payload.length & 0xff;
       buffer.set(payload, at);
       at += payload.length;
-      for (const blob of blobs) {
+      for (const blob of found) {
         buffer.set(blob, at);
         at += blob.byteLength;
       }
