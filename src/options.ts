@@ -6,6 +6,7 @@
  */
 import type { TaskFunction } from "./function_ref.ts";
 import type { SshOptions } from "./ssh_launcher.ts";
+import { type HostSpec, parseHostSpec } from "./host_spec.ts";
 
 /** Options of {@link Pool}. */
 export interface PoolOptions {
@@ -199,4 +200,103 @@ export function checkTaskOptions(options: TaskOptions | undefined): void {
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw new TypeError("Option 'signal' must be an AbortSignal");
   }
+}
+
+/** Pool options after validation, with what the pool derives from them. */
+export interface ValidatedOptions {
+  /** The options object (the caller's, or `{ workers: n }`). */
+  opts: PoolOptions;
+  /** The parsed host specs. */
+  specs: HostSpec[];
+  /** Local workers to start. */
+  workers: number;
+  /** The fixed queue depth, or undefined for the adaptive one. */
+  qsize: number | undefined;
+}
+
+/**
+ * Checks everything about the pool's options that can be checked without
+ * starting anything.
+ * @throws {TypeError} for options of the wrong type, unknown names, bad host specs.
+ * @throws {RangeError} for counts out of range.
+ */
+export function validatePoolOptions(
+  options: number | PoolOptions | undefined,
+): ValidatedOptions {
+  const opts: PoolOptions = typeof options === "number"
+    ? { workers: options }
+    : options ?? {};
+  if (typeof opts !== "object" || opts === null) {
+    throw new TypeError(
+      `Pool options must be a worker count or an object, got ${typeof options}`,
+    );
+  }
+  checkOptionNames(opts);
+  if (opts.lazy !== undefined && typeof opts.lazy !== "boolean") {
+    throw new TypeError(
+      `Pool option 'lazy' must be true or false, got ${String(opts.lazy)}`,
+    );
+  }
+  if (
+    opts.ssh !== undefined &&
+    (typeof opts.ssh !== "object" || opts.ssh === null ||
+      Array.isArray(opts.ssh))
+  ) {
+    throw new TypeError(
+      "Pool option 'ssh' must be an object like { command, args }",
+    );
+  }
+  const hosts = opts.hosts ?? [];
+  if (!Array.isArray(hosts)) {
+    throw new TypeError("Pool option 'hosts' must be an array of host specs");
+  }
+  const specs = hosts.map(parseHostSpec);
+  const workers = checkCount("workers", opts.workers, 0) ??
+    (specs.length ? 0 : navigator.hardwareConcurrency || 1);
+  const qsize = checkCount("qsize", opts.qsize, 1);
+  checkCount("retries", opts.retries, 0);
+  checkCount("maxFrameBytes", opts.maxFrameBytes, 1024);
+  checkCount("maxTasksPerWorker", opts.maxTasksPerWorker, 1);
+  checkCount("maxMemoryMB", opts.maxMemoryMB, 16);
+  checkCount("killGrace", opts.killGrace, 0);
+  checkCount("poisonThreshold", opts.poisonThreshold, 1);
+  checkCount("startTimeout", opts.startTimeout, 1);
+  if (opts.initArgs !== undefined && !Array.isArray(opts.initArgs)) {
+    throw new TypeError("Pool option 'initArgs' must be an array");
+  }
+  for (const name of ["permissions", "denoArgs"] as const) {
+    const value = opts[name];
+    if (
+      value !== undefined &&
+      (!Array.isArray(value) || value.some((v) => typeof v !== "string"))
+    ) {
+      throw new TypeError(
+        `Pool option '${name}' must be an array of strings`,
+      );
+    }
+  }
+  if (opts.workerUrl !== undefined && typeof opts.workerUrl !== "string") {
+    throw new TypeError("Pool option 'workerUrl' must be a string");
+  }
+  const ssh = opts.ssh;
+  if (
+    ssh?.args !== undefined &&
+    (!Array.isArray(ssh.args) || ssh.args.some((a) => typeof a !== "string"))
+  ) {
+    throw new TypeError("Pool option 'ssh.args' must be an array of strings");
+  }
+  if (
+    ssh?.command !== undefined &&
+    (typeof ssh.command !== "string" || !ssh.command.trim())
+  ) {
+    throw new TypeError(
+      "Pool option 'ssh.command' must be a non-empty command line string",
+    );
+  }
+  if (workers + specs.reduce((n, s) => n + s.workers, 0) === 0) {
+    throw new RangeError(
+      "A pool needs at least one worker: set 'workers' to 1 or more, or give 'hosts'",
+    );
+  }
+  return { opts, specs, workers, qsize };
 }

@@ -18,7 +18,6 @@ import {
   FunctionTable,
   type TaskFunction,
 } from "./function_ref.ts";
-import { parseHostSpec } from "./host_spec.ts";
 import {
   type Launch,
   type Launcher,
@@ -37,12 +36,11 @@ import {
 } from "./protocol.ts";
 import { pickWorker } from "./scheduler.ts";
 import {
-  checkCount,
-  checkOptionNames,
   checkTaskOptions,
   type CloseOptions,
   type PoolOptions,
   type TaskOptions,
+  validatePoolOptions,
 } from "./options.ts";
 import type { PoolStats } from "./stats.ts";
 import {
@@ -159,50 +157,10 @@ export class Pool extends EventTarget implements AsyncDisposable {
    */
   constructor(options?: number | PoolOptions) {
     super();
-    const opts: PoolOptions = typeof options === "number"
-      ? { workers: options }
-      : options ?? {};
-    if (typeof opts !== "object" || opts === null) {
-      throw new TypeError(
-        `Pool options must be a worker count or an object, got ${typeof options}`,
-      );
-    }
-    checkOptionNames(opts);
-    if (opts.lazy !== undefined && typeof opts.lazy !== "boolean") {
-      throw new TypeError(
-        `Pool option 'lazy' must be true or false, got ${String(opts.lazy)}`,
-      );
-    }
-    if (
-      opts.ssh !== undefined &&
-      (typeof opts.ssh !== "object" || opts.ssh === null ||
-        Array.isArray(opts.ssh))
-    ) {
-      throw new TypeError(
-        "Pool option 'ssh' must be an object like { command, args }",
-      );
-    }
-    const hosts = opts.hosts ?? [];
-    if (!Array.isArray(hosts)) {
-      throw new TypeError("Pool option 'hosts' must be an array of host specs");
-    }
-    const specs = hosts.map(parseHostSpec);
-    const workers = checkCount("workers", opts.workers, 0) ??
-      (specs.length ? 0 : navigator.hardwareConcurrency || 1);
-    const qsize = checkCount("qsize", opts.qsize, 1);
+    const { opts, specs, workers, qsize } = validatePoolOptions(options);
     this.#adaptive = qsize === undefined;
     this.#qsize = qsize ?? DEFAULT_QSIZE;
-    checkCount("retries", opts.retries, 0);
-    checkCount("maxFrameBytes", opts.maxFrameBytes, 1024);
-    checkCount("maxTasksPerWorker", opts.maxTasksPerWorker, 1);
-    checkCount("maxMemoryMB", opts.maxMemoryMB, 16);
-    checkCount("killGrace", opts.killGrace, 0);
-    checkCount("poisonThreshold", opts.poisonThreshold, 1);
-    this.#startTimeout = checkCount("startTimeout", opts.startTimeout, 1) ??
-      this.#startTimeout;
-    if (opts.initArgs !== undefined && !Array.isArray(opts.initArgs)) {
-      throw new TypeError("Pool option 'initArgs' must be an array");
-    }
+    this.#startTimeout = opts.startTimeout ?? this.#startTimeout;
     if (opts.initializer !== undefined) {
       try {
         this.#initSpec = this.#functions.lookup(opts.initializer);
@@ -215,26 +173,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
         );
       }
     }
-    for (const name of ["permissions", "denoArgs"] as const) {
-      const value = opts[name];
-      if (
-        value !== undefined &&
-        (!Array.isArray(value) || value.some((v) => typeof v !== "string"))
-      ) {
-        throw new TypeError(
-          `Pool option '${name}' must be an array of strings`,
-        );
-      }
-    }
-    if (workers + specs.reduce((n, s) => n + s.workers, 0) === 0) {
-      throw new RangeError(
-        "A pool needs at least one worker: set 'workers' to 1 or more, or give 'hosts'",
-      );
-    }
     this.#options = opts;
-    if (opts.workerUrl !== undefined && typeof opts.workerUrl !== "string") {
-      throw new TypeError("Pool option 'workerUrl' must be a string");
-    }
     const local: LocalLauncherOptions = {
       workerUrl: opts.workerUrl,
       permissions: opts.permissions,
