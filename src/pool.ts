@@ -79,6 +79,8 @@ function delay(ms: number): Promise<void> {
  * - `workerstart`: a worker connected and is initialised; `detail` is
  *   `{ workerId, host, pid, replacement }` (`replacement` is true for workers
  *   started after the pool was ready, in place of one that exited).
+ * - `workerreplace`: the same, for a worker that takes the place of one that
+ *   exited (fired after its `workerstart`).
  * - `workerexit`: a worker was lost or retired; `detail` is a
  *   {@link WorkerExit} (code, signal, host, last stderr lines, reason).
  * - `hostlost`: an SSH host's connection ended; `detail` is `{ host, exit }`.
@@ -823,16 +825,16 @@ export class Pool extends EventTarget implements AsyncDisposable {
       if (this.#state === "starting") this.#state = "running";
       this.#ready.resolve();
     }
-    this.dispatchEvent(
-      new CustomEvent("workerstart", {
-        detail: {
-          workerId: handle.id,
-          host: handle.group.launcher.host,
-          pid: handle.pid,
-          replacement,
-        },
-      }),
-    );
+    const detail = {
+      workerId: handle.id,
+      host: handle.group.launcher.host,
+      pid: handle.pid,
+      replacement,
+    };
+    this.dispatchEvent(new CustomEvent("workerstart", { detail }));
+    if (replacement) {
+      this.dispatchEvent(new CustomEvent("workerreplace", { detail }));
+    }
     this.#notify();
     this.#fill(handle);
   }

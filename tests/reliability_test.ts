@@ -628,6 +628,10 @@ Deno.test(
       pool,
       "workerstart",
     );
+    const replacement = nextEvent<{ workerId: number; replacement: boolean }>(
+      pool,
+      "workerreplace",
+    );
     Deno.kill(victim.pid, "SIGKILL");
     const exit = await withTimeout(exited, 30_000, "workerexit");
     assert.equal(exit.workerId, victim.id);
@@ -637,6 +641,13 @@ Deno.test(
     const fresh = await withTimeout(replaced, 30_000, "the replacement");
     assert.ok(fresh.workerId > 2, `replacement id ${fresh.workerId}`);
     assert.equal(fresh.host, "local");
+    const replaceEvent = await withTimeout(
+      replacement,
+      30_000,
+      "workerreplace",
+    );
+    assert.equal(replaceEvent.workerId, fresh.workerId);
+    assert.equal(replaceEvent.replacement, true);
 
     // Workers report their memory use on their own.
     assert.ok(
