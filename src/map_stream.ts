@@ -303,6 +303,37 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     );
   }
 
+  /**
+   * Reads up to `n` units from the sources: items (`flat`) or zipped argument
+   * lists. Marks the source done at its end; undefined if the map finished
+   * meanwhile.
+   */
+  async function take(
+    n: number,
+    flat: boolean,
+  ): Promise<unknown[] | undefined> {
+    const chunk: unknown[] = [];
+    while (chunk.length < n) {
+      let unit: unknown;
+      if (flat) {
+        let r = sources[0]!.next();
+        if (r instanceof Promise) r = await r;
+        if (r.done) sourceDone = true;
+        unit = r.value;
+      } else {
+        let args = nextArgsSync();
+        if (args instanceof Promise) args = await args;
+        if (args === undefined) sourceDone = true;
+        unit = args;
+      }
+      if (finished) return undefined;
+      if (sourceDone) break;
+      index++;
+      chunk.push(unit);
+    }
+    return chunk;
+  }
+
   async function feed(): Promise<void> {
     if (feeding || sourceDone || finished) return;
     feeding = true;
@@ -320,36 +351,10 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
           index++;
           launch(args, 0);
         } else {
-          const chunk: unknown[] = [];
-          if (single) {
-            // One source, no spreading: send the items themselves.
-            const source = sources[0]!;
-            while (chunk.length < chunkSize) {
-              let r = source.next();
-              if (r instanceof Promise) r = await r;
-              if (finished) return;
-              if (r.done) {
-                sourceDone = true;
-                break;
-              }
-              index++;
-              chunk.push(r.value);
-            }
-            if (chunk.length) launch(chunk, 2);
-          } else {
-            while (chunk.length < chunkSize) {
-              let args = nextArgsSync();
-              if (args instanceof Promise) args = await args;
-              if (finished) return;
-              if (args === undefined) {
-                sourceDone = true;
-                break;
-              }
-              index++;
-              chunk.push(args);
-            }
-            if (chunk.length) launch(chunk, 1);
-          }
+          // One source, no spreading: send the items themselves (flat).
+          const chunk = await take(chunkSize, single);
+          if (chunk === undefined) return;
+          if (chunk.length) launch(chunk, single ? 2 : 1);
         }
       }
     } catch (error) {

@@ -124,7 +124,8 @@ export class Pool extends EventTarget implements AsyncDisposable {
   #cursor = 0;
   #fatal: unknown = undefined;
   #ready: PromiseWithResolvers<void> = Promise.withResolvers();
-  #readyCount = 0;
+  /** True once the first full set of workers was up (later ones replace). */
+  #wasReady = false;
   #initialTarget = 0;
   #started = false;
   #closing: Promise<void> | undefined;
@@ -660,7 +661,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
   }
 
   #launchFailed(group: Group, error: unknown): void {
-    if (this.#readyCount < this.#initialTarget) {
+    if (!this.#wasReady) {
       // Still starting: fail fast instead of retrying forever.
       this.#die(error);
       return;
@@ -817,11 +818,11 @@ export class Pool extends EventTarget implements AsyncDisposable {
     handle.group.failures = 0;
     handle.group.down = false;
     this.#workers.push(handle);
-    const replacement = this.#readyCount >= this.#initialTarget;
+    const replacement = this.#wasReady;
     // Ready once as many workers are up at the same time as were asked for
     // (a worker lost while the pool starts does not count).
     if (!replacement && this.#workers.length >= this.#initialTarget) {
-      this.#readyCount = this.#initialTarget;
+      this.#wasReady = true;
       if (this.#state === "starting") this.#state = "running";
       this.#ready.resolve();
     }
@@ -1062,12 +1063,11 @@ export class Pool extends EventTarget implements AsyncDisposable {
     task.worker = w;
     w.inflight.set(task.id, task);
     w.load++;
+    if (task.pinned) return;
     // The round trip is sampled (every 8th task): the minimum is what counts.
-    if (this.#adaptive && (w.probe++ & 7) === 0) {
-      task.sentAt = performance.now();
-    }
+    if (this.#adaptive && (w.sent & 7) === 0) task.sentAt = performance.now();
     const max = this.#options.maxTasksPerWorker;
-    if (max !== undefined && !task.pinned && ++w.sent >= max && !w.retiring) {
+    if (++w.sent >= (max ?? Infinity) && !w.retiring) {
       // Its last task is on its way: send it no more, stop it when it is done.
       this.#retire(w, `it finished maxTasksPerWorker (${max}) tasks`);
     }

@@ -69,8 +69,6 @@ export class WorkerHandle {
   minLatencyMs = Infinity;
   /** Tasks this worker finished. */
   done = 0;
-  /** Counts sends, to sample the round trip. */
-  probe = 0;
   /** Tasks (other than initializer and runOnAll calls) sent to it. */
   sent = 0;
   /** Resident memory the worker last reported (bytes). */
