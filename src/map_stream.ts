@@ -34,19 +34,30 @@ export interface MapOptions {
   retries?: number;
 }
 
-/** What `createMapStream` needs from the pool. */
+/**
+ * How a map task's `args` are applied: `"call"` is one call `fn(...args)`;
+ * `"chunk"` is a list of argument lists, one call each; `"items"` is a list of
+ * single arguments, one call `fn(item)` each. A chunk resolves to the list of
+ * its results.
+ */
+export type CallKind = "call" | "chunk" | "items";
+
+/**
+ * What `createMapStream` needs from the pool. The map engine alone decides
+ * chunk sizes and how far to read ahead; the pool only runs tasks.
+ */
 export interface MapContext {
-  /**
-   * Queues one task: a call (`chunk` 0), a chunk of argument lists (1), or a
-   * chunk of single arguments (2).
-   */
+  /** Queues one task of the given kind. */
   submit(
     args: unknown[],
-    chunk: 0 | 1 | 2,
+    kind: CallKind,
     options: TaskOptions,
   ): Promise<unknown>;
-  /** How many tasks may be outstanding (submitted and not yet consumed). */
-  window(): number;
+  /**
+   * Task slots of the ready workers (before any is ready, the expected
+   * number): how many tasks the pool runs or holds in workers at once.
+   */
+  slots(): number;
   /** Measured time per item of this function in workers (ms), if known. */
   itemMs(): number | undefined;
   /** The sources and options as the caller gave them. */
@@ -166,6 +177,7 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
   const entries: Entry[] = [];
   let entryHead = 0;
   const completed: Entry[] = [];
+  /** Items submitted and not yet handed to the consumer. */
   let outstanding = 0;
   let sourceDone = false;
   /** The source whose end ended the zip (the others are closed at the end). */
@@ -276,7 +288,12 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     return Math.max(1, Math.min(MAX_CHUNK, size));
   }
 
-  function launch(args: unknown[], chunk: 0 | 1 | 2): void {
+  /** Items that may be outstanding: two tasks per slot, `chunkSize` each. */
+  function window(chunkSize: number): number {
+    return Math.max(4, 2 * ctx.slots()) * chunkSize;
+  }
+
+  function launch(args: unknown[], kind: CallKind): void {
     const entry: Entry = {
       done: false,
       values: undefined,
@@ -284,10 +301,10 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
       failed: false,
     };
     if (ordered) entries.push(entry);
-    outstanding++;
-    ctx.submit(args, chunk, taskOptions).then(
+    outstanding += kind === "call" ? 1 : args.length;
+    ctx.submit(args, kind, taskOptions).then(
       (value) => {
-        entry.values = chunk ? value as unknown[] : [value];
+        entry.values = kind === "call" ? [value] : value as unknown[];
         entry.done = true;
         if (!ordered) completed.push(entry);
         notify();
@@ -338,8 +355,9 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     if (feeding || sourceDone || finished) return;
     feeding = true;
     try {
-      while (!sourceDone && !finished && outstanding < ctx.window()) {
+      for (;;) {
         const chunkSize = fixedChunk ?? adaptiveChunk();
+        if (sourceDone || finished || outstanding >= window(chunkSize)) break;
         if (chunkSize === 1) {
           let args = nextArgsSync();
           if (args instanceof Promise) args = await args;
@@ -349,12 +367,12 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
             break;
           }
           index++;
-          launch(args, 0);
+          launch(args, "call");
         } else {
           // One source, no spreading: send the items themselves (flat).
           const chunk = await take(chunkSize, single);
           if (chunk === undefined) return;
-          if (chunk.length) launch(chunk, single ? 2 : 1);
+          if (chunk.length) launch(chunk, single ? "items" : "chunk");
         }
       }
     } catch (error) {
@@ -428,7 +446,7 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
         if (entry) {
           // Hand over every result that is ready, not just one entry's.
           do {
-            outstanding--;
+            outstanding -= entry.values!.length;
             for (const v of entry.values!) controller.enqueue(v as R);
             entry = nextReady();
           } while (entry);

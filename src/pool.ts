@@ -55,6 +55,7 @@ import { createHostLauncher } from "./ssh_launcher.ts";
 type State = "idle" | "starting" | "running" | "closing" | "closed";
 
 const DEFAULT_QSIZE = 2;
+const CALL_KINDS = { call: 0, chunk: 1, items: 2 } as const;
 const MAX_QSIZE = 64;
 /** The message tag for each kind of task. */
 const CALL_OPS = [Op.Call, Op.Chunk, Op.Items, Op.Init] as const;
@@ -369,9 +370,9 @@ export class Pool extends EventTarget implements AsyncDisposable {
     }
     const spec = this.#functions.lookup(fn);
     return createMapStream<Awaited<R>>({
-      submit: (args, chunk, taskOptions) =>
-        this._submit(spec, args, chunk, taskOptions),
-      window: () => this.#window(),
+      submit: (args, kind, taskOptions) =>
+        this._submit(spec, args, CALL_KINDS[kind], taskOptions),
+      slots: () => this.#slots(),
       itemMs: () => this.#itemMs.get(spec.id),
       sources,
       options,
@@ -530,11 +531,10 @@ export class Pool extends EventTarget implements AsyncDisposable {
     changed.resolve();
   }
 
-  #window(): number {
+  #slots(): number {
     let capacity = 0;
     for (const w of this.#workers) capacity += w.capacity;
-    if (capacity === 0) capacity = this.#qsize * this.#initialTarget;
-    return Math.max(4, capacity * 2);
+    return capacity || this.#qsize * this.#initialTarget;
   }
 
   #track(promise: Promise<unknown>): void {
