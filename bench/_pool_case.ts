@@ -23,6 +23,21 @@
  * - `create-4`: `await Pool.create(4)` (after one untimed create and close).
  *   Milliseconds.
  *
+ * Cold cases, the same as `bench/_distex_case.py` runs for Python distex:
+ * a fresh pool, one timed pass, nothing warmed up (the pool is ready first):
+ *
+ * - `cold-map-100k-c1`, `cold-map-100k-c100`, `cold-map-100k-default`,
+ *   `cold-map-1M-c100`: the first `pool.map(x => x + 2, …)` on a fresh
+ *   `new Pool(2)`. Tasks per second.
+ * - `cold-run-100k`: the first 100k concurrent `pool.run`. Tasks per second.
+ * - `cold-bytes-len`: the first `map(x => x.length)` over 200 x 1 MiB.
+ *   Bytes per second.
+ * - `ready-4`, `ready-32`: `new Pool(n)` until `ready`, the first pool of
+ *   the process. Milliseconds.
+ * - `curve-100k-c100`, `curve-100k-default`: five successive 100k maps on
+ *   one fresh pool; the value is the first map's milliseconds and
+ *   `detail.mapsMs` holds all five (the cold-vs-warm curve).
+ *
  * Before the timed pass, an untimed warm-up pass of the same size and options
  * runs a function of different source text, so the pool and the workers are
  * warm (JIT tiers, grown buffers, adaptive depth) but the pool has not yet
@@ -273,7 +288,128 @@ async function create(name: string, ctx: Context): Promise<CaseResult> {
   };
 }
 
+async function coldMap(name: string, ctx: Context): Promise<CaseResult> {
+  const match = /^cold-map-(100k|1M)-(c(\d+)|default)$/.exec(name) ??
+    fail(`Unknown case ${name}`);
+  const full = match[1] === "1M" ? 1_000_000 : 100_000;
+  const n = ctx.quick ? full / 10 : full;
+  const chunkSize = match[3] === undefined ? undefined : Number(match[3]);
+  const options: MapOptions = chunkSize === undefined ? {} : { chunkSize };
+  const items = numbers(n);
+  await using pool = new Pool(ctx.poolOptions(2));
+  await pool.ready;
+  const t0 = performance.now();
+  const sum = await sumOfMap(pool, (x: number) => x + 2, items, options);
+  const ms = performance.now() - t0;
+  if (sum !== n * (n - 1) / 2 + 2 * n) fail(`Sum is wrong: ${sum}`);
+  return {
+    case: name,
+    value: n / (ms / 1000),
+    unit: "tasks/s",
+    count: n,
+    ms,
+    detail: { chunkSize: chunkSize ?? "default", workers: 2 },
+  };
+}
+
+async function coldRun(name: string, ctx: Context): Promise<CaseResult> {
+  const n = ctx.quick ? 10_000 : 100_000;
+  await using pool = new Pool(ctx.poolOptions(2));
+  await pool.ready;
+  const t0 = performance.now();
+  const promises = new Array<Promise<number>>(n);
+  const fn = (x: number) => x + 2;
+  for (let i = 0; i < n; i++) promises[i] = pool.run(fn, i);
+  let sum = 0;
+  for (const y of await Promise.all(promises)) sum += y;
+  const ms = performance.now() - t0;
+  if (sum !== n * (n - 1) / 2 + 2 * n) fail(`Sum is wrong: ${sum}`);
+  return {
+    case: name,
+    value: n / (ms / 1000),
+    unit: "tasks/s",
+    count: n,
+    ms,
+    detail: { concurrent: n, workers: 2 },
+  };
+}
+
+async function coldBytes(name: string, ctx: Context): Promise<CaseResult> {
+  if (name !== "cold-bytes-len") fail(`Unknown case ${name}`);
+  const n = ctx.quick ? 40 : 200;
+  const items = Array.from({ length: n }, (_, i) => {
+    const bytes = new Uint8Array(MIB);
+    bytes.fill(i & 0xff);
+    return bytes;
+  });
+  await using pool = new Pool(ctx.poolOptions(2));
+  await pool.ready;
+  const t0 = performance.now();
+  let bytes = 0;
+  for await (const y of pool.map((x: Uint8Array) => x.length, items)) {
+    bytes += y;
+  }
+  const ms = performance.now() - t0;
+  if (bytes !== n * MIB) fail(`Counted ${bytes} bytes`);
+  return {
+    case: name,
+    value: bytes / (ms / 1000),
+    unit: "B/s",
+    count: bytes,
+    ms,
+    detail: { items: n, itemBytes: MIB, direction: "one" },
+  };
+}
+
+async function ready(name: string, ctx: Context): Promise<CaseResult> {
+  const workers = Number(/^ready-(\d+)$/.exec(name)?.[1] ?? NaN);
+  if (!Number.isInteger(workers)) fail(`Unknown case ${name}`);
+  const t0 = performance.now();
+  await using pool = new Pool(ctx.poolOptions(workers));
+  await pool.ready;
+  const ms = performance.now() - t0;
+  return {
+    case: name,
+    value: ms,
+    unit: "ms",
+    count: workers,
+    ms,
+    detail: { workers },
+  };
+}
+
+async function curve(name: string, ctx: Context): Promise<CaseResult> {
+  const match = /^curve-100k-(c(\d+)|default)$/.exec(name) ??
+    fail(`Unknown case ${name}`);
+  const n = ctx.quick ? 10_000 : 100_000;
+  const chunkSize = match[2] === undefined ? undefined : Number(match[2]);
+  const options: MapOptions = chunkSize === undefined ? {} : { chunkSize };
+  const items = numbers(n);
+  await using pool = new Pool(ctx.poolOptions(2));
+  await pool.ready;
+  const mapsMs: number[] = [];
+  for (let k = 0; k < 5; k++) {
+    const t0 = performance.now();
+    const sum = await sumOfMap(pool, (x: number) => x + 2, items, options);
+    mapsMs.push(performance.now() - t0);
+    if (sum !== n * (n - 1) / 2 + 2 * n) fail(`Sum is wrong: ${sum}`);
+  }
+  return {
+    case: name,
+    value: mapsMs[0]!,
+    unit: "ms",
+    count: n,
+    ms: mapsMs[0]!,
+    detail: { chunkSize: chunkSize ?? "default", mapsMs },
+  };
+}
+
 function caseFn(name: string): CaseFn {
+  if (name.startsWith("cold-map-")) return coldMap;
+  if (name === "cold-run-100k") return coldRun;
+  if (name === "cold-bytes-len") return coldBytes;
+  if (name.startsWith("ready-")) return ready;
+  if (name.startsWith("curve-")) return curve;
   if (name.startsWith("map-")) return tinyMap;
   if (name === "run-100k") return tinyRun;
   if (name.startsWith("cpu-")) return cpuBound;

@@ -9,11 +9,26 @@
  * to; the table shows medians over the rounds, and as the ratio the median of
  * each round's pool figure over the limit measured in that round.
  *
+ * Python distex (erdewit/distex) runs in the same rounds when it is found:
+ * every `cold-*`, `ready-*` and `curve-*` case runs once in a fresh Python
+ * process (`bench/_distex_case.py`) and once in a fresh Deno process, back
+ * to back (which goes first alternates by round), and the table shows the
+ * median of the per-round ratios. It is found when `distex_proc` is on PATH
+ * and a Python (`$DISTEX_PYTHON`, else the interpreter named on
+ * `distex_proc`'s `#!` line, else `python3`) imports `distex`, with
+ * `$DISTEX_PYTHONPATH` added to its `PYTHONPATH`. When it is not found the
+ * run says so loudly and the distex columns stay empty: distex is never
+ * required (CI does not run benchmarks).
+ *
  * ```sh
  * deno task bench [--rounds 3] [--quick] [--json] [--write] [--from FILE]
+ *                 [--only targets,distex,curve]
  * ```
  *
  * - `--rounds N`: rounds (default 3).
+ * - `--only LIST`: sections to run: `targets` (the pool against machine
+ *   limits), `distex` (side by side with Python distex), `curve` (the
+ *   cold-vs-warm curve, first to fifth map). Default: all three.
  * - `--quick`: a smoke run with a tenth of the counts (the figures are then
  *   not comparable to the targets).
  * - `--json`: print the medians, samples and ratios as JSON instead.
@@ -33,14 +48,28 @@ const END_MARKER = "<!-- bench:end -->";
 
 type Unit = "tasks/s" | "msg/s" | "B/s" | "ms";
 
-/** One measurement: a pool case or a limit, each in its own process. */
+const DISTEX_CASE = new URL("./_distex_case.py", import.meta.url).pathname;
+
+/**
+ * One measurement: a pool case, a limit, or a Python distex case, each in
+ * its own process.
+ */
 interface Step {
-  /** Key in the samples: the case name or the limit key. */
+  /** Key in the samples: the case name or the limit key (`distex:` first). */
   key: string;
-  kind: "pool" | "limit";
+  kind: "pool" | "limit" | "distex";
   unit: Unit;
   label: string;
 }
+
+/** The sections of a run (`--only`). */
+type Section = "targets" | "distex" | "curve";
+const SECTIONS: readonly Section[] = ["targets", "distex", "curve"];
+
+/** How to run Python distex, or why it cannot run. */
+type Distex =
+  | { found: true; python: string; env: Record<string, string> }
+  | { found: false; why: string };
 
 const CHUNK_SIZES = [1, 10, 100, 1000] as const;
 
@@ -59,8 +88,123 @@ function counts(quick: boolean): { small: string; large: string } {
     : { small: "100k", large: "1M" };
 }
 
-/** One round, in run order: each limit next to the cases it is compared to. */
-function roundSteps(quick: boolean): Step[] {
+function distexStep(key: string, unit: Unit, label: string): Step {
+  return { key: `distex:${key}`, kind: "distex", unit, label };
+}
+
+/**
+ * The cases run side by side with Python distex: the pool's case and
+ * distex's of the same name, in the same units.
+ */
+function pairs(quick: boolean): { key: string; unit: Unit; label: string }[] {
+  const { small, large } = counts(quick);
+  const bytes = quick ? 40 : 200;
+  return [
+    {
+      key: "cold-map-100k-c1",
+      unit: "tasks/s",
+      label: `first map, ${small} tiny tasks, chunkSize 1`,
+    },
+    {
+      key: "cold-run-100k",
+      unit: "tasks/s",
+      label: `first ${small} concurrent run() (distex: gather(run_async))`,
+    },
+    {
+      key: "cold-map-100k-c100",
+      unit: "tasks/s",
+      label: `first map, ${small} tiny tasks, chunkSize 100`,
+    },
+    {
+      key: "cold-map-1M-c100",
+      unit: "tasks/s",
+      label: `first map, ${large} tiny tasks, chunkSize 100`,
+    },
+    {
+      key: "cold-bytes-len",
+      unit: "B/s",
+      label: `first map, ${bytes} x 1 MiB → length`,
+    },
+    { key: "ready-4", unit: "ms", label: "Pool(4) until ready" },
+    { key: "ready-32", unit: "ms", label: "Pool(32) until ready" },
+  ];
+}
+
+/** The distex section of a round: each pair back to back. */
+function distexSteps(quick: boolean, round: number, distex: Distex): Step[] {
+  const steps: Step[] = [];
+  for (const p of pairs(quick)) {
+    const pool = poolStep(p.key, p.unit, `${p.label} (@distex/pool)`);
+    const py = distexStep(p.key, p.unit, `${p.label} (Python distex)`);
+    if (!distex.found) steps.push(pool);
+    else if (round % 2 === 1) steps.push(py, pool);
+    else steps.push(pool, py);
+    if (p.key === "cold-map-100k-c100") {
+      // The default options have no distex twin: compared with its chunk 100.
+      steps.push(
+        poolStep(
+          "cold-map-100k-default",
+          "tasks/s",
+          `first map, ${
+            counts(quick).small
+          } tiny tasks, default options (@distex/pool)`,
+        ),
+      );
+    }
+    if (p.key === "cold-bytes-len") {
+      steps.push(limitStep("rawEchoBytesPerS", "B/s", RAW_ECHO_LABEL));
+    }
+  }
+  return steps;
+}
+
+/** The cold-vs-warm curve: five maps in one process, pool and distex. */
+function curveSteps(quick: boolean, round: number, distex: Distex): Step[] {
+  const n = counts(quick).small;
+  const pool = [
+    poolStep(
+      "curve-100k-c100",
+      "ms",
+      `five ${n} maps, chunkSize 100, first map (@distex/pool)`,
+    ),
+    poolStep(
+      "curve-100k-default",
+      "ms",
+      `five ${n} maps, default options, first map (@distex/pool)`,
+    ),
+  ];
+  if (!distex.found) return pool;
+  const py = distexStep(
+    "curve-100k-c100",
+    "ms",
+    `five ${n} maps, chunkSize 100, first map (Python distex)`,
+  );
+  return round % 2 === 1 ? [py, ...pool] : [...pool, py];
+}
+
+const RAW_ECHO_LABEL = "raw byte echo, 1 MiB writes";
+
+/** One round, in run order; a step that two sections share runs once. */
+function roundSteps(
+  quick: boolean,
+  sections: readonly Section[],
+  round: number,
+  distex: Distex,
+): Step[] {
+  const steps: Step[] = [];
+  if (sections.includes("targets")) steps.push(...targetSteps(quick));
+  if (sections.includes("distex")) {
+    steps.push(...distexSteps(quick, round, distex));
+  }
+  if (sections.includes("curve")) {
+    steps.push(...curveSteps(quick, round, distex));
+  }
+  const seen = new Set<string>();
+  return steps.filter((s) => !seen.has(s.key) && seen.add(s.key));
+}
+
+/** The targets section: each limit next to the cases it is compared to. */
+function targetSteps(quick: boolean): Step[] {
   const { small, large } = counts(quick);
   const sweep = (n: string, name: string): Step[] =>
     CHUNK_SIZES.map((k) =>
@@ -94,7 +238,7 @@ function roundSteps(quick: boolean): Step[] {
       "tasks/s",
       `\`map\` x => x + 2, ${large} items, default options`,
     ),
-    limitStep("rawEchoBytesPerS", "B/s", "raw byte echo, 1 MiB writes"),
+    limitStep("rawEchoBytesPerS", "B/s", RAW_ECHO_LABEL),
     limitStep(
       "big4BytesPerS",
       "B/s",
@@ -122,17 +266,22 @@ function roundSteps(quick: boolean): Step[] {
   ];
 }
 
-async function runChild(args: string[]): Promise<string> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", ...args],
+async function runChild(
+  command: string,
+  args: string[],
+  env?: Record<string, string>,
+): Promise<string> {
+  const output = await new Deno.Command(command, {
+    args,
     stdin: "null",
     stdout: "piped",
     stderr: "inherit",
+    ...(env ? { env } : {}),
   }).output();
   const stdout = new TextDecoder().decode(output.stdout);
   if (!output.success) {
     throw new Error(
-      `deno run ${
+      `${command} ${
         args.join(" ")
       } exited with code ${output.code}; stdout:\n${stdout}`,
     );
@@ -140,34 +289,57 @@ async function runChild(args: string[]): Promise<string> {
   return stdout;
 }
 
-/** A figure and, for pool cases, what else the case reported. */
+/** A figure and, for pool and distex cases, what else the case reported. */
 interface Sample {
   value: number;
   detail?: Record<string, unknown>;
 }
 
+/** Parses the JSON line a case prints last (a worker may print before it). */
+function caseResult(key: string, stdout: string): Sample {
+  const line = stdout.trimEnd().split("\n").pop() ?? "";
+  const result = JSON.parse(line) as {
+    case: string;
+    value: number;
+    detail: Record<string, unknown>;
+  };
+  if (result.case !== key || typeof result.value !== "number") {
+    throw new Error(`Unexpected result from ${key}: ${line}`);
+  }
+  return { value: result.value, detail: result.detail };
+}
+
 /** Runs one step in a fresh process and returns its figure. */
-async function measure(step: Step, quick: boolean): Promise<Sample> {
+async function measure(
+  step: Step,
+  quick: boolean,
+  distex: Distex,
+): Promise<Sample> {
+  const quickArg = quick ? ["--quick"] : [];
   if (step.kind === "pool") {
-    const stdout = await runChild([
+    const stdout = await runChild(Deno.execPath(), [
+      "run",
+      "-A",
       POOL_CASE,
       step.key,
-      ...(quick ? ["--quick"] : []),
+      ...quickArg,
     ]);
-    // The result is the last line; a worker could have printed before it.
-    const line = stdout.trimEnd().split("\n").pop() ?? "";
-    const result = JSON.parse(line) as {
-      case: string;
-      value: number;
-      detail: Record<string, unknown>;
-    };
-    if (result.case !== step.key || typeof result.value !== "number") {
-      throw new Error(`Unexpected result from ${step.key}: ${line}`);
-    }
-    return { value: result.value, detail: result.detail };
+    return caseResult(step.key, stdout);
+  }
+  if (step.kind === "distex") {
+    if (!distex.found) throw new Error(`distex not found: ${distex.why}`);
+    const key = step.key.slice("distex:".length);
+    const stdout = await runChild(
+      distex.python,
+      [DISTEX_CASE, key, ...quickArg],
+      distex.env,
+    );
+    return caseResult(key, stdout);
   }
   const spawn = step.unit === "ms";
-  const stdout = await runChild([
+  const stdout = await runChild(Deno.execPath(), [
+    "run",
+    "-A",
     LIMITS,
     "--only",
     step.key,
@@ -182,6 +354,77 @@ async function measure(step: Step, quick: boolean): Promise<Sample> {
     throw new Error(`Unexpected result from limit ${step.key}: ${stdout}`);
   }
   return { value };
+}
+
+/** Where `name` is on PATH, or undefined. */
+async function which(name: string): Promise<string | undefined> {
+  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
+    if (dir === "") continue;
+    const path = `${dir}/${name}`;
+    try {
+      const info = await Deno.stat(path);
+      if (info.isFile && ((info.mode ?? 0o111) & 0o111) !== 0) return path;
+    } catch {
+      // not there
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Looks for Python distex: `distex_proc` on PATH (distex starts its workers
+ * with it) and a Python that imports `distex`.
+ */
+async function findDistex(): Promise<Distex> {
+  const proc = await which("distex_proc");
+  if (proc === undefined) {
+    return {
+      found: false,
+      why: "no distex_proc on PATH (distex starts its workers with it)",
+    };
+  }
+  const candidates: string[] = [];
+  const fromEnv = Deno.env.get("DISTEX_PYTHON");
+  if (fromEnv) candidates.push(fromEnv);
+  try {
+    const first = (await Deno.readTextFile(proc)).split("\n", 1)[0] ?? "";
+    const shebang = /^#!\s*(\S+)(?:\s+(\S+))?/.exec(first);
+    if (shebang) {
+      // `#!/usr/bin/env python3` names the interpreter second.
+      const interpreter = shebang[1]!.endsWith("/env")
+        ? shebang[2]
+        : shebang[1];
+      if (interpreter && /python/.test(interpreter)) {
+        candidates.push(interpreter);
+      }
+    }
+  } catch {
+    // not readable: try python3
+  }
+  candidates.push("python3");
+  const extra = Deno.env.get("DISTEX_PYTHONPATH");
+  const env: Record<string, string> = {};
+  if (extra) {
+    const current = Deno.env.get("PYTHONPATH");
+    env.PYTHONPATH = current ? `${extra}:${current}` : extra;
+  }
+  const tried: string[] = [];
+  for (const python of candidates) {
+    try {
+      const out = await new Deno.Command(python, {
+        args: ["-c", "import distex, eventkit; print(distex.__version__)"],
+        stdin: "null",
+        stdout: "piped",
+        stderr: "null",
+        env,
+      }).output();
+      if (out.success) return { found: true, python, env };
+      tried.push(`${python} cannot import distex`);
+    } catch {
+      tried.push(`${python} not found`);
+    }
+  }
+  return { found: false, why: tried.join("; ") };
 }
 
 function median(values: readonly number[]): number {
@@ -226,6 +469,36 @@ interface Row {
   met: boolean;
 }
 
+/**
+ * A row of the distex table: how many times faster the pool is than Python
+ * distex (rates: pool / distex; times: distex / pool), or than a limit.
+ */
+interface VersusRow {
+  label: string;
+  /** Median of the pool's samples. */
+  pool: number;
+  /** Median of the other side's samples; undefined when not measured. */
+  other: number | undefined;
+  unit: Unit;
+  /** What the pool is compared with. */
+  otherLabel: string;
+  /** Median of `roundRatios` (higher is better for the pool). */
+  ratio: number | undefined;
+  roundRatios: number[];
+  /** `ratio >= target`, when there is one. */
+  target?: number;
+  met?: boolean;
+}
+
+/** The cold-vs-warm curve: milliseconds of the 1st to 5th map. */
+interface CurveRow {
+  label: string;
+  /** Median over rounds of each map's milliseconds. */
+  mapsMs: number[];
+  /** Every round's five figures. */
+  rounds: number[][];
+}
+
 interface Report {
   date: string;
   /** `git rev-parse --short HEAD` of the checkout measured, if known. */
@@ -236,14 +509,19 @@ interface Report {
   quick: boolean;
   seconds: number;
   loadavg: { start: number[]; end: number[] };
+  sections: Section[];
+  /** Whether Python distex ran, and with which interpreter. */
+  distex: { found: boolean; why?: string; python?: string; version?: string };
   rows: Row[];
+  versus: VersusRow[];
+  curve: CurveRow[];
   steps: {
     key: string;
     kind: Step["kind"];
     label: string;
     unit: Unit;
     samples: number[];
-    /** What each pool case reported besides its figure, per round. */
+    /** What each pool or distex case reported besides its figure, per round. */
     details?: Record<string, unknown>[];
   }[];
 }
@@ -348,6 +626,88 @@ function buildRows(
   return rows;
 }
 
+/** The rows of the distex table, from what was measured. */
+function buildVersus(
+  samples: Map<string, number[]>,
+  units: Map<string, Unit>,
+  quick: boolean,
+): VersusRow[] {
+  const rows: VersusRow[] = [];
+  const add = (
+    label: string,
+    poolKey: string,
+    otherKey: string,
+    otherLabel: string,
+    target?: number,
+  ): void => {
+    const pool = samples.get(poolKey);
+    if (!pool) return;
+    const unit = units.get(poolKey)!;
+    const other = samples.get(otherKey);
+    const roundRatios = other
+      ? pool.map((v, r) => unit === "ms" ? other[r]! / v : v / other[r]!)
+      : [];
+    const ratio = other ? median(roundRatios) : undefined;
+    rows.push({
+      label,
+      pool: median(pool),
+      other: other ? median(other) : undefined,
+      unit,
+      otherLabel,
+      ratio,
+      roundRatios,
+      ...(target === undefined ? {} : {
+        target,
+        ...(ratio === undefined ? {} : { met: ratio >= target }),
+      }),
+    });
+  };
+  const p = pairs(quick);
+  const targets: Record<string, number> = {
+    "cold-map-100k-c1": 8,
+    "cold-run-100k": 8,
+    "cold-map-100k-c100": 2,
+    "cold-bytes-len": 1.5,
+  };
+  for (const { key, label } of p) {
+    add(label, key, `distex:${key}`, "Python distex", targets[key]);
+    if (key === "cold-map-100k-c100") {
+      add(
+        `first map, ${counts(quick).small} tiny tasks, default options`,
+        "cold-map-100k-default",
+        "distex:cold-map-100k-c100",
+        "Python distex, chunksize 100",
+        2,
+      );
+    }
+    if (key === "cold-bytes-len") {
+      add(label, key, "rawEchoBytesPerS", "raw byte echo", 0.6);
+    }
+  }
+  return rows;
+}
+
+/** The curve rows: per map index, the median over rounds. */
+function buildCurve(
+  steps: Step[],
+  details: Map<string, Record<string, unknown>[]>,
+): CurveRow[] {
+  const rows: CurveRow[] = [];
+  for (const step of steps) {
+    if (!step.key.includes("curve-")) continue;
+    const rounds = (details.get(step.key) ?? []).map((d) =>
+      (d.mapsMs as number[] | undefined) ?? []
+    ).filter((m) => m.length === 5);
+    if (rounds.length === 0) continue;
+    rows.push({
+      label: step.label.replace(/, first map/, ""),
+      mapsMs: [0, 1, 2, 3, 4].map((i) => median(rounds.map((m) => m[i]!))),
+      rounds,
+    });
+  }
+  return rows;
+}
+
 function markdown(report: Report): string {
   const lines: string[] = [];
   const load = (l: number[]): string => l.map((x) => x.toFixed(1)).join(" ");
@@ -361,34 +721,89 @@ function markdown(report: Report): string {
         load(report.loadavg.start)
       } at the start, ${load(report.loadavg.end)} at the end.`,
   );
-  lines.push("");
-  lines.push(
-    "| case | pool (median) | limit (median, same run) | ratio | target | met? | ratio per round |",
-  );
-  lines.push("| --- | ---: | --- | ---: | ---: | :---: | --- |");
-  for (const row of report.rows) {
-    const percent = row.target.op === ">=" && row.target.value < 1;
-    const show = (r: number): string =>
-      percent ? `${(r * 100).toFixed(1)}%` : `${r.toFixed(2)}x`;
-    const target = percent
-      ? `${row.target.op} ${(row.target.value * 100).toFixed(0)}%`
-      : `${row.target.op} ${row.target.value}x`;
+  if (report.sections.includes("distex")) {
+    lines.push("");
     lines.push(
-      `| ${row.label} | ${
-        format(row.pool, row.poolUnit)
-      } | ${row.limitLabel}: ${format(row.limit, row.limitUnit)} | ${
-        show(row.ratio)
-      } | ${target} | ${row.met ? "yes" : "**no**"} | ${
-        row.roundRatios.map(show).join(", ")
-      } |`,
+      report.distex.found
+        ? `Python distex ${
+          report.distex.version ?? ""
+        } (${report.distex.python}) ran in the same rounds.`
+        : `**Python distex was NOT found (${report.distex.why}): its columns are empty.**`,
     );
   }
-  lines.push("");
-  lines.push(
-    "Ratio: the median over rounds of the pool's figure divided by the limit " +
-      "measured in the same round (for `Pool.create(4)`, its time divided by " +
-      "the spawn time: lower is better).",
-  );
+  if (report.versus.length > 0) {
+    lines.push("");
+    lines.push(
+      "| case (fresh pool, one timed pass) | @distex/pool | compared with | ratio | target | met? | ratio per round |",
+    );
+    lines.push("| --- | ---: | --- | ---: | ---: | :---: | --- |");
+    for (const row of report.versus) {
+      const percent = row.target !== undefined && row.target < 1;
+      const show = (r: number): string =>
+        percent ? `${(r * 100).toFixed(0)}%` : `${r.toFixed(2)}x`;
+      const target = row.target === undefined
+        ? "—"
+        : percent
+        ? `>= ${(row.target * 100).toFixed(0)}%`
+        : `>= ${row.target}x`;
+      lines.push(
+        `| ${row.label} | ${format(row.pool, row.unit)} | ${row.otherLabel}: ${
+          row.other === undefined ? "not measured" : format(row.other, row.unit)
+        } | ${row.ratio === undefined ? "—" : show(row.ratio)} | ${target} | ${
+          row.met === undefined ? "—" : row.met ? "yes" : "**no**"
+        } | ${row.roundRatios.map(show).join(", ")} |`,
+      );
+    }
+    lines.push("");
+    lines.push(
+      "Ratio: how many times faster @distex/pool is (rates: pool / other; " +
+        "times: other / pool), the median of the per-round ratios.",
+    );
+  }
+  if (report.curve.length > 0) {
+    lines.push("");
+    lines.push(
+      "Cold vs warm: milliseconds of the 1st to 5th map in one process (median over rounds):",
+    );
+    lines.push("");
+    lines.push("| maps on one fresh Pool(2) | 1st | 2nd | 3rd | 4th | 5th |");
+    lines.push("| --- | ---: | ---: | ---: | ---: | ---: |");
+    for (const row of report.curve) {
+      lines.push(
+        `| ${row.label} | ${row.mapsMs.map((m) => m.toFixed(0)).join(" | ")} |`,
+      );
+    }
+  }
+  if (report.rows.length > 0) {
+    lines.push("");
+    lines.push(
+      "| case | pool (median) | limit (median, same run) | ratio | target | met? | ratio per round |",
+    );
+    lines.push("| --- | ---: | --- | ---: | ---: | :---: | --- |");
+    for (const row of report.rows) {
+      const percent = row.target.op === ">=" && row.target.value < 1;
+      const show = (r: number): string =>
+        percent ? `${(r * 100).toFixed(1)}%` : `${r.toFixed(2)}x`;
+      const target = percent
+        ? `${row.target.op} ${(row.target.value * 100).toFixed(0)}%`
+        : `${row.target.op} ${row.target.value}x`;
+      lines.push(
+        `| ${row.label} | ${
+          format(row.pool, row.poolUnit)
+        } | ${row.limitLabel}: ${format(row.limit, row.limitUnit)} | ${
+          show(row.ratio)
+        } | ${target} | ${row.met ? "yes" : "**no**"} | ${
+          row.roundRatios.map(show).join(", ")
+        } |`,
+      );
+    }
+    lines.push("");
+    lines.push(
+      "Ratio: the median over rounds of the pool's figure divided by the limit " +
+        "measured in the same round (for `Pool.create(4)`, its time divided by " +
+        "the spawn time: lower is better).",
+    );
+  }
   lines.push("");
   lines.push("Every measurement, in run order within a round:");
   lines.push("");
@@ -428,22 +843,45 @@ async function writeReadme(table: string): Promise<void> {
   }).output();
 }
 
-/** Runs the rounds and returns the report. */
-async function runRounds(rounds: number, quick: boolean): Promise<Report> {
-  const steps = roundSteps(quick);
-  const samples = new Map(steps.map((s) => [s.key, [] as number[]]));
-  const details = new Map(
-    steps.map((s) => [s.key, [] as Record<string, unknown>[]]),
+function loudNotFound(distex: Distex): void {
+  if (distex.found) return;
+  console.error(
+    `\n${"!".repeat(72)}\n!! bench: Python distex NOT FOUND: ${distex.why}.\n` +
+      "!! The distex columns stay empty. See bench/README.md (Python distex)\n" +
+      `!! to install it.\n${"!".repeat(72)}\n`,
   );
+}
+
+/** Runs the rounds and returns the report. */
+async function runRounds(
+  rounds: number,
+  quick: boolean,
+  sections: Section[],
+): Promise<Report> {
+  const distex: Distex = sections.some((s) => s !== "targets")
+    ? await findDistex()
+    : { found: false, why: "not asked for" };
+  if (sections.includes("distex")) loudNotFound(distex);
+  const samples = new Map<string, number[]>();
+  const details = new Map<string, Record<string, unknown>[]>();
+  const order: Step[] = [];
   const t0 = performance.now();
   const loadStart = Deno.loadavg();
   // Fill Deno's module caches once, so no round pays for transpiling.
   console.error("bench: priming caches");
-  await measure(poolStep("create-4", "ms", ""), true);
-  await measure(limitStep("bareSpawn4Ms", "ms", ""), true);
+  await measure(poolStep("create-4", "ms", ""), true, distex);
+  await measure(limitStep("bareSpawn4Ms", "ms", ""), true, distex);
+  if (distex.found) {
+    await measure(distexStep("ready-4", "ms", ""), true, distex);
+  }
   for (let round = 1; round <= rounds; round++) {
-    for (const step of steps) {
-      const { value, detail } = await measure(step, quick);
+    for (const step of roundSteps(quick, sections, round, distex)) {
+      if (!samples.has(step.key)) {
+        order.push(step);
+        samples.set(step.key, []);
+        details.set(step.key, []);
+      }
+      const { value, detail } = await measure(step, quick, distex);
       samples.get(step.key)!.push(value);
       if (detail) details.get(step.key)!.push(detail);
       console.error(
@@ -453,7 +891,11 @@ async function runRounds(rounds: number, quick: boolean): Promise<Report> {
       );
     }
   }
-  return {
+  const version = distex.found
+    ? details.get("distex:ready-4")?.[0]?.distex ??
+      details.values().find((d) => d[0]?.distex)?.[0]?.distex
+    : undefined;
+  const report: Report = {
     date: new Date().toISOString().slice(0, 16).replace("T", " ") + " UTC",
     ...await gitCommit(),
     deno: Deno.version.deno,
@@ -462,15 +904,53 @@ async function runRounds(rounds: number, quick: boolean): Promise<Report> {
     quick,
     seconds: (performance.now() - t0) / 1000,
     loadavg: { start: loadStart, end: Deno.loadavg() },
-    rows: buildRows(samples, steps, quick),
-    steps: steps.map((s) => ({
+    sections,
+    distex: distex.found
+      ? {
+        found: true,
+        python: distex.python,
+        ...(typeof version === "string" ? { version } : {}),
+      }
+      : { found: false, why: distex.why },
+    rows: [],
+    versus: [],
+    curve: [],
+    steps: order.map((s) => ({
       key: s.key,
       label: s.label,
       unit: s.unit,
       kind: s.kind,
       samples: samples.get(s.key)!,
-      ...(s.kind === "pool" ? { details: details.get(s.key)! } : {}),
+      ...(s.kind !== "limit" ? { details: details.get(s.key)! } : {}),
     })),
+  };
+  if (sections.includes("distex")) loudNotFound(distex);
+  return withRows(report);
+}
+
+/** Fills in the rows of a report from its samples. */
+function withRows(report: Report): Report {
+  const samples = new Map(report.steps.map((s) => [s.key, s.samples]));
+  const units = new Map(report.steps.map((s) => [s.key, s.unit]));
+  const details = new Map(report.steps.map((s) => [s.key, s.details ?? []]));
+  const steps: Step[] = report.steps.map((s) => ({
+    key: s.key,
+    kind: s.kind,
+    unit: s.unit,
+    label: s.label,
+  }));
+  const sections = report.sections ?? ["targets"];
+  return {
+    ...report,
+    sections,
+    distex: report.distex ?? { found: false, why: "not asked for" },
+    rows: sections.includes("targets")
+      ? buildRows(samples, steps, report.quick)
+      : [],
+    versus: sections.includes("distex")
+      ? buildVersus(samples, units, report.quick)
+      : [],
+    curve: buildCurve(steps, details),
   };
 }
 
@@ -499,10 +979,22 @@ async function gitCommit(): Promise<{ commit?: string }> {
 
 /** Rebuilds the rows of a report saved with `--json` (for `--from`). */
 async function loadReport(path: string): Promise<Report> {
-  const saved = JSON.parse(await Deno.readTextFile(path)) as Report;
-  const steps = roundSteps(saved.quick);
-  const samples = new Map(saved.steps.map((s) => [s.key, s.samples]));
-  return { ...saved, rows: buildRows(samples, steps, saved.quick) };
+  return withRows(JSON.parse(await Deno.readTextFile(path)) as Report);
+}
+
+function parseSections(list: string): Section[] {
+  const sections = list.split(",").map((s) => s.trim()).filter(Boolean);
+  for (const s of sections) {
+    if (!(SECTIONS as readonly string[]).includes(s)) {
+      throw new RangeError(
+        `--only takes a comma-separated list of ${
+          SECTIONS.join(", ")
+        }; got ${s}`,
+      );
+    }
+  }
+  if (sections.length === 0) throw new RangeError("--only is empty");
+  return sections as Section[];
 }
 
 async function main(): Promise<void> {
@@ -514,6 +1006,7 @@ async function main(): Promise<void> {
       json: { type: "boolean", default: false },
       write: { type: "boolean", default: false },
       from: { type: "string" },
+      only: { type: "string", default: SECTIONS.join(",") },
     },
   });
   const rounds = Number(values.rounds);
@@ -523,7 +1016,7 @@ async function main(): Promise<void> {
     );
   }
   const report = values.from === undefined
-    ? await runRounds(rounds, values.quick)
+    ? await runRounds(rounds, values.quick, parseSections(values.only))
     : await loadReport(values.from);
   const table = markdown(report);
   if (values.json) console.log(JSON.stringify(report, null, 2));
