@@ -6,8 +6,15 @@
  * ```sh
  * deno run -A bench/_pool_case.ts map-100k-c1 --profile-dir /tmp/prof/workers
  * deno run -A --cpu-prof --cpu-prof-dir=/tmp/prof/pool bench/_pool_case.ts map-100k-c1
- * deno run -A bench/_profile_top.ts [--top 25] /tmp/prof/pool/*.cpuprofile
+ * deno run -A bench/_profile_top.ts [--top 25] [--window] /tmp/prof/pool/*.cpuprofile
  * ```
+ *
+ * `--window` keeps only the samples taken while a case was timed: between
+ * the pool's calls of `benchWindowStart` and `benchWindowEnd` (markers that
+ * `_pool_case.ts` calls around its timed pass when profiling). V8 stamps
+ * samples with the machine's monotonic clock, so the window found in the
+ * pool's profile also cuts the workers' profiles (give the pool's file
+ * first).
  *
  * @module
  */
@@ -26,8 +33,58 @@ interface ProfileNode {
 
 interface Profile {
   nodes: ProfileNode[];
+  startTime: number;
   samples: number[];
   timeDeltas: number[];
+}
+
+/** A span of the monotonic clock, in microseconds. */
+interface Window {
+  from: number;
+  to: number;
+}
+
+/** Sample times (µs, monotonic) of a profile. */
+function sampleTimes(profile: Profile): number[] {
+  const times = new Array<number>(profile.samples.length);
+  let t = profile.startTime;
+  for (let i = 0; i < times.length; i++) {
+    t += profile.timeDeltas[i] ?? 0;
+    times[i] = t;
+  }
+  return times;
+}
+
+/** The span between the window markers' samples, if the profile has them. */
+function findWindow(profile: Profile): Window | undefined {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const times = sampleTimes(profile);
+  let from: number | undefined;
+  let to: number | undefined;
+  // A marker's samples may sit under it in the tree: climb via parents.
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes as (ProfileNode & { children?: number[] })[]) {
+    for (const c of n.children ?? []) parent.set(c, n.id);
+  }
+  const marker = (id: number): string | undefined => {
+    for (
+      let at: number | undefined = id;
+      at !== undefined;
+      at = parent.get(at)
+    ) {
+      const name = byId.get(at)!.callFrame.functionName;
+      if (name === "benchWindowStart" || name === "benchWindowEnd") return name;
+    }
+    return undefined;
+  };
+  for (let i = 0; i < times.length; i++) {
+    const m = marker(profile.samples[i]!);
+    if (m === "benchWindowStart") from = times[i];
+    else if (m === "benchWindowEnd" && to === undefined) to = times[i];
+  }
+  return from !== undefined && to !== undefined && to > from
+    ? { from, to }
+    : undefined;
 }
 
 /** Groups a script URL into an area of the code. */
@@ -55,10 +112,17 @@ function shortUrl(url: string): string {
   return url.slice(url.lastIndexOf("/") + 1);
 }
 
-function summarise(path: string, profile: Profile, top: number): string {
+function summarise(
+  path: string,
+  profile: Profile,
+  top: number,
+  window?: Window,
+): string {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const selfUs = new Map<number, number>();
+  const times = sampleTimes(profile);
   for (let i = 0; i < profile.samples.length; i++) {
+    if (window && (times[i]! < window.from || times[i]! > window.to)) continue;
     const id = profile.samples[i]!;
     selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
   }
@@ -84,7 +148,11 @@ function summarise(path: string, profile: Profile, top: number): string {
   const pct = (us: number): string =>
     `${(100 * us / busy).toFixed(1).padStart(5)}%`;
   const lines = [
-    `${path}: ${(total / 1000).toFixed(0)} ms sampled, ${
+    `${path}${
+      window
+        ? ` (window of ${((window.to - window.from) / 1000).toFixed(0)} ms)`
+        : ""
+    }: ${(total / 1000).toFixed(0)} ms sampled, ${
       (busy / 1000).toFixed(0)
     } ms busy (${(100 * busy / total).toFixed(0)}%)`,
     "  by area (share of busy time):",
@@ -106,14 +174,28 @@ async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
     args: Deno.args,
     allowPositionals: true,
-    options: { top: { type: "string", default: "25" } },
+    options: {
+      top: { type: "string", default: "25" },
+      window: { type: "boolean", default: false },
+    },
   });
   if (positionals.length === 0) {
-    throw new TypeError("Usage: _profile_top.ts [--top N] <file.cpuprofile>…");
+    throw new TypeError(
+      "Usage: _profile_top.ts [--top N] [--window] <file.cpuprofile>…",
+    );
   }
+  let window: Window | undefined;
   for (const path of positionals) {
     const profile = JSON.parse(await Deno.readTextFile(path)) as Profile;
-    console.log(summarise(path, profile, Number(values.top)));
+    if (values.window) {
+      window = findWindow(profile) ?? window;
+      if (!window) {
+        throw new Error(
+          `${path} has no benchWindowStart/benchWindowEnd samples: give the pool's profile first`,
+        );
+      }
+    }
+    console.log(summarise(path, profile, Number(values.top), window));
     console.log();
   }
 }
