@@ -83,7 +83,7 @@ export class LeakCheck {
    * Asserts that every recorded worker has exited (waiting up to `ms` for
    * stragglers) and every recorded socket directory is gone.
    */
-  async assertClean(ms = 5_000): Promise<void> {
+  async assertClean(ms = 20_000): Promise<void> {
     assert.ok(this.pids.size > 0, "the leak check watched no worker at all");
     const alive: number[] = [];
     for (const pid of this.pids) {

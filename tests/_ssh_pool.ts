@@ -119,6 +119,54 @@ export async function processTree(root: number): Promise<ProcessInfo[]> {
   return out;
 }
 
+/**
+ * Marks the local `ssh` processes of one pool so that a test finds exactly
+ * those. Put {@linkcode PoolTag.sshArgs} into the pool's `ssh.args` (the pool
+ * passes them to every `ssh` it starts, relaunches included), then ask
+ * {@linkcode PoolTag.ssh}.
+ *
+ * Never count "every ssh below this process": under `deno test --parallel`
+ * all test files share one process, so other files' pools would be counted
+ * (and killed) too.
+ *
+ * ```ts ignore
+ * const tag = new PoolTag();
+ * await using pool = await Pool.create({
+ *   hosts: [host.hostSpec(2)],
+ *   ssh: { args: [...host.sshArgs, ...tag.sshArgs], command: remoteCommand() },
+ * });
+ * assert.equal((await tag.ssh()).length, 1);
+ * ```
+ */
+export class PoolTag {
+  /** A fresh environment variable name that is never set anywhere. */
+  readonly name: string = `DISTEX_TEST_POOL_${
+    crypto.randomUUID().replaceAll("-", "").slice(0, 12)
+  }`;
+  /**
+   * `-o SendEnv=<name>`: inert (ssh sends only variables that are set, and
+   * this one never is; `SendEnv` adds up, so it overrides nothing), but
+   * visible on the command line of every `ssh` the pool starts.
+   */
+  readonly sshArgs: readonly string[] = ["-o", `SendEnv=${this.name}`];
+
+  /**
+   * The live `ssh` processes carrying this tag, wherever they are in the
+   * process table (also ones whose parent died).
+   */
+  async ssh(): Promise<ProcessInfo[]> {
+    const mark = `SendEnv=${this.name}`;
+    return (await processes()).filter((p) =>
+      /^(\S*\/)?ssh /.test(p.cmdline) && p.cmdline.split(" ").includes(mark)
+    );
+  }
+
+  /** The pids of {@linkcode PoolTag.ssh}. */
+  async sshPids(): Promise<number[]> {
+    return (await this.ssh()).map((p) => p.pid);
+  }
+}
+
 /** Live processes whose environment holds `entry` (`NAME=value`). */
 export async function processesWithEnv(entry: string): Promise<number[]> {
   const out: number[] = [];

@@ -95,3 +95,54 @@ export function closeNow(
 ): AsyncDisposable {
   return { [Symbol.asyncDispose]: () => pool.close({ wait: false }) };
 }
+
+/** Whether `path` exists (a dangling symlink counts). */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
+/**
+ * A task for a worker process: resolves to `value` once `path` exists,
+ * looking every 10 ms. The other half of {@linkcode fileGate}; it is
+ * self-contained, so it can be sent to a worker.
+ */
+export async function waitForFile<T>(path: string, value: T): Promise<T> {
+  for (;;) {
+    try {
+      await Deno.lstat(path);
+      return value;
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+}
+
+/** A gate between a test and a task in another process; see {@linkcode fileGate}. */
+export interface FileGate extends AsyncDisposable {
+  /** The file a task waits for, e.g. with {@linkcode waitForFile}. */
+  readonly path: string;
+  /** Opens the gate: creates the file. */
+  open(): Promise<void>;
+}
+
+/**
+ * A gate for a task that runs in a worker process: the task waits until the
+ * test calls `open()` (`pool.apply(waitForFile, [gate.path, "late"])`), so
+ * "the task is still running" holds for as long as the test needs, on any
+ * machine. Disposing removes the gate's temp dir.
+ */
+export async function fileGate(): Promise<FileGate> {
+  const dir = await Deno.makeTempDir({ prefix: "distex-gate-" });
+  const path = `${dir}/open`;
+  return {
+    path,
+    open: () => Deno.writeTextFile(path, ""),
+    [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }),
+  };
+}

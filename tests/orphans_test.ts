@@ -58,14 +58,18 @@ Deno.test(
       assert.equal(status.signal, "SIGKILL");
 
       // The workers were the killed process's children: now orphans,
-      // reparented. Each must notice and exit (zombies count as gone).
+      // reparented. Each must notice and exit (zombies count as gone). The
+      // bound only tells a hang from a slow machine; it is no speed claim.
       const gone = await pollUntil(
         async () => (await Promise.all(workers.map(isGone))).every(Boolean),
-        2_000,
+        20_000,
       );
       const alive = [];
       for (const pid of workers) if (!await isGone(pid)) alive.push(pid);
-      assert.ok(gone, `workers still alive 2 s after the owner died: ${alive}`);
+      assert.ok(
+        gone,
+        `workers still alive 20 s after the owner died: ${alive}`,
+      );
     } finally {
       if (childAlive) {
         try {

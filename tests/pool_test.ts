@@ -14,10 +14,13 @@ import {
 import { contractSuite } from "./_contract.ts";
 import {
   closeNow,
+  fileGate,
   flushMicrotasks,
   isGone,
+  pollUntil,
   rejection,
   track,
+  waitForFile,
   withTimeout,
 } from "./_util.ts";
 
@@ -191,16 +194,16 @@ Deno.test(
       killGrace: 60_000,
     });
     await using _stop = closeNow(pool);
+    await using gate = await fileGate();
     const before = await pool.runOnAll(() => Deno.pid);
+    // The task runs until the test opens the gate, so it ends after its timeout.
     const error = await rejection(pool.apply(
-      async () => {
-        await new Promise((resolve) => setTimeout(resolve, 100));
-        return "late";
-      },
-      [],
+      waitForFile,
+      [gate.path, "late"],
       { timeout: 10 },
     ));
     assert.equal(error.name, "TimeoutError");
+    await gate.open();
     // Only one slot: the next task runs only if the late one gave it back.
     assert.equal(
       await withTimeout(pool.run(double, 3), 20_000, "the next task"),
@@ -244,18 +247,22 @@ Deno.test(
   async () => {
     await using pool = await Pool.create({ workers: 1, qsize: 1 });
     await using _stop = closeNow(pool);
+    await using gate = await fileGate();
     const before = await pool.runOnAll(() => Deno.pid);
     const controller = new AbortController();
+    // The task runs until the test opens the gate: aborted while running.
     const aborted = rejection(pool.apply(
-      async () => {
-        await new Promise((resolve) => setTimeout(resolve, 100));
-        return "late";
-      },
-      [],
+      waitForFile,
+      [gate.path, "late"],
       { signal: controller.signal },
     ));
+    assert.ok(
+      await pollUntil(() => pool.stats().inFlight === 1, 20_000),
+      "the task was not sent",
+    );
     controller.abort(new Error("never mind"));
     assert.equal((await aborted).message, "never mind");
+    await gate.open();
     // Only one slot: the next task runs only if the aborted one gave it back.
     assert.equal(
       await withTimeout(pool.run(double, 3), 20_000, "the next task"),

@@ -13,7 +13,14 @@ import {
   WorkerLostError,
 } from "../mod.ts";
 import { LeakCheck } from "./_leaks.ts";
-import { isGone, pollUntil, rejection, withTimeout } from "./_util.ts";
+import {
+  fileGate,
+  isGone,
+  pollUntil,
+  rejection,
+  waitForFile,
+  withTimeout,
+} from "./_util.ts";
 
 const leaks = new LeakCheck();
 
@@ -52,17 +59,14 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 // ---- retries ---------------------------------------------------------------
 
 Deno.test(
-  "Pool.map() with retries delivers every result exactly once, in order, while workers are SIGKILLed every ~100 ms",
+  "Pool.map() with retries delivers every result exactly once, in order, while a worker is SIGKILLed every 250 items",
   async () => {
     const tasks = 10_000;
     const size = 4;
+    const KILL_EVERY = 250;
     await using pool = await leaks.open({
       workers: size,
       retries: 100,
@@ -74,68 +78,55 @@ Deno.test(
     pool.addEventListener("workerstart", () => {
       startTimes.push(performance.now());
     });
-    // The source waits at every 1,000th item until the storm has killed a
-    // few more workers, so faults land during the map however fast it runs.
-    let killWaiter:
-      | { at: number; gate: PromiseWithResolvers<void> }
-      | undefined;
-    async function* items(): AsyncGenerator<number> {
-      for (let i = 0; i < tasks; i++) {
-        if (i > 0 && i % 1_000 === 0 && killTimes.length < i / 500) {
-          killWaiter = { at: i / 500, gate: Promise.withResolvers() };
-          await killWaiter.gate.promise;
-        }
-        yield i;
-      }
-    }
-    let storming = true;
-    const storm = (async () => {
-      while (storming) {
-        await delay(100);
-        const live = pool.stats().workers.filter((w) =>
-          w.ready && w.pid && !killed.has(w.pid)
-        );
-        // Leave at least two workers up, so the map makes progress even
-        // where replacements start slowly.
-        if (!storming || live.length < 2) continue;
-        // Prefer workers with tasks in flight: those tasks must be resent.
-        const busy = live.filter((w) => w.inFlight > 0);
-        const pick = busy.length ? busy : live;
-        const victim = pick[Math.floor(Math.random() * pick.length)]!;
+    // SIGKILLs one worker: a busy one if any (its tasks must be resent),
+    // and only while two are up, so the map makes progress even where
+    // replacements start slowly (waits for that, bounded).
+    async function killOne(): Promise<void> {
+      for (;;) {
+        let victim: { pid: number } | undefined;
+        const up = await pollUntil(() => {
+          const live = pool.stats().workers.filter((w) =>
+            w.ready && w.pid && !killed.has(w.pid)
+          );
+          if (live.length < 2) return false;
+          const busy = live.filter((w) => w.inFlight > 0);
+          const pick = busy.length ? busy : live;
+          victim = pick[Math.floor(Math.random() * pick.length)]!;
+          return true;
+        }, 30_000);
+        if (!up || !victim) throw new Error("fewer than 2 workers for 30 s");
         killed.add(victim.pid);
         try {
           Deno.kill(victim.pid, "SIGKILL");
         } catch (error) {
-          if (error instanceof Deno.errors.NotFound) continue;
+          if (error instanceof Deno.errors.NotFound) continue; // just exited
           throw error;
         }
         killTimes.push(performance.now());
-        if (killWaiter && killTimes.length >= killWaiter.at) {
-          killWaiter.gate.resolve();
-          killWaiter = undefined;
-        }
+        return;
       }
-    })();
-    let results: number[];
-    try {
-      results = await withTimeout(
-        Array.fromAsync(pool.map(
-          (i: number) => {
-            const end = performance.now() + 0.2;
-            while (performance.now() < end) { /* a little work */ }
-            return i;
-          },
-          items(),
-          { chunkSize: 1 },
-        )),
-        120_000,
-        "the map under the kill storm",
-      );
-    } finally {
-      storming = false;
-      killWaiter?.gate.resolve();
-      await storm;
     }
+    // The source kills a worker every KILL_EVERY items before going on, so
+    // the faults land during the map however fast or slow the machine is.
+    async function* items(): AsyncGenerator<number> {
+      for (let i = 0; i < tasks; i++) {
+        if (i > 0 && i % KILL_EVERY === 0) await killOne();
+        yield i;
+      }
+    }
+    const results = await withTimeout(
+      Array.fromAsync(pool.map(
+        (i: number) => {
+          const end = performance.now() + 0.2;
+          while (performance.now() < end) { /* a little work */ }
+          return i;
+        },
+        items(),
+        { chunkSize: 1 },
+      )),
+      120_000,
+      "the map under the kill storm",
+    );
     const lastKill = killTimes[killTimes.length - 1] ?? performance.now();
     const back = await pollUntil(() => {
       const pids = readyPids(pool);
@@ -178,7 +169,7 @@ Deno.test(
     assert.equal(duplicated, 0, "results duplicated");
     assert.equal(results.length, tasks);
     assert.ok(results.every((r, i) => r === i), "results out of order");
-    assert.ok(killTimes.length >= 18, `only ${killTimes.length} kills`);
+    assert.equal(killTimes.length, tasks / KILL_EVERY - 1, "kills");
     assert.equal(stats.lost, 0);
     assert.ok(stats.retried > 0, "no task was resent");
 
@@ -187,7 +178,7 @@ Deno.test(
     assert.equal(new Set(pids).size, size);
     for (const pid of killed) {
       assert.ok(!pids.includes(pid));
-      assert.ok(await pollUntil(() => isGone(pid), 5_000), `${pid} lives on`);
+      assert.ok(await pollUntil(() => isGone(pid), 20_000), `${pid} lives on`);
     }
   },
 );
@@ -293,7 +284,7 @@ Deno.test(
     assert.deepEqual(order, ["timeout", "workerexit"]);
     assert.equal(exit.signal, "SIGKILL");
     assert.match(exit.reason ?? "", /still running a task 200 ms after/);
-    assert.ok(await pollUntil(() => isGone(stuckPid!), 5_000));
+    assert.ok(await pollUntil(() => isGone(stuckPid!), 20_000));
     const [pid] = await pool.runOnAll(() => Deno.pid);
     assert.notEqual(pid, stuckPid);
     assert.equal(await pool.run(double, 2), 4);
@@ -313,13 +304,14 @@ Deno.test(
     });
     let exits = 0;
     pool.addEventListener("workerexit", () => exits++);
+    await using gate = await fileGate();
     const [before] = await pool.runOnAll(() => Deno.pid);
+    // The task runs until the test opens the gate, so it ends after its timeout.
     const error = await rejection(
-      pool.apply(() => new Promise((r) => setTimeout(r, 200)), [], {
-        timeout: 10,
-      }),
+      pool.apply(waitForFile, [gate.path, "late"], { timeout: 10 }),
     );
     assert.equal(error.name, "TimeoutError");
+    await gate.open();
     // One slot: this runs once the late task has ended in the worker.
     assert.equal(await pool.run(() => Deno.pid), before);
     assert.equal(exits, 0);
@@ -400,7 +392,7 @@ Deno.test(
       "the recycled worker's exit",
     );
     assert.match(exit.reason ?? "", /passed maxMemoryMB \(100\)/);
-    assert.ok(await pollUntil(() => isGone(hog.pid), 5_000));
+    assert.ok(await pollUntil(() => isGone(hog.pid), 20_000));
     assert.equal(pool.stats().recycled, 1);
     const fresh = await pool.run(() => ({
       pid: Deno.pid,
@@ -671,16 +663,7 @@ Deno.test(
     try {
       await using pool = await leaks.open({ workers: 1, qsize: 1 });
       // Blocks in the worker until the test creates the file.
-      const gate = pool.run(async (path: string) => {
-        for (;;) {
-          try {
-            await Deno.stat(path);
-            return "released";
-          } catch {
-            await new Promise((r) => setTimeout(r, 10));
-          }
-        }
-      }, `${dir}/go`);
+      const gate = pool.apply(waitForFile, [`${dir}/go`, "released"]);
       const queued = [pool.run(double, 1), pool.run(double, 2)];
       let stats = pool.stats();
       assert.equal(stats.inFlight, 1);

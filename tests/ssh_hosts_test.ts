@@ -9,6 +9,7 @@ import {
   startNamespaceHosts,
   startSshHost,
 } from "./_ssh_hosts.ts";
+import { exists, pollUntil } from "./_util.ts";
 
 const sshReason = await sshPrerequisites();
 if (sshReason !== null) skipMessage("startSshHost() tests", sshReason);
@@ -29,16 +30,6 @@ async function isAlive(pid: number): Promise<boolean> {
     return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
   } catch {
     return false;
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
   }
 }
 
@@ -326,12 +317,14 @@ Deno.test({
     await using net = await startNamespaceHosts(1);
     const host = net.hosts[0]!;
 
+    // "Fast" means the kernel refuses the connection (the reason below), not
+    // ssh's ConnectTimeout: timings are only printed, as the machine is shared.
     await host.cutLink(); // namespace side: ARP fails, "No route to host"
     let t = performance.now();
     const ns = await host.exec("true");
     const nsMs = performance.now() - t;
     assert.equal(ns.code, 255);
-    assert.ok(nsMs < 6000, `took ${nsMs} ms`);
+    assert.match(ns.stderr, /No route to host/);
     await host.restoreLink();
     assert.equal((await host.exec("echo ok")).stdout, "ok\n");
 
@@ -340,7 +333,11 @@ Deno.test({
     const hs = await host.exec("true");
     const hostMs = performance.now() - t;
     assert.equal(hs.code, 255);
-    assert.ok(hostMs < 1000, `took ${hostMs} ms`);
+    assert.match(
+      hs.stderr,
+      /Invalid argument/,
+      "refused by the blackhole route",
+    );
     await host.restoreLink();
     assert.equal((await host.exec("echo ok")).stdout, "ok\n");
     console.log(
@@ -392,17 +389,25 @@ Deno.test({
       .output();
     assert.notEqual(link.code, 0, "veth left behind");
     assert.equal(await exists(net.dir), false, "temp dir left behind");
-    if (!(await netnsNames()).some((n) => n.startsWith("distex-ns"))) {
-      const route = await new Deno.Command("ip", {
-        args: ["route", "show", "10.213.0.0/16"],
-      })
-        .output();
-      assert.equal(
-        decoder.decode(route.stdout).trim(),
-        "",
-        "guard route left behind",
-      );
-    }
+    // The guard route is shared by every namespace host on this machine
+    // (other test files, other test runs): it must go once none is left.
+    // Another process may add it just before creating its namespace, so
+    // poll until it is gone or some namespace host exists again.
+    const routeGone = async () =>
+      decoder.decode(
+        (await new Deno.Command("ip", {
+          args: ["route", "show", "10.213.0.0/16"],
+        }).output()).stdout,
+      ).trim() === "";
+    assert.ok(
+      await pollUntil(
+        async () =>
+          await routeGone() ||
+          (await netnsNames()).some((n) => n.startsWith("distex-ns")),
+        20_000,
+      ),
+      "guard route left behind with no namespace host",
+    );
     await net.close(); // idempotent
   },
 });

@@ -366,7 +366,7 @@ Deno.test({
       assert.ok(
         await pollUntil(
           async () => (await processes(local)).length === 0,
-          5_000,
+          BOUND_MS,
         ),
         `local processes left: ${
           (await processes(local)).map((p) => p.cmdline).join("\n")

@@ -27,6 +27,7 @@ import {
   startSshHost,
 } from "./_ssh_hosts.ts";
 import {
+  PoolTag,
   processes,
   processesMentioning,
   processesWithEnv,
@@ -35,7 +36,7 @@ import {
   remoteCommand,
   spawnFixture,
 } from "./_ssh_pool.ts";
-import { pollUntil, rejection, withTimeout } from "./_util.ts";
+import { exists, pollUntil, rejection, withTimeout } from "./_util.ts";
 
 const reason = await sshPrerequisites();
 if (reason !== null) skipMessage("SSH pool tests (tests/ssh_test.ts)", reason);
@@ -49,9 +50,15 @@ const FAST = { sshConfig: ["KexAlgorithms curve25519-sha256"] };
 
 const OWNER_FIXTURE = new URL("./fixtures/ssh/pool_owner.ts", import.meta.url);
 
-/** SSH options that reach `host` and run this checkout there. */
-function sshOptions(host: SshHost): SshOptions {
-  return { args: [...host.sshArgs], command: remoteCommand() };
+/**
+ * SSH options that reach `host` and run this checkout there; with `tag`, the
+ * pool's ssh processes carry it (see `PoolTag`).
+ */
+function sshOptions(host: SshHost, tag?: PoolTag): SshOptions {
+  return {
+    args: [...host.sshArgs, ...(tag?.sshArgs ?? [])],
+    command: remoteCommand(),
+  };
 }
 
 /** The `--unix` argument of a remote worker: the remote tunnel socket. */
@@ -59,23 +66,6 @@ function socketOf(args: string[]): string {
   const at = args.indexOf("--unix");
   assert.ok(at >= 0, `no --unix in ${args.join(" ")}`);
   return args[at + 1]!;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
-}
-
-/** The local `ssh` processes this test process started. */
-async function sshChildren(): Promise<number[]> {
-  return (await processTree(Deno.pid))
-    .filter((p) => p.pid !== Deno.pid && /^(\S*\/)?ssh /.test(p.cmdline))
-    .map((p) => p.pid);
 }
 
 // ---- the contract suite over SSH workers ------------------------------------
@@ -378,11 +368,12 @@ Deno.test({
   ignore,
   async fn() {
     await using host = await startSshHost(FAST);
+    const tag = new PoolTag();
     const started = performance.now();
     const pool = new Pool({
       workers: 1,
       hosts: [host.hostSpec(1), "ssh://127.0.0.1:1/1"],
-      ssh: sshOptions(host),
+      ssh: sshOptions(host, tag),
     });
     const error = await rejection(
       withTimeout(pool.ready, HOST_ERROR_BOUND_MS, "Pool.ready"),
@@ -393,7 +384,7 @@ Deno.test({
     console.error(
       `    HostError after ${Math.round(performance.now() - started)} ms`,
     );
-    assert.deepEqual(await sshChildren(), [], "ssh processes left");
+    assert.deepEqual(await tag.ssh(), [], "ssh processes left");
   },
 });
 
@@ -418,10 +409,11 @@ Deno.test({
       const seen = `${dir}/seen`;
       const command = `sh -c 'IFS= read -r s; printf "%s\\n" "$s" > ${seen}; ` +
         `{ printf "%s\\n" "$s"; exec cat; } | exec ${remoteCommand()} "$@"' sh`;
+      const poolTag = new PoolTag();
       await using pool = await Pool.create({
         workers: 1,
         hosts: [host.hostSpec(2)],
-        ssh: { args: [...host.sshArgs], command },
+        ssh: { args: [...host.sshArgs, ...poolTag.sshArgs], command },
       });
       const pids = await pool.runOnAll(() => Deno.pid);
       assert.equal(pids.length, 3);
@@ -429,7 +421,7 @@ Deno.test({
       assert.match(secret, /^[0-9a-f]{64}$/, "the secret came over stdin");
 
       const remote = await processesWithEnv(`DISTEX_TEST_TAG=${tag}`);
-      const ssh = await sshChildren();
+      const ssh = await poolTag.sshPids();
       assert.equal(ssh.length, 1, "one ssh process per host");
       const shown = await processes([...remote, ...ssh]);
       const cmdlines = shown.map((p) => p.cmdline);
@@ -470,13 +462,14 @@ Deno.test({
     await using host = await startSshHost(FAST);
     // Two hosts that are the same machine: each still gets its own tunnel.
     const other = `ssh://${Deno.uid() === 0 ? "root@" : ""}${host.alias}/1`;
+    const tag = new PoolTag();
     await using pool = await Pool.create({
       workers: 0,
       hosts: [host.hostSpec(3), other],
       // ssh takes the first value of an option: these win over the pool's.
       ssh: {
         ...sshOptions(host),
-        args: [...host.sshArgs, "-o", "ServerAliveCountMax=4"],
+        args: [...host.sshArgs, ...tag.sshArgs, "-o", "ServerAliveCountMax=4"],
       },
     });
     const workers = await pool.runOnAll(() => Deno.args);
@@ -491,9 +484,9 @@ Deno.test({
       [1, 3],
       "the workers of a host share one tunnel; each host has its own",
     );
-    const ssh = await sshChildren();
+    const ssh = await tag.ssh();
     assert.equal(ssh.length, 2, "one ssh process per host");
-    for (const info of await processes(ssh)) {
+    for (const info of ssh) {
       const cmdline = info.cmdline;
       const socket = [...sockets.keys()].find((s) => cmdline.includes(s));
       assert.ok(socket, `a tunnel socket in ${cmdline}`);
@@ -691,15 +684,17 @@ Deno.test({
       ...FAST,
       env: { DISTEX_TEST_TAG: tag },
     });
+    const poolTag = new PoolTag();
     await using pool = await Pool.create({
       workers: 1,
       hosts: [host.hostSpec(2)],
-      ssh: sshOptions(host),
+      ssh: sshOptions(host, poolTag),
     });
     const before = await processesWithEnv(`DISTEX_TEST_TAG=${tag}`);
     assert.ok(before.length >= 3, `remote processes: ${before}`);
-    const [ssh] = await sshChildren();
-    assert.ok(ssh, "the host's ssh process");
+    const sshPids = await poolTag.sshPids();
+    assert.equal(sshPids.length, 1, "the host's ssh process");
+    const ssh = sshPids[0]!;
     const lost = recordEvents<{ host: string }>(pool, "hostlost");
     const starts = recordEvents<{ workerId: number; host: string }>(
       pool,
@@ -805,14 +800,16 @@ Deno.test({
       ...FAST,
       env: { DISTEX_TEST_TAG: tag },
     });
-    const options = {
+    const tagA = new PoolTag();
+    const tagB = new PoolTag();
+    const options = (poolTag: PoolTag) => ({
       workers: 1,
       hosts: [host.hostSpec(2)],
-      ssh: sshOptions(host),
-    };
+      ssh: sshOptions(host, poolTag),
+    });
     const [a, b] = await Promise.all([
-      Pool.create(options),
-      Pool.create(options),
+      Pool.create(options(tagA)),
+      Pool.create(options(tagB)),
     ]);
     try {
       const remoteArgs = async (pool: Pool) =>
@@ -832,10 +829,13 @@ Deno.test({
       assert.ok(await exists(socketB));
       const remote = await processesWithEnv(`DISTEX_TEST_TAG=${tag}`);
       assert.ok(remote.length >= 6, `remote processes: ${remote}`);
-      assert.equal((await sshChildren()).length, 2);
+      assert.equal((await tagA.ssh()).length, 1, "pool a's ssh process");
+      assert.equal((await tagB.ssh()).length, 1, "pool b's ssh process");
       await withTimeout(a.close(), 20_000, "close()");
-      // The other pool's workers are untouched.
+      assert.deepEqual(await tagA.ssh(), [], "ssh processes of a left");
+      // The other pool's workers and ssh are untouched.
       assert.equal((await b.runOnAll(() => Deno.pid)).length, 3);
+      assert.equal((await tagB.ssh()).length, 1, "pool b's ssh process");
       assert.equal(await exists(socketA), false, "remote socket removed");
       await withTimeout(b.close(), 20_000, "close()");
       const leftover = await processesWithEnv(`DISTEX_TEST_TAG=${tag}`);
@@ -844,7 +844,7 @@ Deno.test({
         [],
         "remote processes left after close()",
       );
-      assert.deepEqual(await sshChildren(), [], "ssh processes left");
+      assert.deepEqual(await tagB.ssh(), [], "ssh processes of b left");
       assert.equal(await exists(socketB), false, "remote socket removed");
     } finally {
       await a.close({ wait: false });
@@ -863,10 +863,11 @@ Deno.test({
       ...FAST,
       env: { DISTEX_TEST_TAG: tag },
     });
+    const poolTag = new PoolTag();
     const options: PoolOptions = {
       workers: 1,
       hosts: [host.hostSpec(2)],
-      ssh: sshOptions(host),
+      ssh: sshOptions(host, poolTag),
     };
     const { child, first, drained } = await spawnFixture<{
       pid: number;
@@ -878,6 +879,7 @@ Deno.test({
       const remote = await processesWithEnv(`DISTEX_TEST_TAG=${tag}`);
       assert.ok(remote.length >= 3, `remote processes: ${remote}`);
       const local = (await processTree(child.pid)).map((p) => p.pid);
+      assert.equal((await poolTag.ssh()).length, 1, "the owner's ssh process");
       const sockets = first.workers.map((w) => socketOf(w.args));
       const everything = new Set([
         ...local,
@@ -893,12 +895,14 @@ Deno.test({
       const clean = await pollUntil(
         async () =>
           (await processes(everything)).length === 0 &&
-          (await processesWithEnv(`DISTEX_TEST_TAG=${tag}`)).length === 0,
+          (await processesWithEnv(`DISTEX_TEST_TAG=${tag}`)).length === 0 &&
+          (await poolTag.ssh()).length === 0,
         20_000,
       );
       const left = await processes([
         ...everything,
         ...(await processesWithEnv(`DISTEX_TEST_TAG=${tag}`)),
+        ...(await poolTag.sshPids()),
       ]);
       assert.ok(
         clean,
@@ -914,7 +918,7 @@ Deno.test({
       for (const socket of sockets) {
         if (socket.endsWith("/pool.sock")) continue;
         assert.ok(
-          await pollUntil(async () => !(await exists(socket)), 5_000),
+          await pollUntil(async () => !(await exists(socket)), 20_000),
           `remote socket ${socket} left`,
         );
       }
