@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { ByteChannel } from "./protocol.ts";
 
 /** Where workers connect and what they must prove. */
 export interface Endpoint {
@@ -12,6 +13,12 @@ export interface Endpoint {
   socketPath: string;
   /** The pool's secret, written to the launched process's stdin. */
   secret: string;
+  /**
+   * Hands the pool a worker connection the launcher obtained itself (one
+   * channel of a relayed link); the pool handshakes it like an accepted
+   * socket connection.
+   */
+  accept(channel: ByteChannel): void;
 }
 
 /** How a launched process ended. */

@@ -6,7 +6,8 @@
  */
 import type { TaskFunction } from "./function_ref.ts";
 import type { SshOptions } from "./ssh_launcher.ts";
-import { type HostSpec, parseHostSpec } from "./host_spec.ts";
+import type { TlsOptions } from "./serve.ts";
+import { type HostEntry, type HostSpec, parseHostSpec } from "./host_spec.ts";
 
 /** Options of {@link Pool}. */
 export interface PoolOptions {
@@ -15,8 +16,13 @@ export interface PoolOptions {
    * @default {navigator.hardwareConcurrency} one per CPU when no `hosts` are given, else 0
    */
   workers?: number;
-  /** Remote hosts, each `[ssh://][user@]host[:port]/N`. */
-  hosts?: string[];
+  /**
+   * Remote hosts: `ssh://[user@]host[:port]/N` (SSH), `tls://host[:port]/N`
+   * or `host[:port]/N` (a `cli.ts serve` spawning server), or
+   * `{ command: [...], workers: N, name? }` (any command that gives a pipe:
+   * `srun`, `kubectl exec -i`, `docker exec -i`, …).
+   */
+  hosts?: HostEntry[];
   /**
    * Most tasks in flight on one worker. By default the pool chooses: deep
    * enough to hide the round trip for tiny tasks, shallow for long ones.
@@ -41,6 +47,8 @@ export interface PoolOptions {
   retries?: number;
   /** SSH settings for `ssh://` hosts. */
   ssh?: SshOptions;
+  /** Token and certificate for `tls://` (spawning server) hosts. */
+  tls?: TlsOptions;
   /**
    * Deno permission flags for local workers instead of `-A`, e.g.
    * `["--allow-read=/data"]`. The worker can always reach its socket.
@@ -144,6 +152,7 @@ const OPTION_NAMES: readonly string[] = [
   "lazy",
   "retries",
   "ssh",
+  "tls",
   "permissions",
   "denoArgs",
   "maxTasksPerWorker",
@@ -251,6 +260,7 @@ export function validatePoolOptions(
     throw new TypeError("Pool option 'hosts' must be an array of host specs");
   }
   const specs = hosts.map(parseHostSpec);
+  checkTlsOptions(opts.tls, specs);
   const workers = checkCount("workers", opts.workers, 0) ??
     (specs.length ? 0 : navigator.hardwareConcurrency || 1);
   const qsize = checkCount("qsize", opts.qsize, 1);
@@ -293,10 +303,51 @@ export function validatePoolOptions(
       "Pool option 'ssh.command' must be a non-empty command line string",
     );
   }
+  if (
+    ssh?.link !== undefined && !["auto", "forward", "stdio"].includes(ssh.link)
+  ) {
+    throw new TypeError(
+      `Pool option 'ssh.link' must be "auto", "forward" or "stdio", got ${
+        JSON.stringify(ssh.link)
+      }`,
+    );
+  }
   if (workers + specs.reduce((n, s) => n + s.workers, 0) === 0) {
     throw new RangeError(
       "A pool needs at least one worker: set 'workers' to 1 or more, or give 'hosts'",
     );
   }
   return { opts, specs, workers, qsize };
+}
+
+function checkTlsOptions(tls: unknown, specs: HostSpec[]): void {
+  if (tls !== undefined) {
+    if (typeof tls !== "object" || tls === null || Array.isArray(tls)) {
+      throw new TypeError(
+        "Pool option 'tls' must be an object like { tokenFile, caFile }",
+      );
+    }
+    for (const [key, value] of Object.entries(tls)) {
+      if (!["token", "tokenFile", "caFile"].includes(key)) {
+        throw new TypeError(
+          `Pool option 'tls' has an unknown property '${key}' (known: token, tokenFile, caFile)`,
+        );
+      }
+      if (typeof value !== "string" || !value) {
+        throw new TypeError(
+          `Pool option 'tls.${key}' must be a non-empty string`,
+        );
+      }
+    }
+  }
+  const t = tls as TlsOptions | undefined;
+  const server = specs.find((s) => s.kind === "tls");
+  if (server && t?.token === undefined && t?.tokenFile === undefined) {
+    throw new TypeError(
+      `Host ${
+        JSON.stringify(server.spec)
+      } is a spawning server (cli.ts serve): give its token with the pool option ` +
+        "tls: { tokenFile: '/path/to/token', caFile: '/path/to/cert.pem' }",
+    );
+  }
 }

@@ -191,7 +191,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
     const localLauncher = new LocalLauncher(local);
     for (let i = 0; i < workers; i++) this.#addGroup(localLauncher);
     for (const spec of specs) {
-      this.#addGroup(createHostLauncher(spec, opts.ssh ?? {}));
+      this.#addGroup(createHostLauncher(spec, opts.ssh ?? {}, opts.tls));
     }
     this.#initialTarget = this.#groups.reduce(
       (n, g) => n + g.launcher.groupSize,
@@ -598,6 +598,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
       launch = group.launcher.launch(ids, {
         socketPath: this.#socketPath!,
         secret: this.#secret,
+        accept: (channel) => this.#track(this.#serve(channel)),
       });
     } catch (error) {
       this.#launchFailed(group, error);
@@ -684,7 +685,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
     this.#notify();
   }
 
-  async #serve(conn: Deno.Conn): Promise<void> {
+  async #serve(conn: ByteChannel): Promise<void> {
     this.#connections.add(conn);
     const nonce = newNonce();
     const limits = { maxFrameBytes: HANDSHAKE_MAX_FRAME };
@@ -747,7 +748,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
   }
 
   async #authenticate(
-    conn: Deno.Conn,
+    conn: ByteChannel,
     writer: FrameWriter,
     nonce: Uint8Array,
     message: Message,

@@ -1,13 +1,30 @@
 /**
- * The remote end of an SSH host: one process per host, started by `ssh`,
- * that reads the pool's secret from stdin, starts N workers connecting to the
- * reverse tunnel's socket, restarts any that die, and stops them all when
- * stdin closes (the pool closed it, or the pool or the link died).
+ * The remote end of a host: one process per host, started by `ssh`, `srun`,
+ * `kubectl exec -i`, a `serve` server or any command that gives a pipe. It
+ * reads the pool's secret from stdin, starts N workers, restarts any that
+ * die, and stops them all when stdin closes (the pool closed it, or the pool
+ * or the link died).
+ *
+ * Two ways to reach the pool:
+ * - `--unix <socket>`: the workers connect to that socket (an `ssh -R`
+ *   tunnel back to the pool).
+ * - `--stdio`: the supervisor listens on a private UNIX socket of its own, its
+ *   workers connect to it, and it relays their connections over its own
+ *   stdin/stdout (see `link.ts`).
  *
  * @module
  */
 import { parseCommandLine } from "./_args.ts";
-import { readSecret, watchLifeline } from "./_stdin.ts";
+import {
+  decodeControl,
+  encodeLinkFrame,
+  LinkOp,
+  LinkParser,
+  LinkWriter,
+  readSecretLine,
+  versionMismatchLine,
+} from "./link.ts";
+import { VERSION } from "./version.ts";
 
 interface Slot {
   id: number;
@@ -18,29 +35,81 @@ interface Slot {
   killed: boolean;
 }
 
+const USAGE =
+  "usage: cli.ts remote (--unix <socket path> | --stdio) --ids <id,id,...> " +
+  "[--pool-version <v>] [--worker-flag=<deno flag> ...]";
+
 /**
- * Runs the supervisor: `--unix <tunnel socket> --ids 1,2,3`.
+ * Runs the supervisor: `--unix <tunnel socket> --ids 1,2,3` or
+ * `--stdio --ids 1,2,3`.
  *
  * @param args Command-line arguments.
- * @returns The exit code.
+ * @returns The exit code (3: the pool runs another version).
  */
 export async function superviseMain(args: string[]): Promise<number> {
-  const { values } = parseCommandLine(args, {
-    unix: { type: "string" },
-    ids: { type: "string" },
-  });
-  const path = values.unix;
-  const ids = String(values.ids ?? "").split(",").filter(Boolean).map(Number);
-  if (
-    typeof path !== "string" || ids.length === 0 ||
-    ids.some((id) => !Number.isInteger(id))
-  ) {
-    console.error(
-      "usage: cli.ts remote --unix <socket path> --ids <id,id,...>",
-    );
+  let values;
+  try {
+    ({ values } = parseCommandLine(args, {
+      unix: { type: "string" },
+      stdio: { type: "boolean" },
+      ids: { type: "string" },
+      "pool-version": { type: "string" },
+      "worker-flag": { type: "string", multiple: true },
+    }));
+  } catch (error) {
+    console.error(`distex remote: ${(error as Error).message}\n${USAGE}`);
     return 2;
   }
-  const { secret, reader } = await readSecret();
+  const stdio = values.stdio === true;
+  const ids = String(values.ids ?? "").split(",").filter(Boolean).map(Number);
+  if (
+    (typeof values.unix === "string") === stdio || ids.length === 0 ||
+    ids.some((id) => !Number.isInteger(id))
+  ) {
+    console.error(USAGE);
+    return 2;
+  }
+  const poolVersion = values["pool-version"];
+  if (typeof poolVersion === "string" && poolVersion !== VERSION) {
+    console.error(versionMismatchLine(VERSION, poolVersion));
+    return 3;
+  }
+  const flags = (values["worker-flag"] as string[] | undefined) ?? [];
+  let dir: string | undefined;
+  let path: string;
+  if (stdio) {
+    dir = await Deno.makeTempDir({ prefix: "distex-link-" });
+    await Deno.chmod(dir, 0o700);
+    path = `${dir}/s.sock`;
+  } else {
+    path = values.unix as string;
+  }
+  try {
+    return await supervise(path, ids, stdio, flags);
+  } finally {
+    if (dir) await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+function workerFlags(flags: string[], path: string): string[] {
+  if (flags.length === 0) return ["-A"];
+  if (flags.some((f) => f === "-A" || f === "--allow-all")) return flags;
+  return [
+    ...flags,
+    `--allow-read=${path}`,
+    `--allow-write=${path}`,
+    `--allow-net=unix:${path}`,
+  ];
+}
+
+async function supervise(
+  path: string,
+  ids: number[],
+  stdio: boolean,
+  flags: string[],
+): Promise<number> {
+  const stdinRead = (p: Uint8Array) => Deno.stdin.read(p);
+  const { secret, rest } = await readSecretLine(stdinRead);
   const workerUrl = new URL("../worker.ts", import.meta.url).href;
   const line = new TextEncoder().encode(secret + "\n");
   let stopping = false;
@@ -52,30 +121,134 @@ export async function superviseMain(args: string[]): Promise<number> {
     failures: 0,
     killed: false,
   }));
-  // After the secret, stdin carries the pool's commands, one a line.
-  // `kill <id>`: a worker stuck in sync code never notices that the pool
-  // closed its connection, so the pool asks for it to be killed (and so
-  // restarted).
-  watchLifeline(reader, () => {
+  const stop = () => {
     stopping = true;
     stopped.resolve();
-  }, (command) => {
-    const kill = /^kill (\d+)$/.exec(command);
-    const child = kill && slots.find((s) => s.id === Number(kill[1]))?.child;
-    try {
-      child?.kill("SIGKILL");
-      if (child) slots.find((s) => s.child === child)!.killed = true;
-    } catch { /* already gone */ }
+  };
+
+  // The relay (stdio mode): one channel per accepted worker connection.
+  const out = new LinkWriter(async (bytes) => {
+    let at = 0;
+    while (at < bytes.length) at += await Deno.stdout.write(bytes.subarray(at));
   });
+  const conns = new Map<number, { conn: Deno.Conn; writing: Promise<void> }>();
+  const closeChannel = (channel: number, tell: boolean) => {
+    const entry = conns.get(channel);
+    if (!entry) return;
+    conns.delete(channel);
+    try {
+      entry.conn.close();
+    } catch { /* closed */ }
+    if (tell) {
+      out.send(encodeLinkFrame(LinkOp.Close, channel)).catch(() => {});
+    }
+  };
+
+  const parser = new LinkParser((op, channel, payload) => {
+    if (op === LinkOp.Control) {
+      const control = decodeControl(payload);
+      if (control?.kind === "stop") stop();
+      else if (control?.kind === "kill") {
+        // A worker stuck in sync code never notices that the pool closed its
+        // connection, so the pool asks for it to be killed (and restarted).
+        const slot = slots.find((s) => s.id === control.id);
+        try {
+          slot?.child?.kill("SIGKILL");
+          if (slot?.child) slot.killed = true;
+        } catch { /* already gone */ }
+      }
+    } else if (op === LinkOp.Data) {
+      const entry = conns.get(channel);
+      if (!entry) return;
+      entry.writing = entry.writing.then(async () => {
+        let at = 0;
+        while (at < payload.length) {
+          at += await entry.conn.write(payload.subarray(at));
+        }
+      }).catch(() => closeChannel(channel, true));
+    } else if (op === LinkOp.Close) {
+      const entry = conns.get(channel);
+      // Let the bytes already relayed reach the worker first.
+      entry?.writing.finally(() => closeChannel(channel, false));
+    }
+  });
+  (async () => {
+    try {
+      if (rest.length) parser.push(rest);
+      const buffer = new Uint8Array(256 * 1024);
+      for (;;) {
+        const n = await Deno.stdin.read(buffer);
+        if (n === null) break;
+        parser.push(buffer.subarray(0, n));
+      }
+    } catch (error) {
+      console.error(
+        `distex remote: bad input on stdin (${
+          error instanceof Error ? error.message : error
+        }); stopping`,
+      );
+    }
+    stop();
+  })();
+
+  let listener: Deno.Listener | undefined;
+  let accepting: Promise<void> | undefined;
+  if (stdio) {
+    listener = Deno.listen({ transport: "unix", path });
+    await Deno.chmod(path, 0o600);
+    let next = 1;
+    accepting = (async () => {
+      try {
+        for await (const conn of listener!) {
+          const channel = next++;
+          const entry = { conn, writing: Promise.resolve() };
+          conns.set(channel, entry);
+          out.send(encodeLinkFrame(LinkOp.Open, channel)).catch(() => {});
+          (async () => {
+            const buffer = new Uint8Array(256 * 1024);
+            try {
+              for (;;) {
+                const n = await conn.read(buffer);
+                if (n === null) break;
+                // Waiting for the write is the backpressure.
+                await out.data(channel, buffer.subarray(0, n));
+              }
+            } catch { /* connection or link gone */ }
+            closeChannel(channel, true);
+          })();
+        }
+      } catch { /* listener closed */ }
+    })();
+  }
 
   const start = (slot: Slot): void => {
     if (stopping) return;
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", workerUrl, "--unix", path, "--id", String(slot.id)],
+      args: [
+        "run",
+        ...workerFlags(flags, path),
+        workerUrl,
+        "--unix",
+        path,
+        "--id",
+        String(slot.id),
+      ],
       stdin: "piped",
-      stdout: "inherit",
+      // On a stdio link our stdout is the link: workers print to stderr.
+      stdout: stdio ? "piped" : "inherit",
       stderr: "inherit",
     }).spawn();
+    if (stdio) {
+      child.stdout.pipeTo(
+        new WritableStream({
+          write: (chunk) => {
+            try {
+              Deno.stderr.writeSync(chunk);
+            } catch { /* stderr gone */ }
+          },
+        }),
+      ).catch(() => {});
+    }
     slot.child = child;
     const writer = child.stdin.getWriter();
     slot.stdin = writer;
@@ -117,6 +290,10 @@ export async function superviseMain(args: string[]): Promise<number> {
   }, 2_000);
   await Promise.all(children.map((c) => c.status));
   clearTimeout(timer);
-  await Deno.remove(path).catch(() => {});
+  listener?.close();
+  await accepting;
+  for (const channel of [...conns.keys()]) closeChannel(channel, true);
+  await out.drained();
+  if (!stdio) await Deno.remove(path).catch(() => {});
   return 0;
 }

@@ -1,5 +1,6 @@
 /**
- * Host specs `[ssh://][user@]host[:port]/N`.
+ * Host entries: `ssh://[user@]host[:port]/N`, `tls://host[:port]/N`,
+ * `host[:port]/N` and `{ command, workers, name? }`.
  *
  * @module
  */
@@ -7,73 +8,85 @@ import assert from "node:assert/strict";
 import { type HostSpec, parseHostSpec } from "../src/host_spec.ts";
 
 Deno.test("parseHostSpec() reads every part of a valid spec", () => {
+  const ssh = (
+    user: string | undefined,
+    host: string,
+    port: number | undefined,
+    workers: number,
+  ) => ({
+    kind: "ssh" as const,
+    ssh: true,
+    user,
+    host,
+    port,
+    workers,
+    command: undefined,
+  });
+  const tls = (host: string, port: number, workers: number) => ({
+    kind: "tls" as const,
+    ssh: false,
+    user: undefined,
+    host,
+    port,
+    workers,
+    command: undefined,
+  });
   const cases: [string, Omit<HostSpec, "spec">][] = [
-    ["maxi/4", {
-      ssh: false,
-      user: undefined,
-      host: "maxi",
-      port: undefined,
-      workers: 4,
-    }],
-    ["ssh://maxi/1", {
-      ssh: true,
-      user: undefined,
-      host: "maxi",
-      port: undefined,
-      workers: 1,
-    }],
-    ["ssh://user@maxi:2222/8", {
-      ssh: true,
-      user: "user",
-      host: "maxi",
-      port: 2222,
-      workers: 8,
-    }],
-    ["ewald@10.0.0.7:22/16", {
-      ssh: false,
-      user: "ewald",
-      host: "10.0.0.7",
-      port: 22,
-      workers: 16,
-    }],
-    ["ssh://[::1]:2200/2", {
-      ssh: true,
-      user: undefined,
-      host: "::1",
-      port: 2200,
-      workers: 2,
-    }],
-    ["[fe80::1]/3", {
-      ssh: false,
-      user: undefined,
-      host: "fe80::1",
-      port: undefined,
-      workers: 3,
-    }],
-    ["node-01.example.org/100000", {
-      ssh: false,
-      user: undefined,
-      host: "node-01.example.org",
-      port: undefined,
-      workers: 100_000,
-    }],
-    ["a_b.c-d@h_1/1", {
-      ssh: false,
-      user: "a_b.c-d",
-      host: "h_1",
-      port: undefined,
-      workers: 1,
-    }],
-    ["ssh://maxi:65535/1", {
-      ssh: true,
-      user: undefined,
-      host: "maxi",
-      port: 65535,
-      workers: 1,
-    }],
+    ["maxi/4", tls("maxi", 8899, 4)],
+    ["ssh://maxi/1", ssh(undefined, "maxi", undefined, 1)],
+    ["ssh://user@maxi:2222/8", ssh("user", "maxi", 2222, 8)],
+    ["10.0.0.7:22/16", tls("10.0.0.7", 22, 16)],
+    ["tls://10.0.0.7:9000/16", tls("10.0.0.7", 9000, 16)],
+    ["tls://maxi/2", tls("maxi", 8899, 2)],
+    ["ssh://[::1]:2200/2", ssh(undefined, "::1", 2200, 2)],
+    ["[fe80::1]/3", tls("fe80::1", 8899, 3)],
+    ["node-01.example.org/100000", tls("node-01.example.org", 8899, 100_000)],
+    ["ssh://a_b.c-d@h_1/1", ssh("a_b.c-d", "h_1", undefined, 1)],
+    ["ssh://maxi:65535/1", ssh(undefined, "maxi", 65535, 1)],
   ];
   for (const [spec, expected] of cases) {
     assert.deepEqual(parseHostSpec(spec), { spec, ...expected }, spec);
+  }
+});
+
+Deno.test("parseHostSpec() reads a command host", () => {
+  const command = ["srun", "-n1", "deno", "run", "-A", "jsr:@distex/pool/cli"];
+  assert.deepEqual(parseHostSpec({ command, workers: 3, name: "node1" }), {
+    spec: "node1",
+    kind: "command",
+    ssh: false,
+    user: undefined,
+    host: "node1",
+    port: undefined,
+    workers: 3,
+    command,
+  });
+  const unnamed = parseHostSpec({ command: ["a", "b"], workers: 1 });
+  assert.equal(unnamed.host, "a b", "the command line names it by default");
+});
+
+Deno.test("parseHostSpec() refuses bad command hosts, naming the problem", () => {
+  const cases: [unknown, ErrorConstructor, RegExp][] = [
+    [
+      { command: [], workers: 1 },
+      TypeError,
+      /'command' must be a non-empty array/,
+    ],
+    [{ command: "srun deno", workers: 1 }, TypeError, /'command' must be/],
+    [{ command: ["srun", 3], workers: 1 }, TypeError, /'command' must be/],
+    [{ command: ["srun"] }, TypeError, /'workers' must be a number/],
+    [{ command: ["srun"], workers: 0 }, RangeError, /worker count 0/],
+    [{ command: ["srun"], workers: 1.5 }, RangeError, /worker count 1\.5/],
+    [{ command: ["srun"], workers: 1, name: "" }, TypeError, /'name'/],
+    [
+      { command: ["srun"], workers: 1, cmd: 1 },
+      TypeError,
+      /unknown property 'cmd'/,
+    ],
+  ];
+  for (const [entry, kind, message] of cases) {
+    assert.throws(() => parseHostSpec(entry), kind, undefined);
+    assert.throws(() => parseHostSpec(entry), message);
   }
 });
 
@@ -85,7 +98,15 @@ Deno.test("parseHostSpec() ignores surrounding whitespace", () => {
 
 Deno.test("parseHostSpec() refuses malformed specs with a TypeError", () => {
   const cases: [unknown, RegExp][] = [
-    ["maxi", /"maxi".*\[ssh:\/\/\]\[user@\]host\[:port\]\/N.*needs '\/N'/],
+    [
+      "maxi",
+      /"maxi".*ssh:\/\/\[user@\]host\[:port\]\/N.*tls:\/\/.*needs '\/N'/,
+    ],
+    [
+      "ewald@10.0.0.7:22/16",
+      /takes no user.*"ssh:\/\/ewald@10\.0\.0\.7:22\/16"/,
+    ],
+    ["tls://u@maxi/2", /takes no user/],
     ["ssh://maxi", /needs '\/N'/],
     ["", /Bad host spec ""/],
     ["/4", /Bad host spec/],
@@ -100,9 +121,10 @@ Deno.test("parseHostSpec() refuses malformed specs with a TypeError", () => {
     ["::1/2", /Bad host spec/],
     ["maxi/2/3", /Bad host spec/],
     ["maxi;rm -rf/2", /Bad host spec/],
-    [4, /must be a string.*got number/],
-    [null, /must be a string/],
-    [{ host: "maxi" }, /must be a string.*got object/],
+    [4, /must be a string.*or an object.*got number/],
+    [null, /must be a string.*got null/],
+    [["maxi/2"], /must be a string.*got array/],
+    [{ host: "maxi" }, /unknown property 'host'/],
   ];
   for (const [spec, message] of cases) {
     assert.throws(
