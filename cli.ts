@@ -7,7 +7,10 @@
  *   progress display on stderr.
  * - `cli.ts check`: checks the Deno version, starts a worker and runs a task on it.
  * - `cli.ts worker --unix <socket> --id <n>`: one worker (what launchers run).
- * - `cli.ts remote --unix <socket> --ids <id,...>`: the remote end of an SSH host.
+ * - `cli.ts remote (--unix <socket> | --stdio) --ids <id,...>`: the remote end
+ *   of a host (SSH, a command that gives a pipe, or a spawning server).
+ * - `cli.ts serve --cert-file … --key-file … --token-file …`: a spawning
+ *   server that pools reach as `tls://host:port/N`.
  * - `cli.ts --help`, `cli.ts <command> --help`.
  *
  * @example Check an installation (also on a remote host, over ssh)
@@ -29,6 +32,7 @@ import { workerMain } from "./worker.ts";
 import { VERSION } from "./src/version.ts";
 import { Pool } from "./src/pool.ts";
 import { superviseMain } from "./src/remote_supervisor.ts";
+import { SERVE_HELP, serveMain } from "./src/serve.ts";
 import { MAP_HELP, mapMain } from "./src/cli_map.ts";
 
 /** The oldest Deno this package supports. */
@@ -46,9 +50,12 @@ Usage:
   deno run -A cli.ts worker --unix <socket> --id <n>
                                      run one worker (pools start these; the
                                      pool's secret is read from stdin)
-  deno run -A cli.ts remote --unix <socket> --ids <id,id,...>
-                                     the remote end of an SSH host: runs and
+  deno run -A cli.ts remote (--unix <socket> | --stdio) --ids <id,id,...>
+                                     the remote end of a host: runs and
                                      restarts those workers until stdin closes
+  deno run -A cli.ts serve --cert-file <pem> --key-file <pem> --token-file <f>
+                                     a spawning server: pools start workers
+                                     here as tls://host:port/N
   deno run -A cli.ts <command> --help
                                      help on one command
   deno run -A cli.ts --help          this text
@@ -85,20 +92,26 @@ line of stdin, authenticates, and runs tasks until the pool lets it go or
 stdin closes. Not meant to be run by hand.`;
 
 const REMOTE_HELP =
-  `distex remote: the remote end of an SSH host (the pool's ssh runs it)
+  `distex remote: the remote end of a host (the pool's ssh, srun, kubectl exec
+-i, docker exec -i or a spawning server runs it)
 
 Usage:
-  deno run -A cli.ts remote --unix <socket> --ids <id,id,...>
+  deno run -A cli.ts remote (--unix <socket> | --stdio) --ids <id,id,...>
+      [--pool-version <v>] [--worker-flag=<deno flag> ...]
 
-Reads the pool's secret from stdin, starts one worker per id connecting to
-<socket> (the reverse tunnel), restarts any that die, and stops them all when
-stdin closes. Not meant to be run by hand.`;
+Reads the pool's secret from stdin, starts one worker per id, restarts any
+that die, and stops them all when stdin closes. With --unix the workers
+connect to <socket> (an ssh -R tunnel); with --stdio they connect to a private
+socket of this process, which relays them over its stdin/stdout. Exits with
+code 3 when --pool-version is not its own version. Not meant to be run by
+hand.`;
 
 const COMMAND_HELP: Record<string, string> = {
   map: MAP_HELP,
   check: CHECK_HELP,
   worker: WORKER_HELP,
   remote: REMOTE_HELP,
+  serve: SERVE_HELP,
 };
 
 function installedLine(): string {
@@ -188,6 +201,8 @@ export async function main(args: string[]): Promise<number> {
       return await workerMain(rest);
     case "remote":
       return await superviseMain(rest);
+    case "serve":
+      return await serveMain(rest);
     default:
       return unknownCommand(command);
   }

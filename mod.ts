@@ -42,7 +42,10 @@
  * module: `pool.run({ module: import.meta.resolve("./tasks.ts"), name: "fib" }, 30)`.
  *
  * Remote machines join with `new Pool({ workers: 4, hosts: ["ssh://me@maxi/8"] })`:
- * one `ssh` connection per host, workers there connect back through it.
+ * one `ssh` connection per host, workers there connect back through it. Hosts
+ * can also be spawning servers (`tls://maxi/8`, started with `cli.ts serve`)
+ * or any command that gives a pipe (`{ command: ["srun", ...], workers: 8 }`;
+ * {@link slurmHosts} builds them for a Slurm allocation).
  * The command line (`deno run -A jsr:@distex/pool/cli map ./tasks.ts#fib < in.jsonl`)
  * maps an exported function over JSON lines; see the `./cli` entry.
  *
@@ -54,6 +57,10 @@ export type { PoolStats, WorkerStats } from "./src/stats.ts";
 export type { MapOptions } from "./src/map_stream.ts";
 export type { ModuleFunction, TaskFunction } from "./src/function_ref.ts";
 export type { SshOptions } from "./src/ssh_launcher.ts";
+export type { TlsOptions } from "./src/serve.ts";
+export type { CommandHost, HostEntry } from "./src/host_spec.ts";
+export { slurmHosts } from "./src/slurm.ts";
+export type { SlurmHostsOptions } from "./src/slurm.ts";
 export { HostError, PoolClosedError, WorkerLostError } from "./src/errors.ts";
 export type { WorkerExit } from "./src/errors.ts";
 export { progress } from "./src/progress.ts";

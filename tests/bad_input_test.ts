@@ -228,19 +228,19 @@ Deno.test("bad options and host specs throw at once, naming what is wrong", asyn
     host(
       42,
       TypeError,
-      /host spec must be a string like "ssh:\/\/user@host:22\/4", got number/,
+      /host must be a string like "ssh:\/\/user@host:22\/4" or an object like \{ command: \[\.\.\.\], workers: 4 \}, got number/,
     ),
     host(
       "",
       TypeError,
-      /Bad host spec "": expected \[ssh:\/\/\]\[user@\]host\[:port\]\/N \(it needs '\/N' at the end/,
+      /Bad host spec "": expected ssh:\/\/\[user@\]host\[:port\]\/N, tls:\/\/host\[:port\]\/N, host\[:port\]\/N or \{ command: \[\.\.\.\], workers: N \} \(it needs '\/N' at the end/,
     ),
     host("maxi/0", RangeError, /"maxi\/0": worker count 0 must be 1 or more/),
     host("ssh://maxi:0/2", RangeError, /port 0 is not in 1\.\.65535/),
     host(
       "http://maxi/2",
       TypeError,
-      /Bad host spec "http:\/\/maxi\/2": expected \[ssh:\/\/\]/,
+      /Bad host spec "http:\/\/maxi\/2": expected ssh:\/\//,
     ),
     host("ssh://maxi/2/3", TypeError, /Bad host spec "ssh:\/\/maxi\/2\/3"/),
     host(

@@ -34,7 +34,7 @@ function command(prefix: string[]): string[] {
 }
 
 /** The network namespace a worker sees, as its address on the veth. */
-async function addresses(): Promise<string> {
+function addresses(): string {
   const p = new Deno.Command("ip", { args: ["-4", "-o", "addr"] }).outputSync();
   return new TextDecoder().decode(p.stdout).split("\n").filter((l) =>
     l.includes("inet ") && !l.includes(" lo ")

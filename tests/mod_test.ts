@@ -17,6 +17,7 @@ Deno.test("mod.ts exports exactly the documented values", () => {
     "PoolClosedError",
     "WorkerLostError",
     "progress",
+    "slurmHosts",
   ]);
 });
 
@@ -28,14 +29,18 @@ Deno.test("mod.ts re-exports the documented types", async () => {
     .sort();
   assert.deepEqual(types, [
     "CloseOptions",
+    "CommandHost",
+    "HostEntry",
     "MapOptions",
     "ModuleFunction",
     "PoolOptions",
     "PoolStats",
     "ProgressOptions",
+    "SlurmHostsOptions",
     "SshOptions",
     "TaskFunction",
     "TaskOptions",
+    "TlsOptions",
     "WorkerExit",
     "WorkerStats",
   ]);

@@ -113,7 +113,8 @@ Deno.test("new Pool() rejects a bad host spec, naming it", () => {
     ["ssh://maxi/0", RangeError, /"ssh:\/\/maxi\/0".*worker count/],
     ["ssh://maxi:0/2", RangeError, /"ssh:\/\/maxi:0\/2".*port 0/],
     ["ssh://maxi:65536/2", RangeError, /port 65536/],
-    ["maxi/2", TypeError, /"maxi\/2".*ssh:\/\//],
+    // A spawning server (cli.ts serve) needs the pool's tls token option.
+    ["maxi/2", TypeError, /"maxi\/2".*spawning server.*tokenFile/],
   ];
   for (const [spec, Class, message] of cases) {
     assert.throws(
@@ -347,15 +348,20 @@ Deno.test({
 
 Deno.test({
   name:
-    "Pool.ready rejects with a HostError when the server refuses the forward",
+    "Pool.ready rejects with a HostError when the server refuses the forward (ssh.link 'forward')",
   ignore,
   async fn() {
     await using host = await startSshHost({
       ...FAST,
       sshdConfig: ["AllowStreamLocalForwarding no"],
     });
+    // ssh.link "auto" (the default) would fall back to a stdio link.
     await expectHostError(
-      { workers: 0, hosts: [host.hostSpec(2)], ssh: sshOptions(host) },
+      {
+        workers: 0,
+        hosts: [host.hostSpec(2)],
+        ssh: { ...sshOptions(host), link: "forward" },
+      },
       host.alias,
       /refused the reverse UNIX-socket forward/,
       /forwarding failed/,
