@@ -1,7 +1,8 @@
 /**
- * Shipping task functions to workers: by source text (function values) or by
- * module reference (`{ module, name }`). Each function is given an id once and
- * defined once per worker; later calls name it by id.
+ * Shipping task functions to workers, the pool's side: by source text
+ * (function values) or by module reference (`{ module, name }`). Each
+ * function is given an id once and defined once per worker; later calls name
+ * it by id. The worker's side, rebuilding them, is `compile_function.ts`.
  *
  * @module
  */
@@ -128,35 +129,4 @@ export class FunctionTable {
     }
     return spec;
   }
-}
-
-/**
- * Rebuilds a function from its source text in the global scope (used by
- * workers). Arrows, `function`s, classes' and objects' method shorthand all
- * work.
- * @throws {SyntaxError} when the source is not a function.
- */
-export function compileFunction(
-  source: string,
-): (...args: unknown[]) => unknown {
-  const indirectEval = eval;
-  let first: unknown;
-  try {
-    const fn = indirectEval(`(${source}\n)`);
-    if (typeof fn === "function") return fn;
-  } catch (error) {
-    first = error;
-  }
-  try {
-    const holder = indirectEval(`({${source}\n})`);
-    const descriptor = Object.values(
-      Object.getOwnPropertyDescriptors(holder),
-    )[0];
-    const fn = descriptor?.value;
-    if (typeof fn === "function") return fn;
-  } catch {
-    // report the first error: it is about the more common form
-  }
-  if (first instanceof Error) throw first;
-  throw new SyntaxError(`Not a function: ${source.slice(0, 80)}`);
 }

@@ -5,9 +5,8 @@
  *
  * @module
  */
-import { newNonce, newSecret, verifyProof } from "./auth.ts";
+import { newSecret } from "./auth.ts";
 import {
-  type ErrorRecord,
   fromErrorRecord,
   PoolClosedError,
   type WorkerExit,
@@ -29,10 +28,17 @@ import {
   type ByteChannel,
   DEFAULT_MAX_FRAME_BYTES,
   FrameWriter,
-  type Message,
-  Op,
-  PROTOCOL_VERSION,
   readFrames,
+} from "./framing.ts";
+import { verifyWorker, welcome } from "./handshake.ts";
+import {
+  type CallKind,
+  callMessage,
+  cancelMessage,
+  defineMessage,
+  Op,
+  parseWorkerMessage,
+  type WorkerMessage,
 } from "./protocol.ts";
 import { pickWorker } from "./scheduler.ts";
 import {
@@ -55,14 +61,9 @@ import { createHostLauncher } from "./ssh_launcher.ts";
 type State = "idle" | "starting" | "running" | "closing" | "closed";
 
 const DEFAULT_QSIZE = 2;
-const CALL_KINDS = { call: 0, chunk: 1, items: 2 } as const;
 const MAX_QSIZE = 64;
-/** The message tag for each kind of task. */
-const CALL_OPS = [Op.Call, Op.Chunk, Op.Items, Op.Init] as const;
 /** How often workers report their memory use (ms). */
 const STATS_MS = 1_000;
-const HANDSHAKE_MS = 10_000;
-const HANDSHAKE_MAX_FRAME = 4096;
 
 function timeoutError(what: string, ms: number): DOMException {
   return new DOMException(`${what} timed out after ${ms} ms`, "TimeoutError");
@@ -325,7 +326,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
         throw new TypeError("Pool.apply() takes its arguments as an array");
       }
       const spec = this.#functions.lookup(fn as TaskFunction);
-      return this._submit(spec, args, 0, options) as Promise<Awaited<R>>;
+      return this._submit(spec, args, "call", options) as Promise<Awaited<R>>;
     } catch (error) {
       return Promise.reject(error);
     }
@@ -371,7 +372,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
     const spec = this.#functions.lookup(fn);
     return createMapStream<Awaited<R>>({
       submit: (args, kind, taskOptions) =>
-        this._submit(spec, args, CALL_KINDS[kind], taskOptions),
+        this._submit(spec, args, kind, taskOptions),
       slots: () => this.#slots(),
       itemMs: () => this.#itemMs.get(spec.id),
       sources,
@@ -687,39 +688,22 @@ export class Pool extends EventTarget implements AsyncDisposable {
 
   async #serve(conn: ByteChannel): Promise<void> {
     this.#connections.add(conn);
-    const nonce = newNonce();
-    const limits = { maxFrameBytes: HANDSHAKE_MAX_FRAME };
     let handle: WorkerHandle | undefined;
     let failure: unknown;
-    const writer = new FrameWriter(conn, () => {});
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      if (handle) return;
-      timedOut = true;
-      this.#closeConn(conn);
-    }, HANDSHAKE_MS);
     try {
-      writer.send([Op.Challenge, PROTOCOL_VERSION, nonce]);
-      // Phase 1: exactly one small frame, the answer to the challenge. A
-      // worker sends nothing else until it is welcomed.
-      let hello: Message | undefined;
-      await readFrames(conn, (message) => {
-        hello = message;
-        return false;
-      }, limits);
-      if (!hello) throw new Error("closed during the handshake");
-      handle = await this.#authenticate(conn, writer, nonce, hello);
-      clearTimeout(timer);
-      limits.maxFrameBytes = this.#options.maxFrameBytes ??
-        DEFAULT_MAX_FRAME_BYTES;
+      const { workerId, pid } = await verifyWorker(conn, this.#secret);
+      handle = this.#admit(conn, workerId, pid);
       const h = handle;
-      await readFrames(conn, (message) => this.#onMessage(h, message), limits);
+      await readFrames(
+        conn,
+        (message) => this.#onMessage(h, parseWorkerMessage(message)),
+        {
+          maxFrameBytes: this.#options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+        },
+      );
     } catch (error) {
-      failure = timedOut && !handle
-        ? new Error(`no handshake within ${HANDSHAKE_MS} ms`)
-        : error;
+      failure = error;
     } finally {
-      clearTimeout(timer);
       this.#closeConn(conn);
     }
     if (handle) {
@@ -747,33 +731,8 @@ export class Pool extends EventTarget implements AsyncDisposable {
     } catch { /* already closed */ }
   }
 
-  async #authenticate(
-    conn: ByteChannel,
-    writer: FrameWriter,
-    nonce: Uint8Array,
-    message: Message,
-  ): Promise<WorkerHandle> {
-    const [op, version, workerId, answer, pid] = message;
-    if (op !== Op.Hello) {
-      throw new Error(
-        `bad handshake: expected a Hello (message type ${Op.Hello}), got message type ${op}`,
-      );
-    }
-    if (version !== PROTOCOL_VERSION) {
-      throw new Error(
-        `bad handshake: the worker speaks protocol version ${
-          String(version)
-        }, the pool ${PROTOCOL_VERSION} (use the same @distex/pool version on both sides)`,
-      );
-    }
-    if (typeof workerId !== "number") {
-      throw new Error(
-        `bad worker id in the handshake: expected a number, got ${typeof workerId}`,
-      );
-    }
-    if (!(await verifyProof(this.#secret, nonce, workerId, answer))) {
-      throw new Error(`worker ${workerId} failed authentication`);
-    }
+  /** A worker passed the handshake: welcome it if the pool expects it. */
+  #admit(conn: ByteChannel, workerId: number, pid: number): WorkerHandle {
     const group = this.#expected.get(workerId);
     if (!group || this.#handles.has(workerId)) {
       throw new Error(`unexpected worker id ${workerId}`);
@@ -788,12 +747,12 @@ export class Pool extends EventTarget implements AsyncDisposable {
       new FrameWriter(conn, () => this.#closeConn(conn)),
       this.#qsize,
     );
-    handle.pid = typeof pid === "number" ? pid : 0;
+    handle.pid = pid;
     handle.writer.onWritten = () => {
       if (handle.ready) this.#fill(handle);
     };
     this.#handles.set(workerId, handle);
-    writer.send([Op.Welcome, { statsMs: STATS_MS }]);
+    welcome(handle.writer, { statsMs: STATS_MS });
     if (this.#initSpec) {
       const init = this.#runPinned(
         handle,
@@ -841,11 +800,9 @@ export class Pool extends EventTarget implements AsyncDisposable {
     this.#fill(handle);
   }
 
-  #onMessage(w: WorkerHandle, message: Message): void {
-    const op = message[0];
-    if (op !== Op.Result && op !== Op.Error) {
-      if (op !== Op.Stats) throw new Error(`unexpected message type ${op}`);
-      w.rss = typeof message[1] === "number" ? message[1] : 0;
+  #onMessage(w: WorkerHandle, message: WorkerMessage): void {
+    if (message[0] === Op.Stats) {
+      w.rss = message[1];
       const limit = this.#options.maxMemoryMB;
       if (limit && w.rss > limit * 1024 * 1024 && !w.retiring) {
         this.#retire(
@@ -857,7 +814,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
       }
       return;
     }
-    const taskId = message[1] as number;
+    const taskId = message[1];
     const task = w.inflight.get(taskId);
     if (!task) throw new Error(`result for unknown task ${taskId}`);
     w.inflight.delete(taskId);
@@ -867,17 +824,13 @@ export class Pool extends EventTarget implements AsyncDisposable {
       w.suspect = undefined;
       if (w.ready && !w.retiring && !w.lost) this.#workers.push(w);
     }
-    this.#measure(w, task, message[3]);
+    this.#measure(w, task, message[0] === Op.Result ? message[3] : undefined);
     w.done++;
     if (!task.cancelled) {
-      if (op === Op.Result) {
+      if (message[0] === Op.Result) {
         this.#settle(task, message[2], undefined);
       } else {
-        this.#settle(
-          task,
-          undefined,
-          fromErrorRecord(message[2] as ErrorRecord),
-        );
+        this.#settle(task, undefined, fromErrorRecord(message[2]));
       }
     }
     if (w.retiring) {
@@ -917,7 +870,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
   _submit(
     spec: FunctionSpec,
     args: unknown[],
-    chunk: 0 | 1 | 2,
+    kind: CallKind,
     options?: TaskOptions,
   ): Promise<unknown> {
     this.#checkOpen();
@@ -929,7 +882,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
       id: this.#nextTaskId++,
       spec,
       args,
-      chunk,
+      kind,
       resolve,
       reject,
       retries: options?.retries ?? this.#options.retries ?? 0,
@@ -1044,19 +997,10 @@ export class Pool extends EventTarget implements AsyncDisposable {
     const spec = task.spec;
     try {
       if (!w.defined.has(spec.id)) {
-        w.writer.send(
-          spec.source !== undefined
-            ? [Op.Define, spec.id, spec.source]
-            : [Op.Define, spec.id, null, spec.module, spec.name],
-        );
+        w.writer.send(defineMessage(spec.id, spec));
         w.defined.add(spec.id);
       }
-      w.writer.send([
-        CALL_OPS[task.chunk],
-        task.id,
-        spec.id,
-        task.args,
-      ]);
+      w.writer.send(callMessage(task.kind, task.id, spec.id, task.args));
     } catch (error) {
       this.#settle(task, undefined, error);
       return;
@@ -1080,9 +1024,9 @@ export class Pool extends EventTarget implements AsyncDisposable {
    * trip is the shortest send-to-result time seen. Long tasks stay at 2, so
    * no worker holds a backlog while another idles.
    */
-  #measure(w: WorkerHandle, task: Task, workUs: unknown): void {
+  #measure(w: WorkerHandle, task: Task, workUs: number | undefined): void {
     if (typeof workUs === "number") {
-      const items = task.chunk === 1 || task.chunk === 2
+      const items = task.kind === "chunk" || task.kind === "items"
         ? Math.max(1, task.args.length)
         : 1;
       const perItem = workUs / 1000 / items;
@@ -1116,7 +1060,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
       id: this.#nextTaskId++,
       spec,
       args,
-      chunk: init ? 3 : 0,
+      kind: init ? "init" : "call",
       resolve,
       reject,
       retries: 0,
@@ -1157,7 +1101,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
     if (w && w.inflight.get(task.id) === task) {
       task.cancelled = true;
       try {
-        w.writer.send([Op.Cancel, task.id]);
+        w.writer.send(cancelMessage(task.id));
       } catch { /* connection gone */ }
       if (reason instanceof DOMException && reason.name === "TimeoutError") {
         // Hard timeout: the worker gets no new tasks until it drops this one;

@@ -1,421 +1,312 @@
 /**
- * The wire protocol between a pool and its workers. It ignores the transport:
- * a connection is any {@link ByteChannel} (a `Deno.Conn`, an SSH tunnel, or an
- * in-memory pair in tests). Messages are MessagePack values, each in a frame
- * prefixed with its length as a 32-bit big-endian integer. Frames sent in the
- * same turn of the event loop go out in one write.
+ * The messages between a pool and its workers: one labeled tuple type per
+ * message (a union discriminated by its first element, the {@link Op} tag),
+ * one builder and one shape check per message. Tuples keep frames small and
+ * cheap to encode. How the frames travel is `framing.ts`'s business; its
+ * names are re-exported here for callers that want the whole wire in one
+ * import.
  *
  * @module
  */
-import { decode, encode } from "./_codec.ts";
+import type { ErrorRecord } from "./errors.ts";
+import { type Message, ProtocolError } from "./framing.ts";
 
-/** A bidirectional byte stream; `Deno.Conn` is one. */
-export interface ByteChannel {
-  /** Reads into `p`; resolves to the byte count, or `null` at end of stream. */
-  read(p: Uint8Array): Promise<number | null>;
-  /** Writes some of `p`; resolves to the byte count written. */
-  write(p: Uint8Array): Promise<number>;
-  /** Closes both directions. */
-  close(): void;
-}
+export {
+  _extractBlobs,
+  BLOB_THRESHOLD,
+  type ByteChannel,
+  DEFAULT_MAX_FRAME_BYTES,
+  FrameWriter,
+  isMessage,
+  type Message,
+  ProtocolError,
+  readFrames,
+} from "./framing.ts";
 
 /** Protocol version; both sides must agree. */
 export const PROTOCOL_VERSION = 1;
 
 /** Message tags. Pool → worker below 20, worker → pool from 20. */
 export const Op = {
-  /** `[Op.Challenge, version, nonce]`: first frame on a new connection. */
+  /** {@link ChallengeMessage}: the first frame on a new connection. */
   Challenge: 1,
-  /** `[Op.Welcome, workerOptions]`: the worker passed the handshake. */
+  /** {@link WelcomeMessage}: the worker passed the handshake. */
   Welcome: 2,
-  /** `[Op.Define, fnId, source]` or `[Op.Define, fnId, null, module, name]`. */
+  /** {@link DefineMessage}: a function, by source or module reference. */
   Define: 3,
-  /** `[Op.Call, taskId, fnId, args]`: resolves to one value. */
+  /** {@link CallMessage} of kind `"call"`: resolves to one value. */
   Call: 4,
-  /** `[Op.Chunk, taskId, fnId, argsList]`: resolves to an array of values. */
+  /** {@link CallMessage} of kind `"chunk"`: a list of argument lists; resolves to an array. */
   Chunk: 5,
-  /** `[Op.Items, taskId, fnId, items]`: calls fn(item) for each; resolves to an array. */
-  Items: 8,
-  /** `[Op.Init, taskId, fnId, args]`: a call whose result is not sent back (initializers). */
-  Init: 9,
-  /** `[Op.Cancel, taskId]`: the caller gave up; drop the result. */
+  /** {@link CancelMessage}: the caller gave up; drop the result. */
   Cancel: 6,
-  /** `[Op.Exit]`: finish running tasks, then exit. */
-  Exit: 7,
-  /** `[Op.Hello, version, workerId, proof, pid]`: answer to the challenge. */
+  /** {@link CallMessage} of kind `"items"`: calls fn(item) for each; resolves to an array. */
+  Items: 8,
+  /** {@link CallMessage} of kind `"init"`: its value is not sent back (initializers). */
+  Init: 9,
+  /** {@link HelloMessage}: the worker's answer to the challenge. */
   Hello: 20,
-  /** `[Op.Result, taskId, value, workMicroseconds]`. */
+  /** {@link ResultMessage}: a task's value. */
   Result: 21,
-  /** `[Op.Error, taskId, errorRecord]`. */
+  /** {@link ErrorMessage}: what a task threw. */
   Error: 22,
-  /** `[Op.Stats, rssBytes, heapUsedBytes]`: sent after idle periods. */
+  /** {@link StatsMessage}: the worker's memory use, sent periodically. */
   Stats: 23,
 } as const;
 
-/** Any protocol message: a tuple whose first element is an {@link Op}. */
-export type Message = readonly [number, ...unknown[]];
-
-/** Default cap on one frame: larger frames close the connection. */
-export const DEFAULT_MAX_FRAME_BYTES = 1 << 30;
-
-/** Thrown by {@link readFrames} when the peer breaks the framing rules. */
-export class ProtocolError extends Error {
-  /** @param message What the peer did wrong. */
-  constructor(message: string) {
-    super(message);
-    this.name = "ProtocolError";
-  }
-}
-
-/** Checks that a decoded value has the shape of a {@link Message}. */
-export function isMessage(value: unknown): value is Message {
-  return Array.isArray(value) && typeof value[0] === "number";
-}
-
-const INITIAL_BUFFER = 64 * 1024;
-/** Size of a connection's read buffer (it grows for larger frames). */
-const READ_BUFFER = 256 * 1024;
-const MAX_KEPT_BUFFER = 64 * 1024 * 1024;
-const scratchBlobs: Uint8Array[] = [];
-const scratchPaths: number[][] = [];
-
-/** Set in a frame's length word when raw byte arrays follow the payload. */
-const BLOB_FLAG = 0x80000000;
-/** Byte arrays from this size on travel raw, outside the MessagePack part. */
-export const BLOB_THRESHOLD = 16 * 1024;
-
-function isBlob(value: unknown): value is Uint8Array {
-  return value instanceof Uint8Array && value.byteLength >= BLOB_THRESHOLD;
-}
-
 /**
- * Finds large `Uint8Array`s up to three array levels deep in `message` (task
- * arguments, chunk argument lists, results, chunk results), collects them and
- * their paths, and returns the message with `null` in their places. The
- * caller's arrays are never modified: containers on a path are copied.
+ * How a worker runs a task: one call, a chunk of argument lists, a chunk of
+ * single arguments (each item is the one argument), or an initializer call
+ * (awaited, its value not sent back).
  */
-export function _extractBlobs(
-  message: readonly unknown[],
-  blobs: Uint8Array[],
-  paths: number[][],
-): readonly unknown[] {
-  let copy: unknown[] | undefined;
-  for (let i = 1; i < message.length; i++) {
-    const a = message[i];
-    if (isBlob(a)) {
-      (copy ??= message.slice())[i] = null;
-      blobs.push(a);
-      paths.push([i]);
-    } else if (Array.isArray(a)) {
-      let copyA: unknown[] | undefined;
-      for (let j = 0; j < a.length; j++) {
-        const b = a[j];
-        if (isBlob(b)) {
-          (copyA ??= a.slice())[j] = null;
-          blobs.push(b);
-          paths.push([i, j]);
-        } else if (Array.isArray(b)) {
-          let copyB: unknown[] | undefined;
-          for (let k = 0; k < b.length; k++) {
-            if (isBlob(b[k])) {
-              (copyB ??= b.slice())[k] = null;
-              blobs.push(b[k] as Uint8Array);
-              paths.push([i, j, k]);
-            }
-          }
-          if (copyB) (copyA ??= a.slice())[j] = copyB;
-        }
-      }
-      if (copyA) (copy ??= message.slice())[i] = copyA;
-    }
-  }
-  return copy ?? message;
+export type CallKind = "call" | "chunk" | "items" | "init";
+
+/** The tag for each {@link CallKind}. */
+export const CALL_OP = {
+  call: Op.Call,
+  chunk: Op.Chunk,
+  items: Op.Items,
+  init: Op.Init,
+} as const;
+
+type CallOp = (typeof CALL_OP)[CallKind];
+
+/** What the pool tells a worker that passed the handshake. */
+export interface WorkerSettings {
+  /** How often (ms) the worker reports its memory use; 0 for never. */
+  statsMs: number;
 }
 
-/**
- * Decodes a frame with raw byte arrays after its MessagePack part. With
- * `owned`, the frame's memory belongs to this message alone and the arrays are
- * views into it (no copy); otherwise they are copied out.
- */
-function decodeBlobFrame(frame: Uint8Array, owned: boolean): unknown {
-  if (frame.length < 4) throw new ProtocolError("blob frame too short");
-  const n = ((frame[0]! << 24) | (frame[1]! << 16) | (frame[2]! << 8) |
-    frame[3]!) >>> 0;
-  if (4 + n > frame.length) {
-    throw new ProtocolError("blob frame header overruns");
-  }
-  const wrapper = decode(frame.subarray(4, 4 + n));
-  if (
-    !Array.isArray(wrapper) || !Array.isArray(wrapper[0]) ||
-    !Array.isArray(wrapper[1]) || !Array.isArray(wrapper[2]) ||
-    wrapper[1].length !== wrapper[2].length
-  ) {
-    throw new ProtocolError("malformed blob frame");
-  }
-  const [message, paths, lengths] = wrapper as [
-    unknown[],
-    unknown[],
-    unknown[],
+/** Pool → worker: the handshake's question. */
+export type ChallengeMessage = readonly [
+  op: typeof Op.Challenge,
+  version: number,
+  nonce: Uint8Array,
+];
+/** Pool → worker: the handshake passed. */
+export type WelcomeMessage = readonly [
+  op: typeof Op.Welcome,
+  settings: WorkerSettings,
+];
+/** Pool → worker: defines function `fnId` by source text or module export. */
+export type DefineMessage =
+  | readonly [op: typeof Op.Define, fnId: number, source: string]
+  | readonly [
+    op: typeof Op.Define,
+    fnId: number,
+    source: null,
+    module: string,
+    name: string,
   ];
-  let at = 4 + n;
-  for (let b = 0; b < paths.length; b++) {
-    const path = paths[b];
-    const length = lengths[b];
-    if (
-      !Array.isArray(path) || path.length < 1 || path.length > 3 ||
-      typeof length !== "number" || length < 0 || at + length > frame.length
-    ) {
-      throw new ProtocolError("malformed blob frame");
-    }
-    let container: unknown = message;
-    for (let d = 0; d < path.length - 1; d++) {
-      container = (container as unknown[])[path[d] as number];
-      if (!Array.isArray(container)) {
-        throw new ProtocolError("malformed blob frame");
-      }
-    }
-    (container as unknown[])[path[path.length - 1] as number] = owned
-      ? frame.subarray(at, at + length)
-      : frame.slice(at, at + length);
-    at += length;
-  }
-  if (at !== frame.length) throw new ProtocolError("malformed blob frame");
-  return message;
+/** Pool → worker: run task `taskId` with function `fnId` (see {@link CallKind}). */
+export type CallMessage = readonly [
+  op: CallOp,
+  taskId: number,
+  fnId: number,
+  args: unknown[],
+];
+/** Pool → worker: drop task `taskId`'s result (it still reports its end). */
+export type CancelMessage = readonly [op: typeof Op.Cancel, taskId: number];
+/** Worker → pool: the handshake's answer. */
+export type HelloMessage = readonly [
+  op: typeof Op.Hello,
+  version: number,
+  workerId: number,
+  proof: Uint8Array,
+  pid: number,
+];
+/** Worker → pool: task `taskId` returned `value` after `workUs` µs of work. */
+export type ResultMessage = readonly [
+  op: typeof Op.Result,
+  taskId: number,
+  value: unknown,
+  workUs?: number | undefined,
+];
+/** Worker → pool: task `taskId` threw. */
+export type ErrorMessage = readonly [
+  op: typeof Op.Error,
+  taskId: number,
+  error: ErrorRecord,
+];
+/** Worker → pool: its resident memory. */
+export type StatsMessage = readonly [op: typeof Op.Stats, rssBytes: number];
+
+/** Every message a pool sends once the handshake is done. */
+export type PoolMessage = DefineMessage | CallMessage | CancelMessage;
+/** Every message a worker sends once the handshake is done. */
+export type WorkerMessage = ResultMessage | ErrorMessage | StatsMessage;
+
+// ---- builders: one per message -------------------------------------------
+
+/** Builds a {@link ChallengeMessage}. */
+export function challengeMessage(nonce: Uint8Array): ChallengeMessage {
+  return [Op.Challenge, PROTOCOL_VERSION, nonce];
+}
+/** Builds a {@link WelcomeMessage}. */
+export function welcomeMessage(settings: WorkerSettings): WelcomeMessage {
+  return [Op.Welcome, settings];
+}
+/** Builds a {@link DefineMessage} from a function's spec. */
+export function defineMessage(
+  fnId: number,
+  fn: { source?: string | undefined; module?: string; name?: string },
+): DefineMessage {
+  return fn.source !== undefined
+    ? [Op.Define, fnId, fn.source]
+    : [Op.Define, fnId, null, fn.module ?? "", fn.name ?? ""];
+}
+/** Builds a {@link CallMessage} of the given kind. */
+export function callMessage(
+  kind: CallKind,
+  taskId: number,
+  fnId: number,
+  args: unknown[],
+): CallMessage {
+  return [CALL_OP[kind], taskId, fnId, args];
+}
+/** Builds a {@link CancelMessage}. */
+export function cancelMessage(taskId: number): CancelMessage {
+  return [Op.Cancel, taskId];
+}
+/** Builds a {@link HelloMessage}. */
+export function helloMessage(
+  workerId: number,
+  proof: Uint8Array,
+  pid: number,
+): HelloMessage {
+  return [Op.Hello, PROTOCOL_VERSION, workerId, proof, pid];
+}
+/** Builds a {@link ResultMessage}. */
+export function resultMessage(
+  taskId: number,
+  value: unknown,
+  workUs: number | undefined,
+): ResultMessage {
+  return [Op.Result, taskId, value, workUs];
+}
+/** Builds an {@link ErrorMessage}. */
+export function errorMessage(taskId: number, error: ErrorRecord): ErrorMessage {
+  return [Op.Error, taskId, error];
+}
+/** Builds a {@link StatsMessage}. */
+export function statsMessage(rssBytes: number): StatsMessage {
+  return [Op.Stats, rssBytes];
 }
 
-/**
- * Batches frames and writes them to a channel. `send` encodes at once (so an
- * unsendable value throws to its caller) and the bytes go out together with
- * every other frame queued in the same turn.
- */
-export class FrameWriter {
-  #channel: ByteChannel;
-  #buffer = new Uint8Array(INITIAL_BUFFER);
-  #spare = new Uint8Array(INITIAL_BUFFER);
-  #length = 0;
-  #flushing = false;
-  #failed: unknown = undefined;
-  #onError: (error: unknown) => void;
-  #idle: PromiseWithResolvers<void> | undefined;
-  /** Called after each completed write; lets a sender refill. */
-  onWritten: (() => void) | undefined;
+// ---- guards: one per message ---------------------------------------------
 
-  /**
-   * @param channel Where the frames go.
-   * @param onError Called once if a write fails (the peer is gone).
-   */
-  constructor(channel: ByteChannel, onError: (error: unknown) => void) {
-    this.#channel = channel;
-    this.#onError = onError;
-  }
-
-  /** Bytes queued and not yet handed to the channel. */
-  get pendingBytes(): number {
-    return this.#length;
-  }
-
-  /**
-   * Encodes `message` into a frame and queues it.
-   * @throws {DOMException} `DataCloneError` when the message cannot be encoded.
-   */
-  send(message: Message): void {
-    if (this.#failed !== undefined) return;
-    // Scratch lists, reused: most messages carry no blob (send is sync).
-    const blobs = scratchBlobs;
-    const paths = scratchPaths;
-    const holed = _extractBlobs(message, blobs, paths);
-    if (blobs.length === 0) {
-      const payload = encode(message);
-      const size = payload.length;
-      this.#reserve(size + 4);
-      const at = this.#header(size);
-      this.#buffer.set(payload, at);
-      this.#length = at + size;
-    } else {
-      // Large byte arrays travel raw after the MessagePack part: one copy
-      // in, one copy out, no per-byte encoding.
-      const found = blobs.splice(0);
-      const where = paths.splice(0);
-      const lengths = found.map((b) => b.byteLength);
-      const payload = encode([holed, where, lengths]);
-      let size = 4 + payload.length;
-      for (const length of lengths) size += length;
-      if (size > 0x7fffffff) {
-        throw new RangeError(`A message of ${size} bytes is too large to send`);
-      }
-      this.#reserve(size + 4);
-      let at = this.#header(size | BLOB_FLAG);
-      const buffer = this.#buffer;
-      buffer[at++] = payload.length >>> 24;
-      buffer[at++] = (payload.length >>> 16) & 0xff;
-      buffer[at++] = (payload.length >>> 8) & 0xff;
-      buffer[at++] = payload.length & 0xff;
-      buffer.set(payload, at);
-      at += payload.length;
-      for (const blob of found) {
-        buffer.set(blob, at);
-        at += blob.byteLength;
-      }
-      this.#length = at;
-    }
-    if (!this.#flushing) {
-      this.#flushing = true;
-      queueMicrotask(() => this.#flush());
-    }
-  }
-
-  #header(word: number): number {
-    const buffer = this.#buffer;
-    let at = this.#length;
-    buffer[at++] = word >>> 24;
-    buffer[at++] = (word >>> 16) & 0xff;
-    buffer[at++] = (word >>> 8) & 0xff;
-    buffer[at++] = word & 0xff;
-    return at;
-  }
-
-  /** Resolves when everything queued so far has been written (or failed). */
-  drained(): Promise<void> {
-    if (!this.#flushing) return Promise.resolve();
-    this.#idle ??= Promise.withResolvers();
-    return this.#idle.promise;
-  }
-
-  #reserve(extra: number): void {
-    const needed = this.#length + extra;
-    if (needed <= this.#buffer.length) return;
-    let size = this.#buffer.length * 2;
-    while (size < needed) size *= 2;
-    const grown = new Uint8Array(size);
-    grown.set(this.#buffer.subarray(0, this.#length));
-    this.#buffer = grown;
-  }
-
-  async #flush(): Promise<void> {
-    try {
-      while (this.#length > 0) {
-        const out = this.#buffer;
-        const length = this.#length;
-        // Frames queued while this write runs go into the other buffer.
-        // Buffers are reused (allocating large ones is slow here), but one
-        // grown past MAX_KEPT_BUFFER by a huge message is let go.
-        this.#buffer = this.#spare.length <= MAX_KEPT_BUFFER
-          ? this.#spare
-          : new Uint8Array(INITIAL_BUFFER);
-        this.#length = 0;
-        let written = 0;
-        while (written < length) {
-          written += await this.#channel.write(out.subarray(written, length));
-        }
-        this.#spare = out;
-        this.onWritten?.();
-      }
-    } catch (error) {
-      this.#failed = error ?? new Error("write failed");
-      this.#length = 0;
-      this.#onError(error);
-    } finally {
-      this.#flushing = false;
-      const idle = this.#idle;
-      this.#idle = undefined;
-      idle?.resolve();
-    }
-  }
+function isId(value: unknown): value is number {
+  return typeof value === "number" && Number.isInteger(value) && value >= 0;
 }
 
-/**
- * Reads frames from `channel` until it ends, calling `onMessage` with each
- * decoded message in order. Resolves at a clean end of stream.
- *
- * @param channel Where to read from.
- * @param onMessage Called synchronously for every message; may return `false`
- * to stop reading (the channel is left open).
- * @param limits `maxFrameBytes`: frames larger than this are refused. Read at
- * every frame, so a caller may raise it once a peer is trusted.
- * @throws {ProtocolError} on an oversized or truncated frame, or a payload that
- * is not a message.
- */
-export async function readFrames(
-  channel: ByteChannel,
-  onMessage: (message: Message) => boolean | void,
-  limits: { maxFrameBytes: number } = {
-    maxFrameBytes: DEFAULT_MAX_FRAME_BYTES,
-  },
-): Promise<void> {
-  let buffer = new Uint8Array(READ_BUFFER);
-  let start = 0;
-  let end = 0;
-  for (;;) {
-    if (end === buffer.length) {
-      if (start > 0) {
-        buffer.copyWithin(0, start, end);
-        end -= start;
-        start = 0;
-      } else {
-        const grown = new Uint8Array(buffer.length * 2);
-        grown.set(buffer.subarray(0, end));
-        buffer = grown;
-      }
-    }
-    const n = await channel.read(buffer.subarray(end));
-    if (n === null) {
-      if (end > start) {
-        throw new ProtocolError(
-          `connection ended inside a frame (${
-            end - start
-          } bytes of it received)`,
-        );
-      }
-      return;
-    }
-    end += n;
-    while (end - start >= 4) {
-      const word = ((buffer[start]! << 24) | (buffer[start + 1]! << 16) |
-        (buffer[start + 2]! << 8) | buffer[start + 3]!) >>> 0;
-      const size = word & 0x7fffffff;
-      if (size > limits.maxFrameBytes) {
-        throw new ProtocolError(
-          `frame of ${size} bytes exceeds the limit of ${limits.maxFrameBytes} bytes`,
-        );
-      }
-      if (end - start - 4 < size) {
-        if (size + 4 > buffer.length) {
-          const grown = new Uint8Array(size + 4);
-          grown.set(buffer.subarray(start, end));
-          end -= start;
-          start = 0;
-          buffer = grown;
-        }
-        break;
-      }
-      let message: unknown;
-      // A big blob frame got a buffer of its own (grown to fit it exactly):
-      // hand its arrays out as views and read on into a fresh buffer.
-      const owned = (word & BLOB_FLAG) !== 0 && start === 0 &&
-        size + 4 === buffer.length && size + 4 > READ_BUFFER;
-      try {
-        const frame = buffer.subarray(start + 4, start + 4 + size);
-        message = word & BLOB_FLAG
-          ? decodeBlobFrame(frame, owned)
-          : decode(frame);
-      } catch (error) {
-        if (error instanceof ProtocolError) throw error;
-        throw new ProtocolError(
-          `undecodable frame: ${
-            error instanceof Error ? error.message : error
-          }`,
-        );
-      }
-      start += 4 + size;
-      if (owned) {
-        buffer = new Uint8Array(READ_BUFFER);
-        start = end = 0;
-      }
-      if (!isMessage(message)) {
-        throw new ProtocolError("frame is not a protocol message");
-      }
-      if (onMessage(message) === false) return;
-    }
-    if (start === end) start = end = 0;
+const isCall = (m: Message): boolean =>
+  m.length === 4 && isId(m[1]) && isId(m[2]) && Array.isArray(m[3]);
+
+/** One shape check per message tag (the tag itself is already known). */
+const GUARDS: Record<number, (m: Message) => boolean> = {
+  [Op.Challenge]: (m) =>
+    m.length === 3 && typeof m[1] === "number" && m[2] instanceof Uint8Array,
+  [Op.Welcome]: (m) =>
+    m.length === 2 && typeof m[1] === "object" && m[1] !== null &&
+    typeof (m[1] as WorkerSettings).statsMs === "number",
+  [Op.Define]: (m) =>
+    isId(m[1]) &&
+    (m.length === 3
+      ? typeof m[2] === "string"
+      : m.length === 5 && m[2] === null && typeof m[3] === "string" &&
+        typeof m[4] === "string"),
+  [Op.Call]: isCall,
+  [Op.Chunk]: isCall,
+  [Op.Items]: isCall,
+  [Op.Init]: isCall,
+  [Op.Cancel]: (m) => m.length === 2 && isId(m[1]),
+  [Op.Result]: (m) =>
+    (m.length === 3 || m.length === 4) && isId(m[1]) &&
+    (m[3] === undefined || typeof m[3] === "number"),
+  [Op.Error]: (m) =>
+    m.length === 3 && isId(m[1]) && typeof m[2] === "object" && m[2] !== null,
+  [Op.Stats]: (m) => m.length >= 2 && typeof m[1] === "number",
+};
+
+const NAMES: Record<number, string> = Object.fromEntries(
+  Object.entries(Op).map(([name, op]) => [op, name]),
+);
+
+function check<T extends Message>(m: Message, ops: readonly number[]): T {
+  const op = m[0];
+  if (!ops.includes(op)) {
+    throw new ProtocolError(
+      `unexpected message type ${op}${NAMES[op] ? ` (${NAMES[op]})` : ""}`,
+    );
   }
+  if (!GUARDS[op]!(m)) {
+    throw new ProtocolError(`malformed ${NAMES[op]} message`);
+  }
+  return m as T;
+}
+
+const POOL_OPS = [Op.Define, Op.Call, Op.Chunk, Op.Items, Op.Init, Op.Cancel];
+const WORKER_OPS = [Op.Result, Op.Error, Op.Stats];
+
+/**
+ * Checks a frame against the messages a pool sends after the handshake.
+ * @throws {ProtocolError} for any other tag or a malformed message.
+ */
+export function parsePoolMessage(m: Message): PoolMessage {
+  return check(m, POOL_OPS);
+}
+/**
+ * Checks a frame against the messages a worker sends after the handshake.
+ * @throws {ProtocolError} for any other tag or a malformed message.
+ */
+export function parseWorkerMessage(m: Message): WorkerMessage {
+  return check(m, WORKER_OPS);
+}
+/**
+ * Checks a frame is a {@link ChallengeMessage}.
+ * @throws {ProtocolError} otherwise.
+ */
+export function parseChallenge(m: Message): ChallengeMessage {
+  return check(m, [Op.Challenge]);
+}
+/**
+ * Checks a frame is a {@link WelcomeMessage}.
+ * @throws {ProtocolError} otherwise.
+ */
+export function parseWelcome(m: Message): WelcomeMessage {
+  return check(m, [Op.Welcome]);
+}
+/**
+ * Checks a frame is a {@link HelloMessage} of this protocol version with a
+ * numeric worker id (each failure named for the pool's `rejected` event). A
+ * proof that is no byte array becomes an empty one (it then fails
+ * verification); a missing pid becomes 0.
+ * @throws {ProtocolError} otherwise.
+ */
+export function parseHello(m: Message): HelloMessage {
+  const [op, version, workerId, proof, pid] = m;
+  if (op !== Op.Hello) {
+    throw new ProtocolError(
+      `bad handshake: expected a Hello (message type ${Op.Hello}), got message type ${op}`,
+    );
+  }
+  if (version !== PROTOCOL_VERSION) {
+    throw new ProtocolError(
+      `bad handshake: the worker speaks protocol version ${
+        String(version)
+      }, the pool ${PROTOCOL_VERSION} (use the same @distex/pool version on both sides)`,
+    );
+  }
+  if (typeof workerId !== "number") {
+    throw new ProtocolError(
+      `bad worker id in the handshake: expected a number, got ${typeof workerId}`,
+    );
+  }
+  return [
+    Op.Hello,
+    version,
+    workerId,
+    proof instanceof Uint8Array ? proof : new Uint8Array(0),
+    typeof pid === "number" ? pid : 0,
+  ];
 }

@@ -7,7 +7,8 @@
 import type { WorkerExit } from "./errors.ts";
 import type { FunctionSpec } from "./function_ref.ts";
 import type { Launch, Launcher } from "./launcher.ts";
-import type { ByteChannel, FrameWriter } from "./protocol.ts";
+import type { ByteChannel, FrameWriter } from "./framing.ts";
+import type { CallKind } from "./protocol.ts";
 
 /** Bytes queued on one connection beyond which no further task is sent. */
 export const MAX_PENDING_BYTES = 4 * 1024 * 1024;
@@ -17,11 +18,8 @@ export interface Task {
   id: number;
   spec: FunctionSpec;
   args: unknown[];
-  /**
-   * 0: one call; 1: a chunk of argument lists; 2: a chunk of single
-   * arguments; 3: an initializer call (its return value is not sent back).
-   */
-  chunk: 0 | 1 | 2 | 3;
+  /** How the worker runs it. */
+  kind: CallKind;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
   retries: number;

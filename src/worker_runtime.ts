@@ -1,23 +1,29 @@
 /**
  * The worker side of the protocol: answer the handshake, then define and run
  * tasks as they arrive. Sync tasks run one after another; async tasks run
- * concurrently; every result goes back as soon as it is ready.
+ * concurrently; every result goes back as soon as it is ready. Imports
+ * nothing of the pool's side.
  *
  * @module
  */
-import { compileFunction } from "./function_ref.ts";
-import { toErrorRecord } from "./errors.ts";
-import { proof } from "./auth.ts";
 import {
-  type ByteChannel,
-  FrameWriter,
-  type Message,
+  compileFunction,
+  type Fn,
+  importFunction,
+  selfContainedHint,
+} from "./compile_function.ts";
+import { toErrorRecord } from "./errors.ts";
+import { type ByteChannel, FrameWriter, readFrames } from "./framing.ts";
+import { answerChallenge, welcomeSettings } from "./handshake.ts";
+import {
+  type CallMessage,
+  errorMessage,
   Op,
-  PROTOCOL_VERSION,
-  readFrames,
+  parsePoolMessage,
+  type PoolMessage,
+  resultMessage,
+  statsMessage,
 } from "./protocol.ts";
-
-type Fn = (...args: unknown[]) => unknown;
 
 /** Where a worker connects and how it proves who it is. */
 export interface WorkerRuntimeOptions {
@@ -29,57 +35,15 @@ export interface WorkerRuntimeOptions {
   workerId: number;
 }
 
-const NOT_DEFINED = /^(\S+) is not defined$/;
-
-function selfContainedHint(error: unknown): unknown {
-  if (error instanceof ReferenceError) {
-    const match = NOT_DEFINED.exec(error.message);
-    if (match) {
-      const name = match[1];
-      error.message =
-        `${name} is not defined in the worker: task functions are sent ` +
-        `to workers as source text and must be self-contained. Pass '${name}' as an ` +
-        `argument, or load it inside the function with await import(...).`;
-    }
-  }
-  return error;
-}
-
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value !== null &&
     (typeof value === "object" || typeof value === "function") &&
     typeof (value as { then?: unknown }).then === "function";
 }
 
-async function importFunction(module: string, name: string): Promise<Fn> {
-  let namespace: Record<string, unknown>;
-  try {
-    namespace = await import(module);
-  } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new TypeError(
-      `Cannot import module ${module} in the worker: ${reason}`,
-      { cause: error },
-    );
-  }
-  const fn = namespace[name];
-  if (typeof fn !== "function") {
-    const exports = Object.keys(namespace).filter((k) =>
-      typeof namespace[k] === "function"
-    );
-    throw new TypeError(
-      `Module ${module} has no exported function '${name}'` +
-        (exports.length
-          ? ` (its exported functions: ${exports.join(", ")})`
-          : " (it exports no functions)"),
-    );
-  }
-  return fn as Fn;
-}
-
 /**
- * Runs the worker protocol over `channel` until the pool closes it or says
- * exit. Resolves when the worker should end.
+ * Runs the worker protocol over `channel` until the pool closes it.
+ * Resolves when the worker should end.
  *
  * @throws {ProtocolError} when the pool breaks the protocol.
  */
@@ -88,9 +52,7 @@ export async function runWorker(options: WorkerRuntimeOptions): Promise<void> {
   const functions = new Map<number, Fn | Promise<Fn>>();
   const sourced = new Set<number>();
   const cancelled = new Set<number>();
-  let running = 0;
-  let exiting = false;
-  let authenticated = false;
+  let welcomed = false;
   let done = Promise.withResolvers<void>();
   let writeFailed = false;
   let statsTimer: number | undefined;
@@ -99,32 +61,27 @@ export async function runWorker(options: WorkerRuntimeOptions): Promise<void> {
     done.resolve();
   });
 
-  function finishOne(): void {
-    running--;
-    if (exiting && running === 0) done.resolve();
-  }
-
   function reply(taskId: number, value: unknown, started: number): void {
     const workUs = Math.round((performance.now() - started) * 1000);
     if (cancelled.delete(taskId)) {
       // Drop the value but still report the end: the pool frees the slot.
-      writer.send([Op.Result, taskId, undefined, workUs]);
+      writer.send(resultMessage(taskId, undefined, workUs));
       return;
     }
     try {
-      writer.send([Op.Result, taskId, value, workUs]);
+      writer.send(resultMessage(taskId, value, workUs));
     } catch (error) {
-      writer.send([Op.Error, taskId, toErrorRecord(error)]);
+      writer.send(errorMessage(taskId, toErrorRecord(error)));
     }
   }
 
   function fail(taskId: number, fnId: number, error: unknown): void {
     if (cancelled.delete(taskId)) {
-      writer.send([Op.Result, taskId, undefined]);
+      writer.send(resultMessage(taskId, undefined, undefined));
       return;
     }
     if (sourced.has(fnId)) selfContainedHint(error);
-    writer.send([Op.Error, taskId, toErrorRecord(error)]);
+    writer.send(errorMessage(taskId, toErrorRecord(error)));
   }
 
   function settle(
@@ -134,32 +91,25 @@ export async function runWorker(options: WorkerRuntimeOptions): Promise<void> {
     started: number,
   ): void {
     if (isThenable(value)) {
-      running++;
       Promise.resolve(value).then(
         (v) => reply(taskId, v, started),
         (e) => fail(taskId, fnId, e),
-      ).finally(finishOne);
+      );
     } else {
       reply(taskId, value, started);
     }
   }
 
-  function invoke(
-    fn: Fn,
-    op: number,
-    taskId: number,
-    fnId: number,
-    args: unknown,
-  ): void {
+  function invoke(fn: Fn, [op, taskId, fnId, args]: CallMessage): void {
     const started = performance.now();
     try {
       if (op === Op.Call) {
-        settle(taskId, fnId, fn(...(args as unknown[])), started);
+        settle(taskId, fnId, fn(...args), started);
         return;
       }
       if (op === Op.Init) {
         // An initializer: wait for it, but send back nothing of its value.
-        const value = fn(...(args as unknown[]));
+        const value = fn(...args);
         settle(
           taskId,
           fnId,
@@ -170,18 +120,17 @@ export async function runWorker(options: WorkerRuntimeOptions): Promise<void> {
         );
         return;
       }
-      const list = args as unknown[];
-      const results = new Array(list.length);
+      const results = new Array(args.length);
       let async = false;
       if (op === Op.Items) {
-        for (let i = 0; i < list.length; i++) {
-          const r = fn(list[i]);
+        for (let i = 0; i < args.length; i++) {
+          const r = fn(args[i]);
           if (isThenable(r)) async = true;
           results[i] = r;
         }
       } else {
-        for (let i = 0; i < list.length; i++) {
-          const r = fn(...(list[i] as unknown[]));
+        for (let i = 0; i < args.length; i++) {
+          const r = fn(...(args[i] as unknown[]));
           if (isThenable(r)) async = true;
           results[i] = r;
         }
@@ -192,82 +141,67 @@ export async function runWorker(options: WorkerRuntimeOptions): Promise<void> {
     }
   }
 
-  function onMessage(message: Message): void {
-    const op = message[0];
-    if (
-      op === Op.Call || op === Op.Chunk || op === Op.Items || op === Op.Init
-    ) {
-      const taskId = message[1] as number;
-      const fnId = message[2] as number;
-      const fn = functions.get(fnId);
-      if (fn === undefined) {
-        fail(taskId, fnId, new Error(`Unknown function id ${fnId}`));
-      } else if (typeof fn === "function") {
-        invoke(fn, op, taskId, fnId, message[3]);
-      } else {
-        running++;
-        fn.then(
-          (f) => invoke(f, op, taskId, fnId, message[3]),
-          (e) => fail(taskId, fnId, e),
-        ).finally(finishOne);
-      }
-    } else if (op === Op.Define) {
-      const fnId = message[1] as number;
-      const source = message[2];
-      if (typeof source === "string") {
-        sourced.add(fnId);
-        try {
-          functions.set(fnId, compileFunction(source));
-        } catch (error) {
-          functions.set(fnId, Promise.reject(error));
+  function define(fnId: number, load: () => Fn | Promise<Fn>): void {
+    let fn: Fn | Promise<Fn>;
+    try {
+      fn = load();
+    } catch (error) {
+      fn = Promise.reject(error);
+    }
+    // A definition that fails is reported by each call that uses it.
+    if (fn instanceof Promise) fn.catch(() => {});
+    functions.set(fnId, fn);
+  }
+
+  function onMessage(m: PoolMessage): void {
+    switch (m[0]) {
+      case Op.Cancel:
+        cancelled.add(m[1]);
+        return;
+      case Op.Define:
+        if (m[2] !== null) {
+          const source = m[2];
+          sourced.add(m[1]);
+          define(m[1], () => compileFunction(source));
+        } else {
+          define(m[1], () => importFunction(m[3], m[4]));
         }
-      } else {
-        functions.set(
-          fnId,
-          importFunction(String(message[3]), String(message[4])),
-        );
+        return;
+      default: {
+        const [, taskId, fnId] = m;
+        const fn = functions.get(fnId);
+        if (fn === undefined) {
+          fail(taskId, fnId, new Error(`Unknown function id ${fnId}`));
+        } else if (typeof fn === "function") {
+          invoke(fn, m);
+        } else {
+          fn.then((f) => invoke(f, m), (e) => fail(taskId, fnId, e));
+        }
       }
-      // A definition that fails is reported by each call that uses it.
-      (functions.get(fnId) as Promise<Fn>).catch?.(() => {});
-    } else if (op === Op.Cancel) {
-      cancelled.add(message[1] as number);
-    } else if (op === Op.Challenge) {
-      if (message[1] !== PROTOCOL_VERSION) {
-        throw new Error(
-          `Protocol version mismatch: pool speaks ${
-            message[1]
-          }, worker ${PROTOCOL_VERSION}`,
-        );
-      }
-      proof(secret, message[2] as Uint8Array, workerId).then((answer) =>
-        writer.send([Op.Hello, PROTOCOL_VERSION, workerId, answer, Deno.pid])
-      );
-    } else if (op === Op.Welcome) {
-      authenticated = true;
-      const statsMs = (message[1] as { statsMs?: unknown } | undefined)
-        ?.statsMs;
-      if (typeof statsMs === "number" && statsMs > 0) {
-        const timer = setInterval(() => {
-          const { rss, heapUsed } = Deno.memoryUsage();
-          writer.send([Op.Stats, rss, heapUsed]);
-        }, statsMs) as unknown as number;
-        Deno.unrefTimer(timer);
-        statsTimer = timer;
-      }
-    } else if (op === Op.Exit) {
-      exiting = true;
-      if (running === 0) done.resolve();
     }
   }
 
-  const reading = readFrames(channel, (m) => {
-    if (!authenticated && m[0] !== Op.Challenge && m[0] !== Op.Welcome) {
-      throw new Error("The pool sent a task before the handshake finished");
-    }
-    onMessage(m);
-  });
-  reading.then(() => done.resolve(), (e) => done.reject(e));
+  function startStats(statsMs: number): void {
+    if (!(statsMs > 0)) return;
+    const timer = setInterval(
+      () => writer.send(statsMessage(Deno.memoryUsage().rss)),
+      statsMs,
+    ) as unknown as number;
+    Deno.unrefTimer(timer);
+    statsTimer = timer;
+  }
+
   try {
+    await answerChallenge(channel, writer, secret, workerId);
+    const reading = readFrames(channel, (m) => {
+      if (!welcomed) {
+        startStats(welcomeSettings(m).statsMs);
+        welcomed = true;
+        return;
+      }
+      onMessage(parsePoolMessage(m));
+    });
+    reading.then(() => done.resolve(), (e) => done.reject(e));
     await done.promise;
   } finally {
     if (statsTimer !== undefined) clearInterval(statsTimer);

@@ -4,11 +4,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import {
-  compileFunction,
-  FunctionTable,
-  type TaskFunction,
-} from "../src/function_ref.ts";
+import { FunctionTable, type TaskFunction } from "../src/function_ref.ts";
+import { compileFunction } from "../src/compile_function.ts";
 
 Deno.test("FunctionTable.lookup() gives the same spec for the same function", () => {
   const table = new FunctionTable();

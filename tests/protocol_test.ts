@@ -1,439 +1,136 @@
 /**
- * The wire protocol over in-memory byte channels: no sockets, no processes.
+ * The typed messages: each builder's frame passes its own check and survives
+ * encoding; malformed or misplaced messages are refused with a reason.
  *
  * @module
  */
 import assert from "node:assert/strict";
+import { decode, encode } from "../src/_codec.ts";
+import type { Message } from "../src/framing.ts";
 import {
-  BLOB_THRESHOLD,
-  type ByteChannel,
-  FrameWriter,
-  isMessage,
-  type Message,
+  CALL_OP,
+  callMessage,
+  cancelMessage,
+  challengeMessage,
+  defineMessage,
+  errorMessage,
+  helloMessage,
   Op,
+  parseChallenge,
+  parseHello,
+  parsePoolMessage,
+  parseWelcome,
+  parseWorkerMessage,
+  PROTOCOL_VERSION,
   ProtocolError,
-  readFrames,
+  resultMessage,
+  statsMessage,
+  welcomeMessage,
 } from "../src/protocol.ts";
-import { encode } from "../src/_codec.ts";
 
-/** One direction of an in-memory connection. */
-class Pipe {
-  #chunks: Uint8Array[] = [];
-  #ended = false;
-  #wake: PromiseWithResolvers<void> | undefined;
-
-  push(bytes: Uint8Array): void {
-    if (this.#ended) throw new Error("write after end");
-    this.#chunks.push(bytes.slice());
-    this.#notify();
-  }
-
-  end(): void {
-    this.#ended = true;
-    this.#notify();
-  }
-
-  async read(p: Uint8Array, maxRead: number): Promise<number | null> {
-    while (this.#chunks.length === 0) {
-      if (this.#ended) return null;
-      this.#wake ??= Promise.withResolvers();
-      await this.#wake.promise;
-    }
-    const head = this.#chunks[0]!;
-    const n = Math.min(p.length, head.length, maxRead);
-    p.set(head.subarray(0, n));
-    if (n === head.length) this.#chunks.shift();
-    else this.#chunks[0] = head.subarray(n);
-    return n;
-  }
-
-  #notify(): void {
-    const wake = this.#wake;
-    this.#wake = undefined;
-    wake?.resolve();
-  }
+/** What the other side decodes. */
+function roundTrip(message: Message): Message {
+  return decode(encode(message)) as Message;
 }
 
-/** A ByteChannel end that counts its writes. */
-interface MemoryChannel extends ByteChannel {
-  writes: number;
-}
-
-interface PairOptions {
-  /** Most bytes one read returns. */
-  maxRead?: number;
-  /** Most bytes one write takes (a partial write). */
-  maxWrite?: number;
-}
-
-/** Two connected in-memory channel ends. */
-function channelPair(
-  options: PairOptions = {},
-): [MemoryChannel, MemoryChannel] {
-  const ab = new Pipe();
-  const ba = new Pipe();
-  const end = (inbound: Pipe, outbound: Pipe): MemoryChannel => {
-    const channel: MemoryChannel = {
-      writes: 0,
-      read: (p) => inbound.read(p, options.maxRead ?? Infinity),
-      write: (p) => {
-        channel.writes++;
-        const n = Math.min(p.length, options.maxWrite ?? Infinity);
-        outbound.push(p.subarray(0, n));
-        return Promise.resolve(n);
-      },
-      close: () => {
-        outbound.end();
-        inbound.end();
-      },
-    };
-    return channel;
-  };
-  return [end(ba, ab), end(ab, ba)];
-}
-
-/** A channel that yields `bytes` (in reads of at most `maxRead`), then EOF. */
-function rawChannel(bytes: Uint8Array, maxRead = Infinity): ByteChannel {
-  const pipe = new Pipe();
-  pipe.push(bytes);
-  pipe.end();
-  return {
-    read: (p) => pipe.read(p, maxRead),
-    write: () => Promise.reject(new Error("read-only")),
-    close: () => {},
-  };
-}
-
-/** A 4-byte big-endian length prefix followed by `payload`. */
-function frame(payload: Uint8Array, declared = payload.length): Uint8Array {
-  const out = new Uint8Array(4 + payload.length);
-  new DataView(out.buffer).setUint32(0, declared);
-  out.set(payload, 4);
-  return out;
-}
-
-/** Reads every message until the end of the stream. */
-async function readAll(
-  channel: ByteChannel,
-  limits?: { maxFrameBytes: number },
-): Promise<Message[]> {
-  const out: Message[] = [];
-  await readFrames(channel, (m) => {
-    out.push(m);
-  }, limits);
-  return out;
-}
-
-/** Deterministic pseudo-random bytes. */
-function noise(length: number, seed: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let x = seed >>> 0;
-  for (let i = 0; i < length; i++) {
-    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
-    out[i] = x >>> 24;
-  }
-  return out;
-}
-
-function sampleMessages(count: number): Message[] {
-  const messages: Message[] = [];
-  for (let i = 0; i < count; i++) {
-    switch (i % 5) {
-      case 0:
-        messages.push([Op.Call, i, 7, [i, `item ${i}`, undefined]]);
-        break;
-      case 1:
-        messages.push([Op.Result, i, new Map([[i, new Set([i])]]), 12]);
-        break;
-      case 2:
-        messages.push([Op.Result, i, new Uint8Array([i & 255, 1, 2])]);
-        break;
-      case 3:
-        messages.push([Op.Error, i, {
-          name: "TypeError",
-          message: "x".repeat(i % 300),
-        }]);
-        break;
-      default:
-        messages.push([Op.Chunk, i, 3, [[2n ** 70n], [new Date(i)]]]);
-    }
-  }
-  return messages;
-}
-
-Deno.test("FrameWriter and readFrames carry many messages in order", async () => {
-  const [a, b] = channelPair();
-  const writer = new FrameWriter(a, (e) => assert.fail(`write failed: ${e}`));
-  const messages = sampleMessages(2_000);
-  const reading = readAll(b);
-  for (let i = 0; i < messages.length; i++) {
-    writer.send(messages[i]!);
-    if (i % 97 === 0) await Promise.resolve(); // spread over several turns
-  }
-  await writer.drained();
-  a.close();
-  assert.deepEqual(await reading, messages);
-});
-
-Deno.test("FrameWriter sends the frames of one turn in one write", async () => {
-  const [a, b] = channelPair();
-  const writer = new FrameWriter(a, (e) => assert.fail(`write failed: ${e}`));
-  for (let i = 0; i < 100; i++) writer.send([Op.Call, i, 1, [i]]);
-  assert.equal(a.writes, 0, "nothing is written synchronously");
-  await writer.drained();
-  assert.equal(a.writes, 1);
-  a.close();
-  assert.equal((await readAll(b)).length, 100);
-});
-
-Deno.test("readFrames reassembles frames read one byte at a time", async () => {
-  const [a, b] = channelPair({ maxRead: 1 });
-  const writer = new FrameWriter(a, (e) => assert.fail(`write failed: ${e}`));
-  const messages = sampleMessages(60);
-  for (const m of messages) writer.send(m);
-  await writer.drained();
-  a.close();
-  assert.deepEqual(await readAll(b), messages);
-});
-
-Deno.test("FrameWriter finishes partial writes", async () => {
-  const [a, b] = channelPair({ maxWrite: 3 });
-  const writer = new FrameWriter(a, (e) => assert.fail(`write failed: ${e}`));
-  const messages = sampleMessages(40);
-  for (const m of messages) writer.send(m);
-  await writer.drained();
-  assert.ok(a.writes > 40, `only ${a.writes} writes of at most 3 bytes`);
-  a.close();
-  assert.deepEqual(await readAll(b), messages);
-});
-
-Deno.test("readFrames handles a frame larger than its buffer", async () => {
-  const [a, b] = channelPair({ maxRead: 100_000 });
-  const writer = new FrameWriter(a, (e) => assert.fail(`write failed: ${e}`));
-  const big = "y".repeat(3 * 1024 * 1024);
-  writer.send([Op.Result, 1, big]);
-  writer.send([Op.Result, 2, "after"]);
-  await writer.drained();
-  a.close();
-  assert.deepEqual(await readAll(b), [[Op.Result, 1, big], [
-    Op.Result,
-    2,
-    "after",
-  ]]);
-});
-
-Deno.test("large Uint8Arrays travel raw and arrive as Uint8Array", async () => {
-  const [a, b] = channelPair({ maxRead: 4096 });
-  const writer = new FrameWriter(a, (e) => assert.fail(`write failed: ${e}`));
-  const blob = (seed: number) => noise(BLOB_THRESHOLD + seed, seed);
-  const top = blob(1);
-  const inArgs = blob(2);
-  const inChunk = blob(3);
-  const args = [inArgs, "small", new Uint8Array([1, 2])];
-  const chunkArgs = [[inChunk, 1], [blob(4)]];
+Deno.test("protocol: every pool message passes parsePoolMessage after a round trip", () => {
   const messages: Message[] = [
-    [Op.Result, 1, top, 5],
-    [Op.Call, 2, 9, args],
-    [Op.Chunk, 3, 9, chunkArgs],
-    [Op.Result, 4, { nested: blob(5) }],
+    defineMessage(1, { source: "(x) => x" }),
+    defineMessage(2, { module: "file:///t.ts", name: "fib" }),
+    callMessage("call", 7, 1, [1, 2]),
+    callMessage("chunk", 8, 1, [[1], [2]]),
+    callMessage("items", 9, 1, [1, 2]),
+    callMessage("init", 10, 1, []),
+    cancelMessage(7),
   ];
-  for (const m of messages) writer.send(m);
-  await writer.drained();
-  a.close();
-  const received = await readAll(b);
-  assert.deepEqual(received, messages);
-  assert.equal(Object.getPrototypeOf(received[0]![2]), Uint8Array.prototype);
-  // The caller's arrays are left as they were.
-  assert.equal(args[0], inArgs);
-  assert.equal(chunkArgs[0]![0], inChunk);
+  for (const m of messages) {
+    assert.deepEqual(parsePoolMessage(roundTrip(m)), m);
+  }
 });
 
-Deno.test("readFrames refuses an oversized frame with ProtocolError", async () => {
-  const [a, b] = channelPair();
-  const writer = new FrameWriter(a, () => {});
-  writer.send([Op.Result, 1, "z".repeat(1_000)]);
-  await writer.drained();
-  a.close();
-  await assert.rejects(
-    readAll(b, { maxFrameBytes: 100 }),
-    (error: unknown) => {
-      assert.ok(error instanceof ProtocolError);
-      assert.equal(error.name, "ProtocolError");
-      assert.match(error.message, /exceeds the limit of 100 bytes/);
-      return true;
-    },
-  );
-  // The length word alone decides: no need to wait for the body.
-  const declaredHuge = frame(new Uint8Array(8), 0x7fff_fff0);
-  await assert.rejects(readAll(rawChannel(declaredHuge)), ProtocolError);
+Deno.test("protocol: every worker message passes parseWorkerMessage after a round trip", () => {
+  const messages: Message[] = [
+    resultMessage(1, { a: [1] }, 12),
+    resultMessage(2, undefined, undefined),
+    errorMessage(3, { name: "TypeError", message: "no", stack: "" }),
+    statsMessage(123456),
+  ];
+  for (const m of messages) {
+    assert.deepEqual(parseWorkerMessage(roundTrip(m)), m);
+  }
 });
 
-Deno.test("readFrames reads its limit at every frame", async () => {
-  const [a, b] = channelPair();
-  const writer = new FrameWriter(a, () => {});
-  writer.send([Op.Hello, 1]);
-  writer.send([Op.Result, 1, "z".repeat(5_000)]);
-  await writer.drained();
-  a.close();
-  const limits = { maxFrameBytes: 64 };
-  const seen: Message[] = [];
-  await readFrames(b, (m) => {
-    seen.push(m);
-    limits.maxFrameBytes = 1 << 20; // the peer is trusted now
-  }, limits);
-  assert.equal(seen.length, 2);
+Deno.test("protocol: callMessage() tags each call kind with its own op", () => {
+  assert.equal(callMessage("call", 1, 1, [])[0], Op.Call);
+  assert.equal(callMessage("chunk", 1, 1, [])[0], Op.Chunk);
+  assert.equal(callMessage("items", 1, 1, [])[0], Op.Items);
+  assert.equal(callMessage("init", 1, 1, [])[0], Op.Init);
+  assert.equal(new Set(Object.values(CALL_OP)).size, 4);
 });
 
-Deno.test("readFrames refuses a frame cut off by the end of stream", async () => {
-  const whole = frame(encode([Op.Result, 1, "complete"]));
-  const cut = whole.subarray(0, whole.length - 3);
-  await assert.rejects(
-    readAll(rawChannel(cut)),
-    (error: unknown) => {
-      assert.ok(error instanceof ProtocolError);
-      assert.match(error.message, /ended inside a frame/);
-      return true;
-    },
+Deno.test("protocol: a worker message from the pool side (and back) is refused by type", () => {
+  assert.throws(
+    () => parseWorkerMessage(defineMessage(1, { source: "() => 1" })),
+    (e) =>
+      e instanceof ProtocolError &&
+      /unexpected message type 3\b/.test(e.message),
   );
-  // Cut inside the length word, and read a byte at a time.
-  await assert.rejects(
-    readAll(rawChannel(whole.subarray(0, 2), 1)),
-    ProtocolError,
+  assert.throws(
+    () => parsePoolMessage(resultMessage(1, 1, 1)),
+    /unexpected message type 21 \(Result\)/,
   );
-  // A complete frame followed by a cut one: the first is still delivered.
-  const seen: Message[] = [];
-  const both = new Uint8Array([...whole, ...cut]);
-  await assert.rejects(
-    readFrames(rawChannel(both, 5), (m) => {
-      seen.push(m);
-    }),
-    ProtocolError,
-  );
-  assert.deepEqual(seen, [[Op.Result, 1, "complete"]]);
+  assert.throws(() => parsePoolMessage([99]), /unexpected message type 99$/);
 });
 
-Deno.test("readFrames refuses garbage with ProtocolError", async () => {
-  // 0xc1 is the one byte MessagePack never uses.
-  const undecodable = frame(new Uint8Array([0xc1, 0xc1, 0xc1]));
-  await assert.rejects(readAll(rawChannel(undecodable)), (error: unknown) => {
-    assert.ok(error instanceof ProtocolError);
-    assert.match(error.message, /undecodable/);
-    return true;
+Deno.test("protocol: malformed messages are refused by name", () => {
+  const bad: [Message, RegExp, (m: Message) => unknown][] = [
+    [[Op.Call, "1", 1, []], /malformed Call/, parsePoolMessage],
+    [[Op.Call, 1, 1, "not a list"], /malformed Call/, parsePoolMessage],
+    [[Op.Define, 1, 42], /malformed Define/, parsePoolMessage],
+    [[Op.Define, 1, null, "m"], /malformed Define/, parsePoolMessage],
+    [[Op.Cancel], /malformed Cancel/, parsePoolMessage],
+    [[Op.Result, -1, 1], /malformed Result/, parseWorkerMessage],
+    [[Op.Result, 1, 1, "fast"], /malformed Result/, parseWorkerMessage],
+    [[Op.Error, 1, "boom"], /malformed Error/, parseWorkerMessage],
+    [[Op.Stats, "big"], /malformed Stats/, parseWorkerMessage],
+    [[Op.Challenge, 1, "nonce"], /malformed Challenge/, parseChallenge],
+    [[Op.Welcome, {}], /malformed Welcome/, parseWelcome],
+  ];
+  for (const [m, reason, parse] of bad) {
+    assert.throws(() => parse(m), reason, JSON.stringify(m));
+  }
+});
+
+Deno.test("protocol: parseHello() names what is wrong with a Hello", () => {
+  const proof = new Uint8Array(32);
+  assert.deepEqual(parseHello(helloMessage(4, proof, 99)), [
+    Op.Hello,
+    PROTOCOL_VERSION,
+    4,
+    proof,
+    99,
+  ]);
+  assert.throws(
+    () => parseHello(challengeMessage(proof)),
+    /expected a Hello \(message type 20\), got message type 1/,
+  );
+  assert.throws(
+    () => parseHello([Op.Hello, 99, 1, proof, 1]),
+    /protocol version 99, the pool 1/,
+  );
+  assert.throws(
+    () => parseHello([Op.Hello, PROTOCOL_VERSION, "1", proof, 1]),
+    /bad worker id in the handshake: expected a number, got string/,
+  );
+  // A proof of the wrong type is kept as an empty one: it fails verification.
+  assert.equal(
+    parseHello([Op.Hello, PROTOCOL_VERSION, 1, "x", 1])[3].length,
+    0,
+  );
+});
+
+Deno.test("protocol: the welcome carries the worker settings", () => {
+  assert.deepEqual(parseWelcome(roundTrip(welcomeMessage({ statsMs: 5 })))[1], {
+    statsMs: 5,
   });
-  // Well-formed MessagePack that is not a message.
-  for (const value of [5, "text", ["no op"], { 0: 1 }, [], null]) {
-    await assert.rejects(
-      readAll(rawChannel(frame(encode(value)))),
-      (error: unknown) => {
-        assert.ok(error instanceof ProtocolError, `${value}: ${error}`);
-        assert.match(error.message, /not a protocol message/);
-        return true;
-      },
-    );
-  }
-  // A truncated MessagePack body inside a complete frame.
-  const partial = encode([Op.Result, 1, "abcdef"]).subarray(0, 4);
-  await assert.rejects(readAll(rawChannel(frame(partial))), ProtocolError);
-  // Random bytes, whatever their length words say.
-  for (let seed = 1; seed <= 50; seed++) {
-    await assert.rejects(
-      readAll(rawChannel(noise(64 + seed, seed), 7), {
-        maxFrameBytes: 1 << 20,
-      }),
-      ProtocolError,
-      `seed ${seed}`,
-    );
-  }
-});
-
-Deno.test("readFrames refuses a malformed raw-bytes frame", async () => {
-  // Blob flag set, but the inner header claims more than the frame holds.
-  const body = new Uint8Array([0, 0, 1, 0, 0x90]);
-  const bad = frame(body, body.length | 0x8000_0000);
-  await assert.rejects(readAll(rawChannel(bad)), ProtocolError);
-  // Blob flag set and a wrapper that is not [message, paths, lengths].
-  const wrapper = encode([[Op.Result, 1], [[2]], [1, 2]]);
-  const inner = new Uint8Array(4 + wrapper.length);
-  new DataView(inner.buffer).setUint32(0, wrapper.length);
-  inner.set(wrapper, 4);
-  await assert.rejects(
-    readAll(rawChannel(frame(inner, inner.length | 0x8000_0000))),
-    ProtocolError,
-  );
-});
-
-Deno.test("readFrames stops when onMessage returns false", async () => {
-  const [a, b] = channelPair();
-  const writer = new FrameWriter(a, () => {});
-  writer.send([Op.Hello, 1]);
-  writer.send([Op.Result, 2, "left for the next reader"]);
-  await writer.drained();
-  const first: Message[] = [];
-  await readFrames(b, (m) => {
-    first.push(m);
-    return false;
-  });
-  assert.deepEqual(first, [[Op.Hello, 1]]);
-  a.close();
-});
-
-Deno.test("readFrames resolves at a clean end of stream", async () => {
-  assert.deepEqual(await readAll(rawChannel(new Uint8Array(0))), []);
-  const [a, b] = channelPair();
-  a.close();
-  assert.deepEqual(await readAll(b), []);
-});
-
-Deno.test("FrameWriter.send() throws DataCloneError and keeps working", async () => {
-  const [a, b] = channelPair();
-  const writer = new FrameWriter(a, (e) => assert.fail(`write failed: ${e}`));
-  writer.send([Op.Result, 1, "before"]);
-  for (const bad of [() => 1, Symbol("s"), { deep: [() => 2] }]) {
-    assert.throws(
-      () => writer.send([Op.Result, 2, bad]),
-      (error: unknown) => {
-        assert.ok(error instanceof DOMException);
-        assert.equal(error.name, "DataCloneError");
-        return true;
-      },
-    );
-  }
-  writer.send([Op.Result, 3, "after"]);
-  await writer.drained();
-  a.close();
-  assert.deepEqual(await readAll(b), [[Op.Result, 1, "before"], [
-    Op.Result,
-    3,
-    "after",
-  ]]);
-});
-
-Deno.test("FrameWriter reports a failed write once, then drops frames", async () => {
-  let writes = 0;
-  const broken: ByteChannel = {
-    read: () => Promise.resolve(null),
-    write: () => {
-      writes++;
-      return Promise.reject(new Error("broken pipe"));
-    },
-    close: () => {},
-  };
-  const errors: unknown[] = [];
-  const writer = new FrameWriter(broken, (e) => errors.push(e));
-  writer.send([Op.Result, 1, "lost"]);
-  await writer.drained();
-  writer.send([Op.Result, 2, "dropped"]);
-  await writer.drained();
-  assert.equal(errors.length, 1);
-  assert.match(String(errors[0]), /broken pipe/);
-  assert.equal(writes, 1);
-  assert.equal(writer.pendingBytes, 0);
-});
-
-Deno.test("isMessage() accepts arrays that start with an op number", () => {
-  assert.equal(isMessage([Op.Exit]), true);
-  assert.equal(isMessage([Op.Call, 1, 2, []]), true);
-  for (const value of [[], ["4"], { 0: 4, length: 1 }, null, 4, "4"]) {
-    assert.equal(isMessage(value), false, JSON.stringify(value));
-  }
 });
