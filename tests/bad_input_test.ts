@@ -311,7 +311,7 @@ Deno.test("bad functions and module references fail the call with what to do ins
             yield 1;
           }),
         "DataCloneError",
-        /A generator \(collect its items into an array first\) could not be cloned/,
+        /A generator at result could not be cloned for a worker \(collect its items into an array first\)/,
       ],
       [
         "runOnAll() with a number",
@@ -394,7 +394,7 @@ Deno.test("bad values, task options and map inputs fail with what to send instea
       "a function argument",
       (p) => p.run(echo, () => 1),
       "DataCloneError",
-      /A function could not be cloned for a worker/,
+      /A function at args\[0\] could not be cloned for a worker/,
     ],
     [
       "a symbol argument",
@@ -406,25 +406,25 @@ Deno.test("bad values, task options and map inputs fail with what to send instea
       "a Promise argument",
       (p) => p.run(echo, Promise.resolve(1)),
       "DataCloneError",
-      /A Promise \(await it and send its value\) could not be cloned/,
+      /A Promise at args\[0\] could not be cloned for a worker \(await it and send its value\)/,
     ],
     [
       "a WeakMap argument",
       (p) => p.run(echo, new WeakMap()),
       "DataCloneError",
-      /A WeakMap could not be cloned/,
+      /A WeakMap at args\[0\] could not be cloned/,
     ],
     [
       "a ReadableStream argument",
       (p) => p.run(echo, new ReadableStream()),
       "DataCloneError",
-      /A stream \(pass its contents, or map over it with Pool\.map\(\)\)/,
+      /A stream at args\[0\] could not be cloned for a worker \(pass its contents, or map over it with Pool\.map\(\)\)/,
     ],
     [
       "a function returned",
       (p) => p.run(() => () => 1),
       "DataCloneError",
-      /A function could not be cloned/,
+      /A function at result could not be cloned/,
     ],
     [
       "a symbol returned",
@@ -532,7 +532,7 @@ Deno.test("bad values, task options and map inputs fail with what to send instea
       "map() with an uncloneable item",
       (p) => p.map(echo, [1, new WeakSet()]),
       "DataCloneError",
-      /A WeakSet could not be cloned/,
+      /A WeakSet at (args\[0\]|item \d+ of a chunk) could not be cloned/,
     ],
     [
       "map() over a source that throws",
