@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { encode } from "./_codec.ts";
 
 /** How a worker process ended. */
 export interface WorkerExit {
@@ -166,9 +167,19 @@ export type ErrorRecord = {
   stack?: string | undefined;
   cause?: ErrorRecord | undefined;
   errors?: ErrorRecord[] | undefined;
+  /** A `code` field (kept for records from older workers; now in `fields`). */
   code?: string | undefined;
   /** Set when the task threw something that is not an Error. */
   thrown?: string | undefined;
+  /**
+   * The family of the class: `"deno"` for `Deno.errors.*`, `"dom"` for a
+   * `DOMException`; absent for the built-ins and everything else.
+   */
+  kind?: "deno" | "dom" | undefined;
+  /** The error's own enumerable fields that can be cloned (`code`, …). */
+  fields?: Record<string, unknown> | undefined;
+  /** Names of own enumerable fields left out because they cannot be cloned. */
+  dropped?: string[] | undefined;
 };
 
 const BUILTIN: Record<string, new (message?: string) => Error> = {
@@ -181,6 +192,9 @@ const BUILTIN: Record<string, new (message?: string) => Error> = {
   URIError,
 };
 
+/** Fields an error record carries by name rather than in `fields`. */
+const OWN_KEYS = new Set(["name", "message", "stack", "cause", "errors"]);
+
 function describeThrown(value: unknown): string {
   if (typeof value === "string") return value;
   try {
@@ -192,16 +206,88 @@ function describeThrown(value: unknown): string {
   return String(value);
 }
 
-/** Turns anything a task threw into an {@link ErrorRecord}. */
+/** This package's directory (…/src/ → …/), whose frames are trimmed. */
+const LIBRARY = new URL("../", import.meta.url).href;
+const LIBRARY_FRAME = new RegExp(
+  `\\(?${
+    escapeRegExp(LIBRARY)
+  }(src/[\\w.]+|worker\\.ts|cli\\.ts|mod\\.ts):\\d+:\\d+\\)?$`,
+);
+/** A frame of task code compiled from source by the library (eval). */
+const EVAL_FRAME = new RegExp(
+  `\\(eval at [^(]*\\(${
+    escapeRegExp(LIBRARY)
+  }[^)]*\\), <anonymous>:(\\d+):(\\d+)\\)`,
+);
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[\\^$.*+?()[\]{}|/]/g, "\\$&");
+}
+
+/**
+ * Removes the library's own frames (its `src/`, `worker.ts`, the runtime's
+ * event-loop frames under them) from a stack, and shows task code compiled
+ * from source as `(task source:line:column)` instead of
+ * `eval at compileFunction (…)`.
+ *
+ * @param stack A stack as V8 formats it.
+ * @returns The stack without library frames.
+ */
+export function _trimStack(stack: string): string {
+  const lines = stack.split("\n");
+  const kept: string[] = [];
+  for (const line of lines) {
+    if (!/^\s+at /.test(line)) {
+      kept.push(line);
+      continue;
+    }
+    if (EVAL_FRAME.test(line)) {
+      kept.push(line.replace(EVAL_FRAME, "(task source:$1:$2)"));
+      continue;
+    }
+    if (LIBRARY_FRAME.test(line)) continue;
+    // Deno's event-loop plumbing, reached only through the library.
+    if (/\(?ext:core\/[\w.]+:\d+:\d+\)?$/.test(line)) continue;
+    kept.push(line);
+  }
+  return kept.join("\n");
+}
+
+/** Whether `value` can cross the wire (structured-clone data). */
+function cloneable(value: unknown): boolean {
+  try {
+    encode(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Turns anything a task threw into an {@link ErrorRecord}: name, message,
+ * the stack without library frames, cause, the errors of an
+ * `AggregateError`, and the error's own enumerable fields that can be cloned.
+ */
 export function toErrorRecord(error: unknown, depth = 0): ErrorRecord {
   if (error instanceof Error || error instanceof DOMException) {
     const record: ErrorRecord = {
-      name: error.name,
-      message: error.message,
-      stack: error.stack,
+      name: String(error.name),
+      message: String(error.message),
+      stack: typeof error.stack === "string"
+        ? _trimStack(error.stack)
+        : undefined,
     };
-    const code = (error as { code?: unknown }).code;
-    if (typeof code === "string") record.code = code;
+    if (error instanceof DOMException) {
+      record.kind = "dom";
+    } else if (denoErrorClass(record.name)) {
+      if (error instanceof denoErrorClass(record.name)!) record.kind = "deno";
+    }
+    for (const key of Object.keys(error)) {
+      if (OWN_KEYS.has(key)) continue;
+      const value = (error as unknown as Record<string, unknown>)[key];
+      if (cloneable(value)) (record.fields ??= {})[key] = value;
+      else (record.dropped ??= []).push(key);
+    }
     if (depth < 8 && error.cause !== undefined) {
       record.cause = toErrorRecord(error.cause, depth + 1);
     }
@@ -218,46 +304,143 @@ export function toErrorRecord(error: unknown, depth = 0): ErrorRecord {
   };
 }
 
+/** The `Deno.errors` class named `name`, if there is one. */
+function denoErrorClass(name: string): ErrorConstructor | undefined {
+  const errors = (globalThis as { Deno?: { errors?: object } }).Deno?.errors;
+  if (!errors || !Object.hasOwn(errors, name)) return undefined;
+  const Class = (errors as Record<string, unknown>)[name];
+  return typeof Class === "function" ? Class as ErrorConstructor : undefined;
+}
+
+function define(error: object, key: string, value: unknown): void {
+  Object.defineProperty(error, key, {
+    value,
+    writable: true,
+    configurable: true,
+    enumerable: false,
+  });
+}
+
 /**
- * Rebuilds an error from its record: built-in classes come back as
- * themselves, other classes as `Error` with the remote `name`. The stack is the
+ * Rebuilds an error from its record: built-in classes, `Deno.errors.*` and
+ * `DOMException`s come back as themselves (`instanceof` works), others as
+ * `Error` with the remote `name`; own fields are restored, the stack is the
  * remote one.
  */
 export function fromErrorRecord(record: ErrorRecord): Error {
   const options = record.cause ? { cause: fromErrorRecord(record.cause) } : {};
   let error: Error;
+  const DenoClass = record.kind === "deno"
+    ? denoErrorClass(record.name)
+    : undefined;
   if (record.name === "AggregateError") {
     error = new AggregateError(
       (record.errors ?? []).map(fromErrorRecord),
       record.message,
       options,
     );
-  } else if (Object.hasOwn(BUILTIN, record.name)) {
+  } else if (DenoClass) {
+    error = new DenoClass(record.message, options);
+  } else if (Object.hasOwn(BUILTIN, record.name) && record.kind !== "dom") {
     const Class = BUILTIN[record.name]!;
     error = new (Class as ErrorConstructor)(record.message, options);
-  } else if (record.name === "TimeoutError" || record.name === "AbortError") {
+  } else if (
+    record.kind === "dom" || record.name === "TimeoutError" ||
+    record.name === "AbortError"
+  ) {
     error = new DOMException(record.message, record.name);
-    if (record.cause) {
-      Object.defineProperty(error, "cause", { value: options.cause });
-    }
+    if (record.cause) define(error, "cause", options.cause);
   } else {
     error = new Error(record.message, options);
-    error.name = record.name;
+    define(error, "name", record.name);
   }
-  if (record.stack !== undefined) {
-    Object.defineProperty(error, "stack", {
-      value: record.stack,
-      writable: true,
-      configurable: true,
-    });
+  // Without a remote stack, the stack made here would show only the pool's
+  // own frames: show the error's head alone.
+  define(error, "stack", record.stack ?? `${record.name}: ${record.message}`);
+  const fields = record.fields ??
+    (record.code !== undefined ? { code: record.code } : undefined);
+  if (fields) {
+    for (const key of Object.keys(fields)) {
+      if (OWN_KEYS.has(key)) continue;
+      Object.defineProperty(error, key, {
+        value: fields[key],
+        writable: true,
+        configurable: true,
+        enumerable: true,
+      });
+    }
   }
-  if (record.code !== undefined) {
-    Object.defineProperty(error, "code", {
-      value: record.code,
-      writable: true,
-      configurable: true,
-      enumerable: true,
-    });
+  return error;
+}
+
+/** A stack captured where the caller submitted a task: see {@link _callerStack}. */
+export type CallerStack = { readonly stack?: string };
+
+/**
+ * Captures the caller's stack (cheaply: V8 formats it only if a task fails).
+ * Call it in the public method the user called, so the frames above it are
+ * the user's.
+ *
+ * @param above The function whose frame and callees are left out.
+ * @returns An object whose `stack` is formatted on first use.
+ */
+export function _callerStack(
+  above: (...args: never[]) => unknown,
+): CallerStack {
+  const holder: { stack?: string } = {};
+  Error.captureStackTrace(holder, above);
+  return holder;
+}
+
+/** The line between the remote stack and the caller's. */
+export const CALLER_SECTION = "    --- caller ---";
+
+/**
+ * Appends the caller's frames (from {@link _callerStack}) to `error.stack`
+ * under a `--- caller ---` line, so a task error shows both where it was
+ * thrown in the worker and which `pool.run(...)` line sent the task.
+ *
+ * @param error The error to extend; left as is when it has a caller section.
+ * @param caller What {@link _callerStack} captured at submit time.
+ * @returns `error`.
+ */
+export function _withCallerStack<E>(error: E, caller: CallerStack): E {
+  if (!(error instanceof Error || error instanceof DOMException)) return error;
+  const own = typeof error.stack === "string"
+    ? error.stack
+    : `${error.name}: ${error.message}`;
+  if (own.includes(`\n${CALLER_SECTION}\n`)) return error;
+  const frames = _trimStack(caller.stack ?? "").split("\n").filter((line) =>
+    /^\s+at /.test(line)
+  );
+  if (frames.length === 0) return error;
+  define(error, "stack", `${own}\n${CALLER_SECTION}\n${frames.join("\n")}`);
+  return error;
+}
+
+/**
+ * Marks `error` as the failure of item `index` of a map: sets its `itemIndex`
+ * field and says so at the end of its message (and its stack's first line).
+ *
+ * @param error The error a map item failed with.
+ * @param index The item's position in the map's input (from 0).
+ * @returns `error`.
+ */
+export function _atItem<E>(error: E, index: number): E {
+  if (!(error instanceof Error || error instanceof DOMException)) return error;
+  if ((error as { itemIndex?: unknown }).itemIndex !== undefined) return error;
+  const note = ` (map item ${index})`;
+  const oldHead = `${error.name}: ${error.message}`;
+  const stack = error.stack; // V8 formats it on first read: read it first.
+  define(error, "message", `${error.message}${note}`);
+  Object.defineProperty(error, "itemIndex", {
+    value: index,
+    writable: true,
+    configurable: true,
+    enumerable: true,
+  });
+  if (typeof stack === "string" && stack.startsWith(oldHead)) {
+    define(error, "stack", `${oldHead}${note}${stack.slice(oldHead.length)}`);
   }
   return error;
 }

@@ -5,6 +5,11 @@
  */
 import assert from "node:assert/strict";
 import {
+  _atItem,
+  _callerStack,
+  _trimStack,
+  _withCallerStack,
+  CALLER_SECTION,
   type ErrorRecord,
   fromErrorRecord,
   HostError,
@@ -13,6 +18,7 @@ import {
   WorkerLostError,
 } from "../src/errors.ts";
 import { decode, encode } from "../src/_codec.ts";
+import { Pool } from "../mod.ts";
 
 /** An error's record, sent through the codec and rebuilt. */
 function roundTrip(error: unknown): Error {
@@ -235,4 +241,170 @@ Deno.test("PoolClosedError has its name and a default message", () => {
   const custom = new PoolClosedError("closed early", { cause });
   assert.equal(custom.message, "closed early");
   assert.equal(custom.cause, cause);
+});
+
+Deno.test("fromErrorRecord() keeps a thrown error's own cloneable fields", () => {
+  class ValidationError extends Error {
+    override name = "ValidationError";
+    field = "email";
+    code = 42;
+    details = { limits: new Map([["max", 3]]) };
+    callback = () => 1;
+  }
+  const back = roundTrip(new ValidationError("bad input")) as
+    & Error
+    & Record<string, unknown>;
+  assert.equal(back.name, "ValidationError");
+  assert.equal(back.field, "email");
+  assert.equal(back.code, 42);
+  assert.deepEqual(back.details, { limits: new Map([["max", 3]]) });
+  assert.equal(back.callback, undefined, "a function field cannot cross");
+  assert.deepEqual(
+    toErrorRecord(new ValidationError("x")).dropped,
+    ["callback"],
+  );
+  assert.deepEqual(Object.keys(back), ["field", "code", "details"]);
+});
+
+Deno.test("fromErrorRecord() rebuilds Deno.errors classes as themselves", async () => {
+  const notFound = roundTrip(new Deno.errors.NotFound("gone"));
+  assert.ok(notFound instanceof Deno.errors.NotFound);
+  assert.equal(notFound.name, "NotFound");
+  assert.equal(notFound.message, "gone");
+  const fsError = await Deno.readTextFile("/no/such/file/here").catch((e) => e);
+  const back = roundTrip(fsError) as Error & { code?: string };
+  assert.ok(back instanceof Deno.errors.NotFound);
+  assert.equal(back.code, "ENOENT");
+  const denied = roundTrip(
+    new Deno.errors.PermissionDenied("no", { cause: 1 }),
+  );
+  assert.ok(denied instanceof Deno.errors.PermissionDenied);
+  assert.ok(denied.cause instanceof Error);
+  // A class of the user's that is only named like one stays an Error.
+  class NotFound extends Error {
+    override name = "NotFound";
+  }
+  const mine = roundTrip(new NotFound("mine"));
+  assert.ok(!(mine instanceof Deno.errors.NotFound));
+  assert.equal(mine.name, "NotFound");
+});
+
+Deno.test("fromErrorRecord() rebuilds any DOMException by name", () => {
+  for (const name of ["DataCloneError", "NotFoundError", "InvalidStateError"]) {
+    const back = roundTrip(new DOMException(`a ${name}`, name));
+    assert.ok(back instanceof DOMException, name);
+    assert.equal(back.name, name);
+    assert.equal(back.message, `a ${name}`);
+    assert.equal(
+      (back as DOMException).code,
+      new DOMException("", name).code,
+    );
+  }
+});
+
+const LIB = new URL("../", import.meta.url).href;
+
+Deno.test("_trimStack() drops library frames and names task source", () => {
+  const stack = [
+    "TypeError: boom",
+    `    at square (eval at compileFunction (${LIB}src/function_ref.ts:145:16), <anonymous>:3:11)`,
+    `    at helper (file:///home/me/app/tasks.ts:10:5)`,
+    `    at invoke (${LIB}src/worker_runtime.ts:150:20)`,
+    `    at onMessage (${LIB}src/worker_runtime.ts:210:7)`,
+    `    at readFrames (${LIB}src/protocol.ts:399:11)`,
+    "    at eventLoopTick (ext:core/01_core.js:179:7)",
+    `    at async main (${LIB}worker.ts:30:3)`,
+  ].join("\n");
+  assert.equal(
+    _trimStack(stack),
+    [
+      "TypeError: boom",
+      "    at square (task source:3:11)",
+      "    at helper (file:///home/me/app/tasks.ts:10:5)",
+    ].join("\n"),
+  );
+  // A user's file that merely contains "src/" in its path is kept.
+  const user = "Error: x\n    at f (file:///home/me/src/app.ts:1:1)";
+  assert.equal(_trimStack(user), user);
+});
+
+Deno.test("_withCallerStack() appends the caller's frames under a caller line", () => {
+  function submitLikeAPool(): ReturnType<typeof _callerStack> {
+    return _callerStack(submitLikeAPool);
+  }
+  const caller = submitLikeAPool(); // this line is the caller
+  const error = new RangeError("remote");
+  define(error, "stack", "RangeError: remote\n    at task (task source:1:1)");
+  _withCallerStack(error, caller);
+  const [remote, local] = error.stack!.split(`\n${CALLER_SECTION}\n`);
+  assert.equal(remote, "RangeError: remote\n    at task (task source:1:1)");
+  assert.match(local!.split("\n")[0]!, /errors_test\.ts:\d+:\d+\)?$/);
+  assert.doesNotMatch(local!, /submitLikeAPool/);
+  // Once only.
+  _withCallerStack(error, caller);
+  assert.equal(error.stack!.split(CALLER_SECTION).length, 2);
+  // Not an Error: unchanged.
+  assert.equal(_withCallerStack("text", caller), "text");
+});
+
+function define(error: Error, key: string, value: unknown): void {
+  Object.defineProperty(error, key, {
+    value,
+    writable: true,
+    configurable: true,
+  });
+}
+
+Deno.test("_atItem() says which map item failed", () => {
+  const error = _atItem(new TypeError("bad value"), 7) as TypeError & {
+    itemIndex?: number;
+  };
+  assert.ok(error instanceof TypeError);
+  assert.equal(error.message, "bad value (map item 7)");
+  assert.equal(error.itemIndex, 7);
+  assert.match(error.stack!, /^TypeError: bad value \(map item 7\)\n/);
+  _atItem(error, 8);
+  assert.equal(error.itemIndex, 7, "marked once");
+  const dom = _atItem(new DOMException("slow", "TimeoutError"), 2);
+  assert.equal(dom.message, "slow (map item 2)");
+});
+
+Deno.test("Pool: a task's error arrives with its class, fields and a trimmed stack", async () => {
+  await using pool = new Pool(1);
+  const custom = await pool.run(() => {
+    class QuotaError extends Error {
+      override name = "QuotaError";
+      code = 42;
+      field = "size";
+    }
+    throw new QuotaError("over quota", { cause: new RangeError("5 > 4") });
+  }).catch((e) => e);
+  assert.equal(custom.name, "QuotaError");
+  assert.equal(custom.message, "over quota");
+  assert.equal(custom.code, 42);
+  assert.equal(custom.field, "size");
+  assert.ok(custom.cause instanceof RangeError);
+  assert.doesNotMatch(custom.stack, /compileFunction|worker_runtime|src\//);
+  assert.match(custom.stack, /task source:\d+:\d+/);
+  const notFound = await pool.run(() => Deno.readTextFile("/no/such/file"))
+    .catch((e) => e);
+  assert.ok(notFound instanceof Deno.errors.NotFound, String(notFound));
+  assert.equal((notFound as { code?: string }).code, "ENOENT");
+  const aggregate = await pool.run(() => {
+    throw new AggregateError([new TypeError("a"), new URIError("b")], "both");
+  }).catch((e) => e);
+  assert.ok(aggregate instanceof AggregateError);
+  assert.ok(aggregate.errors[1] instanceof URIError);
+});
+
+Deno.test("Pool: an Error returned as a value arrives as structuredClone copies it", async () => {
+  await using pool = new Pool(1);
+  const [error, original] = await pool.run(() => {
+    const e = new TypeError("as a value", { cause: -0 });
+    return [e, e.stack];
+  }) as [TypeError, string];
+  assert.equal(Object.getPrototypeOf(error), TypeError.prototype);
+  assert.equal(error.message, "as a value");
+  assert.equal(error.stack, original, "the remote stack, not the decoder's");
+  assert.ok(Object.is(error.cause, -0));
 });
