@@ -64,4 +64,6 @@ export type { SlurmHostsOptions } from "./src/slurm.ts";
 export { HostError, PoolClosedError, WorkerLostError } from "./src/errors.ts";
 export type { WorkerExit } from "./src/errors.ts";
 export { progress } from "./src/progress.ts";
+export { registerType } from "./src/register_type.ts";
+export type { TypeCodec } from "./src/register_type.ts";
 export type { ProgressOptions } from "./src/progress.ts";

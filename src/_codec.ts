@@ -83,16 +83,20 @@ function readUserType(data: unknown): unknown {
   const [name, payload] = data as [string, unknown];
   const type = userTypes.get(name);
   if (!type) {
-    throw _dataCloneError(
-      `A value of type '${name}' (registered with registerType() by the sender)`,
-      undefined,
-      ` (this process has not registered '${name}': import the module that calls ` +
-        `registerType() from your initializer, so every worker registers it ` +
-        `before its first task)`,
+    throw new DOMException(
+      `A value of type '${name}' arrived, but this process has not registered ` +
+        `'${name}' with registerType(): import the module that registers it ` +
+        `from your initializer (a { module, name } initializer), so every ` +
+        `worker registers it before its first task`,
+      "DataCloneError",
     );
   }
   return type.decode(payload);
 }
+
+// Every process reads the user-type extension, registered or not, so that an
+// unknown type fails with a message that says what to do.
+addExtension({ type: EXT_USER, read: readUserType } as never);
 
 /**
  * Registers a class with the codec under `name`: see `registerType` in
@@ -724,6 +728,10 @@ addExtension({
   read: (href: string): URL => new URL(href),
 });
 
+function unreadKind(blobs: Blob[]): string {
+  return blobs[0] instanceof File ? "File" : "Blob";
+}
+
 /** Bytes of Blobs read by {@link _readBlobs}, so encoding stays synchronous. */
 const blobBytes = new WeakMap<Blob, Uint8Array>();
 
@@ -734,10 +742,10 @@ addExtension({
     const bytes = blobBytes.get(blob);
     if (!bytes) {
       throw _dataCloneError(
-        `A ${
-          blob instanceof File ? "File" : "Blob"
-        } whose bytes were not read first ` +
-          `(internal: call _readBlobs() before encoding)`,
+        `A ${unreadKind([blob])}`,
+        undefined,
+        " (its bytes are read before sending only for task arguments and " +
+          "results; elsewhere send `await blob.bytes()` instead)",
       );
     }
     return blob instanceof File
@@ -760,6 +768,8 @@ addExtension({
  * @throws {DOMException} `DataCloneError` when `value` cannot cross at all.
  */
 export function _readBlobs(value: unknown): Promise<void> | undefined {
+  budget = QUICK_BUDGET;
+  if (!(quick(value) & SLOW)) return undefined;
   const walk: Walk = {
     seen: new Set(),
     path: [],
@@ -823,7 +833,10 @@ export function encode(value: unknown): Uint8Array {
     check(value, walk, value);
     if (walk.unread) {
       throw _dataCloneError(
-        "A Blob whose bytes were not read first (call _readBlobs() before encode())",
+        `A ${unreadKind(walk.unread)}`,
+        undefined,
+        " (its bytes are read before sending only for task arguments and " +
+          "results; elsewhere send `await blob.bytes()` instead)",
       );
     }
     rewriting = walk.rewrite ? REWRITE : 0;

@@ -8,6 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { _readBlobs, decode, encode } from "../src/_codec.ts";
+import { Pool, registerType } from "../mod.ts";
 
 /** Encodes and decodes `value` as the wire does (Blob bytes read first). */
 async function wire(value: unknown): Promise<unknown> {
@@ -444,4 +445,106 @@ Deno.test("encode() keeps shared and circular references through rewritten value
   assert.equal(back.holes[0], back.holes[2]);
   assert.ok(!(1 in back.holes));
   assert.ok(Object.is((back.holes[0] as { z: number }).z, -0));
+});
+
+Deno.test("registerType() sends a registered class as itself", async () => {
+  const { Point } = await import("./fixtures/point_type.ts");
+  const back = await wire({ p: new Point(3, 4), list: [new Point(1, 0)] }) as {
+    p: InstanceType<typeof Point>;
+    list: InstanceType<typeof Point>[];
+  };
+  assert.ok(back.p instanceof Point);
+  assert.equal(back.p.norm(), 5);
+  assert.ok(back.list[0] instanceof Point);
+  // Without registration a class instance arrives as structuredClone gives it.
+  class Unregistered {
+    a = 1;
+  }
+  assert.equal(
+    Object.getPrototypeOf(await wire(new Unregistered())),
+    Object.prototype,
+  );
+});
+
+Deno.test("registerType() refuses a name taken by another class and bad codecs", () => {
+  class One {}
+  class Two {}
+  const codec = { encode: () => 0, decode: () => new One() };
+  registerType(One, { ...codec, name: "codec_test.One" });
+  registerType(One, { ...codec, name: "codec_test.One" }); // same class: fine
+  assert.throws(
+    () => registerType(Two, { ...codec, name: "codec_test.One" } as never),
+    { name: "TypeError", message: /'codec_test.One' is already registered/ },
+  );
+  assert.throws(() => registerType(One, {} as never), TypeError);
+  assert.throws(
+    () => registerType(class {}, { encode: () => 0, decode: () => ({}) }),
+    { name: "TypeError", message: /anonymous class needs a name/ },
+  );
+});
+
+Deno.test("Pool: values cross a real pool as structuredClone copies them", async () => {
+  const { Point } = await import("./fixtures/point_type.ts");
+  await using pool = new Pool({
+    workers: 1,
+    initializer: {
+      module: new URL("./fixtures/point_type.ts", import.meta.url).href,
+      name: "ready",
+    },
+  });
+  const values: unknown[] = [
+    -0,
+    [1, , 3],
+    new Boolean(false),
+    new String("s"),
+    Object(7n),
+    new Float16Array([1.5]),
+    new RangeError("as a value"),
+    new Map([["nested", new Set([-0])]]),
+  ];
+  for (const value of values) {
+    const back = await pool.run((x: unknown) => x, value);
+    assert.equal(
+      await differ(structuredClone(value), back),
+      undefined,
+      Deno.inspect(value),
+    );
+  }
+  assert.equal(
+    await pool.run(
+      (u: URL) => u instanceof URL && u.search,
+      new URL("https://x/?q"),
+    ),
+    "?q",
+  );
+  // A registered class, both ways, through a module task.
+  const scaled = await pool.run(
+    {
+      module: new URL("./fixtures/point_type.ts", import.meta.url).href,
+      name: "scaled",
+    },
+    new Point(3, 4),
+    2,
+  );
+  assert.ok(scaled instanceof Point);
+  assert.equal(scaled.norm(), 10);
+  // What cannot cross fails before it is sent, naming where it was.
+  await assert.rejects(
+    pool.run((x: unknown) => x, { a: { b: Symbol("no") } }),
+    { name: "DataCloneError", message: /at args\[0\]\.a\.b/ },
+  );
+  await assert.rejects(
+    pool.run(() => new Headers()),
+    { name: "DataCloneError", message: /A Headers at result/ },
+  );
+});
+
+Deno.test("Pool: a registered type a worker has not registered fails saying what to do", async () => {
+  const { Point } = await import("./fixtures/point_type.ts");
+  await using pool = new Pool(1);
+  await assert.rejects(
+    pool.run((p: unknown) => typeof p, new Point(1, 2)),
+    { message: /has not registered 'Point' with registerType\(\): import/ },
+  );
+  assert.equal(await pool.run(() => "still serving"), "still serving");
 });

@@ -17,6 +17,7 @@ Deno.test("mod.ts exports exactly the documented values", () => {
     "PoolClosedError",
     "WorkerLostError",
     "progress",
+    "registerType",
     "slurmHosts",
   ]);
 });
@@ -41,6 +42,7 @@ Deno.test("mod.ts re-exports the documented types", async () => {
     "TaskFunction",
     "TaskOptions",
     "TlsOptions",
+    "TypeCodec",
     "WorkerExit",
     "WorkerStats",
   ]);
