@@ -291,6 +291,8 @@ type Walk = {
   rewrite: boolean;
   /** Blobs found whose bytes have not been read. */
   unread: Blob[] | undefined;
+  /** Where the first of them is. */
+  unreadAt?: string | undefined;
 };
 
 function fail(walk: Walk, root: unknown, what: string): never {
@@ -370,7 +372,10 @@ function check(value: unknown, walk: Walk, root: unknown): void {
       return;
     }
     if (object instanceof Blob) {
-      if (!blobBytes.has(object)) (walk.unread ??= []).push(object);
+      if (!blobBytes.has(object)) {
+        (walk.unread ??= []).push(object);
+        walk.unreadAt ??= _position(root, path);
+      }
       return;
     }
     if (object instanceof Error || object instanceof DOMException) {
@@ -833,10 +838,9 @@ export function encode(value: unknown): Uint8Array {
     check(value, walk, value);
     if (walk.unread) {
       throw _dataCloneError(
-        `A ${unreadKind(walk.unread)}`,
+        `A ${unreadKind(walk.unread)} at ${walk.unreadAt}`,
         undefined,
-        " (its bytes are read before sending only for task arguments and " +
-          "results; elsewhere send `await blob.bytes()` instead)",
+        " (its bytes must be read first: send `await blob.bytes()` instead)",
       );
     }
     rewriting = walk.rewrite ? REWRITE : 0;
