@@ -29,7 +29,7 @@ export interface SlurmHostsOptions {
 
 /**
  * Builds one `{ command, workers, name }` host per node of a Slurm
- * allocation: `srun -N1 -n1 -w <node> … deno run -A jsr:@distex/pool@<v>/cli`
+ * allocation: `srun -u -N1 -n1 -w <node> … deno run -A jsr:@distex/pool@<v>/cli`
  * (one srun per node: srun merges the stdout of several tasks, and each link
  * needs its own pipe). The node list is expanded with
  * `scontrol show hostnames`.
@@ -92,6 +92,9 @@ export async function slurmHosts(
   return nodes.map((node) => ({
     command: [
       "srun",
+      // Unbuffered: by default srun passes output on line by line, which
+      // holds the binary link.
+      "-u",
       "-N1",
       "-n1",
       "-w",

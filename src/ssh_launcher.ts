@@ -172,6 +172,13 @@ export function _explainCommandFailure(
   if (timeoutMs !== undefined) {
     why =
       `workers did not connect within ${timeoutMs} ms (is '${line}' hanging, e.g. waiting for resources or downloading?)`;
+    if (
+      /(^|\/)srun$/.test(command[0]!) &&
+      !command.some((a) => a === "-u" || a === "--unbuffered")
+    ) {
+      why += "; srun needs -u (--unbuffered): by default it passes output " +
+        "on line by line, which holds the link";
+    }
   } else if (version) {
     why = version;
   } else if (exit.signal) {
