@@ -39,9 +39,20 @@ export function isMessage(value: unknown): value is Message {
   return Array.isArray(value) && typeof value[0] === "number";
 }
 
-const INITIAL_BUFFER = 64 * 1024;
-/** Size of a connection's read buffer (it grows for larger frames). */
+/** First size of a connection's write buffers (they grow as needed). */
+const INITIAL_BUFFER = 4 * 1024;
+/** First size of a connection's read buffer: it grows while reads fill it. */
+const FIRST_READ_BUFFER = 16 * 1024;
+/**
+ * Most a connection's read buffer grows to; a frame larger than this is read
+ * into a buffer of its own, of its exact size.
+ */
 const READ_BUFFER = 256 * 1024;
+/**
+ * Byte arrays from this size on are not copied into the write buffer: they
+ * are written from their own memory, as a segment of their own.
+ */
+const DIRECT_WRITE = 64 * 1024;
 const MAX_KEPT_BUFFER = 64 * 1024 * 1024;
 const scratchBlobs: Uint8Array[] = [];
 const scratchPaths: number[][] = [];
@@ -158,8 +169,13 @@ function decodeBlobFrame(frame: Uint8Array, owned: boolean): unknown {
 export class FrameWriter {
   #channel: ByteChannel;
   #buffer = new Uint8Array(INITIAL_BUFFER);
-  #spare = new Uint8Array(INITIAL_BUFFER);
+  #spare: Uint8Array<ArrayBuffer> | undefined;
   #length = 0;
+  /** `#buffer` up to here is already queued in `#segments`. */
+  #sealed = 0;
+  /** Pieces to write before what is in `#buffer`: sealed parts and blobs. */
+  #segments: Uint8Array[] = [];
+  #segmentBytes = 0;
   #flushing = false;
   #failed: unknown = undefined;
   #onError: (error: unknown) => void;
@@ -178,7 +194,7 @@ export class FrameWriter {
 
   /** Bytes queued and not yet handed to the channel. */
   get pendingBytes(): number {
-    return this.#length;
+    return this.#length - this.#sealed + this.#segmentBytes;
   }
 
   /**
@@ -199,18 +215,24 @@ export class FrameWriter {
       this.#buffer.set(payload, at);
       this.#length = at + size;
     } else {
-      // Large byte arrays travel raw after the MessagePack part: one copy
-      // in, one copy out, no per-byte encoding.
+      // Large byte arrays travel raw after the MessagePack part, no
+      // per-byte encoding. Those from DIRECT_WRITE on are not copied at all:
+      // they are written from their own memory, between the sealed part of
+      // the buffer before them and what follows.
       const found = blobs.splice(0);
       const where = paths.splice(0);
       const lengths = found.map((b) => b.byteLength);
       const payload = encode([holed, where, lengths]);
       let size = 4 + payload.length;
-      for (const length of lengths) size += length;
+      let copied = 0;
+      for (const length of lengths) {
+        size += length;
+        if (length < DIRECT_WRITE) copied += length;
+      }
       if (size > 0x7fffffff) {
         throw new RangeError(`A message of ${size} bytes is too large to send`);
       }
-      this.#reserve(size + 4);
+      this.#reserve(8 + payload.length + copied);
       let at = this.#header(size | BLOB_FLAG);
       const buffer = this.#buffer;
       buffer[at++] = payload.length >>> 24;
@@ -220,8 +242,18 @@ export class FrameWriter {
       buffer.set(payload, at);
       at += payload.length;
       for (const blob of found) {
-        buffer.set(blob, at);
-        at += blob.byteLength;
+        if (blob.byteLength < DIRECT_WRITE) {
+          buffer.set(blob, at);
+          at += blob.byteLength;
+        } else {
+          if (at > this.#sealed) {
+            this.#segments.push(buffer.subarray(this.#sealed, at));
+            this.#segmentBytes += at - this.#sealed;
+          }
+          this.#segments.push(blob);
+          this.#segmentBytes += blob.byteLength;
+          this.#sealed = at;
+        }
       }
       this.#length = at;
     }
@@ -251,35 +283,52 @@ export class FrameWriter {
   #reserve(extra: number): void {
     const needed = this.#length + extra;
     if (needed <= this.#buffer.length) return;
+    // Sealed bytes stay where they are (a segment views them): move only
+    // the rest.
+    const keep = this.#length - this.#sealed;
     let size = this.#buffer.length * 2;
-    while (size < needed) size *= 2;
+    while (size < keep + extra) size *= 2;
     const grown = new Uint8Array(size);
-    grown.set(this.#buffer.subarray(0, this.#length));
+    grown.set(this.#buffer.subarray(this.#sealed, this.#length));
     this.#buffer = grown;
+    this.#length = keep;
+    this.#sealed = 0;
+  }
+
+  async #writeAll(bytes: Uint8Array): Promise<void> {
+    let written = 0;
+    while (written < bytes.length) {
+      written += await this.#channel.write(bytes.subarray(written));
+    }
   }
 
   async #flush(): Promise<void> {
     try {
-      while (this.#length > 0) {
+      while (this.#length > this.#sealed || this.#segments.length > 0) {
         const out = this.#buffer;
+        const from = this.#sealed;
         const length = this.#length;
+        const segments = this.#segments;
         // Frames queued while this write runs go into the other buffer.
         // Buffers are reused (allocating large ones is slow here), but one
         // grown past MAX_KEPT_BUFFER by a huge message is let go.
-        this.#buffer = this.#spare.length <= MAX_KEPT_BUFFER
-          ? this.#spare
+        const spare = this.#spare;
+        this.#buffer = spare !== undefined && spare.length <= MAX_KEPT_BUFFER
+          ? spare
           : new Uint8Array(INITIAL_BUFFER);
-        this.#length = 0;
-        let written = 0;
-        while (written < length) {
-          written += await this.#channel.write(out.subarray(written, length));
-        }
+        this.#spare = undefined;
+        this.#length = this.#sealed = 0;
+        this.#segments = [];
+        this.#segmentBytes = 0;
+        for (const segment of segments) await this.#writeAll(segment);
+        if (length > from) await this.#writeAll(out.subarray(from, length));
         this.#spare = out;
         this.onWritten?.();
       }
     } catch (error) {
       this.#failed = error ?? new Error("write failed");
-      this.#length = 0;
+      this.#length = this.#sealed = this.#segmentBytes = 0;
+      this.#segments = [];
       this.#onError(error);
     } finally {
       this.#flushing = false;
@@ -309,21 +358,30 @@ export async function readFrames(
     maxFrameBytes: DEFAULT_MAX_FRAME_BYTES,
   },
 ): Promise<void> {
-  let buffer = new Uint8Array(READ_BUFFER);
+  /** The connection's own buffer; it grows while reads fill it. */
+  let regular = new Uint8Array(FIRST_READ_BUFFER);
+  /** `regular`, or a big frame's own buffer while that frame arrives. */
+  let buffer = regular;
   let start = 0;
   let end = 0;
+  let filled = false;
   for (;;) {
-    if (end === buffer.length) {
-      if (start > 0) {
+    if (end === buffer.length || (filled && buffer.length < READ_BUFFER)) {
+      // Full (a partial frame at the start) or reads keep filling it: grow;
+      // otherwise move the partial frame to the front.
+      if (start > 0 && end === buffer.length && !filled) {
         buffer.copyWithin(0, start, end);
-        end -= start;
-        start = 0;
       } else {
-        const grown = new Uint8Array(buffer.length * 2);
-        grown.set(buffer.subarray(0, end));
-        buffer = grown;
+        const grown = new Uint8Array(
+          Math.max(buffer.length * 2, Math.min(READ_BUFFER, end - start)),
+        );
+        grown.set(buffer.subarray(start, end));
+        buffer = regular = grown;
       }
+      end -= start;
+      start = 0;
     }
+    const room = buffer.length - end;
     const n = await channel.read(buffer.subarray(end));
     if (n === null) {
       if (end > start) {
@@ -335,6 +393,7 @@ export async function readFrames(
       }
       return;
     }
+    filled = n === room && buffer === regular;
     end += n;
     while (end - start >= 4) {
       const word = ((buffer[start]! << 24) | (buffer[start + 1]! << 16) |
@@ -347,19 +406,28 @@ export async function readFrames(
       }
       if (end - start - 4 < size) {
         if (size + 4 > buffer.length) {
-          const grown = new Uint8Array(size + 4);
+          // A frame larger than the buffer. One larger than READ_BUFFER gets
+          // a buffer of its own, of its exact size, read into once; a
+          // smaller one grows the connection's buffer.
+          const own = size + 4 > READ_BUFFER;
+          const grown = new Uint8Array(
+            own
+              ? size + 4
+              : Math.min(READ_BUFFER, Math.max(size + 4, buffer.length * 2)),
+          );
           grown.set(buffer.subarray(start, end));
           end -= start;
           start = 0;
           buffer = grown;
+          if (!own) regular = grown;
+          filled = false;
         }
         break;
       }
       let message: unknown;
-      // A big blob frame got a buffer of its own (grown to fit it exactly):
-      // hand its arrays out as views and read on into a fresh buffer.
-      const owned = (word & BLOB_FLAG) !== 0 && start === 0 &&
-        size + 4 === buffer.length && size + 4 > READ_BUFFER;
+      // A big frame in a buffer of its own: a blob frame's arrays are handed
+      // out as views of it (no copy), and reading goes on in `regular`.
+      const owned = buffer !== regular;
       try {
         const frame = buffer.subarray(start + 4, start + 4 + size);
         message = word & BLOB_FLAG
@@ -375,7 +443,8 @@ export async function readFrames(
       }
       start += 4 + size;
       if (owned) {
-        buffer = new Uint8Array(READ_BUFFER);
+        // The own buffer ends with the frame: nothing of the next is in it.
+        buffer = regular;
         start = end = 0;
       }
       if (!isMessage(message)) {

@@ -342,3 +342,128 @@ Deno.test("isMessage() accepts arrays that start with an op number", () => {
     assert.equal(isMessage(value), false, JSON.stringify(value));
   }
 });
+
+/** A channel that keeps every array handed to write(), as it was given. */
+function recordingChannel(): ByteChannel & { written: Uint8Array[] } {
+  const written: Uint8Array[] = [];
+  return {
+    written,
+    read: () => Promise.resolve(null),
+    write: (p) => {
+      written.push(p);
+      return Promise.resolve(p.length);
+    },
+    close: () => {},
+  };
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+Deno.test("FrameWriter writes a large Uint8Array from its own memory, not a copy", async () => {
+  const channel = recordingChannel();
+  const writer = new FrameWriter(channel, (e) => assert.fail(`${e}`));
+  const big = noise(300 * 1024, 7);
+  const small = noise(BLOB_THRESHOLD + 5, 8); // below the direct size: copied
+  const messages: Message[] = [
+    [Op.Result, 1, "before"],
+    [Op.Call, 2, 9, [big, small, "x"]],
+    [Op.Result, 3, "after"],
+  ];
+  for (const m of messages) writer.send(m);
+  assert.ok(
+    writer.pendingBytes > big.byteLength,
+    `pendingBytes ${writer.pendingBytes} counts the queued array`,
+  );
+  await writer.drained();
+  assert.equal(writer.pendingBytes, 0);
+  assert.ok(
+    channel.written.some((p) =>
+      p.buffer === big.buffer && p.byteOffset === big.byteOffset &&
+      p.byteLength === big.byteLength
+    ),
+    "the large array itself was handed to write()",
+  );
+  assert.ok(
+    !channel.written.some((p) => p.buffer === small.buffer),
+    "a smaller blob is copied into the frame buffer",
+  );
+  // The bytes on the wire are the frames, in order.
+  const received = await readAll(rawChannel(concat(channel.written), 5000));
+  assert.deepEqual(received, messages);
+});
+
+Deno.test("FrameWriter keeps frames in order around several large arrays and partial writes", async () => {
+  const [a, b] = channelPair({ maxWrite: 70_000, maxRead: 50_000 });
+  const writer = new FrameWriter(a, (e) => assert.fail(`write failed: ${e}`));
+  const messages: Message[] = [];
+  for (let i = 0; i < 12; i++) {
+    messages.push([Op.Result, i, i % 3 === 0 ? noise(100_000 + i, i) : i]);
+    if (i % 4 === 0) {
+      messages.push([Op.Chunk, 100 + i, 2, [[noise(70_000, i)], [
+        noise(65_536, i + 1),
+      ]]]);
+    }
+  }
+  const reading = readAll(b);
+  for (let i = 0; i < messages.length; i++) {
+    writer.send(messages[i]!);
+    if (i % 5 === 0) await Promise.resolve();
+  }
+  await writer.drained();
+  a.close();
+  assert.deepEqual(await reading, messages);
+});
+
+Deno.test("readFrames starts with a small buffer and grows it while reads fill it", async () => {
+  const [a, b] = channelPair();
+  const sizes: number[] = [];
+  const recording: ByteChannel = {
+    read: (p) => {
+      sizes.push(p.length);
+      return b.read(p);
+    },
+    write: (p) => b.write(p),
+    close: () => b.close(),
+  };
+  const writer = new FrameWriter(a, (e) => assert.fail(`write failed: ${e}`));
+  const messages = sampleMessages(3_000);
+  for (const m of messages) writer.send(m);
+  await writer.drained();
+  a.close();
+  assert.deepEqual(await readAll(recording), messages);
+  assert.ok(sizes[0]! <= 16 * 1024, `first read asks for ${sizes[0]} bytes`);
+  assert.ok(
+    Math.max(...sizes) > 64 * 1024,
+    `reads grew to ${Math.max(...sizes)} bytes`,
+  );
+});
+
+Deno.test("readFrames reads a frame larger than its buffer into one buffer of the frame's size", async () => {
+  const [a, b] = channelPair({ maxRead: 64 * 1024 });
+  const writer = new FrameWriter(a, (e) => assert.fail(`write failed: ${e}`));
+  const big = noise(1 << 20, 3);
+  writer.send([Op.Result, 1, "small first"]);
+  writer.send([Op.Result, 2, big]);
+  writer.send([Op.Result, 3, "small after"]);
+  await writer.drained();
+  a.close();
+  const received = await readAll(b);
+  assert.deepEqual(received, [
+    [Op.Result, 1, "small first"],
+    [Op.Result, 2, big],
+    [Op.Result, 3, "small after"],
+  ]);
+  const arrived = received[1]![2] as Uint8Array;
+  // A view of a buffer that holds this frame alone (header, MessagePack part,
+  // the bytes): no second copy, no shared read buffer.
+  assert.ok(arrived.buffer.byteLength < big.byteLength + 256);
+  assert.ok(arrived.buffer.byteLength > big.byteLength);
+});
