@@ -68,29 +68,35 @@ async def cold_map(name, quick):
     chunksize = int(parts[3][1:])
     pool = await new_pool(2)
     try:
+        c0 = time.thread_time()
         t0 = time.perf_counter()
         total = await map_sum(pool, add2, range(n), chunksize)
         ms = (time.perf_counter() - t0) * 1000
+        cpu_ms = (time.thread_time() - c0) * 1000
     finally:
         await pool.shutdown_async()
     if total != n * (n - 1) // 2 + 2 * n:
         fail(f"Sum is wrong: {total}")
-    return n / (ms / 1000), "tasks/s", n, ms, {"chunkSize": chunksize}
+    return n / (ms / 1000), "tasks/s", n, ms, {
+        "chunkSize": chunksize, "cpuMs": cpu_ms}
 
 
 async def cold_run(name, quick):
     n = 10_000 if quick else 100_000
     pool = await new_pool(2)
     try:
+        c0 = time.thread_time()
         t0 = time.perf_counter()
         results = await asyncio.gather(
             *(pool.run_async(add2, i) for i in range(n)))
         ms = (time.perf_counter() - t0) * 1000
+        cpu_ms = (time.thread_time() - c0) * 1000
     finally:
         await pool.shutdown_async()
     if sum(results) != n * (n - 1) // 2 + 2 * n:
         fail("Sum is wrong")
-    return n / (ms / 1000), "tasks/s", n, ms, {"concurrent": n}
+    return n / (ms / 1000), "tasks/s", n, ms, {
+        "concurrent": n, "cpuMs": cpu_ms}
 
 
 async def cold_bytes(name, quick):
@@ -98,14 +104,17 @@ async def cold_bytes(name, quick):
     items = [bytes([i & 0xFF]) * MIB for i in range(n)]
     pool = await new_pool(2)
     try:
+        c0 = time.thread_time()
         t0 = time.perf_counter()
         total = await map_sum(pool, len, items, 1)
         ms = (time.perf_counter() - t0) * 1000
+        cpu_ms = (time.thread_time() - c0) * 1000
     finally:
         await pool.shutdown_async()
     if total != n * MIB:
         fail(f"Counted {total} bytes")
-    return total / (ms / 1000), "B/s", total, ms, {"items": n}
+    return total / (ms / 1000), "B/s", total, ms, {
+        "items": n, "cpuMs": cpu_ms}
 
 
 async def ready(name, quick):
@@ -121,16 +130,20 @@ async def curve(name, quick):
     n = 10_000 if quick else 100_000
     pool = await new_pool(2)
     maps_ms = []
+    cpu_ms = []
     try:
         for _ in range(5):
+            c0 = time.thread_time()
             t0 = time.perf_counter()
             total = await map_sum(pool, add2, range(n), 100)
             maps_ms.append((time.perf_counter() - t0) * 1000)
+            cpu_ms.append((time.thread_time() - c0) * 1000)
             if total != n * (n - 1) // 2 + 2 * n:
                 fail(f"Sum is wrong: {total}")
     finally:
         await pool.shutdown_async()
-    return maps_ms[0], "ms", n, maps_ms[0], {"mapsMs": maps_ms}
+    return maps_ms[0], "ms", n, maps_ms[0], {
+        "mapsMs": maps_ms, "cpuMs": cpu_ms}
 
 
 def case_fn(name):

@@ -38,6 +38,10 @@
  *   one fresh pool; the value is the first map's milliseconds and
  *   `detail.mapsMs` holds all five (the cold-vs-warm curve).
  *
+ * The cold and curve cases also report `detail.cpuMs`: CPU time of the
+ * process's main thread (where the pool runs) during the timed pass(es),
+ * which other users' load moves far less than wall time.
+ *
  * Before the timed pass, an untimed warm-up pass of the same size and options
  * runs a function of different source text, so the pool and the workers are
  * warm (JIT tiers, grown buffers, adaptive depth) but the pool has not yet
@@ -99,6 +103,19 @@ interface Context {
 }
 
 type CaseFn = (name: string, ctx: Context) => Promise<CaseResult>;
+
+/**
+ * CPU time of this process's main thread (ms), where the pool runs: less
+ * moved by other users' load than wall time. Linux only; NaN elsewhere.
+ */
+function mainThreadCpuMs(): number {
+  try {
+    return Number(Deno.readTextFileSync("/proc/self/schedstat").split(" ")[0]) /
+      1e6;
+  } catch {
+    return NaN;
+  }
+}
 
 function numbers(n: number): number[] {
   return Array.from({ length: n }, (_, i) => i);
@@ -317,9 +334,11 @@ async function coldMap(name: string, ctx: Context): Promise<CaseResult> {
   await using pool = new Pool(ctx.poolOptions(2));
   await pool.ready;
   ctx.mark(true);
+  const c0 = mainThreadCpuMs();
   const t0 = performance.now();
   const sum = await sumOfMap(pool, (x: number) => x + 2, items, options);
   const ms = performance.now() - t0;
+  const cpuMs = mainThreadCpuMs() - c0;
   ctx.mark(false);
   if (sum !== n * (n - 1) / 2 + 2 * n) fail(`Sum is wrong: ${sum}`);
   return {
@@ -328,7 +347,7 @@ async function coldMap(name: string, ctx: Context): Promise<CaseResult> {
     unit: "tasks/s",
     count: n,
     ms,
-    detail: { chunkSize: chunkSize ?? "default", workers: 2 },
+    detail: { chunkSize: chunkSize ?? "default", workers: 2, cpuMs },
   };
 }
 
@@ -337,6 +356,7 @@ async function coldRun(name: string, ctx: Context): Promise<CaseResult> {
   await using pool = new Pool(ctx.poolOptions(2));
   await pool.ready;
   ctx.mark(true);
+  const c0 = mainThreadCpuMs();
   const t0 = performance.now();
   const promises = new Array<Promise<number>>(n);
   const fn = (x: number) => x + 2;
@@ -344,6 +364,7 @@ async function coldRun(name: string, ctx: Context): Promise<CaseResult> {
   let sum = 0;
   for (const y of await Promise.all(promises)) sum += y;
   const ms = performance.now() - t0;
+  const cpuMs = mainThreadCpuMs() - c0;
   ctx.mark(false);
   if (sum !== n * (n - 1) / 2 + 2 * n) fail(`Sum is wrong: ${sum}`);
   return {
@@ -352,7 +373,7 @@ async function coldRun(name: string, ctx: Context): Promise<CaseResult> {
     unit: "tasks/s",
     count: n,
     ms,
-    detail: { concurrent: n, workers: 2 },
+    detail: { concurrent: n, workers: 2, cpuMs },
   };
 }
 
@@ -367,12 +388,14 @@ async function coldBytes(name: string, ctx: Context): Promise<CaseResult> {
   await using pool = new Pool(ctx.poolOptions(2));
   await pool.ready;
   ctx.mark(true);
+  const c0 = mainThreadCpuMs();
   const t0 = performance.now();
   let bytes = 0;
   for await (const y of pool.map((x: Uint8Array) => x.length, items)) {
     bytes += y;
   }
   const ms = performance.now() - t0;
+  const cpuMs = mainThreadCpuMs() - c0;
   ctx.mark(false);
   if (bytes !== n * MIB) fail(`Counted ${bytes} bytes`);
   return {
@@ -381,7 +404,7 @@ async function coldBytes(name: string, ctx: Context): Promise<CaseResult> {
     unit: "B/s",
     count: bytes,
     ms,
-    detail: { items: n, itemBytes: MIB, direction: "one" },
+    detail: { items: n, itemBytes: MIB, direction: "one", cpuMs },
   };
 }
 
@@ -412,10 +435,13 @@ async function curve(name: string, ctx: Context): Promise<CaseResult> {
   await using pool = new Pool(ctx.poolOptions(2));
   await pool.ready;
   const mapsMs: number[] = [];
+  const cpuMs: number[] = [];
   for (let k = 0; k < 5; k++) {
+    const c0 = mainThreadCpuMs();
     const t0 = performance.now();
     const sum = await sumOfMap(pool, (x: number) => x + 2, items, options);
     mapsMs.push(performance.now() - t0);
+    cpuMs.push(mainThreadCpuMs() - c0);
     if (sum !== n * (n - 1) / 2 + 2 * n) fail(`Sum is wrong: ${sum}`);
   }
   return {
@@ -424,7 +450,7 @@ async function curve(name: string, ctx: Context): Promise<CaseResult> {
     unit: "ms",
     count: n,
     ms: mapsMs[0]!,
-    detail: { chunkSize: chunkSize ?? "default", mapsMs },
+    detail: { chunkSize: chunkSize ?? "default", mapsMs, cpuMs },
   };
 }
 

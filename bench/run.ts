@@ -488,6 +488,13 @@ interface VersusRow {
   /** `ratio >= target`, when there is one. */
   target?: number;
   met?: boolean;
+  /**
+   * CPU time of the pool process's main thread in the timed pass (ms,
+   * medians), both sides, and the median per-round ratio other / pool:
+   * what the pool itself spent, far less moved by other users' load than
+   * wall time.
+   */
+  cpu?: { pool: number; other: number; ratio: number };
 }
 
 /** The cold-vs-warm curve: milliseconds of the 1st to 5th map. */
@@ -495,6 +502,8 @@ interface CurveRow {
   label: string;
   /** Median over rounds of each map's milliseconds. */
   mapsMs: number[];
+  /** Median over rounds of each map's pool-process CPU milliseconds. */
+  cpuMs: number[];
   /** Every round's five figures. */
   rounds: number[][];
 }
@@ -630,8 +639,15 @@ function buildRows(
 function buildVersus(
   samples: Map<string, number[]>,
   units: Map<string, Unit>,
+  details: Map<string, Record<string, unknown>[]>,
   quick: boolean,
 ): VersusRow[] {
+  const cpuOf = (key: string): number[] | undefined => {
+    const list = details.get(key)?.map((d) => d.cpuMs);
+    return list && list.length > 0 && list.every((c) => typeof c === "number")
+      ? list as number[]
+      : undefined;
+  };
   const rows: VersusRow[] = [];
   const add = (
     label: string,
@@ -648,7 +664,17 @@ function buildVersus(
       ? pool.map((v, r) => unit === "ms" ? other[r]! / v : v / other[r]!)
       : [];
     const ratio = other ? median(roundRatios) : undefined;
+    const poolCpu = cpuOf(poolKey);
+    const otherCpu = cpuOf(otherKey);
+    const cpu = poolCpu && otherCpu && poolCpu.length === otherCpu.length
+      ? {
+        pool: median(poolCpu),
+        other: median(otherCpu),
+        ratio: median(poolCpu.map((c, r) => otherCpu[r]! / c)),
+      }
+      : undefined;
     rows.push({
+      ...(cpu ? { cpu } : {}),
       label,
       pool: median(pool),
       other: other ? median(other) : undefined,
@@ -695,13 +721,18 @@ function buildCurve(
   const rows: CurveRow[] = [];
   for (const step of steps) {
     if (!step.key.includes("curve-")) continue;
-    const rounds = (details.get(step.key) ?? []).map((d) =>
-      (d.mapsMs as number[] | undefined) ?? []
-    ).filter((m) => m.length === 5);
+    const list = details.get(step.key) ?? [];
+    const rounds = list.map((d) => (d.mapsMs as number[] | undefined) ?? [])
+      .filter((m) => m.length === 5);
     if (rounds.length === 0) continue;
+    const cpu = list.map((d) => (d.cpuMs as number[] | undefined) ?? [])
+      .filter((m) => m.length === 5);
     rows.push({
       label: step.label.replace(/, first map/, ""),
       mapsMs: [0, 1, 2, 3, 4].map((i) => median(rounds.map((m) => m[i]!))),
+      cpuMs: cpu.length === 0
+        ? []
+        : [0, 1, 2, 3, 4].map((i) => median(cpu.map((m) => m[i]!))),
       rounds,
     });
   }
@@ -734,9 +765,9 @@ function markdown(report: Report): string {
   if (report.versus.length > 0) {
     lines.push("");
     lines.push(
-      "| case (fresh pool, one timed pass) | @distex/pool | compared with | ratio | target | met? | ratio per round |",
+      "| case (fresh pool, one timed pass) | @distex/pool | compared with | ratio | target | met? | ratio per round | pool-process CPU: ours, theirs (ratio) |",
     );
-    lines.push("| --- | ---: | --- | ---: | ---: | :---: | --- |");
+    lines.push("| --- | ---: | --- | ---: | ---: | :---: | --- | --- |");
     for (const row of report.versus) {
       const percent = row.target !== undefined && row.target < 1;
       const show = (r: number): string =>
@@ -751,13 +782,23 @@ function markdown(report: Report): string {
           row.other === undefined ? "not measured" : format(row.other, row.unit)
         } | ${row.ratio === undefined ? "—" : show(row.ratio)} | ${target} | ${
           row.met === undefined ? "—" : row.met ? "yes" : "**no**"
-        } | ${row.roundRatios.map(show).join(", ")} |`,
+        } | ${row.roundRatios.map(show).join(", ")} | ${
+          row.cpu
+            ? `${row.cpu.pool.toFixed(0)} ms, ${row.cpu.other.toFixed(0)} ms (${
+              row.cpu.ratio.toFixed(2)
+            }x)`
+            : "—"
+        } |`,
       );
     }
     lines.push("");
     lines.push(
       "Ratio: how many times faster @distex/pool is (rates: pool / other; " +
-        "times: other / pool), the median of the per-round ratios.",
+        "times: other / pool), the median of the per-round ratios. " +
+        "Pool-process CPU: the main thread's CPU time during the timed pass " +
+        "(the workers' is not counted), medians, and the median per-round " +
+        "ratio of theirs to ours; other users' load moves it far less than " +
+        "wall time.",
     );
   }
   if (report.curve.length > 0) {
@@ -766,11 +807,19 @@ function markdown(report: Report): string {
       "Cold vs warm: milliseconds of the 1st to 5th map in one process (median over rounds):",
     );
     lines.push("");
-    lines.push("| maps on one fresh Pool(2) | 1st | 2nd | 3rd | 4th | 5th |");
+    lines.push(
+      "| maps on one fresh Pool(2): wall ms (pool-process CPU ms) | 1st | 2nd | 3rd | 4th | 5th |",
+    );
     lines.push("| --- | ---: | ---: | ---: | ---: | ---: |");
     for (const row of report.curve) {
       lines.push(
-        `| ${row.label} | ${row.mapsMs.map((m) => m.toFixed(0)).join(" | ")} |`,
+        `| ${row.label} | ${
+          row.mapsMs.map((m, i) =>
+            `${m.toFixed(0)}${
+              row.cpuMs[i] === undefined ? "" : ` (${row.cpuMs[i]!.toFixed(0)})`
+            }`
+          ).join(" | ")
+        } |`,
       );
     }
   }
@@ -948,7 +997,7 @@ function withRows(report: Report): Report {
       ? buildRows(samples, steps, report.quick)
       : [],
     versus: sections.includes("distex")
-      ? buildVersus(samples, units, report.quick)
+      ? buildVersus(samples, units, details, report.quick)
       : [],
     curve: buildCurve(steps, details),
   };
