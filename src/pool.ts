@@ -6,7 +6,10 @@
  * @module
  */
 import { newSecret } from "./auth.ts";
+import { _readBlobs } from "./_codec.ts";
 import {
+  _callerStack,
+  _withCallerStack,
   fromErrorRecord,
   PoolClosedError,
   type WorkerExit,
@@ -255,7 +258,8 @@ export class Pool extends EventTarget implements AsyncDisposable {
    * @param fn A self-contained function (sent as source) or `{ module, name }`.
    * @param args Arguments; structured-clone data.
    * @returns What `fn` returned (awaited).
-   * @throws {Error} what `fn` threw, as the same built-in class with the remote stack.
+   * @throws {Error} what `fn` threw, as the same built-in class with the remote stack
+   * and, under `--- caller ---`, the frames of the code that awaited it.
    * @throws {WorkerLostError} when the worker died while running it.
    * @throws {DOMException} `DataCloneError` when an argument or the result cannot be sent.
    *
@@ -315,20 +319,23 @@ export class Pool extends EventTarget implements AsyncDisposable {
    * await pool.apply(slow, [], { timeout: 50 }).catch((e) => console.log(e.name)); // TimeoutError
    * ```
    */
-  apply<A extends unknown[], R>(
+  async apply<A extends unknown[], R>(
     fn: ((...args: A) => R) | TaskFunction<A, R>,
     args: A,
     options?: TaskOptions,
   ): Promise<Awaited<R>> {
+    checkTaskOptions(options);
+    if (!Array.isArray(args)) {
+      throw new TypeError("Pool.apply() takes its arguments as an array");
+    }
+    const spec = this.#functions.lookup(fn as TaskFunction);
+    const reading = _readBlobs(args); // Blob bytes, read before sending
+    if (reading) await reading;
     try {
-      checkTaskOptions(options);
-      if (!Array.isArray(args)) {
-        throw new TypeError("Pool.apply() takes its arguments as an array");
-      }
-      const spec = this.#functions.lookup(fn as TaskFunction);
-      return this._submit(spec, args, "call", options) as Promise<Awaited<R>>;
+      return await this._submit(spec, args, "call", options) as Awaited<R>;
     } catch (error) {
-      return Promise.reject(error);
+      // Here, after the await, V8's async stack shows the caller's frames.
+      throw _withCallerStack(error, _callerStack(this.apply));
     }
   }
 
@@ -371,8 +378,12 @@ export class Pool extends EventTarget implements AsyncDisposable {
     }
     const spec = this.#functions.lookup(fn);
     return createMapStream<Awaited<R>>({
-      submit: (args, kind, taskOptions) =>
-        this._submit(spec, args, kind, taskOptions),
+      submit: (args, kind, taskOptions) => {
+        const reading = _readBlobs(args); // Blob bytes, read before sending
+        return reading
+          ? reading.then(() => this._submit(spec, args, kind, taskOptions))
+          : this._submit(spec, args, kind, taskOptions);
+      },
       slots: () => this.#slots(),
       itemMs: () => this.#itemMs.get(spec.id),
       sources,

@@ -12,6 +12,7 @@ import {
   importFunction,
   selfContainedHint,
 } from "./compile_function.ts";
+import { _readBlobs } from "./_codec.ts";
 import { toErrorRecord } from "./errors.ts";
 import { type ByteChannel, FrameWriter, readFrames } from "./framing.ts";
 import { answerChallenge, welcomeSettings } from "./handshake.ts";
@@ -71,6 +72,13 @@ export async function runWorker(options: WorkerRuntimeOptions): Promise<void> {
     try {
       writer.send(resultMessage(taskId, value, workUs));
     } catch (error) {
+      const reading = _readBlobs(value); // Blob bytes: read, then send
+      if (reading) {
+        return void reading.then(
+          () => reply(taskId, value, started),
+          (e) => writer.send(errorMessage(taskId, toErrorRecord(e))),
+        );
+      }
       writer.send(errorMessage(taskId, toErrorRecord(error)));
     }
   }

@@ -548,3 +548,23 @@ Deno.test("Pool: a registered type a worker has not registered fails saying what
   );
   assert.equal(await pool.run(() => "still serving"), "still serving");
 });
+
+Deno.test("Pool: Blob and File cross a real pool, as arguments, map items and results", async () => {
+  await using pool = new Pool(1);
+  const file = new File(["file body"], "notes.txt", {
+    type: "text/plain",
+    lastModified: 1234,
+  });
+  const echoed = await pool.run((f: File) => f, file);
+  assert.equal(await differ(structuredClone(file), echoed), undefined);
+  const made = await pool.run(() =>
+    new Blob(["made ", "remotely"], { type: "x/y" })
+  );
+  assert.ok(made instanceof Blob);
+  assert.equal(made.type, "x/y");
+  assert.equal(await made.text(), "made remotely");
+  const sizes = await Array.fromAsync(
+    pool.map((b: Blob) => b.size, [new Blob(["a"]), new Blob(["bb"])]),
+  );
+  assert.deepEqual(sizes, [1, 2]);
+});

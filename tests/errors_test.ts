@@ -408,3 +408,22 @@ Deno.test("Pool: an Error returned as a value arrives as structuredClone copies 
   assert.equal(error.stack, original, "the remote stack, not the decoder's");
   assert.ok(Object.is(error.cause, -0));
 });
+
+Deno.test("Pool.run(): a task's error shows the caller's line under '--- caller ---'", async () => {
+  await using pool = new Pool(1);
+  async function callerOfRun(): Promise<unknown> {
+    return await pool.run(function failing() {
+      throw new RangeError("thrown in the worker");
+    });
+  }
+  const error = await callerOfRun().catch((e) => e) as RangeError;
+  assert.ok(error instanceof RangeError);
+  const [remote, caller] = error.stack!.split(`\n${CALLER_SECTION}\n`);
+  assert.match(
+    remote!,
+    /^RangeError: thrown in the worker\n\s+at failing \(task source:\d+:\d+\)/,
+  );
+  assert.ok(caller, `no caller section in:\n${error.stack}`);
+  assert.match(caller!, /at async callerOfRun \(.*errors_test\.ts:\d+:\d+\)/);
+  assert.doesNotMatch(caller!, /src\/pool\.ts/, "library frames trimmed");
+});
