@@ -1,7 +1,12 @@
 /**
  * `Pool.map()`: a pull-based `ReadableStream` over zipped (async) iterables.
- * The source is read only as far as the window of tasks in flight allows, and
- * results are delivered in input order (or as they complete).
+ *
+ * This file is the one owner of a map's flow control. It decides how many
+ * items go in one task (from the time per item the pool measured and the
+ * items' size) and how far the sources are read ahead: only while the tasks
+ * in flight need more work *and* the map's budget (items read but not yet
+ * taken by the consumer; estimated bytes of arguments and results held for
+ * it) has room. A slow consumer therefore stalls the reading, not the memory.
  *
  * @module
  */
@@ -10,9 +15,11 @@ import type { TaskOptions } from "./options.ts";
 /** Options of `Pool.map()`; pass them as the last argument. */
 export interface MapOptions {
   /**
-   * Items sent to a worker in one task. Larger chunks cut overhead for tiny
-   * tasks.
-   * @default {1}
+   * Most items sent to a worker in one task: larger chunks cut overhead for
+   * tiny tasks. A chunk also ends once it holds about 1 MiB of arguments, and
+   * where the budget (`maxItemsInFlight`, `maxBytesInFlight`) ends. By
+   * default the size follows the measured time per item: about 1 ms of work
+   * per chunk, at most 4096 items.
    */
   chunkSize?: number;
   /**
@@ -32,6 +39,22 @@ export interface MapOptions {
   signal?: AbortSignal;
   /** Resend a task whose worker died up to this many times. */
   retries?: number;
+  /**
+   * Most items read from the sources and not yet taken by the consumer (in
+   * tasks, results waiting for an earlier one, results in the stream's
+   * queue); reading pauses at it. Larger lets the map run further ahead of a
+   * slow item or consumer; smaller holds less memory for many small items.
+   * @default {16384}
+   */
+  maxItemsInFlight?: number;
+  /**
+   * Most bytes of arguments and results (estimated: exact for byte arrays and
+   * strings, sampled for arrays and objects) held in this process for the
+   * map; reading pauses above it, but one item always goes through, however
+   * large. Larger keeps more big items in flight; smaller holds less memory.
+   * @default {67108864} (64 MiB)
+   */
+  maxBytesInFlight?: number;
 }
 
 /**
@@ -67,8 +90,17 @@ export interface MapContext {
   retries: number;
 }
 
+/** Adaptive chunks keep a worker busy for about this long (ms). */
 const CHUNK_TARGET_MS = 1;
+/** Most items in an adaptive chunk. */
 const MAX_CHUNK = 4096;
+/** A chunk ends once its arguments reach this many bytes (estimated). */
+const CHUNK_BYTES = 1 << 20;
+/** The budget of a map by default. */
+const DEFAULT_MAX_ITEMS = 16384;
+const DEFAULT_MAX_BYTES = 64 << 20;
+/** What `nextUnit()` returns at the end of the sources. */
+const END = Symbol("end");
 
 type Next = IteratorResult<unknown> | Promise<IteratorResult<unknown>>;
 
@@ -77,11 +109,71 @@ interface Source {
   return(): void;
 }
 
+/** One task of a map, from its submission until its results are handed over. */
 interface Entry {
+  /** Items in the task. */
+  count: number;
+  /** Estimated bytes of its arguments while in flight, then of its results. */
+  bytes: number;
   done: boolean;
   values: unknown[] | undefined;
   error: unknown;
   failed: boolean;
+}
+
+/**
+ * A cheap estimate of the bytes `value` takes, for the map's budget: exact
+ * for byte arrays, blobs and (as UTF-16 units) strings; a constant for
+ * primitives; for arrays and objects, a sample of at most 8 members, three
+ * levels deep.
+ */
+function estimateBytes(value: unknown, depth = 0): number {
+  if (typeof value === "string") return value.length + 4;
+  if (typeof value !== "object" || value === null) return 9;
+  if (ArrayBuffer.isView(value)) return value.byteLength + 8;
+  if (value instanceof ArrayBuffer) return value.byteLength + 8;
+  if (depth >= 3) return 64;
+  if (Array.isArray(value)) {
+    const n = value.length;
+    if (n <= 8) {
+      let sum = 4;
+      for (let i = 0; i < n; i++) sum += estimateBytes(value[i], depth + 1);
+      return sum;
+    }
+    let sum = 0;
+    for (let i = 0; i < 8; i++) {
+      sum += estimateBytes(value[Math.floor(i * n / 8)], depth + 1);
+    }
+    return 4 + Math.round(sum * n / 8);
+  }
+  if (value instanceof Map || value instanceof Set) return 8 + value.size * 32;
+  if (value instanceof Blob) return value.size + 8;
+  const keys = Object.keys(value);
+  const n = keys.length;
+  const step = n > 8 ? n / 8 : 1;
+  let sum = 0;
+  let seen = 0;
+  for (let i = 0; i < n; i += step) {
+    const key = keys[Math.floor(i)]!;
+    sum += key.length + 2 +
+      estimateBytes((value as Record<string, unknown>)[key], depth + 1);
+    seen++;
+  }
+  return 8 + (seen === n ? sum : Math.round(sum * n / seen));
+}
+
+/** A moving average that starts at the first sample. */
+function average(old: number, sample: number): number {
+  return old === 0 ? sample : old * 0.75 + sample * 0.25;
+}
+
+/** Whether `promise` settles within a few microtask turns (no I/O waited for). */
+async function settlesSoon(promise: Promise<unknown>): Promise<boolean> {
+  let settled = false;
+  const mark = () => void (settled = true);
+  promise.then(mark, mark);
+  for (let i = 0; i < 8 && !settled; i++) await undefined;
+  return settled;
 }
 
 function toSource(value: unknown, position: number): Source {
@@ -121,6 +213,21 @@ function toSource(value: unknown, position: number): Source {
   );
 }
 
+/** A budget option: an integer >= 1 (or Infinity). */
+function checkLimit(name: string, value: unknown): void {
+  if (value === undefined) return;
+  if (typeof value !== "number") {
+    throw new TypeError(
+      `Pool.map() option '${name}' must be a number, got ${typeof value}`,
+    );
+  }
+  if (!(value >= 1) || !(Number.isInteger(value) || value === Infinity)) {
+    throw new RangeError(
+      `Pool.map() option '${name}' must be an integer >= 1 (or Infinity), got ${value}`,
+    );
+  }
+}
+
 function checkOptions(options: MapOptions): void {
   const { chunkSize, timeout, retries } = options;
   if (
@@ -141,6 +248,8 @@ function checkOptions(options: MapOptions): void {
       `Pool.map() option 'retries' must be an integer >= 0, got ${retries}`,
     );
   }
+  checkLimit("maxItemsInFlight", options.maxItemsInFlight);
+  checkLimit("maxBytesInFlight", options.maxBytesInFlight);
   if (
     options.signal !== undefined && !(options.signal instanceof AbortSignal)
   ) {
@@ -161,7 +270,6 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
   }
   const sources = ctx.sources.map(toSource);
   const fixedChunk = options.chunkSize;
-  const single = ctx.sources.length === 1 && !(options.star ?? false);
   const ordered = options.ordered ?? true;
   const star = options.star ?? false;
   if (star && sources.length > 1) {
@@ -169,16 +277,41 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
       "Pool.map() option 'star' takes one iterable of argument lists, got several iterables",
     );
   }
+  /** One source, no spreading: tasks carry the items themselves. */
+  const single = sources.length === 1 && !star;
+  const maxItems = options.maxItemsInFlight ?? DEFAULT_MAX_ITEMS;
+  const maxBytes = options.maxBytesInFlight ?? DEFAULT_MAX_BYTES;
   const abort = new AbortController();
   const taskOptions: TaskOptions = {
     signal: abort.signal,
     retries: options.retries ?? ctx.retries,
   };
+  let controller!: ReadableStreamDefaultController<R>;
   const entries: Entry[] = [];
   let entryHead = 0;
   const completed: Entry[] = [];
-  /** Items submitted and not yet handed to the consumer. */
+  /** Items submitted and not yet handed to the stream (the work window). */
   let outstanding = 0;
+  /** Items read from the sources: the index of the next one. */
+  let index = 0;
+  /** Items handed to the stream. */
+  let handed = 0;
+  /**
+   * Estimated bytes held for this map: items read, arguments of tasks in
+   * flight, results not yet taken by the consumer.
+   */
+  let bytes = 0;
+  /**
+   * Results handed to the stream and perhaps still in its queue, as pairs
+   * (value of `handed` after them, their bytes); dropped once taken.
+   */
+  const queued: number[] = [];
+  let queuedHead = 0;
+  /** Moving averages of estimated bytes per item, of arguments and results. */
+  let argItemBytes = 0;
+  let resultItemBytes = 0;
+  /** A source read that had not settled when its chunk was sent. */
+  let carried: Promise<unknown> | undefined;
   let sourceDone = false;
   /** The source whose end ended the zip (the others are closed at the end). */
   let endedBy = -1;
@@ -188,7 +321,6 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
   let failed = false;
   let wake: PromiseWithResolvers<void> | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
-  let index = 0;
 
   function notify(): void {
     const w = wake;
@@ -229,6 +361,29 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     fail(options.signal!.reason);
   }
 
+  /**
+   * Items the consumer has taken: those handed to the stream minus those
+   * still in its queue. Releases the bytes of results taken.
+   */
+  function taken(): number {
+    const size = controller.desiredSize;
+    const count = handed - (size === null ? 0 : Math.max(0, -size));
+    while (queuedHead < queued.length && queued[queuedHead]! <= count) {
+      bytes -= queued[queuedHead + 1]!;
+      queuedHead += 2;
+    }
+    if (queuedHead > 2048 && queuedHead * 2 > queued.length) {
+      queued.splice(0, queuedHead);
+      queuedHead = 0;
+    }
+    return count;
+  }
+
+  /** Whether the budget allows reading another item. */
+  function hasRoom(): boolean {
+    return index - taken() < maxItems && bytes < maxBytes;
+  }
+
   function toArgs(items: unknown[]): unknown[] {
     if (star) {
       const item = items[0];
@@ -242,11 +397,18 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     return items;
   }
 
-  /** One zipped item's arguments (a promise for async sources), or undefined at the end. */
-  function nextArgsSync():
-    | unknown[]
-    | undefined
-    | Promise<unknown[] | undefined> {
+  /**
+   * The next unit of work: an item (one plain source) or an argument list,
+   * `END` at the end of the sources, or a promise of either for async ones.
+   */
+  function nextUnit(): unknown {
+    if (single) {
+      const r = sources[0]!.next();
+      if (r instanceof Promise) {
+        return r.then((v) => v.done ? END : v.value);
+      }
+      return r.done ? END : r.value;
+    }
     const items = new Array(sources.length);
     for (let i = 0; i < sources.length; i++) {
       const r = sources[i]!.next();
@@ -271,46 +433,67 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
   }
 
   /** Source `i` is exhausted: the zip ends there. */
-  function ended(i: number): undefined {
+  function ended(i: number): typeof END {
     if (sources.length > 1) endedBy = i;
-    return undefined;
+    return END;
   }
 
   /**
-   * Without a `chunkSize`, items are batched so that a chunk keeps a worker
-   * busy for about CHUNK_TARGET_MS: tiny tasks go in large chunks, long tasks
-   * one by one (so no worker holds a backlog while another idles).
+   * Items for the next task. A `chunkSize` fixes it; else a chunk keeps a
+   * worker busy for about CHUNK_TARGET_MS (tiny tasks go in large chunks, long
+   * ones one by one, so no worker holds a backlog while another idles),
+   * holds about CHUNK_BYTES of arguments or results at most, and a quarter
+   * of the item budget at most (so several chunks are in flight).
    */
-  function adaptiveChunk(): number {
+  function chunkSize(): number {
+    if (fixedChunk !== undefined) return fixedChunk;
     const itemMs = ctx.itemMs();
     if (itemMs === undefined) return 1;
-    const size = Math.floor(CHUNK_TARGET_MS / Math.max(itemMs, 1e-5));
-    return Math.max(1, Math.min(MAX_CHUNK, size));
+    const byTime = Math.floor(CHUNK_TARGET_MS / Math.max(itemMs, 1e-5));
+    const itemBytes = Math.max(argItemBytes, resultItemBytes, 1);
+    const byBytes = Math.floor(CHUNK_BYTES / itemBytes);
+    return Math.max(
+      1,
+      Math.min(MAX_CHUNK, byTime, byBytes, Math.floor(maxItems / 4)),
+    );
   }
 
-  /** Items that may be outstanding: two tasks per slot, `chunkSize` each. */
-  function window(chunkSize: number): number {
-    return Math.max(4, 2 * ctx.slots()) * chunkSize;
+  /** Items that may be submitted and not yet handed over: two tasks a slot. */
+  function window(size: number): number {
+    return Math.max(4, 2 * ctx.slots()) * size;
   }
 
-  function launch(args: unknown[], kind: CallKind): void {
+  function launch(units: unknown[], argBytes: number, size: number): void {
+    const count = units.length;
     const entry: Entry = {
+      count,
+      bytes: argBytes,
       done: false,
       values: undefined,
       error: undefined,
       failed: false,
     };
     if (ordered) entries.push(entry);
-    outstanding += kind === "call" ? 1 : args.length;
+    outstanding += count;
+    argItemBytes = average(argItemBytes, argBytes / count);
+    const kind: CallKind = size === 1 ? "call" : single ? "items" : "chunk";
+    const args = kind !== "call" ? units : single ? units : units[0] as [];
     ctx.submit(args, kind, taskOptions).then(
       (value) => {
-        entry.values = kind === "call" ? [value] : value as unknown[];
+        const values = kind === "call" ? [value] : value as unknown[];
+        const resultBytes = estimateBytes(values);
+        resultItemBytes = average(resultItemBytes, resultBytes / count);
+        bytes += resultBytes - entry.bytes;
+        entry.bytes = resultBytes;
+        entry.values = values;
         entry.done = true;
         if (!ordered) completed.push(entry);
         notify();
         feed();
       },
       (error) => {
+        bytes -= entry.bytes;
+        entry.bytes = 0;
         entry.error = error;
         entry.failed = true;
         entry.done = true;
@@ -321,34 +504,41 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
   }
 
   /**
-   * Reads up to `n` units from the sources: items (`flat`) or zipped argument
-   * lists. Marks the source done at its end; undefined if the map finished
-   * meanwhile.
+   * Reads up to `size` units and submits them as one task. Only the first is
+   * waited for: a chunk ends early at a read of an async source that does not
+   * settle at once (slow input is not held back to fill a chunk; that read
+   * starts the next chunk), at CHUNK_BYTES, and where the budget ends.
+   * False if the map finished meanwhile.
    */
-  async function take(
-    n: number,
-    flat: boolean,
-  ): Promise<unknown[] | undefined> {
-    const chunk: unknown[] = [];
-    while (chunk.length < n) {
-      let unit: unknown;
-      if (flat) {
-        let r = sources[0]!.next();
-        if (r instanceof Promise) r = await r;
-        if (r.done) sourceDone = true;
-        unit = r.value;
-      } else {
-        let args = nextArgsSync();
-        if (args instanceof Promise) args = await args;
-        if (args === undefined) sourceDone = true;
-        unit = args;
+  async function take(size: number): Promise<boolean> {
+    const units: unknown[] = [];
+    let chunkBytes = 0;
+    while (units.length < size) {
+      if (units.length > 0 && (chunkBytes >= CHUNK_BYTES || !hasRoom())) {
+        break;
       }
-      if (finished) return undefined;
-      if (sourceDone) break;
+      let unit = carried ?? nextUnit();
+      carried = undefined;
+      if (unit instanceof Promise) {
+        if (units.length > 0 && !await settlesSoon(unit)) {
+          carried = unit;
+          break;
+        }
+        unit = await unit;
+      }
+      if (finished) return false;
+      if (unit === END) {
+        sourceDone = true;
+        break;
+      }
       index++;
-      chunk.push(unit);
+      const b = estimateBytes(unit);
+      chunkBytes += b;
+      bytes += b;
+      units.push(unit);
     }
-    return chunk;
+    if (units.length) launch(units, chunkBytes, size);
+    return true;
   }
 
   async function feed(): Promise<void> {
@@ -356,24 +546,11 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     feeding = true;
     try {
       for (;;) {
-        const chunkSize = fixedChunk ?? adaptiveChunk();
-        if (sourceDone || finished || outstanding >= window(chunkSize)) break;
-        if (chunkSize === 1) {
-          let args = nextArgsSync();
-          if (args instanceof Promise) args = await args;
-          if (finished) return;
-          if (args === undefined) {
-            sourceDone = true;
-            break;
-          }
-          index++;
-          launch(args, "call");
-        } else {
-          // One source, no spreading: send the items themselves (flat).
-          const chunk = await take(chunkSize, single);
-          if (chunk === undefined) return;
-          if (chunk.length) launch(chunk, single ? "items" : "chunk");
-        }
+        const size = chunkSize();
+        if (
+          sourceDone || finished || outstanding >= window(size) || !hasRoom()
+        ) break;
+        if (!await take(size)) return;
       }
     } catch (error) {
       fail(error);
@@ -401,8 +578,18 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     }
   }
 
+  /** Hands an entry's results to the stream. */
+  function handOver(entry: Entry): void {
+    outstanding -= entry.count;
+    const values = entry.values!;
+    for (let i = 0; i < values.length; i++) controller.enqueue(values[i] as R);
+    handed += values.length;
+    queued.push(handed, entry.bytes);
+  }
+
   return new ReadableStream<R>({
-    start(): void {
+    start(c): void {
+      controller = c;
       if (options.signal?.aborted) {
         fail(options.signal.reason);
         return;
@@ -422,7 +609,7 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
         );
       }
     },
-    async pull(controller): Promise<void> {
+    async pull(): Promise<void> {
       feed();
       for (;;) {
         if (failed) {
@@ -446,8 +633,7 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
         if (entry) {
           // Hand over every result that is ready, not just one entry's.
           do {
-            outstanding -= entry.values!.length;
-            for (const v of entry.values!) controller.enqueue(v as R);
+            handOver(entry);
             entry = nextReady();
           } while (entry);
           feed();

@@ -11,6 +11,7 @@ import {
   type MapOptions,
 } from "../src/map_stream.ts";
 import type { TaskOptions } from "../src/options.ts";
+import { Pool } from "../mod.ts";
 
 interface Call {
   args: unknown[];
@@ -314,4 +315,184 @@ Deno.test("createMapStream() rejects bad sources and options synchronously", () 
     () => createMapStream(fake([[1]], { timeout: -1 }).ctx),
     RangeError,
   );
+  for (const name of ["maxItemsInFlight", "maxBytesInFlight"] as const) {
+    for (const bad of [0, -1, 1.5, NaN]) {
+      assert.throws(
+        () => createMapStream(fake([[1]], { [name]: bad }).ctx),
+        (e) => e instanceof RangeError && e.message.includes(name),
+      );
+    }
+    assert.throws(
+      () =>
+        createMapStream(
+          fake([[1]], { [name]: "100" as unknown as number }).ctx,
+        ),
+      (e) => e instanceof TypeError && e.message.includes(name),
+    );
+  }
 });
+
+// ---- the budget, on a real pool -----------------------------------------------
+
+/** Round trips to every worker until `read()` stops changing (3 in a row). */
+async function quiesce(pool: Pool, read: () => number): Promise<void> {
+  let last = -1;
+  let same = 0;
+  for (let round = 0; round < 200 && same < 3; round++) {
+    await pool.runOnAll(() => 0);
+    const now = read();
+    same = now === last ? same + 1 : 0;
+    last = now;
+  }
+}
+
+for (
+  const [what, options, budget, ready] of [
+    ["the default budget, before the pool is ready", {}, 16384, false],
+    [
+      "maxItemsInFlight: 1000, ready pool",
+      { maxItemsInFlight: 1000 },
+      1000,
+      true,
+    ],
+  ] as const
+) {
+  Deno.test(
+    `Pool.map() over an unbounded source reads at most its item budget ahead (${what})`,
+    async () => {
+      await using pool = ready ? await Pool.create(2) : new Pool(2);
+      let pulled = 0;
+      function* naturals(): Generator<number> {
+        for (let i = 0;; i++) {
+          pulled++;
+          yield i;
+        }
+      }
+      const reader = pool.map((x: number) => x * 2, naturals(), options)
+        .getReader();
+      for (let i = 0; i < 200; i++) {
+        assert.deepEqual(await reader.read(), { done: false, value: i * 2 });
+      }
+      await quiesce(pool, () => pulled);
+      assert.ok(
+        pulled <= 200 + budget,
+        `pulled ${pulled} items after reading 200 (budget ${budget})`,
+      );
+      await reader.cancel();
+      const atCancel = pulled;
+      await quiesce(pool, () => pulled);
+      assert.equal(pulled, atCancel, "items were pulled after cancel()");
+    },
+  );
+}
+
+Deno.test("Pool.map() holds at most maxBytesInFlight of arguments and results", async () => {
+  await using pool = await Pool.create(2);
+  const size = 100_000;
+  let pulled = 0;
+  function* buffers(): Generator<Uint8Array> {
+    for (;;) {
+      pulled++;
+      yield new Uint8Array(size);
+    }
+  }
+  const reader = pool.map((b: Uint8Array) => b, buffers(), {
+    maxBytesInFlight: 2_000_000,
+  }).getReader();
+  for (let i = 0; i < 10; i++) {
+    const { value } = await reader.read();
+    assert.equal(value?.length, size);
+  }
+  await quiesce(pool, () => pulled);
+  // 2 MB of 100 kB items is 20; one more always gets through.
+  assert.ok(pulled <= 10 + 21, `pulled ${pulled} after reading 10`);
+  await reader.cancel();
+});
+
+Deno.test("Pool.map() sends 1 MiB buffers one per task however fast the function", async () => {
+  const kinds: CallKind[] = [];
+  const lengths: number[] = [];
+  const { ctx, calls } = fake(
+    [Array.from({ length: 40 }, () => new Uint8Array(1 << 20))],
+    {},
+    { itemMs: 0.00001 },
+  );
+  const out = Array.fromAsync(createMapStream<number>(ctx));
+  for (let settled = 0; settled < 40;) {
+    await flush();
+    for (const call of calls.splice(0)) {
+      kinds.push(call.kind);
+      lengths.push(call.args.length);
+      call.resolve(call.kind === "call" ? 1 : call.args.map(() => 1));
+      settled += call.kind === "call" ? 1 : call.args.length;
+    }
+  }
+  assert.equal((await out).length, 40);
+  assert.deepEqual(new Set(lengths), new Set([1]), `chunk sizes ${lengths}`);
+});
+
+/**
+ * Runs tests/fixtures/map_memory.ts in a child process and returns what it
+ * printed; the child is killed if it outlives `ms`.
+ */
+async function childMap(args: number[], ms = 120_000): Promise<{
+  count: number;
+  inOrder: boolean;
+  peakRssMB: number;
+  hwmMB: number;
+}> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("./fixtures/map_memory.ts", import.meta.url).pathname,
+      ...args.map(String),
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already gone */ }
+  }, ms);
+  try {
+    const { code, stdout, stderr } = await child.output();
+    const text = new TextDecoder().decode(stdout).trim();
+    assert.equal(
+      code,
+      0,
+      `child failed (${code}): ${new TextDecoder().decode(stderr)}`,
+    );
+    return JSON.parse(text.split("\n").at(-1)!);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * The pool process starts at about 50 MB; the default budget holds 64 MiB of
+ * arguments, and buffers sent but not yet collected add about as much again
+ * (measured: 210-260 MB). Before the budget these cases peaked at 395-820 MB.
+ */
+const PEAK_MB = 320;
+
+for (
+  const [what, args] of [
+    ["2,000 x 1 MiB, fast consumer", [2000, 1 << 20, 0, 0]],
+    ["2,000 x 1 MiB, consumer sleeping 5 ms per result", [2000, 1 << 20, 5, 1]],
+    ["10,000 x 100 kB, slow consumer", [10_000, 100_000, 5, 20]],
+  ] as const
+) {
+  Deno.test(`Pool.map() of ${what} stays under ${PEAK_MB} MB in the pool process`, async () => {
+    const result = await childMap([...args]);
+    assert.equal(result.count, args[0]);
+    assert.equal(result.inOrder, true, "results out of order");
+    assert.ok(
+      result.hwmMB < PEAK_MB,
+      `peak RSS ${result.hwmMB.toFixed(0)} MB (sampled ${
+        result.peakRssMB.toFixed(0)
+      } MB)`,
+    );
+  });
+}
