@@ -77,6 +77,14 @@ function delay(ms: number): Promise<void> {
 }
 
 /**
+ * Appends the caller's frames to a task's error. Run as a rejection handler:
+ * V8's async stack there shows the code that awaited the task.
+ */
+function withCallerStack(error: unknown): never {
+  throw _withCallerStack(error, _callerStack(withCallerStack));
+}
+
+/**
  * An async process pool: runs functions on local worker processes and on
  * workers on other machines reached by SSH.
  *
@@ -319,23 +327,25 @@ export class Pool extends EventTarget implements AsyncDisposable {
    * await pool.apply(slow, [], { timeout: 50 }).catch((e) => console.log(e.name)); // TimeoutError
    * ```
    */
-  async apply<A extends unknown[], R>(
+  apply<A extends unknown[], R>(
     fn: ((...args: A) => R) | TaskFunction<A, R>,
     args: A,
     options?: TaskOptions,
   ): Promise<Awaited<R>> {
-    checkTaskOptions(options);
-    if (!Array.isArray(args)) {
-      throw new TypeError("Pool.apply() takes its arguments as an array");
-    }
-    const spec = this.#functions.lookup(fn as TaskFunction);
-    const reading = _readBlobs(args); // Blob bytes, read before sending
-    if (reading) await reading;
     try {
-      return await this._submit(spec, args, "call", options) as Awaited<R>;
+      checkTaskOptions(options);
+      if (!Array.isArray(args)) {
+        throw new TypeError("Pool.apply() takes its arguments as an array");
+      }
+      const spec = this.#functions.lookup(fn as TaskFunction);
+      const reading = _readBlobs(args); // Blob bytes, read before sending
+      return (reading
+        ? reading.then(() => this._submit(spec, args, "call", options))
+        : this._submit(spec, args, "call", options)).catch(
+          withCallerStack,
+        ) as Promise<Awaited<R>>;
     } catch (error) {
-      // Here, after the await, V8's async stack shows the caller's frames.
-      throw _withCallerStack(error, _callerStack(this.apply));
+      return Promise.reject(error);
     }
   }
 
