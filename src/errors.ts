@@ -180,6 +180,8 @@ export type ErrorRecord = {
   fields?: Record<string, unknown> | undefined;
   /** Names of own enumerable fields left out because they cannot be cloned. */
   dropped?: string[] | undefined;
+  /** A `cause` that is not an error, as its cloned value (then no `cause`). */
+  causeValue?: unknown;
 };
 
 const BUILTIN: Record<string, new (message?: string) => Error> = {
@@ -288,8 +290,14 @@ export function toErrorRecord(error: unknown, depth = 0): ErrorRecord {
       if (cloneable(value)) (record.fields ??= {})[key] = value;
       else (record.dropped ??= []).push(key);
     }
-    if (depth < 8 && error.cause !== undefined) {
-      record.cause = toErrorRecord(error.cause, depth + 1);
+    const cause = error.cause;
+    if (
+      cause !== undefined && !(cause instanceof Error) &&
+      !(cause instanceof DOMException) && cloneable(cause)
+    ) {
+      record.causeValue = cause;
+    } else if (depth < 8 && cause !== undefined) {
+      record.cause = toErrorRecord(cause, depth + 1);
     }
     if (depth < 8 && error instanceof AggregateError) {
       record.errors = error.errors.map((e) => toErrorRecord(e, depth + 1));
@@ -328,7 +336,11 @@ function define(error: object, key: string, value: unknown): void {
  * remote one.
  */
 export function fromErrorRecord(record: ErrorRecord): Error {
-  const options = record.cause ? { cause: fromErrorRecord(record.cause) } : {};
+  const options = record.cause
+    ? { cause: fromErrorRecord(record.cause) }
+    : "causeValue" in record
+    ? { cause: record.causeValue }
+    : {};
   let error: Error;
   const DenoClass = record.kind === "deno"
     ? denoErrorClass(record.name)
@@ -349,7 +361,7 @@ export function fromErrorRecord(record: ErrorRecord): Error {
     record.name === "AbortError"
   ) {
     error = new DOMException(record.message, record.name);
-    if (record.cause) define(error, "cause", options.cause);
+    if ("cause" in options) define(error, "cause", options.cause);
   } else {
     error = new Error(record.message, options);
     define(error, "name", record.name);

@@ -279,7 +279,7 @@ Deno.test("fromErrorRecord() rebuilds Deno.errors classes as themselves", async 
     new Deno.errors.PermissionDenied("no", { cause: 1 }),
   );
   assert.ok(denied instanceof Deno.errors.PermissionDenied);
-  assert.ok(denied.cause instanceof Error);
+  assert.equal(denied.cause, 1);
   // A class of the user's that is only named like one stays an Error.
   class NotFound extends Error {
     override name = "NotFound";
@@ -426,4 +426,17 @@ Deno.test("Pool.run(): a task's error shows the caller's line under '--- caller 
   assert.ok(caller, `no caller section in:\n${error.stack}`);
   assert.match(caller!, /at async callerOfRun \(.*errors_test\.ts:\d+:\d+\)/);
   assert.doesNotMatch(caller!, /src\/pool\.ts/, "library frames trimmed");
+});
+
+Deno.test("fromErrorRecord() keeps a cause that is not an Error as the value it was", () => {
+  const back = roundTrip(
+    new Error("with data", { cause: { code: 7, list: [1, 2] } }),
+  );
+  assert.deepEqual(back.cause, { code: 7, list: [1, 2] });
+  const text = roundTrip(new TypeError("with text", { cause: "why" }));
+  assert.equal(text.cause, "why");
+  // A cause that cannot be cloned is described instead.
+  const fn = roundTrip(new Error("with a function", { cause: () => 1 }));
+  assert.ok(fn.cause instanceof Error);
+  assert.match((fn.cause as Error).message, /non-Error value/);
 });
