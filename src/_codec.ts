@@ -55,6 +55,7 @@ const EXT_URL = 0x54;
 const EXT_BLOB = 0x55;
 const EXT_BUFFER = 0x56;
 const EXT_PLAIN = 0x57;
+const EXT_OBJECT = 0x58;
 const EXT_USER = 0x5f;
 
 const packr = new Packr({ structuredClone: true, bundleStrings: false });
@@ -400,6 +401,7 @@ function check(value: unknown, walk: Walk, root: unknown): void {
   }
   for (const key in object) {
     if (!Object.hasOwn(object, key)) continue;
+    if (key === "__proto__") walk.rewrite = true; // msgpackr renames it
     path.push(key);
     check((object as Record<string, unknown>)[key], walk, root);
     path.pop();
@@ -461,6 +463,7 @@ function quick(value: unknown): number {
   const constructor = value.constructor;
   if (constructor === Object) {
     for (const key in value) {
+      if (key === "__proto__") flags |= REWRITE; // msgpackr renames it
       flags |= quick((value as Record<string, unknown>)[key]);
       if (flags & SLOW) return flags;
     }
@@ -499,6 +502,21 @@ function quick(value: unknown): number {
 
 class NegZero {}
 /** An array with holes or non-index properties: its length and own entries. */
+/** An object with an own `__proto__` key: its keys and values. */
+class ObjectShape {
+  constructor(readonly keys: string[], readonly values: unknown[]) {}
+}
+
+/** Sets an own data property, whatever its name (`__proto__` included). */
+function own(target: object, key: string, value: unknown): void {
+  Object.defineProperty(target, key, {
+    value,
+    writable: true,
+    enumerable: true,
+    configurable: true,
+  });
+}
+
 class ArrayShape {
   constructor(
     readonly length: number,
@@ -560,6 +578,16 @@ function rewrite(value: unknown, copies: Map<object, unknown>): unknown {
     constructor === Object || constructor === undefined ||
     isClassInstance(value)
   ) {
+    if (Object.hasOwn(value, "__proto__")) {
+      const keys = Object.keys(value);
+      const values: unknown[] = [];
+      const shape = new ObjectShape(keys, values);
+      copies.set(value, shape);
+      for (const key of keys) {
+        values.push(rewrite((value as Record<string, unknown>)[key], copies));
+      }
+      return shape;
+    }
     const copy: Record<string, unknown> = {};
     copies.set(value, copy);
     for (const key in value) {
@@ -614,6 +642,17 @@ addExtension({
 });
 
 addExtension({
+  Class: ObjectShape,
+  type: EXT_OBJECT,
+  write: (shape: ObjectShape): unknown => [shape.keys, shape.values],
+  read: ([keys, values]: [string[], unknown[]]): object => {
+    const object = {};
+    for (let i = 0; i < keys.length; i++) own(object, keys[i]!, values[i]);
+    return object;
+  },
+});
+
+addExtension({
   Class: ArrayShape,
   type: EXT_ARRAY,
   write: (
@@ -622,9 +661,7 @@ addExtension({
   read: (data: [number, string[], unknown[]]): unknown[] => {
     const [length, keys, values] = data;
     const array = new Array(length);
-    for (let i = 0; i < keys.length; i++) {
-      (array as unknown as Record<string, unknown>)[keys[i]!] = values[i];
-    }
+    for (let i = 0; i < keys.length; i++) own(array, keys[i]!, values[i]);
     return array;
   },
 });

@@ -300,6 +300,17 @@ export const VALUES: [string, () => unknown][] = [
   ["DOMException value", () => new DOMException("stop", "AbortError")],
   ["Error without message", () => new Error()],
   ["arguments-like object", () => ({ length: 2, 0: "a", 1: "b" })],
+  ["own __proto__ key", () => JSON.parse('{"__proto__": {"x": 1}, "a": [-0]}')],
+  ["class instance with an own __proto__ key", () => {
+    const o = new Point();
+    Object.defineProperty(o, "__proto__", {
+      value: 5,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+    return o;
+  }],
   // Refused by both.
   ["symbol", () => Symbol("s")],
   ["function", () => () => 1],
