@@ -9,6 +9,21 @@ import type { SshOptions } from "./ssh_launcher.ts";
 import type { TlsOptions } from "./serve.ts";
 import { type HostEntry, type HostSpec, parseHostSpec } from "./host_spec.ts";
 
+/**
+ * Every default in one place: what an option is when it is not given.
+ * (`workers` defaults to one per CPU without hosts; `qsize` to the adaptive
+ * depth, see `depth.ts`.)
+ */
+export const DEFAULTS = {
+  retries: 0,
+  poisonThreshold: 3,
+  killGrace: 1_000,
+  startTimeout: 30_000,
+  maxFrameBytes: 1 << 30,
+  /** How often workers report their memory use (ms). */
+  statsMs: 1_000,
+} as const;
+
 /** Options of {@link Pool}. */
 export interface PoolOptions {
   /**

@@ -1,80 +1,44 @@
 /**
- * The pool: a UNIX-socket server that worker processes connect back to, a
- * queue of tasks, and the bookkeeping that hands tasks to workers with free
- * slots and results back to callers.
+ * The pool's facade: the public methods, their argument checks, the events,
+ * and the wiring of the parts that do the work. A task goes from here to the
+ * dispatcher (queue, slots, task life cycle), which writes it to a worker's
+ * connection; the worker server accepts and handshakes those connections;
+ * the launch supervisor starts the processes behind them; the life cycle
+ * object says what the pool does in each phase.
  *
  * @module
  */
 import { newSecret } from "./auth.ts";
+import { Dispatcher } from "./dispatcher.ts";
 import { _readBlobs } from "./_codec.ts";
 import {
   _callerStack,
   _withCallerStack,
-  fromErrorRecord,
   PoolClosedError,
   type WorkerExit,
-  WorkerLostError,
 } from "./errors.ts";
 import {
   type FunctionSpec,
   FunctionTable,
   type TaskFunction,
 } from "./function_ref.ts";
-import {
-  type Launch,
-  type Launcher,
-  LocalLauncher,
-  type LocalLauncherOptions,
-} from "./launcher.ts";
+import { LaunchSupervisor } from "./launch_supervisor.ts";
+import { type Launcher, LocalLauncher } from "./launcher.ts";
+import { Lifecycle } from "./lifecycle.ts";
 import { createMapStream, type MapOptions } from "./map_stream.ts";
-import {
-  type ByteChannel,
-  DEFAULT_MAX_FRAME_BYTES,
-  FrameWriter,
-  readFrames,
-} from "./framing.ts";
-import { verifyWorker, welcome } from "./handshake.ts";
-import {
-  type CallKind,
-  callMessage,
-  cancelMessage,
-  defineMessage,
-  Op,
-  parseWorkerMessage,
-  type WorkerMessage,
-} from "./protocol.ts";
-import { pickWorker } from "./scheduler.ts";
 import {
   checkTaskOptions,
   type CloseOptions,
+  DEFAULTS,
   type PoolOptions,
   type TaskOptions,
   validatePoolOptions,
 } from "./options.ts";
-import type { PoolStats } from "./stats.ts";
-import {
-  type Barrier,
-  type Group,
-  type Task,
-  WorkerHandle,
-} from "./worker_handle.ts";
-
 import { createHostLauncher } from "./ssh_launcher.ts";
-
-type State = "idle" | "starting" | "running" | "closing" | "closed";
-
-const DEFAULT_QSIZE = 2;
-const MAX_QSIZE = 64;
-/** How often workers report their memory use (ms). */
-const STATS_MS = 1_000;
-
-function timeoutError(what: string, ms: number): DOMException {
-  return new DOMException(`${what} timed out after ${ms} ms`, "TimeoutError");
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
+import type { PoolStats } from "./stats.ts";
+import type { CallKind, WorkerMessage } from "./protocol.ts";
+import { WorkerHandle } from "./worker_handle.ts";
+import { type Connection, WorkerServer } from "./worker_server.ts";
 
 /**
  * Appends the caller's frames to a task's error. Run as a rejection handler:
@@ -115,51 +79,21 @@ function withCallerStack(error: unknown): never {
  */
 export class Pool extends EventTarget implements AsyncDisposable {
   #options: PoolOptions;
-  #state: State = "idle";
-  #groups: Group[] = [];
+  #life = new Lifecycle();
   #functions = new FunctionTable();
-  #secret = newSecret();
-  #dir: string | undefined;
-  #socketPath: string | undefined;
-  #listener: Deno.Listener | undefined;
-  #accepting: Promise<void> | undefined;
-  /** Connected workers by id (ready or initialising). */
-  #handles = new Map<number, WorkerHandle>();
-  /** Ready workers, the scheduler's candidates. */
-  #workers: WorkerHandle[] = [];
-  /** Ids launched and not yet connected, with their group. */
-  #expected = new Map<number, Group>();
-  #queue: Task[] = [];
-  #queueHead = 0;
-  #live = new Set<Task>();
-  #nextTaskId = 1;
-  #nextWorkerId = 1;
-  #cursor = 0;
-  #fatal: unknown = undefined;
-  #ready: PromiseWithResolvers<void> = Promise.withResolvers();
-  /** True once the first full set of workers was up (later ones replace). */
-  #wasReady = false;
-  #initialTarget = 0;
-  #started = false;
-  #closing: Promise<void> | undefined;
-  #changed: PromiseWithResolvers<void> = Promise.withResolvers();
-  #pending = new Set<Promise<unknown>>();
   #initSpec: FunctionSpec | undefined;
-  #connections = new Set<ByteChannel>();
-  #qsize: number;
-  #adaptive: boolean;
-  /** Moving average of each function's time per item in workers (ms). */
-  #itemMs = new Map<number, number>();
-  #booting: Promise<void> | undefined;
-  /** A graceful close() is waiting for the tasks in flight. */
-  #draining = false;
-  #startTimeout = 30_000;
-  #timers = new Set<ReturnType<typeof setTimeout>>();
-  #watched = new Map<
-    AbortSignal,
-    { tasks: Set<Task>; onAbort: () => void }
+  #dispatcher: Dispatcher;
+  #server: WorkerServer;
+  #supervisor: LaunchSupervisor;
+  /** Connected workers by id, with their connections. */
+  #workers = new Map<
+    number,
+    { handle: WorkerHandle; connection: Connection }
   >();
-  #stats = { done: 0, failed: 0, retried: 0, lost: 0, recycled: 0 };
+  #booting: Promise<void> | undefined;
+  #closing: Promise<void> | undefined;
+  /** Reports of lost workers still being written (awaited by close). */
+  #pending = new Set<Promise<void>>();
 
   /**
    * Creates a pool and starts its workers (unless `lazy`). Await
@@ -174,9 +108,6 @@ export class Pool extends EventTarget implements AsyncDisposable {
   constructor(options?: number | PoolOptions) {
     super();
     const { opts, specs, workers, qsize } = validatePoolOptions(options);
-    this.#adaptive = qsize === undefined;
-    this.#qsize = qsize ?? DEFAULT_QSIZE;
-    this.#startTimeout = opts.startTimeout ?? this.#startTimeout;
     if (opts.initializer !== undefined) {
       try {
         this.#initSpec = this.#functions.lookup(opts.initializer);
@@ -190,7 +121,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
       }
     }
     this.#options = opts;
-    const local: LocalLauncherOptions = {
+    const local = new LocalLauncher({
       workerUrl: opts.workerUrl,
       permissions: opts.permissions,
       denoArgs: opts.maxMemoryMB
@@ -199,18 +130,57 @@ export class Pool extends EventTarget implements AsyncDisposable {
           ...(opts.denoArgs ?? []),
         ]
         : opts.denoArgs,
-    };
-    const localLauncher = new LocalLauncher(local);
-    for (let i = 0; i < workers; i++) this.#addGroup(localLauncher);
+    });
+    const launchers: Launcher[] = Array(workers).fill(local);
     for (const spec of specs) {
-      this.#addGroup(createHostLauncher(spec, opts.ssh ?? {}, opts.tls));
+      launchers.push(createHostLauncher(spec, opts.ssh ?? {}, opts.tls));
     }
-    this.#initialTarget = this.#groups.reduce(
-      (n, g) => n + g.launcher.groupSize,
-      0,
+    const life = this.#life;
+    this.#dispatcher = new Dispatcher({
+      qsize,
+      retries: opts.retries ?? DEFAULTS.retries,
+      poisonThreshold: opts.poisonThreshold ?? DEFAULTS.poisonThreshold,
+      killGrace: opts.killGrace ?? DEFAULTS.killGrace,
+      maxTasksPerWorker: opts.maxTasksPerWorker,
+      maxMemoryMB: opts.maxMemoryMB,
+    }, {
+      stopWorker: (w) => this.#stopWorker(w),
+      running: () => life.running,
+      changed: () => life.notify(),
+    });
+    this.#server = new WorkerServer({
+      secret: newSecret(),
+      maxFrameBytes: opts.maxFrameBytes,
+      settings: { statsMs: DEFAULTS.statsMs },
+    }, {
+      admit: ({ workerId }) => {
+        if (!life.running) throw new Error("the pool is closing");
+        this.#supervisor.claim(workerId);
+      },
+      connected: (connection) => this.#connected(connection),
+      lost: (connection, reason) => this.#lost(connection, reason),
+      rejected: (reason) => {
+        if (life.running) this.#emit("rejected", reason);
+      },
+    });
+    this.#supervisor = new LaunchSupervisor(
+      launchers,
+      opts.startTimeout ?? DEFAULTS.startTimeout,
+      {
+        running: () => life.running,
+        failed: (error) => {
+          // Still starting: fail fast instead of retrying forever.
+          if (!life.wasReady) {
+            this.#fail(error);
+            return false;
+          }
+          this.#emit("error", error);
+          return true;
+        },
+        hostLost: (host, exit) => this.#emit("hostlost", { host, exit }),
+        changed: () => life.notify(),
+      },
     );
-    // `ready` may be ignored by the caller; never let it be unhandled.
-    this.#ready.promise.catch(() => {});
     if (!opts.lazy) this.#start();
   }
 
@@ -247,7 +217,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
    */
   get ready(): Promise<void> {
     this.#start();
-    return this.#ready.promise;
+    return this.#life.ready;
   }
 
   /**
@@ -255,9 +225,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
    * hosts that are currently lost.
    */
   get totalWorkers(): number {
-    let n = 0;
-    for (const g of this.#groups) if (!g.down) n += g.launcher.groupSize;
-    return n;
+    return this.#supervisor.totalWorkers;
   }
 
   /**
@@ -340,8 +308,8 @@ export class Pool extends EventTarget implements AsyncDisposable {
       const spec = this.#functions.lookup(fn as TaskFunction);
       const reading = _readBlobs(args); // Blob bytes, read before sending
       return (reading
-        ? reading.then(() => this._submit(spec, args, "call", options))
-        : this._submit(spec, args, "call", options)).catch(
+        ? reading.then(() => this.#submit(spec, args, "call", options))
+        : this.#submit(spec, args, "call", options)).catch(
           withCallerStack,
         ) as Promise<Awaited<R>>;
     } catch (error) {
@@ -387,18 +355,22 @@ export class Pool extends EventTarget implements AsyncDisposable {
       sources = sources.slice(0, -1);
     }
     const spec = this.#functions.lookup(fn);
+    const dispatcher = this.#dispatcher;
     return createMapStream<Awaited<R>>({
       submit: (args, kind, taskOptions) => {
         const reading = _readBlobs(args); // Blob bytes, read before sending
-        return reading
-          ? reading.then(() => this._submit(spec, args, kind, taskOptions))
-          : this._submit(spec, args, kind, taskOptions);
+        if (reading) {
+          return reading.then(() =>
+            this.#submit(spec, args, kind, taskOptions)
+          );
+        }
+        return this.#submit(spec, args, kind, taskOptions);
       },
-      slots: () => this.#slots(),
-      itemMs: () => this.#itemMs.get(spec.id),
+      slots: () => dispatcher.slots(this.#supervisor.targetWorkers),
+      itemMs: () => dispatcher.itemMs(spec.id),
       sources,
       options,
-      retries: this.#options.retries ?? 0,
+      retries: this.#options.retries ?? DEFAULTS.retries,
     });
   }
 
@@ -423,18 +395,17 @@ export class Pool extends EventTarget implements AsyncDisposable {
     ...args: A
   ): Promise<Awaited<R>[]> {
     const spec = this.#functions.lookup(fn as TaskFunction);
-    this.#checkOpen();
-    this.#start();
-    await this.#ready.promise;
-    await this.#settledBefore();
+    this.#open();
+    await this.#life.ready;
+    await this.#dispatcher.settledBefore();
     for (;;) {
-      this.#checkOpen();
-      if (this.#workers.length >= this.totalWorkers) break;
-      await this.#changed.promise;
+      this.#life.checkOpen();
+      if (this.#dispatcher.inService().length >= this.totalWorkers) break;
+      await this.#life.changed();
     }
     return await Promise.all(
-      this.#workers.map((w) =>
-        this.#runPinned(w, spec, args) as Promise<Awaited<R>>
+      this.#dispatcher.inService().map((w) =>
+        this.#dispatcher.runPinned(w, spec, args, "call") as Promise<Awaited<R>>
       ),
     );
   }
@@ -453,24 +424,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
    * ```
    */
   stats(): PoolStats {
-    let inFlight = 0;
-    for (const w of this.#handles.values()) inFlight += w.load;
-    return {
-      ...this.#stats,
-      inFlight,
-      queued: this.#queue.length - this.#queueHead,
-      totalWorkers: this.totalWorkers,
-      workers: [...this.#handles.values()].map((w) => ({
-        id: w.id,
-        host: w.group.launcher.host,
-        pid: w.pid,
-        ready: w.ready,
-        inFlight: w.load,
-        capacity: w.capacity,
-        done: w.done,
-        rssBytes: w.rss,
-      })),
-    };
+    return { ...this.#dispatcher.stats(), totalWorkers: this.totalWorkers };
   }
 
   /**
@@ -491,30 +445,32 @@ export class Pool extends EventTarget implements AsyncDisposable {
    * ```
    */
   close(options: CloseOptions = {}): Promise<void> {
+    const life = this.#life;
     if (this.#closing) {
-      if (options.wait === false) {
-        this.#draining = false;
-        this.#failAll();
-      }
+      if (options.wait === false) this.#stopNow();
       return this.#closing;
     }
-    const previous = this.#state;
+    const immediate = options.wait === false || life.phase === "idle";
     this.#closing = (async () => {
-      if (options.wait === false || previous === "idle") {
-        this.#state = "closing";
-        this.#notify();
-        this.#failAll();
+      if (immediate) {
+        this.#stopNow();
       } else {
+        life.drain();
         // Tasks queued while the workers start need them up to finish.
-        if (previous === "starting" && this.#live.size > 0) {
-          await this.#ready.promise.catch(() => {});
+        if (!life.wasReady && this.#dispatcher.liveCount > 0) {
+          await life.ready.catch(() => {});
         }
-        this.#state = "closing";
-        this.#notify();
-        await this.#drain();
+        // Meanwhile the pool still replaces workers that die and retries
+        // their tasks, or a queue left without workers would never drain.
+        while (
+          this.#dispatcher.liveCount > 0 && life.phase === "draining"
+        ) {
+          await life.changed();
+        }
+        life.stop();
       }
       await this.#shutdown();
-      this.#state = "closed";
+      life.closed();
     })();
     return this.#closing;
   }
@@ -526,348 +482,137 @@ export class Pool extends EventTarget implements AsyncDisposable {
 
   // ---- internals -------------------------------------------------------
 
-  #addGroup(launcher: Launcher): void {
-    this.#groups.push({
-      launcher,
-      launch: undefined,
-      ids: [],
-      failures: 0,
-      down: false,
-      connected: new Set(),
-    });
+  #emit(type: string, detail: unknown): void {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
   }
 
-  #checkOpen(): void {
-    if (this.#fatal !== undefined) throw this.#fatal;
-    if (
-      this.#closing !== undefined || this.#state === "closing" ||
-      this.#state === "closed"
-    ) {
-      throw new PoolClosedError("The pool is closed: no new tasks are taken");
-    }
+  #submit(
+    spec: FunctionSpec,
+    args: unknown[],
+    kind: CallKind,
+    options: TaskOptions | undefined,
+  ): Promise<unknown> {
+    this.#open();
+    return this.#dispatcher.submit(spec, args, kind, options);
   }
 
-  #notify(): void {
-    const changed = this.#changed;
-    this.#changed = Promise.withResolvers();
-    changed.resolve();
-  }
-
-  #slots(): number {
-    let capacity = 0;
-    for (const w of this.#workers) capacity += w.capacity;
-    return capacity || this.#qsize * this.#initialTarget;
-  }
-
-  #track(promise: Promise<unknown>): void {
-    this.#pending.add(promise);
-    promise.finally(() => this.#pending.delete(promise));
+  /** Refuses new work once closing, and starts a lazy pool. */
+  #open(): void {
+    this.#life.checkOpen();
+    this.#start();
   }
 
   #start(): void {
-    if (this.#started || this.#state !== "idle") return;
-    this.#started = true;
-    this.#state = "starting";
-    this.#booting = this.#boot();
-    this.#track(this.#booting);
-  }
-
-  async #boot(): Promise<void> {
-    try {
-      this.#dir = await Deno.makeTempDir({ prefix: "distex-" });
-      await Deno.chmod(this.#dir, 0o700);
-      this.#socketPath = `${this.#dir}/pool.sock`;
-      this.#listener = Deno.listen({
-        transport: "unix",
-        path: this.#socketPath,
-      });
-      await Deno.chmod(this.#socketPath, 0o600);
-    } catch (error) {
-      this.#die(
-        new Error(
-          `Cannot start the pool's socket server: ${
-            error instanceof Error ? error.message : error
-          }`,
-          { cause: error },
-        ),
-      );
-      return;
-    }
-    if (this.#state !== "starting") return;
-    this.#accepting = this.#acceptLoop(this.#listener);
-    for (const group of this.#groups) this.#launch(group);
-  }
-
-  async #acceptLoop(listener: Deno.Listener): Promise<void> {
-    try {
-      for await (const conn of listener) {
-        this.#track(this.#serve(conn));
-      }
-    } catch {
-      // listener closed
-    }
-  }
-
-  #launch(group: Group): void {
-    const ids: number[] = [];
-    for (let i = 0; i < group.launcher.groupSize; i++) {
-      ids.push(this.#nextWorkerId++);
-    }
-    group.ids = ids;
-    group.connected = new Set();
-    let launch: Launch;
-    try {
-      launch = group.launcher.launch(ids, {
-        socketPath: this.#socketPath!,
-        secret: this.#secret,
-        accept: (channel) => this.#track(this.#serve(channel)),
-      });
-    } catch (error) {
-      this.#launchFailed(group, error);
-      return;
-    }
-    group.launch = launch;
-    const connected = group.connected;
-    for (const id of ids) this.#expected.set(id, group);
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      if (group.launch === launch && connected.size < ids.length) {
-        timedOut = true;
-        launch.kill();
-      }
-    }, this.#startTimeout);
-    this.#track(launch.exited.then((exit) => {
-      clearTimeout(timer);
-      if (group.launch === launch) group.launch = undefined;
-      for (const id of ids) {
-        if (this.#expected.get(id) === group) this.#expected.delete(id);
-      }
-      if (!this.#isRunning()) return;
-      if (connected.size < ids.length) {
-        // Some workers never connected: a start-up failure.
-        this.#launchFailed(
-          group,
-          launch.failure(exit, timedOut ? this.#startTimeout : undefined),
-        );
+    if (!this.#life.start()) return;
+    this.#booting = (async () => {
+      try {
+        await this.#server.listen();
+      } catch (error) {
+        this.#fail(error);
         return;
       }
-      // It worked and went away: start it again (a lost host after a pause).
-      if (group.launcher.host !== "local") {
-        group.down = true;
-        this.dispatchEvent(
-          new CustomEvent("hostlost", {
-            detail: { host: group.launcher.host, exit },
-          }),
-        );
-        this.#notify();
-        this.#relaunch(group);
-      } else {
-        this.#launch(group);
-      }
-    }));
-  }
-
-  #relaunch(group: Group): void {
-    group.failures++;
-    const wait = Math.min(100 * 2 ** group.failures, 5_000);
-    this.#track(
-      delay(wait).then(() => {
-        if (this.#isRunning() && !group.launch) this.#launch(group);
-      }),
-    );
-  }
-
-  /** Workers are started, replaced and given retried tasks. */
-  #isRunning(): boolean {
-    return this.#state === "starting" || this.#state === "running" ||
-      this.#draining;
-  }
-
-  #launchFailed(group: Group, error: unknown): void {
-    if (!this.#wasReady) {
-      // Still starting: fail fast instead of retrying forever.
-      this.#die(error);
-      return;
-    }
-    this.dispatchEvent(new CustomEvent("error", { detail: error }));
-    if (group.launcher.host !== "local" && !group.down) {
-      group.down = true;
-      this.#notify();
-    }
-    this.#relaunch(group);
+      if (!this.#life.running) return;
+      const server = this.#server;
+      this.#supervisor.start({
+        socketPath: server.socketPath,
+        secret: server.secret,
+        accept: (channel) => server.accept(channel),
+      });
+    })();
   }
 
   /** The pool cannot go on: reject everything with `error` and stop workers. */
-  #die(error: unknown): void {
-    if (this.#fatal !== undefined) return;
-    this.#fatal = error;
-    this.#ready.reject(error);
-    this.#failAll(error);
-    for (const group of this.#groups) group.launch?.kill();
-    this.#notify();
+  #fail(error: unknown): void {
+    if (!this.#life.fail(error)) return;
+    this.#dispatcher.failAll(error);
+    this.#supervisor.killAll();
   }
 
-  async #serve(conn: ByteChannel): Promise<void> {
-    this.#connections.add(conn);
-    let handle: WorkerHandle | undefined;
-    let failure: unknown;
-    try {
-      const { workerId, pid } = await verifyWorker(conn, this.#secret);
-      handle = this.#admit(conn, workerId, pid);
-      const h = handle;
-      await readFrames(
-        conn,
-        (message) => this.#onMessage(h, parseWorkerMessage(message)),
-        {
-          maxFrameBytes: this.#options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
-        },
-      );
-    } catch (error) {
-      failure = error;
-    } finally {
-      this.#closeConn(conn);
-    }
-    if (handle) {
-      this.#lose(
-        handle,
-        failure === undefined
-          ? "its connection closed"
-          : `it broke the protocol (${
-            failure instanceof Error ? failure.message : failure
-          })`,
-      );
-    } else if (failure !== undefined && this.#isRunning()) {
-      this.dispatchEvent(
-        new CustomEvent("rejected", {
-          detail: failure instanceof Error ? failure.message : String(failure),
-        }),
-      );
-    }
+  #stopNow(): void {
+    this.#life.stop();
+    this.#dispatcher.failAll(
+      new PoolClosedError("The pool was closed before the task finished"),
+    );
   }
 
-  #closeConn(conn: ByteChannel): void {
-    if (!this.#connections.delete(conn)) return;
-    try {
-      conn.close();
-    } catch { /* already closed */ }
-  }
-
-  /** A worker passed the handshake: welcome it if the pool expects it. */
-  #admit(conn: ByteChannel, workerId: number, pid: number): WorkerHandle {
-    const group = this.#expected.get(workerId);
-    if (!group || this.#handles.has(workerId)) {
-      throw new Error(`unexpected worker id ${workerId}`);
-    }
-    if (!this.#isRunning()) throw new Error("the pool is closing");
-    this.#expected.delete(workerId);
-    group.connected.add(workerId);
+  /** A worker passed the handshake: initialise it, then give it tasks. */
+  #connected(connection: Connection): (message: WorkerMessage) => void {
+    const { workerId } = connection;
     const handle = new WorkerHandle(
       workerId,
-      group,
-      conn,
-      new FrameWriter(conn, () => this.#closeConn(conn)),
-      this.#qsize,
+      this.#supervisor.hostOf(workerId),
+      connection.writer,
+      this.#dispatcher.initialCapacity,
     );
-    handle.pid = pid;
-    handle.writer.onWritten = () => {
-      if (handle.ready) this.#fill(handle);
-    };
-    this.#handles.set(workerId, handle);
-    welcome(handle.writer, { statsMs: STATS_MS });
+    handle.pid = connection.pid;
+    this.#workers.set(workerId, { handle, connection });
+    const dispatcher = this.#dispatcher;
+    dispatcher.connect(handle);
     if (this.#initSpec) {
-      const init = this.#runPinned(
+      dispatcher.runPinned(
         handle,
         this.#initSpec,
         this.#options.initArgs ?? [],
-        true,
-      );
-      init.then(
+        "init",
+      ).then(
         () => this.#activate(handle),
         (error) => {
-          if (!handle.lost) this.#die(error);
+          if (!handle.lost) this.#fail(error);
         },
       );
     } else {
       this.#activate(handle);
     }
-    return handle;
+    return (message) => dispatcher.onMessage(handle, message);
   }
 
   #activate(handle: WorkerHandle): void {
-    if (handle.lost || !this.#isRunning()) return;
-    handle.ready = true;
-    handle.group.failures = 0;
-    handle.group.down = false;
-    this.#workers.push(handle);
-    const replacement = this.#wasReady;
+    const life = this.#life;
+    if (handle.lost || !life.running) return;
+    const replacement = life.wasReady;
+    this.#supervisor.ready(handle.id);
+    this.#dispatcher.attach(handle);
     // Ready once as many workers are up at the same time as were asked for
     // (a worker lost while the pool starts does not count).
-    if (!replacement && this.#workers.length >= this.#initialTarget) {
-      this.#wasReady = true;
-      if (this.#state === "starting") this.#state = "running";
-      this.#ready.resolve();
+    if (
+      !replacement &&
+      this.#dispatcher.inService().length >= this.#supervisor.targetWorkers
+    ) {
+      life.markReady();
     }
     const detail = {
       workerId: handle.id,
-      host: handle.group.launcher.host,
+      host: handle.host,
       pid: handle.pid,
       replacement,
     };
-    this.dispatchEvent(new CustomEvent("workerstart", { detail }));
-    if (replacement) {
-      this.dispatchEvent(new CustomEvent("workerreplace", { detail }));
-    }
-    this.#notify();
-    this.#fill(handle);
+    this.#emit("workerstart", detail);
+    if (replacement) this.#emit("workerreplace", detail);
+    life.notify();
   }
 
-  #onMessage(w: WorkerHandle, message: WorkerMessage): void {
-    if (message[0] === Op.Stats) {
-      w.rss = message[1];
-      const limit = this.#options.maxMemoryMB;
-      if (limit && w.rss > limit * 1024 * 1024 && !w.retiring) {
-        this.#retire(
-          w,
-          `its memory (${
-            Math.round(w.rss / 1048576)
-          } MiB) passed maxMemoryMB (${limit})`,
-        );
-      }
-      return;
-    }
-    const taskId = message[1];
-    const task = w.inflight.get(taskId);
-    if (!task) throw new Error(`result for unknown task ${taskId}`);
-    w.inflight.delete(taskId);
-    w.load--;
-    if (w.suspect === taskId) {
-      // It finished the timed-out task after all: back into service.
-      w.suspect = undefined;
-      if (w.ready && !w.retiring && !w.lost) this.#workers.push(w);
-    }
-    this.#measure(w, task, message[0] === Op.Result ? message[3] : undefined);
-    w.done++;
-    if (!task.cancelled) {
-      if (message[0] === Op.Result) {
-        this.#settle(task, message[2], undefined);
-      } else {
-        this.#settle(task, undefined, fromErrorRecord(message[2]));
-      }
-    }
-    if (w.retiring) {
-      if (w.load === 0) this.#stopWorker(w);
-    } else if (w.ready) {
-      this.#fill(w);
-    }
-  }
-
-  /** Takes `w` out of scheduling; it stops once its tasks are done. */
-  #retire(w: WorkerHandle, why: string): void {
-    w.retiring = why;
-    const at = this.#workers.indexOf(w);
-    if (at >= 0) this.#workers.splice(at, 1);
-    this.#stats.recycled++;
-    if (w.load === 0) this.#stopWorker(w);
+  #lost(connection: Connection, reason: string): void {
+    const entry = this.#workers.get(connection.workerId);
+    if (!entry) return;
+    this.#workers.delete(connection.workerId);
+    const w = entry.handle;
+    const tasks = this.#dispatcher.detach(w);
+    const report = (async () => {
+      // Give the process a moment to exit so the error can say how it ended.
+      const end = await this.#supervisor.lost(w.id);
+      const exit: WorkerExit = {
+        workerId: w.id,
+        host: end.host,
+        code: end.code,
+        signal: end.signal,
+        stderr: end.stderr,
+        reason: w.retiring ? `retired: ${w.retiring}` : reason,
+      };
+      this.#dispatcher.requeueOrFail(w, tasks, exit, this.#life.failure);
+      this.#emit("workerexit", exit);
+    })();
+    this.#pending.add(report);
+    report.finally(() => this.#pending.delete(report));
   }
 
   /**
@@ -876,415 +621,22 @@ export class Pool extends EventTarget implements AsyncDisposable {
    * supervisor starts it again).
    */
   #stopWorker(w: WorkerHandle): void {
-    const launch = w.group.launch;
-    if (launch && !launch.respawns) launch.kill();
-    else {
-      // Stuck in sync code, it would never see its connection close.
-      if (w.hardKilled) launch?.killWorker(w.id);
-      this.#closeConn(w.channel);
+    if (this.#supervisor.stopWorker(w.id, w.hardKilled)) {
+      this.#workers.get(w.id)?.connection.close();
     }
-  }
-
-  // ---- tasks -----------------------------------------------------------
-
-  /** @internal Queues a task; used by `apply` and `map`. */
-  _submit(
-    spec: FunctionSpec,
-    args: unknown[],
-    kind: CallKind,
-    options?: TaskOptions,
-  ): Promise<unknown> {
-    this.#checkOpen();
-    this.#start();
-    const signal = options?.signal;
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    const { promise, resolve, reject } = Promise.withResolvers<unknown>();
-    const task: Task = {
-      id: this.#nextTaskId++,
-      spec,
-      args,
-      kind,
-      resolve,
-      reject,
-      retries: options?.retries ?? this.#options.retries ?? 0,
-      exits: undefined,
-      worker: undefined,
-      pinned: false,
-      cancelled: false,
-      settled: false,
-      cleanup: undefined,
-      barriers: undefined,
-      sentAt: 0,
-    };
-    const timeout = options?.timeout;
-    if (signal) this.#watch(signal, task);
-    if (timeout !== undefined) {
-      const timer = setTimeout(
-        () => this.#cancel(task, timeoutError("Task", timeout)),
-        timeout,
-      );
-      const unwatch = task.cleanup;
-      task.cleanup = () => {
-        unwatch?.();
-        clearTimeout(timer);
-      };
-    }
-    this.#live.add(task);
-    this.#enqueue(task);
-    return promise;
-  }
-
-  /**
-   * Cancels `task` when `signal` aborts. Tasks sharing a signal (a map's)
-   * share one listener, added with the first and removed with the last.
-   */
-  #watch(signal: AbortSignal, task: Task): void {
-    let watched = this.#watched.get(signal);
-    if (!watched) {
-      const tasks = new Set<Task>();
-      const onAbort = () => {
-        this.#watched.delete(signal);
-        for (const t of tasks) this.#cancel(t, signal.reason);
-      };
-      watched = { tasks, onAbort };
-      this.#watched.set(signal, watched);
-      signal.addEventListener("abort", onAbort, { once: true });
-    }
-    const entry = watched;
-    entry.tasks.add(task);
-    task.cleanup = () => {
-      entry.tasks.delete(task);
-      if (entry.tasks.size === 0 && this.#watched.get(signal) === entry) {
-        this.#watched.delete(signal);
-        signal.removeEventListener("abort", entry.onAbort);
-      }
-    };
-  }
-
-  #enqueue(task: Task, front = false): void {
-    if (this.#queueHead === this.#queue.length) {
-      // Fast path: nothing waits; send straight to a worker with room.
-      const index = pickWorker(this.#workers, this.#cursor);
-      if (index >= 0) {
-        this.#cursor = index + 1;
-        this.#send(this.#workers[index]!, task);
-        return;
-      }
-    }
-    if (front) {
-      if (this.#queueHead > 0) this.#queue[--this.#queueHead] = task;
-      else this.#queue.unshift(task);
-    } else {
-      this.#queue.push(task);
-    }
-  }
-
-  #dequeue(): Task | undefined {
-    while (this.#queueHead < this.#queue.length) {
-      const task = this.#queue[this.#queueHead]!;
-      this.#queue[this.#queueHead++] = undefined as unknown as Task;
-      if (this.#queueHead > 1024 && this.#queueHead * 2 > this.#queue.length) {
-        this.#queue = this.#queue.slice(this.#queueHead);
-        this.#queueHead = 0;
-      }
-      if (!task.settled) return task;
-    }
-    return undefined;
-  }
-
-  #dispatch(): void {
-    while (this.#queueHead < this.#queue.length) {
-      const index = pickWorker(this.#workers, this.#cursor);
-      if (index < 0) return;
-      this.#cursor = index + 1;
-      const task = this.#dequeue();
-      if (!task) return;
-      this.#send(this.#workers[index]!, task);
-    }
-  }
-
-  #fill(w: WorkerHandle): void {
-    while (
-      w.load < w.capacity && !w.congested && !w.retiring &&
-      w.suspect === undefined
-    ) {
-      const task = this.#dequeue();
-      if (!task) return;
-      this.#send(w, task);
-    }
-  }
-
-  #send(w: WorkerHandle, task: Task): void {
-    const spec = task.spec;
-    try {
-      if (!w.defined.has(spec.id)) {
-        w.writer.send(defineMessage(spec.id, spec));
-        w.defined.add(spec.id);
-      }
-      w.writer.send(callMessage(task.kind, task.id, spec.id, task.args));
-    } catch (error) {
-      this.#settle(task, undefined, error);
-      return;
-    }
-    task.worker = w;
-    w.inflight.set(task.id, task);
-    w.load++;
-    if (task.pinned) return;
-    // The round trip is sampled (every 8th task): the minimum is what counts.
-    if (this.#adaptive && (w.sent & 7) === 0) task.sentAt = performance.now();
-    const max = this.#options.maxTasksPerWorker;
-    if (++w.sent >= (max ?? Infinity) && !w.retiring) {
-      // Its last task is on its way: send it no more, stop it when it is done.
-      this.#retire(w, `it finished maxTasksPerWorker (${max}) tasks`);
-    }
-  }
-
-  /**
-   * The adaptive depth: enough tasks in flight to cover the round trip with
-   * work, and no more. The worker reports how long each task ran; the round
-   * trip is the shortest send-to-result time seen. Long tasks stay at 2, so
-   * no worker holds a backlog while another idles.
-   */
-  #measure(w: WorkerHandle, task: Task, workUs: number | undefined): void {
-    if (typeof workUs === "number") {
-      const items = task.kind === "chunk" || task.kind === "items"
-        ? Math.max(1, task.args.length)
-        : 1;
-      const perItem = workUs / 1000 / items;
-      const id = task.spec.id;
-      const old = this.#itemMs.get(id);
-      this.#itemMs.set(
-        id,
-        old === undefined ? perItem : (old + perItem) / 2,
-      );
-    }
-    if (!this.#adaptive) return;
-    if (task.sentAt > 0) {
-      const latency = performance.now() - task.sentAt;
-      if (latency < w.minLatencyMs) w.minLatencyMs = latency;
-    }
-    if (w.minLatencyMs === Infinity) return;
-    const work = typeof workUs === "number" ? workUs / 1000 : w.minLatencyMs;
-    w.workMs = w.workMs === 0 ? work : w.workMs * 0.9 + work * 0.1;
-    const depth = Math.ceil(w.minLatencyMs / Math.max(w.workMs, 1e-3));
-    w.capacity = Math.min(MAX_QSIZE, Math.max(DEFAULT_QSIZE, depth));
-  }
-
-  #runPinned(
-    w: WorkerHandle,
-    spec: FunctionSpec,
-    args: unknown[],
-    init = false,
-  ): Promise<unknown> {
-    const { promise, resolve, reject } = Promise.withResolvers<unknown>();
-    const task: Task = {
-      id: this.#nextTaskId++,
-      spec,
-      args,
-      kind: init ? "init" : "call",
-      resolve,
-      reject,
-      retries: 0,
-      exits: undefined,
-      worker: undefined,
-      pinned: true,
-      cancelled: false,
-      settled: false,
-      cleanup: undefined,
-      barriers: undefined,
-      sentAt: 0,
-    };
-    this.#live.add(task);
-    this.#send(w, task);
-    return promise;
-  }
-
-  #settle(task: Task, value: unknown, error: unknown): void {
-    if (task.settled) return;
-    task.settled = true;
-    if (task.pinned) {
-      // initializer and runOnAll calls are not counted as tasks
-    } else if (error === undefined) this.#stats.done++;
-    else this.#stats.failed++;
-    task.cleanup?.();
-    this.#live.delete(task);
-    if (task.barriers) {
-      for (const b of task.barriers) if (--b.remaining === 0) b.done();
-    }
-    if (error === undefined) task.resolve(value);
-    else task.reject(error);
-    if (this.#live.size === 0) this.#notify();
-  }
-
-  #cancel(task: Task, reason: unknown): void {
-    if (task.settled) return;
-    const w = task.worker;
-    if (w && w.inflight.get(task.id) === task) {
-      task.cancelled = true;
-      try {
-        w.writer.send(cancelMessage(task.id));
-      } catch { /* connection gone */ }
-      if (reason instanceof DOMException && reason.name === "TimeoutError") {
-        // Hard timeout: the worker gets no new tasks until it drops this one;
-        // if it is still busy with it after the grace period, it is killed
-        // and replaced, and the tasks it held are sent elsewhere.
-        const at = this.#workers.indexOf(w);
-        if (at >= 0) this.#workers.splice(at, 1);
-        w.suspect = task.id;
-        const grace = this.#options.killGrace ?? 1_000;
-        const timer = setTimeout(() => {
-          this.#timers.delete(timer);
-          if (w.suspect === task.id && !w.lost) {
-            w.retiring =
-              `it was still running a task ${grace} ms after the task's timeout`;
-            w.hardKilled = true;
-            this.#stopWorker(w);
-          }
-        }, grace);
-        this.#timers.add(timer);
-      }
-    }
-    this.#settle(task, undefined, reason);
-  }
-
-  /** Resolves when every task live now has settled. */
-  #settledBefore(): Promise<void> {
-    if (this.#live.size === 0) return Promise.resolve();
-    const { promise, resolve } = Promise.withResolvers<void>();
-    const barrier: Barrier = { remaining: this.#live.size, done: resolve };
-    for (const task of this.#live) (task.barriers ??= []).push(barrier);
-    return promise;
-  }
-
-  /**
-   * Waits until no task is live. Meanwhile the pool still replaces workers
-   * that die and retries their tasks, or a queue left without workers would
-   * never drain.
-   */
-  async #drain(): Promise<void> {
-    this.#draining = true;
-    try {
-      while (
-        this.#live.size > 0 && this.#fatal === undefined && this.#draining
-      ) {
-        await this.#changed.promise;
-      }
-    } finally {
-      this.#draining = false;
-    }
-  }
-
-  #failAll(error?: unknown): void {
-    const reason = error ??
-      new PoolClosedError("The pool was closed before the task finished");
-    for (const task of [...this.#live]) {
-      if (task.worker && !task.settled) {
-        this.#cancel(task, reason);
-      } else {
-        this.#settle(task, undefined, reason);
-      }
-    }
-    this.#queue = [];
-    this.#queueHead = 0;
-  }
-
-  #lose(w: WorkerHandle, reason: string): void {
-    if (w.lost) return;
-    w.lost = true;
-    w.ready = false;
-    this.#handles.delete(w.id);
-    const at = this.#workers.indexOf(w);
-    if (at >= 0) this.#workers.splice(at, 1);
-    const tasks = [...w.inflight.values()];
-    w.inflight.clear();
-    w.load = 0;
-    const group = w.group;
-    const launch = group.launch;
-    this.#track((async () => {
-      // Give the process a moment to exit so the error can say how it ended.
-      let exit: { code?: number | undefined; signal?: string | undefined } = {};
-      if (launch && !launch.respawns) {
-        const timer = Promise.withResolvers<undefined>();
-        const id = setTimeout(() => timer.resolve(undefined), 1_000);
-        const done = await Promise.race([launch.exited, timer.promise]);
-        clearTimeout(id);
-        if (done) exit = done;
-        else launch.kill();
-      }
-      const info: WorkerExit = {
-        workerId: w.id,
-        host: group.launcher.host,
-        code: exit.code,
-        signal: exit.signal,
-        stderr: launch?.stderrTail(),
-        reason: w.retiring ? `retired: ${w.retiring}` : reason,
-      };
-      if (this.#state === "closed") return;
-      for (const task of tasks) {
-        if (task.settled || task.cancelled) continue;
-        task.worker = undefined;
-        if (w.hardKilled && this.#isRunning()) {
-          // Held up behind a task that timed out: not its fault, resend.
-          this.#stats.retried++;
-          this.#enqueue(task, true);
-          continue;
-        }
-        (task.exits ??= []).push(info);
-        const poisoned =
-          task.exits.length >= (this.#options.poisonThreshold ?? 3);
-        if (
-          !task.pinned && task.retries > 0 && !poisoned && this.#isRunning()
-        ) {
-          task.retries--;
-          this.#stats.retried++;
-          this.#enqueue(task, true);
-        } else {
-          this.#stats.lost++;
-          this.#settle(
-            task,
-            undefined,
-            this.#fatal ?? new WorkerLostError(task.exits),
-          );
-        }
-      }
-      this.dispatchEvent(new CustomEvent("workerexit", { detail: info }));
-      this.#dispatch();
-      this.#notify();
-      if (launch?.respawns && group.launch === launch && this.#isRunning()) {
-        // The host's supervisor starts this worker again under the same id.
-        this.#expected.set(w.id, group);
-      }
-    })());
   }
 
   async #shutdown(): Promise<void> {
-    for (const timer of this.#timers) clearTimeout(timer);
-    this.#timers.clear();
-    this.#ready.reject(
-      this.#fatal ??
-        new PoolClosedError("The pool was closed before it was ready"),
-    );
+    this.#dispatcher.close();
     await this.#booting;
-    this.#listener?.close();
-    await this.#accepting;
-    const launches = this.#groups.map((g) => g.launch).filter((l) =>
-      l !== undefined
-    );
-    await Promise.all(launches.map((l) => l.stop()));
+    await this.#server.stopListening();
     // Workers end on the closed lifeline and close their connections
     // themselves; closing those first would look like a protocol error, and a
     // remote supervisor would restart workers that lost it before its stdin.
-    await Promise.all(launches.map(async (l) => {
-      const timer = setTimeout(() => l.kill(), 2_000);
-      await l.exited;
-      clearTimeout(timer);
-    }));
-    for (const conn of [...this.#connections]) this.#closeConn(conn);
+    await this.#supervisor.stop();
+    await this.#server.close();
     while (this.#pending.size > 0) {
       await Promise.allSettled([...this.#pending]);
-    }
-    if (this.#dir) {
-      await Deno.remove(this.#dir, { recursive: true }).catch(() => {});
     }
   }
 }

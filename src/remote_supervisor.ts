@@ -15,6 +15,7 @@
  * @module
  */
 import { parseCommandLine } from "./_args.ts";
+import { backoffMs } from "./_backoff.ts";
 import {
   decodeControl,
   encodeLinkFrame,
@@ -271,7 +272,7 @@ async function supervise(
       slot.failures = !onPurpose && Date.now() - began < 2_000
         ? slot.failures + 1
         : 0;
-      const wait = Math.min(100 * 2 ** slot.failures, 5_000);
+      const wait = backoffMs(slot.failures);
       setTimeout(() => start(slot), slot.failures ? wait : 0);
     });
   };

@@ -10,8 +10,11 @@ export interface WorkerLoad {
   load: number;
   /** The most tasks this worker may have in flight. */
   capacity: number;
-  /** True while the worker's connection has too many bytes waiting to be written. */
-  congested?: boolean;
+  /**
+   * True while the worker may take no task whatever its load (its connection
+   * is congested, it is retiring, or it still runs a timed-out task).
+   */
+  blocked?: boolean;
 }
 
 /**
@@ -33,7 +36,7 @@ export function pickWorker(
   for (let k = 0; k < n; k++) {
     const i = (start + k) % n;
     const w = workers[i]!;
-    if (w.congested) continue;
+    if (w.blocked) continue;
     const free = w.capacity - w.load;
     if (free > bestFree) {
       best = i;

@@ -1,14 +1,14 @@
 /**
- * The pool's bookkeeping records: a task, a launch group, and a connected
- * worker with its load and measurements.
+ * The dispatcher's records: a task, and a connected worker with its load and
+ * measurements. Plain data: no sockets, no processes.
  *
  * @module
  */
 import type { WorkerExit } from "./errors.ts";
 import type { FunctionSpec } from "./function_ref.ts";
-import type { Launch, Launcher } from "./launcher.ts";
-import type { ByteChannel, FrameWriter } from "./framing.ts";
+import type { Message } from "./framing.ts";
 import type { CallKind } from "./protocol.ts";
+import { MIN_DEPTH } from "./depth.ts";
 
 /** Bytes queued on one connection beyond which no further task is sent. */
 export const MAX_PENDING_BYTES = 4 * 1024 * 1024;
@@ -41,23 +41,23 @@ export interface Barrier {
   done: () => void;
 }
 
-/** One launcher and its current launch: one local worker, or one host. */
-export interface Group {
-  launcher: Launcher;
-  launch: Launch | undefined;
-  ids: number[];
-  failures: number;
-  down: boolean;
-  /** Ids of the current launch that have connected at least once. */
-  connected: Set<number>;
+/** Where a worker's messages go: a `FrameWriter`, or a fake in tests. */
+export interface TaskWriter {
+  /** Queues a message; throws `DataCloneError` for what cannot be sent. */
+  send(message: Message): void;
+  /** Bytes queued and not yet written. */
+  readonly pendingBytes: number;
+  /** Called after each completed write. */
+  onWritten: (() => void) | undefined;
 }
 
-/** A connected worker as the pool sees it. */
+/** A connected worker as the dispatcher sees it. */
 export class WorkerHandle {
   readonly inflight = new Map<number, Task>();
   readonly defined = new Set<number>();
   load = 0;
   capacity: number;
+  /** Initialised and attached to the dispatcher. */
   ready = false;
   lost = false;
   pid = 0;
@@ -77,17 +77,34 @@ export class WorkerHandle {
   hardKilled = false;
   /** Set when the worker is being retired: it gets no new tasks. */
   retiring: string | undefined;
-  /** Too many bytes wait to be written: send nothing more until they are. */
-  get congested(): boolean {
-    return this.writer.pendingBytes > MAX_PENDING_BYTES;
-  }
+
+  /**
+   * @param id The worker's id within the pool.
+   * @param host `"local"` or its host.
+   * @param writer Its connection's writer.
+   * @param capacity Tasks it may hold at first (`qsize`, or the adaptive start).
+   */
   constructor(
     readonly id: number,
-    readonly group: Group,
-    readonly channel: ByteChannel,
-    readonly writer: FrameWriter,
-    capacity: number,
+    readonly host: string,
+    readonly writer: TaskWriter,
+    capacity: number = MIN_DEPTH,
   ) {
     this.capacity = capacity;
+  }
+
+  /**
+   * True while the worker takes no new task whatever its load: retiring,
+   * holding a timed-out task, or with too many bytes waiting to be written.
+   */
+  get blocked(): boolean {
+    return this.retiring !== undefined || this.suspect !== undefined ||
+      this.writer.pendingBytes > MAX_PENDING_BYTES;
+  }
+
+  /** Ready, and neither retiring nor holding a timed-out task. */
+  get inService(): boolean {
+    return this.ready && this.retiring === undefined &&
+      this.suspect === undefined;
   }
 }

@@ -57,13 +57,13 @@ Deno.test("pickWorker() with the cursor moved on takes equal workers in turn", (
   assert.equal(pickWorker(workers, cursor), -1);
 });
 
-Deno.test("pickWorker() skips congested workers", () => {
+Deno.test("pickWorker() skips blocked workers", () => {
   const workers: WorkerLoad[] = [
-    { load: 0, capacity: 8, congested: true },
+    { load: 0, capacity: 8, blocked: true },
     { load: 1, capacity: 2 },
   ];
   assert.equal(pickWorker(workers), 1);
-  workers[1]!.congested = true;
+  workers[1]!.blocked = true;
   assert.equal(pickWorker(workers), -1);
 });
 

@@ -1,0 +1,82 @@
+/**
+ * The adaptive depth: how many tasks a worker holds in flight, chosen from
+ * what the pool measures. Enough to cover the round trip with work, and no
+ * more: tiny tasks go deep, long ones stay at {@link MIN_DEPTH}, so no worker
+ * holds a backlog while another idles. Pure functions over plain numbers.
+ *
+ * @module
+ */
+
+/** The shallowest adaptive depth (and the depth before any measurement). */
+export const MIN_DEPTH = 2;
+/** The deepest adaptive depth. */
+export const MAX_DEPTH = 64;
+
+/** What the pool measures about one worker. */
+export interface DepthSample {
+  /** Moving average of the time its tasks take in the worker (ms); 0 before the first. */
+  workMs: number;
+  /** Shortest send-to-result time seen (ms): round trip plus task. */
+  minLatencyMs: number;
+}
+
+/**
+ * Whether the `sent`-th task to a worker has its round trip timed: every
+ * 8th, since only the minimum counts.
+ */
+export function sampled(sent: number): boolean {
+  return (sent & 7) === 0;
+}
+
+/**
+ * Folds one finished task into a worker's sample.
+ *
+ * @param sample The worker's measurements so far.
+ * @param latencyMs Send-to-result time of this task, if it was timed.
+ * @param workMs What the worker says the task took, if it said.
+ * @returns The new measurements.
+ */
+export function observe(
+  sample: DepthSample,
+  latencyMs: number | undefined,
+  workMs: number | undefined,
+): DepthSample {
+  const minLatencyMs =
+    latencyMs !== undefined && latencyMs < sample.minLatencyMs
+      ? latencyMs
+      : sample.minLatencyMs;
+  if (minLatencyMs === Infinity) return { workMs: sample.workMs, minLatencyMs };
+  const work = workMs ?? minLatencyMs;
+  return {
+    workMs: sample.workMs === 0 ? work : sample.workMs * 0.9 + work * 0.1,
+    minLatencyMs,
+  };
+}
+
+/**
+ * The depth for a worker: the round trip over the time per task, rounded up,
+ * within [{@link MIN_DEPTH}, {@link MAX_DEPTH}]; {@link MIN_DEPTH} until the
+ * round trip is known.
+ */
+export function depthFor(sample: DepthSample): number {
+  if (sample.minLatencyMs === Infinity) return MIN_DEPTH;
+  const depth = Math.ceil(sample.minLatencyMs / Math.max(sample.workMs, 1e-3));
+  return Math.min(MAX_DEPTH, Math.max(MIN_DEPTH, depth));
+}
+
+/**
+ * The moving average of a function's time per item (what `map` sizes its
+ * chunks by).
+ *
+ * @param old The average so far, if any.
+ * @param workMs What one task of `items` items took in the worker.
+ * @param items Items in that task (1 for a plain call).
+ */
+export function averageItemMs(
+  old: number | undefined,
+  workMs: number,
+  items: number,
+): number {
+  const perItem = workMs / Math.max(1, items);
+  return old === undefined ? perItem : (old + perItem) / 2;
+}

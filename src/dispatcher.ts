@@ -1,0 +1,555 @@
+/**
+ * The dispatcher: tasks in, results out. It owns the queue, the task life
+ * cycle (send, settle, cancel on abort or timeout, barriers for runOnAll,
+ * requeue-or-fail when a worker is lost), the workers' slots and the
+ * counters. It knows no sockets and no launchers: a worker is a
+ * {@link WorkerHandle} with a writer, and what happens to processes is asked
+ * of its {@link DispatcherHooks}.
+ *
+ * @module
+ */
+import { fromErrorRecord, type WorkerExit, WorkerLostError } from "./errors.ts";
+import type { FunctionSpec } from "./function_ref.ts";
+import {
+  averageItemMs,
+  depthFor,
+  type DepthSample,
+  observe,
+  sampled,
+} from "./depth.ts";
+import type { TaskOptions } from "./options.ts";
+import {
+  type CallKind,
+  callMessage,
+  cancelMessage,
+  defineMessage,
+  Op,
+  type WorkerMessage,
+} from "./protocol.ts";
+import { pickWorker } from "./scheduler.ts";
+import type { PoolStats } from "./stats.ts";
+import type { Barrier, Task, WorkerHandle } from "./worker_handle.ts";
+
+/** The pool options the dispatcher applies (validated, defaults filled in). */
+export interface DispatcherOptions {
+  /** A fixed depth per worker, or undefined for the adaptive one. */
+  qsize: number | undefined;
+  /** Default retries of a task whose worker died. */
+  retries: number;
+  /** Deaths after which a task is not retried again. */
+  poisonThreshold: number;
+  /** ms a worker may go on with a timed-out task before it is stopped. */
+  killGrace: number;
+  /** Retire a worker after this many tasks. */
+  maxTasksPerWorker: number | undefined;
+  /** Retire a worker whose resident memory passes this (MiB). */
+  maxMemoryMB: number | undefined;
+}
+
+/** What the dispatcher asks of the pool. */
+export interface DispatcherHooks {
+  /**
+   * Ends a worker's process: it is retired and idle, or stuck in a task that
+   * timed out. Its loss is reported back through {@link Dispatcher.detach}.
+   */
+  stopWorker(worker: WorkerHandle): void;
+  /** Whether workers are being replaced (so a lost task may be retried). */
+  running(): boolean;
+  /** Called when what `runOnAll` and `close` wait for may have changed. */
+  changed(): void;
+}
+
+/** Counters of {@link PoolStats}. */
+type Counters = Pick<
+  PoolStats,
+  "done" | "failed" | "retried" | "lost" | "recycled"
+>;
+
+function timeoutError(ms: number): DOMException {
+  return new DOMException(`Task timed out after ${ms} ms`, "TimeoutError");
+}
+
+/** Queues tasks, hands them to workers with free slots, settles them. */
+export class Dispatcher {
+  #options: DispatcherOptions;
+  #hooks: DispatcherHooks;
+  /** Connected workers by id (ready or initialising). */
+  #connected = new Map<number, WorkerHandle>();
+  /** Ready workers: the scheduler's candidates. */
+  #ready: WorkerHandle[] = [];
+  #queue: Task[] = [];
+  #queueHead = 0;
+  #live = new Set<Task>();
+  #nextTaskId = 1;
+  #cursor = 0;
+  /** Moving average of each function's time per item in workers (ms). */
+  #itemMs = new Map<number, number>();
+  #timers = new Set<ReturnType<typeof setTimeout>>();
+  #watched = new Map<AbortSignal, { tasks: Set<Task>; onAbort: () => void }>();
+  #counters: Counters = {
+    done: 0,
+    failed: 0,
+    retried: 0,
+    lost: 0,
+    recycled: 0,
+  };
+
+  /**
+   * @param options What to apply (see {@link DispatcherOptions}).
+   * @param hooks What to ask of the pool.
+   */
+  constructor(options: DispatcherOptions, hooks: DispatcherHooks) {
+    this.#options = options;
+    this.#hooks = hooks;
+  }
+
+  /** The depth a new worker starts with. */
+  get initialCapacity(): number {
+    return this.#options.qsize ??
+      depthFor({ workMs: 0, minLatencyMs: Infinity });
+  }
+
+  /** Tasks submitted and not yet settled. */
+  get liveCount(): number {
+    return this.#live.size;
+  }
+
+  /** Ready workers that take tasks (not retiring, not holding a timed-out task). */
+  inService(): WorkerHandle[] {
+    return this.#ready.filter((w) => w.inService);
+  }
+
+  /** Task slots of the ready workers, or `expected` before any is ready. */
+  slots(expected: number): number {
+    let capacity = 0;
+    for (const w of this.#ready) capacity += w.capacity;
+    return capacity || this.initialCapacity * expected;
+  }
+
+  /** Measured time per item of function `fnId` in workers (ms), if known. */
+  itemMs(fnId: number): number | undefined {
+    return this.#itemMs.get(fnId);
+  }
+
+  /** The one rule for who gets a task: ready, not blocked, a free slot. */
+  canTake(w: WorkerHandle): boolean {
+    return w.ready && !w.blocked && w.load < w.capacity;
+  }
+
+  // ---- workers -----------------------------------------------------------
+
+  /** A worker connected (it may still run its initializer). */
+  connect(w: WorkerHandle): void {
+    this.#connected.set(w.id, w);
+    w.writer.onWritten = () => this.#fill(w);
+  }
+
+  /** A connected worker is initialised: it takes tasks from now on. */
+  attach(w: WorkerHandle): void {
+    w.ready = true;
+    this.#ready.push(w);
+    this.#fill(w);
+  }
+
+  /**
+   * A worker's connection is gone: it takes nothing more. Returns the tasks
+   * it held, for {@link requeueOrFail} once the pool knows how it ended.
+   */
+  detach(w: WorkerHandle): Task[] {
+    w.lost = true;
+    w.ready = false;
+    this.#connected.delete(w.id);
+    const at = this.#ready.indexOf(w);
+    if (at >= 0) this.#ready.splice(at, 1);
+    const tasks = [...w.inflight.values()];
+    w.inflight.clear();
+    w.load = 0;
+    return tasks;
+  }
+
+  /**
+   * Sends the tasks of a lost worker elsewhere while they have retries left
+   * (and the pool replaces workers); fails the others with a
+   * {@link WorkerLostError} (or `fatal`, when the pool itself failed).
+   */
+  requeueOrFail(
+    w: WorkerHandle,
+    tasks: Task[],
+    exit: WorkerExit,
+    fatal: unknown,
+  ): void {
+    const running = this.#hooks.running();
+    for (const task of tasks) {
+      if (task.settled || task.cancelled) continue;
+      task.worker = undefined;
+      if (w.hardKilled && running) {
+        // Held up behind a task that timed out: not its fault, resend.
+        this.#counters.retried++;
+        this.#enqueue(task, true);
+        continue;
+      }
+      (task.exits ??= []).push(exit);
+      const poisoned = task.exits.length >= this.#options.poisonThreshold;
+      if (!task.pinned && task.retries > 0 && !poisoned && running) {
+        task.retries--;
+        this.#counters.retried++;
+        this.#enqueue(task, true);
+      } else {
+        this.#counters.lost++;
+        this.#settle(task, undefined, fatal ?? new WorkerLostError(task.exits));
+      }
+    }
+    this.#dispatch();
+    this.#hooks.changed();
+  }
+
+  /** Takes `w` out of scheduling; it is stopped once its tasks are done. */
+  retire(w: WorkerHandle, why: string): void {
+    w.retiring = why;
+    this.#counters.recycled++;
+    if (w.load === 0) this.#hooks.stopWorker(w);
+  }
+
+  /**
+   * Handles what a worker sent: a result, an error or its memory use.
+   * @throws {Error} for a result of a task it does not hold (the caller drops
+   * the worker).
+   */
+  onMessage(w: WorkerHandle, message: WorkerMessage): void {
+    if (message[0] === Op.Stats) {
+      w.rss = message[1];
+      const limit = this.#options.maxMemoryMB;
+      if (limit && w.rss > limit * 1024 * 1024 && !w.retiring) {
+        this.retire(
+          w,
+          `its memory (${
+            Math.round(w.rss / 1048576)
+          } MiB) passed maxMemoryMB (${limit})`,
+        );
+      }
+      return;
+    }
+    const taskId = message[1];
+    const task = w.inflight.get(taskId);
+    if (!task) throw new Error(`result for unknown task ${taskId}`);
+    w.inflight.delete(taskId);
+    w.load--;
+    if (w.suspect === taskId) {
+      // It finished the timed-out task after all: back into service.
+      w.suspect = undefined;
+    }
+    this.#measure(w, task, message[0] === Op.Result ? message[3] : undefined);
+    w.done++;
+    if (!task.cancelled) {
+      if (message[0] === Op.Result) this.#settle(task, message[2], undefined);
+      else this.#settle(task, undefined, fromErrorRecord(message[2]));
+    }
+    if (w.retiring) {
+      if (w.load === 0) this.#hooks.stopWorker(w);
+    } else {
+      this.#fill(w);
+    }
+  }
+
+  // ---- tasks -------------------------------------------------------------
+
+  /** The one place a task is made. */
+  #newTask(
+    spec: FunctionSpec,
+    args: unknown[],
+    kind: CallKind,
+    retries: number,
+    pinned: boolean,
+  ): [Task, Promise<unknown>] {
+    const { promise, resolve, reject } = Promise.withResolvers<unknown>();
+    const task: Task = {
+      id: this.#nextTaskId++,
+      spec,
+      args,
+      kind,
+      resolve,
+      reject,
+      retries,
+      exits: undefined,
+      worker: undefined,
+      pinned,
+      cancelled: false,
+      settled: false,
+      cleanup: undefined,
+      barriers: undefined,
+      sentAt: 0,
+    };
+    this.#live.add(task);
+    return [task, promise];
+  }
+
+  /**
+   * Queues a task for any worker. Options are trusted (checked at the facade).
+   * @returns Its result; rejects with what it threw, a `TimeoutError`, the
+   * signal's reason, or a {@link WorkerLostError}.
+   */
+  submit(
+    spec: FunctionSpec,
+    args: unknown[],
+    kind: CallKind,
+    options?: TaskOptions,
+  ): Promise<unknown> {
+    const signal = options?.signal;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    const [task, promise] = this.#newTask(
+      spec,
+      args,
+      kind,
+      options?.retries ?? this.#options.retries,
+      false,
+    );
+    if (signal) this.#watch(signal, task);
+    const timeout = options?.timeout;
+    if (timeout !== undefined) {
+      const timer = setTimeout(
+        () => this.#cancel(task, timeoutError(timeout)),
+        timeout,
+      );
+      const unwatch = task.cleanup;
+      task.cleanup = () => {
+        unwatch?.();
+        clearTimeout(timer);
+      };
+    }
+    this.#enqueue(task);
+    return promise;
+  }
+
+  /** Runs a task on worker `w` only (initializers, runOnAll); never retried. */
+  runPinned(
+    w: WorkerHandle,
+    spec: FunctionSpec,
+    args: unknown[],
+    kind: "call" | "init",
+  ): Promise<unknown> {
+    const [task, promise] = this.#newTask(spec, args, kind, 0, true);
+    this.#send(w, task);
+    return promise;
+  }
+
+  /** Resolves when every task live now has settled. */
+  settledBefore(): Promise<void> {
+    if (this.#live.size === 0) return Promise.resolve();
+    const { promise, resolve } = Promise.withResolvers<void>();
+    const barrier: Barrier = { remaining: this.#live.size, done: resolve };
+    for (const task of this.#live) (task.barriers ??= []).push(barrier);
+    return promise;
+  }
+
+  /** Rejects every live task with `reason` and empties the queue. */
+  failAll(reason: unknown): void {
+    for (const task of [...this.#live]) {
+      if (task.worker && !task.settled) this.#cancel(task, reason);
+      else this.#settle(task, undefined, reason);
+    }
+    this.#queue = [];
+    this.#queueHead = 0;
+  }
+
+  /** Stops the kill-grace timers (the pool is shutting down). */
+  close(): void {
+    for (const timer of this.#timers) clearTimeout(timer);
+    this.#timers.clear();
+  }
+
+  /** Counters, load and one entry per connected worker. */
+  stats(): Omit<PoolStats, "totalWorkers"> {
+    let inFlight = 0;
+    for (const w of this.#connected.values()) inFlight += w.load;
+    return {
+      ...this.#counters,
+      inFlight,
+      queued: this.#queue.length - this.#queueHead,
+      workers: [...this.#connected.values()].map((w) => ({
+        id: w.id,
+        host: w.host,
+        pid: w.pid,
+        ready: w.ready,
+        inFlight: w.load,
+        capacity: w.capacity,
+        done: w.done,
+        rssBytes: w.rss,
+      })),
+    };
+  }
+
+  /**
+   * Cancels `task` when `signal` aborts. Tasks sharing a signal (a map's)
+   * share one listener, added with the first and removed with the last.
+   */
+  #watch(signal: AbortSignal, task: Task): void {
+    let watched = this.#watched.get(signal);
+    if (!watched) {
+      const tasks = new Set<Task>();
+      const onAbort = () => {
+        this.#watched.delete(signal);
+        for (const t of tasks) this.#cancel(t, signal.reason);
+      };
+      watched = { tasks, onAbort };
+      this.#watched.set(signal, watched);
+      signal.addEventListener("abort", onAbort, { once: true });
+    }
+    const entry = watched;
+    entry.tasks.add(task);
+    task.cleanup = () => {
+      entry.tasks.delete(task);
+      if (entry.tasks.size === 0 && this.#watched.get(signal) === entry) {
+        this.#watched.delete(signal);
+        signal.removeEventListener("abort", entry.onAbort);
+      }
+    };
+  }
+
+  #enqueue(task: Task, front = false): void {
+    if (this.#queueHead === this.#queue.length) {
+      // Fast path: nothing waits; send straight to a worker with room.
+      const index = pickWorker(this.#ready, this.#cursor);
+      if (index >= 0) {
+        this.#cursor = index + 1;
+        this.#send(this.#ready[index]!, task);
+        return;
+      }
+    }
+    if (front) {
+      if (this.#queueHead > 0) this.#queue[--this.#queueHead] = task;
+      else this.#queue.unshift(task);
+    } else {
+      this.#queue.push(task);
+    }
+  }
+
+  #dequeue(): Task | undefined {
+    while (this.#queueHead < this.#queue.length) {
+      const task = this.#queue[this.#queueHead]!;
+      this.#queue[this.#queueHead++] = undefined as unknown as Task;
+      if (this.#queueHead > 1024 && this.#queueHead * 2 > this.#queue.length) {
+        this.#queue = this.#queue.slice(this.#queueHead);
+        this.#queueHead = 0;
+      }
+      if (!task.settled) return task;
+    }
+    return undefined;
+  }
+
+  #dispatch(): void {
+    while (this.#queueHead < this.#queue.length) {
+      const index = pickWorker(this.#ready, this.#cursor);
+      if (index < 0) return;
+      this.#cursor = index + 1;
+      const task = this.#dequeue();
+      if (!task) return;
+      this.#send(this.#ready[index]!, task);
+    }
+  }
+
+  #fill(w: WorkerHandle): void {
+    while (this.canTake(w)) {
+      const task = this.#dequeue();
+      if (!task) return;
+      this.#send(w, task);
+    }
+  }
+
+  #send(w: WorkerHandle, task: Task): void {
+    const spec = task.spec;
+    try {
+      if (!w.defined.has(spec.id)) {
+        w.writer.send(defineMessage(spec.id, spec));
+        w.defined.add(spec.id);
+      }
+      w.writer.send(callMessage(task.kind, task.id, spec.id, task.args));
+    } catch (error) {
+      this.#settle(task, undefined, error);
+      return;
+    }
+    task.worker = w;
+    w.inflight.set(task.id, task);
+    w.load++;
+    if (task.pinned) return;
+    if (this.#options.qsize === undefined && sampled(w.sent)) {
+      task.sentAt = performance.now();
+    }
+    const max = this.#options.maxTasksPerWorker;
+    if (++w.sent >= (max ?? Infinity) && !w.retiring) {
+      // Its last task is on its way: send it no more, stop it when it is done.
+      this.retire(w, `it finished maxTasksPerWorker (${max}) tasks`);
+    }
+  }
+
+  /** Feeds a finished task's times into the item average and the depth. */
+  #measure(w: WorkerHandle, task: Task, workUs: number | undefined): void {
+    const workMs = workUs === undefined ? undefined : workUs / 1000;
+    if (workMs !== undefined) {
+      const items = task.kind === "chunk" || task.kind === "items"
+        ? task.args.length
+        : 1;
+      const id = task.spec.id;
+      this.#itemMs.set(id, averageItemMs(this.#itemMs.get(id), workMs, items));
+    }
+    if (this.#options.qsize !== undefined) return;
+    const latency = task.sentAt > 0
+      ? performance.now() - task.sentAt
+      : undefined;
+    const sample: DepthSample = observe(w, latency, workMs);
+    w.workMs = sample.workMs;
+    w.minLatencyMs = sample.minLatencyMs;
+    w.capacity = depthFor(sample);
+  }
+
+  #settle(task: Task, value: unknown, error: unknown): void {
+    if (task.settled) return;
+    task.settled = true;
+    if (task.pinned) {
+      // initializer and runOnAll calls are not counted as tasks
+    } else if (error === undefined) this.#counters.done++;
+    else this.#counters.failed++;
+    task.cleanup?.();
+    this.#live.delete(task);
+    if (task.barriers) {
+      for (const b of task.barriers) if (--b.remaining === 0) b.done();
+    }
+    if (error === undefined) task.resolve(value);
+    else task.reject(error);
+    if (this.#live.size === 0) this.#hooks.changed();
+  }
+
+  #cancel(task: Task, reason: unknown): void {
+    if (task.settled) return;
+    const w = task.worker;
+    if (w && w.inflight.get(task.id) === task) {
+      task.cancelled = true;
+      try {
+        w.writer.send(cancelMessage(task.id));
+      } catch { /* connection gone */ }
+      if (reason instanceof DOMException && reason.name === "TimeoutError") {
+        this.#suspect(w, task);
+      }
+    }
+    this.#settle(task, undefined, reason);
+  }
+
+  /**
+   * Hard timeout: the worker gets no new tasks until it drops `task`; if it
+   * is still busy with it after the grace period, it is stopped and
+   * replaced, and the tasks it held are sent elsewhere.
+   */
+  #suspect(w: WorkerHandle, task: Task): void {
+    w.suspect = task.id;
+    const grace = this.#options.killGrace;
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      if (w.suspect === task.id && !w.lost) {
+        w.retiring =
+          `it was still running a task ${grace} ms after the task's timeout`;
+        w.hardKilled = true;
+        this.#hooks.stopWorker(w);
+      }
+    }, grace);
+    this.#timers.add(timer);
+  }
+}

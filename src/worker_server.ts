@@ -1,0 +1,202 @@
+/**
+ * The worker server: a private UNIX socket (in a fresh 0700 temp dir, the
+ * socket 0600) that workers connect back to, and the connections it serves.
+ * Each connection, accepted or handed in by a launcher ({@link
+ * WorkerServer.accept}), is handshaken (`handshake.ts`); then its messages go
+ * to the pool. The pool hears of each connection through
+ * {@link WorkerServerHooks}: `admit` (may refuse), `connected`, `lost`,
+ * `rejected`.
+ *
+ * @module
+ */
+import {
+  type ByteChannel,
+  DEFAULT_MAX_FRAME_BYTES,
+  FrameWriter,
+  readFrames,
+} from "./framing.ts";
+import { type Admission, verifyWorker, welcome } from "./handshake.ts";
+import {
+  parseWorkerMessage,
+  type WorkerMessage,
+  type WorkerSettings,
+} from "./protocol.ts";
+
+/** A worker's connection, once it passed the handshake. */
+export interface Connection extends Admission {
+  /** Where messages to the worker go. */
+  readonly writer: FrameWriter;
+  /** Hangs up (the worker exits when it notices). */
+  close(): void;
+}
+
+/** What the server tells the pool. */
+export interface WorkerServerHooks {
+  /**
+   * A peer passed the handshake. Throw to refuse it (an id the pool does not
+   * expect, or the pool is closing): it is then hung up on and `rejected`.
+   */
+  admit(admission: Admission): void;
+  /**
+   * An admitted worker was welcomed; returns what handles its messages (a
+   * handler that throws ends the connection as a protocol breach).
+   */
+  connected(connection: Connection): (message: WorkerMessage) => void;
+  /** An admitted worker's connection ended, for `reason`. */
+  lost(connection: Connection, reason: string): void;
+  /** A peer failed the handshake or was refused, for `reason`. */
+  rejected(reason: string): void;
+}
+
+/** How the server treats its peers. */
+export interface WorkerServerOptions {
+  /** The secret workers must prove they know. */
+  secret: string;
+  /** The largest frame taken from a welcomed worker. @default {1073741824} */
+  maxFrameBytes?: number | undefined;
+  /** What workers are told in the welcome. */
+  settings: WorkerSettings;
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Listens for workers and serves their connections. */
+export class WorkerServer {
+  #options: WorkerServerOptions;
+  #hooks: WorkerServerHooks;
+  #dir: string | undefined;
+  #socketPath: string | undefined;
+  #listener: Deno.Listener | undefined;
+  #accepting: Promise<void> | undefined;
+  #channels = new Set<ByteChannel>();
+  #serving = new Set<Promise<void>>();
+
+  /**
+   * @param options Secret, frame limit and the welcome's settings.
+   * @param hooks What to tell the pool.
+   */
+  constructor(options: WorkerServerOptions, hooks: WorkerServerHooks) {
+    this.#options = options;
+    this.#hooks = hooks;
+  }
+
+  /** The secret workers prove they know (launchers pass it on). */
+  get secret(): string {
+    return this.#options.secret;
+  }
+
+  /** The socket's path (after {@link listen}). */
+  get socketPath(): string {
+    if (this.#socketPath === undefined) throw new Error("not listening");
+    return this.#socketPath;
+  }
+
+  /**
+   * Makes the private directory and starts accepting on its socket.
+   * @throws {Error} when the directory or the socket cannot be made.
+   */
+  async listen(): Promise<void> {
+    try {
+      this.#dir = await Deno.makeTempDir({ prefix: "distex-" });
+      await Deno.chmod(this.#dir, 0o700);
+      const path = `${this.#dir}/pool.sock`;
+      this.#listener = Deno.listen({ transport: "unix", path });
+      await Deno.chmod(path, 0o600);
+      this.#socketPath = path;
+    } catch (error) {
+      throw new Error(
+        `Cannot start the pool's socket server: ${message(error)}`,
+        {
+          cause: error,
+        },
+      );
+    }
+    this.#accepting = this.#acceptLoop(this.#listener);
+  }
+
+  /**
+   * Serves a channel a launcher obtained itself (a relayed link): it is
+   * handshaken exactly like an accepted socket connection.
+   */
+  accept(channel: ByteChannel): void {
+    const serving = this.#serve(channel);
+    this.#serving.add(serving);
+    serving.finally(() => this.#serving.delete(serving));
+  }
+
+  /** Closes one channel (idempotent). */
+  hangUp(channel: ByteChannel): void {
+    if (!this.#channels.delete(channel)) return;
+    try {
+      channel.close();
+    } catch { /* already closed */ }
+  }
+
+  /** Stops accepting new connections. */
+  async stopListening(): Promise<void> {
+    try {
+      this.#listener?.close();
+    } catch { /* already closed */ }
+    await this.#accepting;
+  }
+
+  /**
+   * Hangs up on every connection, waits until they are served to their end,
+   * and removes the socket's directory.
+   */
+  async close(): Promise<void> {
+    await this.stopListening();
+    for (const channel of [...this.#channels]) this.hangUp(channel);
+    while (this.#serving.size > 0) {
+      await Promise.allSettled([...this.#serving]);
+    }
+    if (this.#dir) {
+      await Deno.remove(this.#dir, { recursive: true }).catch(() => {});
+    }
+  }
+
+  async #acceptLoop(listener: Deno.Listener): Promise<void> {
+    try {
+      for await (const conn of listener) this.accept(conn);
+    } catch {
+      // listener closed
+    }
+  }
+
+  async #serve(channel: ByteChannel): Promise<void> {
+    this.#channels.add(channel);
+    let connection: Connection | undefined;
+    let failure: unknown;
+    try {
+      const admission = await verifyWorker(channel, this.#options.secret);
+      this.#hooks.admit(admission);
+      const writer = new FrameWriter(channel, () => this.hangUp(channel));
+      connection = { ...admission, writer, close: () => this.hangUp(channel) };
+      welcome(writer, this.#options.settings);
+      const onMessage = this.#hooks.connected(connection);
+      await readFrames(
+        channel,
+        (m) => onMessage(parseWorkerMessage(m)),
+        {
+          maxFrameBytes: this.#options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+        },
+      );
+    } catch (error) {
+      failure = error;
+    } finally {
+      this.hangUp(channel);
+    }
+    if (connection) {
+      this.#hooks.lost(
+        connection,
+        failure === undefined
+          ? "its connection closed"
+          : `it broke the protocol (${message(failure)})`,
+      );
+    } else if (failure !== undefined) {
+      this.#hooks.rejected(message(failure));
+    }
+  }
+}
