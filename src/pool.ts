@@ -24,7 +24,7 @@ import {
 } from "./function_ref.ts";
 import { LaunchSupervisor } from "./launch_supervisor.ts";
 import { type Launcher, LocalLauncher } from "./launcher.ts";
-import { Lifecycle } from "./lifecycle.ts";
+import { Lifecycle } from "./pool_lifecycle.ts";
 import { createMapStream, type MapOptions } from "./map_stream.ts";
 import {
   checkTaskOptions,

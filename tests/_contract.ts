@@ -161,6 +161,27 @@ export function contractSuite(
     assert.deepEqual(await Array.fromAsync(pool.map(f, X)), X.map(f));
   });
 
+  test("Pool.map() keeps input order when items finish out of order", async () => {
+    await using pool = await open();
+    // Item i sleeps (n - i) ms: later items finish first, so a stream that
+    // yielded results as they came would be reversed.
+    const n = 24;
+    const xs = Array.from({ length: n }, (_, i) => i);
+    const late = async (i: number, n: number) => {
+      await new Promise((resolve) => setTimeout(resolve, (n - i) * 3));
+      return i;
+    };
+    const out = await Array.fromAsync(
+      pool.map(late, xs, xs.map(() => n), { chunkSize: 1 }),
+    );
+    assert.deepEqual(out, xs);
+    const unordered = await Array.fromAsync(
+      pool.map(late, xs, xs.map(() => n), { chunkSize: 1, ordered: false }),
+    );
+    assert.notDeepEqual(unordered, xs, "the items did finish out of order");
+    assert.deepEqual(unordered.toSorted((a, b) => a - b), xs);
+  });
+
   test("Pool.map() zips three iterables in order", async () => {
     await using pool = await open();
     assert.deepEqual(

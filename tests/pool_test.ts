@@ -722,3 +722,9 @@ Deno.test("Pool.create() rejects when a worker does not connect within startTime
   // Bounded: the pool gave up instead of waiting forever.
   assert.ok(performance.now() - started < 20_000);
 });
+
+Deno.test("Pool has no public underscore methods (nothing internal in its docs)", () => {
+  const names = Object.getOwnPropertyNames(Pool.prototype);
+  assert.deepEqual(names.filter((n) => n.startsWith("_")), []);
+  assert.ok(names.includes("run") && names.includes("map"));
+});

@@ -1,0 +1,54 @@
+/**
+ * The adaptive depth: pure functions over plain numbers.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import {
+  averageItemMs,
+  depthFor,
+  MAX_DEPTH,
+  MIN_DEPTH,
+  observe,
+  sampled,
+} from "../src/depth.ts";
+
+const FRESH = { workMs: 0, minLatencyMs: Infinity };
+
+Deno.test("depthFor() is MIN_DEPTH until a round trip was measured", () => {
+  assert.equal(depthFor(FRESH), MIN_DEPTH);
+  assert.deepEqual(observe(FRESH, undefined, 5), FRESH);
+});
+
+Deno.test("depthFor() covers the round trip with work: tiny tasks go deep, within MAX_DEPTH", () => {
+  assert.equal(depthFor({ workMs: 0.1, minLatencyMs: 1 }), 10);
+  assert.equal(depthFor({ workMs: 0.3, minLatencyMs: 1 }), 4);
+  assert.equal(depthFor({ workMs: 0.0001, minLatencyMs: 1 }), MAX_DEPTH);
+});
+
+Deno.test("depthFor() keeps long tasks at MIN_DEPTH", () => {
+  assert.equal(depthFor({ workMs: 500, minLatencyMs: 501 }), MIN_DEPTH);
+});
+
+Deno.test("observe() keeps the shortest round trip and averages the work", () => {
+  let s = observe(FRESH, 4, 1);
+  assert.deepEqual(s, { workMs: 1, minLatencyMs: 4 });
+  s = observe(s, 9, 2);
+  assert.equal(s.minLatencyMs, 4);
+  assert.ok(Math.abs(s.workMs - 1.1) < 1e-9);
+  s = observe(s, 2, undefined);
+  // Without the worker's figure the round trip stands in for the work.
+  assert.equal(s.minLatencyMs, 2);
+  assert.ok(Math.abs(s.workMs - (1.1 * 0.9 + 2 * 0.1)) < 1e-9);
+});
+
+Deno.test("sampled() times every 8th task", () => {
+  const picked = Array.from({ length: 24 }, (_, i) => i).filter(sampled);
+  assert.deepEqual(picked, [0, 8, 16]);
+});
+
+Deno.test("averageItemMs() divides a chunk's time by its items and halves toward the new value", () => {
+  assert.equal(averageItemMs(undefined, 8, 4), 2);
+  assert.equal(averageItemMs(2, 4, 1), 3);
+  assert.equal(averageItemMs(undefined, 3, 0), 3);
+});

@@ -1,0 +1,337 @@
+/**
+ * The dispatcher without processes or sockets: fake workers whose writers
+ * record what is sent, and results fed back by hand.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { Dispatcher, type DispatcherOptions } from "../src/dispatcher.ts";
+import { type WorkerExit, WorkerLostError } from "../src/errors.ts";
+import type { FunctionSpec } from "../src/function_ref.ts";
+import type { Message } from "../src/framing.ts";
+import {
+  CALL_OP,
+  errorMessage,
+  Op,
+  resultMessage,
+  statsMessage,
+} from "../src/protocol.ts";
+import {
+  MAX_PENDING_BYTES,
+  type TaskWriter,
+  WorkerHandle,
+} from "../src/worker_handle.ts";
+import { rejection, track } from "./_util.ts";
+
+class FakeWriter implements TaskWriter {
+  sent: Message[] = [];
+  pendingBytes = 0;
+  onWritten: (() => void) | undefined;
+  send(message: Message): void {
+    if (
+      message[3] !== undefined &&
+      JSON.stringify(message[3]) === '["unsendable"]'
+    ) {
+      throw new DOMException("cannot send", "DataCloneError");
+    }
+    this.sent.push(message);
+  }
+  /** Ids of the tasks sent, in order. */
+  calls(): number[] {
+    return this.sent.filter((m) => CALL_OPS.has(m[0])).map((m) =>
+      m[1] as number
+    );
+  }
+}
+
+const CALL_OPS = new Set<number>(Object.values(CALL_OP));
+const SPEC: FunctionSpec = { id: 1, source: "(x) => x", label: "fn" };
+
+function setup(options: Partial<DispatcherOptions> = {}) {
+  const stopped: WorkerHandle[] = [];
+  let running = true;
+  const dispatcher = new Dispatcher({
+    qsize: 2,
+    retries: 0,
+    poisonThreshold: 3,
+    killGrace: 1_000,
+    maxTasksPerWorker: undefined,
+    maxMemoryMB: undefined,
+    ...options,
+  }, {
+    stopWorker: (w) => stopped.push(w),
+    running: () => running,
+    changed: () => {},
+  });
+  const worker = (id: number, capacity = 2) => {
+    const w = new WorkerHandle(id, "local", new FakeWriter(), capacity);
+    dispatcher.connect(w);
+    dispatcher.attach(w);
+    return w;
+  };
+  return {
+    dispatcher,
+    stopped,
+    worker,
+    stop: () => running = false,
+  };
+}
+
+function writer(w: WorkerHandle): FakeWriter {
+  return w.writer as FakeWriter;
+}
+
+function exitOf(w: WorkerHandle): WorkerExit {
+  return { workerId: w.id, host: "local", code: 1, reason: "test" };
+}
+
+Deno.test("Dispatcher.submit() sends to a worker with a free slot and defines the function once", async () => {
+  const { dispatcher, worker } = setup();
+  const w = worker(1);
+  const a = dispatcher.submit(SPEC, [1], "call");
+  const b = dispatcher.submit(SPEC, [2], "call");
+  assert.deepEqual(writer(w).sent.map((m) => m[0]), [
+    Op.Define,
+    Op.Call,
+    Op.Call,
+  ]);
+  const [first, second] = writer(w).calls();
+  dispatcher.onMessage(w, resultMessage(second!, "two", 5));
+  dispatcher.onMessage(w, resultMessage(first!, "one", 5));
+  assert.deepEqual(await Promise.all([a, b]), ["one", "two"]);
+  assert.equal(dispatcher.stats().done, 2);
+  assert.equal(w.load, 0);
+});
+
+Deno.test("Dispatcher queues beyond the slots and fills a worker as results come back", async () => {
+  const { dispatcher, worker } = setup();
+  const w = worker(1, 1);
+  const results = [1, 2, 3].map((x) => dispatcher.submit(SPEC, [x], "call"));
+  assert.equal(writer(w).calls().length, 1);
+  assert.equal(dispatcher.stats().queued, 2);
+  for (let i = 0; i < 3; i++) {
+    const id = writer(w).calls()[i]!;
+    dispatcher.onMessage(w, resultMessage(id, i, 1));
+  }
+  assert.deepEqual(await Promise.all(results), [0, 1, 2]);
+  assert.equal(dispatcher.stats().queued, 0);
+});
+
+Deno.test("Dispatcher.canTake() is the one rule for who gets a task", () => {
+  const { dispatcher, worker } = setup();
+  const w = worker(1, 1);
+  assert.equal(dispatcher.canTake(w), true);
+  w.suspect = 9;
+  assert.equal(dispatcher.canTake(w), false, "holding a timed-out task");
+  w.suspect = undefined;
+  w.retiring = "test";
+  assert.equal(dispatcher.canTake(w), false, "retiring");
+  w.retiring = undefined;
+  writer(w).pendingBytes = MAX_PENDING_BYTES + 1;
+  assert.equal(dispatcher.canTake(w), false, "congested");
+  writer(w).pendingBytes = 0;
+  w.load = 1;
+  assert.equal(dispatcher.canTake(w), false, "full");
+  w.load = 0;
+  const fresh = new WorkerHandle(2, "local", new FakeWriter(), 1);
+  dispatcher.connect(fresh);
+  assert.equal(dispatcher.canTake(fresh), false, "not initialised");
+  // And the queue honours it: a blocked worker is skipped.
+  w.retiring = "test";
+  dispatcher.submit(SPEC, [1], "call");
+  assert.equal(writer(w).calls().length, 0);
+});
+
+Deno.test("Dispatcher.requeueOrFail() resends a lost worker's tasks with retries left, fails the others", async () => {
+  const { dispatcher, worker } = setup();
+  const a = worker(1, 4);
+  const retried = dispatcher.submit(SPEC, [1], "call", { retries: 1 });
+  const lost = dispatcher.submit(SPEC, [2], "call");
+  const tasks = dispatcher.detach(a);
+  assert.equal(tasks.length, 2);
+  const b = worker(2, 4);
+  dispatcher.requeueOrFail(a, tasks, exitOf(a), undefined);
+  const error = await rejection(lost);
+  assert.ok(error instanceof WorkerLostError);
+  assert.equal(error.exits[0]!.workerId, 1);
+  assert.equal(writer(b).calls().length, 1);
+  dispatcher.onMessage(b, resultMessage(writer(b).calls()[0]!, "again", 1));
+  assert.equal(await retried, "again");
+  const stats = dispatcher.stats();
+  assert.deepEqual([stats.retried, stats.lost, stats.done, stats.failed], [
+    1,
+    1,
+    1,
+    1,
+  ]);
+});
+
+Deno.test("Dispatcher fails a task after poisonThreshold deaths, retries left or not", async () => {
+  const { dispatcher, worker } = setup({ poisonThreshold: 2 });
+  const result = dispatcher.submit(SPEC, [1], "call", { retries: 10 });
+  for (let id = 1; id <= 2; id++) {
+    const w = worker(id);
+    const tasks = dispatcher.detach(w);
+    dispatcher.requeueOrFail(w, tasks, exitOf(w), undefined);
+  }
+  const error = await rejection(result);
+  assert.ok(error instanceof WorkerLostError);
+  assert.deepEqual(error.exits.map((e) => e.workerId), [1, 2]);
+});
+
+Deno.test("Dispatcher does not retry when the pool no longer replaces workers", async () => {
+  const { dispatcher, worker, stop } = setup();
+  const w = worker(1);
+  const result = dispatcher.submit(SPEC, [1], "call", { retries: 3 });
+  stop();
+  dispatcher.requeueOrFail(w, dispatcher.detach(w), exitOf(w), undefined);
+  assert.ok((await rejection(result)) instanceof WorkerLostError);
+});
+
+Deno.test("Dispatcher: a task's timeout rejects it, cancels it on the worker and stops the worker after killGrace", async () => {
+  const { dispatcher, worker, stopped } = setup({ killGrace: 0 });
+  const w = worker(1);
+  const other = worker(2);
+  const result = dispatcher.submit(SPEC, [1], "call", { timeout: 0 });
+  const error = await rejection(result);
+  assert.equal(error.name, "TimeoutError");
+  assert.equal(writer(w).sent.at(-1)![0], Op.Cancel);
+  assert.equal(w.suspect, writer(w).calls()[0]);
+  // No new task for the suspect worker meanwhile.
+  dispatcher.submit(SPEC, [2], "call");
+  assert.equal(writer(w).calls().length, 1);
+  assert.equal(writer(other).calls().length, 1);
+  for (let i = 0; i < 100 && stopped.length === 0; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.deepEqual(stopped, [w]);
+  assert.equal(w.hardKilled, true);
+  dispatcher.close();
+});
+
+Deno.test("Dispatcher: a worker that ends its timed-out task goes back into service", async () => {
+  const { dispatcher, worker, stopped } = setup({ killGrace: 60_000 });
+  const w = worker(1);
+  const result = dispatcher.submit(SPEC, [1], "call", { timeout: 0 });
+  await rejection(result);
+  dispatcher.onMessage(w, resultMessage(writer(w).calls()[0]!, undefined, 1));
+  assert.equal(w.suspect, undefined);
+  assert.equal(dispatcher.canTake(w), true);
+  dispatcher.close();
+  assert.equal(stopped.length, 0);
+});
+
+Deno.test("Dispatcher: an abort signal rejects queued and running tasks with its reason", async () => {
+  const { dispatcher, worker } = setup();
+  const w = worker(1, 1);
+  const controller = new AbortController();
+  const options = { signal: controller.signal };
+  const running = dispatcher.submit(SPEC, [1], "call", options);
+  const queued = dispatcher.submit(SPEC, [2], "call", options);
+  const reason = new Error("stop");
+  controller.abort(reason);
+  assert.equal(await rejection(running), reason);
+  assert.equal(await rejection(queued), reason);
+  assert.equal(writer(w).sent.at(-1)![0], Op.Cancel);
+  assert.equal(dispatcher.liveCount, 0);
+  // An aborted signal is refused at once.
+  assert.equal(
+    await rejection(dispatcher.submit(SPEC, [3], "call", options)),
+    reason,
+  );
+  dispatcher.close();
+});
+
+Deno.test("Dispatcher.settledBefore() waits for the tasks live when called, not later ones", async () => {
+  const { dispatcher, worker } = setup();
+  const w = worker(1, 4);
+  dispatcher.submit(SPEC, [1], "call");
+  const barrier = track(dispatcher.settledBefore());
+  dispatcher.submit(SPEC, [2], "call");
+  const [first, second] = writer(w).calls();
+  dispatcher.onMessage(w, resultMessage(second!, 2, 1));
+  await Promise.resolve();
+  assert.equal(barrier.settled, false);
+  dispatcher.onMessage(w, resultMessage(first!, 1, 1));
+  await dispatcher.settledBefore();
+  await Promise.resolve();
+  assert.equal(barrier.settled, true);
+});
+
+Deno.test("Dispatcher retires a worker after maxTasksPerWorker and stops it once idle", () => {
+  const { dispatcher, worker, stopped } = setup({ maxTasksPerWorker: 2 });
+  const w = worker(1, 4);
+  for (let i = 0; i < 3; i++) dispatcher.submit(SPEC, [i], "call");
+  assert.equal(writer(w).calls().length, 2);
+  assert.match(w.retiring ?? "", /maxTasksPerWorker \(2\)/);
+  const [a, b] = writer(w).calls();
+  dispatcher.onMessage(w, resultMessage(a!, 1, 1));
+  assert.equal(stopped.length, 0);
+  dispatcher.onMessage(w, resultMessage(b!, 2, 1));
+  assert.deepEqual(stopped, [w]);
+  assert.equal(dispatcher.stats().recycled, 1);
+});
+
+Deno.test("Dispatcher retires a worker whose reported memory passes maxMemoryMB", () => {
+  const { dispatcher, worker, stopped } = setup({ maxMemoryMB: 16 });
+  const w = worker(1);
+  dispatcher.onMessage(w, statsMessage(8 << 20));
+  assert.equal(w.retiring, undefined);
+  dispatcher.onMessage(w, statsMessage(32 << 20));
+  assert.match(w.retiring ?? "", /passed maxMemoryMB \(16\)/);
+  assert.deepEqual(stopped, [w]);
+});
+
+Deno.test("Dispatcher settles a task with its worker's error, and a task that cannot be sent with DataCloneError", async () => {
+  const { dispatcher, worker } = setup();
+  const w = worker(1);
+  const failing = dispatcher.submit(SPEC, [1], "call");
+  dispatcher.onMessage(
+    w,
+    errorMessage(writer(w).calls()[0]!, {
+      name: "RangeError",
+      message: "no",
+      stack: "",
+    }),
+  );
+  const error = await rejection(failing);
+  assert.ok(error instanceof RangeError);
+  assert.equal(
+    (await rejection(dispatcher.submit(SPEC, ["unsendable"], "call"))).name,
+    "DataCloneError",
+  );
+  assert.equal(w.load, 0);
+  assert.throws(
+    () => dispatcher.onMessage(w, resultMessage(999, 1, 1)),
+    /result for unknown task 999/,
+  );
+});
+
+Deno.test("Dispatcher measures time per item and, with no qsize, deepens a worker with tiny tasks", async () => {
+  const { dispatcher, worker } = setup({ qsize: undefined });
+  const w = worker(1, dispatcher.initialCapacity);
+  assert.equal(w.capacity, 2);
+  for (let i = 0; i < 40; i++) {
+    const result = dispatcher.submit(SPEC, [1, 2, 3, 4], "items");
+    const id = writer(w).calls().at(-1)!;
+    await new Promise((r) => setTimeout(r, 1));
+    dispatcher.onMessage(w, resultMessage(id, [1, 2, 3, 4], 4));
+    await result;
+  }
+  assert.equal(dispatcher.itemMs(SPEC.id), 0.001);
+  assert.ok(w.capacity > 2, `capacity ${w.capacity}`);
+  assert.equal(dispatcher.slots(5), w.capacity);
+});
+
+Deno.test("Dispatcher.failAll() rejects queued and running tasks", async () => {
+  const { dispatcher, worker } = setup();
+  const w = worker(1, 1);
+  const running = dispatcher.submit(SPEC, [1], "call");
+  const queued = dispatcher.submit(SPEC, [2], "call");
+  const reason = new Error("closed");
+  dispatcher.failAll(reason);
+  assert.equal(await rejection(running), reason);
+  assert.equal(await rejection(queued), reason);
+  assert.equal(dispatcher.stats().queued, 0);
+  assert.equal(writer(w).sent.at(-1)![0], Op.Cancel);
+});
