@@ -3,8 +3,11 @@
  * `deno run -A worker.ts --unix <socket> --id <n>` and writes its secret as the
  * first line on the worker's stdin; stdin then stays open as a lifeline. The
  * worker connects to the socket, proves it knows the secret, runs tasks, and
- * exits when the connection ends, when the pool says so, or when stdin closes
- * (so workers never outlive their pool).
+ * exits when the connection ends or when the pool says so. A watchdog thread
+ * ends it (and the process group it leads) when stdin closes, even while a
+ * task blocks the worker's event loop, so workers never outlive their pool;
+ * with `--max-memory-mb <n>` it also ends the worker when its resident memory
+ * passes n MiB.
  *
  * @example Start a worker by hand (a pool normally does this)
  * ```ts ignore
@@ -15,10 +18,40 @@
  * @module
  */
 import { runWorker } from "./src/worker_runtime.ts";
-import { readSecret, watchLifeline } from "./src/_stdin.ts";
+import { readSecretLine } from "./src/_stdin.ts";
+import { startWatchdog } from "./src/_watchdog.ts";
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.stack ?? error.message : String(error);
+}
 
 /**
- * Runs one worker: `--unix <path>` (the pool's socket) and `--id <n>`.
+ * A promise a task left rejected with no handler, or an error thrown from a
+ * task's timer callback, would end the whole worker and every task on it.
+ * They are reported on stderr (which the pool forwards) instead.
+ */
+function reportStrayErrors(): void {
+  globalThis.addEventListener("unhandledrejection", (event) => {
+    event.preventDefault();
+    console.error(
+      `distex worker: a task left a promise rejection unhandled: ${
+        describe(event.reason)
+      }`,
+    );
+  });
+  globalThis.addEventListener("error", (event) => {
+    event.preventDefault();
+    console.error(
+      `distex worker: an error escaped a task: ${
+        describe(event.error ?? event.message)
+      }`,
+    );
+  });
+}
+
+/**
+ * Runs one worker: `--unix <path>` (the pool's socket), `--id <n>` and
+ * optionally `--max-memory-mb <n>`.
  * Resolves when the worker is done; the process should then exit.
  *
  * @param args Command-line arguments.
@@ -28,19 +61,29 @@ export async function workerMain(args: string[]): Promise<number> {
   // Parsed by hand: node:util costs a worker ~30 ms of start-up.
   let path: string | undefined;
   let workerId = NaN;
-  let known = args.length === 4;
+  let maxMemoryMB = 0;
+  let known = args.length % 2 === 0;
   for (let i = 0; i + 1 < args.length; i += 2) {
     if (args[i] === "--unix") path = args[i + 1];
     else if (args[i] === "--id") workerId = Number(args[i + 1]);
+    else if (args[i] === "--max-memory-mb") maxMemoryMB = Number(args[i + 1]);
     else known = false;
   }
-  if (!known || path === undefined || !Number.isInteger(workerId)) {
-    console.error("usage: worker.ts --unix <socket path> --id <worker id>");
+  if (
+    !known || path === undefined || !Number.isInteger(workerId) ||
+    !(maxMemoryMB >= 0)
+  ) {
+    console.error(
+      "usage: worker.ts --unix <socket path> --id <worker id> [--max-memory-mb <n>]",
+    );
     return 2;
   }
-  const { secret, reader } = await readSecret();
-  // The lifeline: when the pool closes stdin (or dies), exit.
-  watchLifeline(reader, () => Deno.exit(0));
+  const secret = await readSecretLine();
+  // The lifeline, from now on read by a thread of its own: when the pool
+  // closes stdin (or dies), the process ends, whatever a task is doing.
+  const watching = startWatchdog({ maxMemoryMB });
+  watching.catch(() => {}); // awaited below
+  reportStrayErrors();
   let channel: Deno.Conn;
   try {
     channel = await Deno.connect({ transport: "unix", path });
@@ -52,6 +95,7 @@ export async function workerMain(args: string[]): Promise<number> {
     throw error;
   }
   try {
+    await watching;
     await runWorker({ channel, secret, workerId });
   } finally {
     try {

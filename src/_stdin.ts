@@ -31,6 +31,30 @@ export async function readSecret(): Promise<
 }
 
 /**
+ * Reads the first line of stdin (the pool's secret), reading no further, so
+ * that the rest of stdin is left to whoever watches it next (the worker's
+ * watchdog thread).
+ * @throws {Error} when the first line is not a secret.
+ */
+export async function readSecretLine(): Promise<string> {
+  const buffer = new Uint8Array(1);
+  const bytes: number[] = [];
+  // One byte at a time: the secret is short, and nothing after it is taken.
+  while (bytes.length <= 4096) {
+    const n = await Deno.stdin.read(buffer);
+    if (n === null || buffer[0] === 0x0a) break;
+    bytes.push(buffer[0]!);
+  }
+  const secret = new TextDecoder().decode(new Uint8Array(bytes)).trim();
+  if (!/^[0-9a-f]{32,128}$/.test(secret)) {
+    throw new Error(
+      "expected the pool's secret as the first line on stdin (workers are started by a Pool)",
+    );
+  }
+  return secret;
+}
+
+/**
  * Calls `onClose` once stdin reaches its end (the pool closed it or died).
  * With `onLine`, each further line on stdin is passed to it (the pool's
  * commands to a remote supervisor); otherwise stdin is just drained.

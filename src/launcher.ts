@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { escapeControls } from "./_terminal.ts";
 import type { ByteChannel } from "./protocol.ts";
 
 /** Where workers connect and what they must prove. */
@@ -73,7 +74,9 @@ const STDERR_LINES = 20;
 
 /**
  * Keeps the last lines of a byte stream and optionally forwards everything to
- * this process's stderr. Resolves when the stream ends.
+ * this process's stderr. Terminal escape sequences and other control
+ * characters are taken out of both (see {@link escapeControls}): the stream
+ * comes from task code or another host. Resolves when the stream ends.
  */
 export async function _collectTail(
   stream: ReadableStream<Uint8Array>,
@@ -81,15 +84,17 @@ export async function _collectTail(
   forward: boolean,
 ): Promise<void> {
   const decoder = new TextDecoder();
+  const encoder = new TextEncoder();
   let partial = "";
   try {
     for await (const chunk of stream) {
-      if (forward) {
+      const text = escapeControls(decoder.decode(chunk, { stream: true }));
+      if (forward && text) {
         try {
-          Deno.stderr.writeSync(chunk);
+          Deno.stderr.writeSync(encoder.encode(text));
         } catch { /* our stderr is gone: keep collecting */ }
       }
-      partial += decoder.decode(chunk, { stream: true });
+      partial += text;
       const lines = partial.split("\n");
       partial = lines.pop()!;
       for (const line of lines) {
@@ -103,9 +108,53 @@ export async function _collectTail(
   } catch { /* the process died mid-write */ }
   if (partial.trim()) tail.push(partial);
   if (tail.length > STDERR_LINES) tail.splice(0, tail.length - STDERR_LINES);
+  summariseOutOfMemory(tail);
 }
 
-/** Wraps a spawned child as a {@link Launch}. */
+/**
+ * V8's report of a heap out of memory is a screenful of GC traces and a C
+ * stack; it ends the process with SIGTRAP. Replace it by one line that says
+ * what happened, with the heap size from the last GC trace.
+ */
+function summariseOutOfMemory(tail: string[]): void {
+  const at = tail.findIndex((l) => /Fatal JavaScript out of memory/.test(l));
+  if (at < 0) return;
+  let mb: string | undefined;
+  for (const line of tail) {
+    const gc =
+      /(?:Mark-Compact|Scavenge)[^\d]*[\d.]+ \([\d.]+\) -> ([\d.]+) \([\d.]+\) MB/
+        .exec(line);
+    if (gc) mb = gc[1];
+  }
+  const start = tail.findIndex((l) => l.includes("<--- Last few GCs --->"));
+  tail.splice(
+    start >= 0 && start < at ? start : at,
+    Infinity,
+    `distex: the worker ran out of memory${
+      mb ? ` at ${Math.round(Number(mb))} MB` : ""
+    } (its JavaScript heap reached V8's limit; raise it with maxMemoryMB or --v8-flags=--max-old-space-size)`,
+  );
+}
+
+/** Signals `pid`'s process group, or `child` alone when it leads none. */
+function signalGroup(
+  child: Deno.ChildProcess,
+  signal: Deno.Signal,
+): void {
+  try {
+    Deno.kill(-child.pid, signal);
+    return;
+  } catch { /* no such group */ }
+  try {
+    child.kill(signal);
+  } catch { /* already exited */ }
+}
+
+/**
+ * Wraps a spawned child as a {@link Launch}. With `group`, the child leads a
+ * process group of its own (spawned `detached`): kills reach the whole group,
+ * and whatever is left of the group when the child exits is killed too.
+ */
 export function _childLaunch(
   child: Deno.ChildProcess,
   host: string,
@@ -113,6 +162,7 @@ export function _childLaunch(
   secret: string,
   forwardStderr: boolean,
   failure: (exit: LaunchExit, tail: string[], timeoutMs?: number) => Error,
+  group = false,
 ): Launch {
   const tail: string[] = [];
   const stderrDone = _collectTail(child.stderr, tail, forwardStderr);
@@ -124,6 +174,8 @@ export function _childLaunch(
   const stop = (): Promise<void> =>
     stopped ??= sent.then(() => stdin.close()).catch(() => {});
   const exited = child.status.then(async (status) => {
+    // What the worker's tasks started and left behind.
+    if (group) signalGroup(child, "SIGKILL");
     await stderrDone;
     await stop();
     return {
@@ -139,9 +191,12 @@ export function _childLaunch(
     failure: (exit, timeoutMs) => failure(exit, tail.slice(), timeoutMs),
     stop,
     kill(signal: Deno.Signal = "SIGKILL") {
-      try {
-        child.kill(signal);
-      } catch { /* already exited */ }
+      if (group) signalGroup(child, signal);
+      else {
+        try {
+          child.kill(signal);
+        } catch { /* already exited */ }
+      }
     },
     killWorker(id: number) {
       // A line to the remote supervisor, after the secret; stdin stays open.
@@ -162,27 +217,72 @@ export interface LocalLauncherOptions {
   workerUrl?: string | undefined;
   /** Forward worker stderr to ours; default true. */
   forwardStderr?: boolean | undefined;
+  /**
+   * End a worker whose resident memory passes this many MiB (checked by a
+   * thread of its own, also while a task runs).
+   */
+  maxMemoryMB?: number | undefined;
+}
+
+/** The kinds of access the socket needs, with their short flags. */
+const SOCKET_GRANTS = [
+  ["read", "R"],
+  ["write", "W"],
+  ["net", "N"],
+] as const;
+
+/** True when `flags` grant `kind` without a list (`--allow-read`, `-R`). */
+function blanket(flags: string[], kind: string, short: string): boolean {
+  return flags.some((f) =>
+    f === `--allow-${kind}` || (/^-[A-Za-z]+$/.test(f) && f.includes(short))
+  );
 }
 
 /**
  * The permission flags for a worker: `-A` by default; otherwise the given
  * flags plus read/write access to the pool's socket, which the worker needs
- * to connect.
+ * to connect. A blanket grant (`--allow-read`, `-R`) stays blanket: the
+ * socket's grant is added only to a list or to nothing. Remote imports are
+ * refused unless the flags grant some (`--allow-import`, `-I`): a worker
+ * loaded from a `file:` URL gets `--no-remote`; one loaded from a remote
+ * host (a published package) may import from that host only.
+ *
+ * @param permissions The user's flags, or undefined for `-A`.
+ * @param socketPath The pool's socket.
+ * @param workerUrl Where the worker's code is loaded from.
+ * @returns The flags for `deno run`.
  */
 export function sandbox(
   permissions: string[] | undefined,
   socketPath: string,
+  workerUrl?: string,
 ): string[] {
   if (permissions === undefined) return ["-A"];
   if (permissions.some((p) => p === "-A" || p === "--allow-all")) {
     return permissions;
   }
-  return [
-    ...permissions,
-    `--allow-read=${socketPath}`,
-    `--allow-write=${socketPath}`,
-    `--allow-net=unix:${socketPath}`,
-  ];
+  const flags = [...permissions];
+  for (const [kind, short] of SOCKET_GRANTS) {
+    if (blanket(permissions, kind, short)) continue;
+    flags.push(
+      kind === "net"
+        ? `--allow-net=unix:${socketPath}`
+        : `--allow-${kind}=${socketPath}`,
+    );
+  }
+  const imports = permissions.some((p) =>
+    p.startsWith("--allow-import") || blanket(permissions, "import", "I")
+  );
+  if (!imports) {
+    const url = workerUrl === undefined ? undefined : new URL(workerUrl);
+    if (url && (url.protocol === "https:" || url.protocol === "http:")) {
+      const port = url.port || (url.protocol === "https:" ? "443" : "80");
+      flags.push(`--allow-import=${url.hostname}:${port}`);
+    } else {
+      flags.push("--no-remote");
+    }
+  }
+  return flags;
 }
 
 /** Starts local workers as `deno run worker.ts` child processes. */
@@ -202,20 +302,26 @@ export class LocalLauncher implements Launcher {
   launch(ids: number[], endpoint: Endpoint): Launch {
     const workerUrl = this.#options.workerUrl ??
       new URL("../worker.ts", import.meta.url).href;
+    const maxMemoryMB = this.#options.maxMemoryMB;
     const child = new Deno.Command(Deno.execPath(), {
       args: [
         "run",
-        ...sandbox(this.#options.permissions, endpoint.socketPath),
+        ...sandbox(this.#options.permissions, endpoint.socketPath, workerUrl),
         ...(this.#options.denoArgs ?? []),
         workerUrl,
         "--unix",
         endpoint.socketPath,
         "--id",
         String(ids[0]),
+        ...(maxMemoryMB ? ["--max-memory-mb", String(maxMemoryMB)] : []),
       ],
       stdin: "piped",
       stdout: "inherit",
       stderr: "piped",
+      // A process group of its own (a new session): killing the group ends
+      // what its tasks started too, and a terminal's Ctrl-C reaches only the
+      // pool's owner, whose exit the worker then follows.
+      detached: true,
     }).spawn();
     return _childLaunch(
       child,
@@ -232,6 +338,7 @@ export class LocalLauncher implements Launcher {
         const said = tail.length ? `. Its stderr:\n  ${tail.join("\n  ")}` : "";
         return new Error(`Local worker ${ids[0]} ${how}${said}`);
       },
+      true,
     );
   }
 }

@@ -78,8 +78,10 @@ export interface PoolOptions {
   maxTasksPerWorker?: number;
   /**
    * Memory limit per worker in MiB: local workers get it as V8's old-space
-   * limit, and a worker whose resident memory grows past it is retired after
-   * its current tasks and replaced.
+   * limit, and a watchdog thread ends a local worker whose resident memory
+   * (ArrayBuffers included) passes it, within about 100 ms and also while a
+   * task runs (that task fails with a {@link WorkerLostError} naming the
+   * limit). Other workers past it are retired after their current tasks.
    */
   maxMemoryMB?: number;
   /**

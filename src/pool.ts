@@ -124,6 +124,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
     const local = new LocalLauncher({
       workerUrl: opts.workerUrl,
       permissions: opts.permissions,
+      maxMemoryMB: opts.maxMemoryMB,
       denoArgs: opts.maxMemoryMB
         ? [
           `--v8-flags=--max-old-space-size=${opts.maxMemoryMB}`,

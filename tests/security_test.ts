@@ -559,6 +559,90 @@ Deno.test(
   },
 );
 
+// ---- the sandbox ----------------------------------------------------------------
+
+Deno.test(
+  "Pool with permissions refuses a task's remote imports unless the user grants them",
+  async () => {
+    const dir = await Deno.makeTempDir({ prefix: "distex-test-" });
+    // A module server of our own, for the granted case.
+    const requests: string[] = [];
+    await using server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      (request) => {
+        requests.push(request.url);
+        return new Response("export const answer = 42;", {
+          headers: { "content-type": "text/javascript" },
+        });
+      },
+    );
+    const origin = `127.0.0.1:${server.addr.port}`;
+    try {
+      {
+        await using pool = await leaks.open({
+          workers: 1,
+          permissions: [`--allow-read=${dir}`],
+        });
+        // esm.sh is on Deno's default import allow-list: the import must
+        // be refused before any download is tried.
+        const error = await rejection(
+          pool.run(() => import("https://esm.sh/x?leak=CONFIDENTIAL")),
+        );
+        assert.match(
+          error.message,
+          /--no-remote is specified|Requires import access/,
+          `the import was tried: ${error.message}`,
+        );
+        const jsr = await rejection(pool.run(() => import("jsr:@std/assert")));
+        assert.match(jsr.message, /--no-remote is specified|import access/);
+        assert.equal(await pool.run(double, 2), 4);
+      }
+      {
+        await using pool = await leaks.open({
+          workers: 1,
+          permissions: [`--allow-import=${origin}`, `--allow-net=${origin}`],
+          // The module is not to be recorded in the project's lock file.
+          denoArgs: ["--no-lock"],
+        });
+        const answer = await pool.run(
+          async (url: string) => (await import(url)).answer,
+          `http://${origin}/mod.js`,
+        );
+        assert.equal(answer, 42);
+        assert.equal(requests.length, 1);
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+Deno.test(
+  "Pool with a blanket permission grant keeps it blanket (the socket's grant does not narrow it)",
+  async () => {
+    const dir = await Deno.makeTempDir({ prefix: "distex-test-" });
+    try {
+      await Deno.writeTextFile(`${dir}/file.txt`, "readable");
+      for (const permissions of [["--allow-read"], ["-R"], ["-RW"]]) {
+        await using pool = await leaks.open({ workers: 1, permissions });
+        assert.equal(
+          await pool.run(
+            (path: string) => Deno.readTextFile(path),
+            `${dir}/file.txt`,
+          ),
+          "readable",
+          `${permissions}`,
+        );
+        // Still a sandbox: what was not granted stays denied.
+        const error = await rejection(pool.run(() => Deno.env.get("HOME")));
+        assert.equal(error.name, "NotCapable", `${permissions}: ${error}`);
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
 Deno.test("security tests leave no worker processes, sockets or temp dirs", async () => {
   await leaks.assertClean();
 });

@@ -1,0 +1,113 @@
+/**
+ * The worker's watchdog: a thread of its own (a Web Worker) that ends the
+ * worker process when the pool goes away (its stdin lifeline reaches its
+ * end) or when the process's resident memory passes `maxMemoryMB`. It runs
+ * on its own event loop, so a task that blocks the worker's main thread
+ * (`while (true) {}`) cannot stop it.
+ *
+ * It ends the process with SIGKILL: first its whole process group (the pool
+ * starts each local worker as the leader of a group of its own, so what a
+ * task started goes too; this needs `--allow-run`, without which a task can
+ * start nothing), then the process itself (a process may always signal
+ * itself). `Deno.exit()` in a Web Worker would end only that thread.
+ *
+ * The thread is loaded from a `blob:` URL, which needs no read permission and
+ * works under the narrowest sandbox.
+ *
+ * @module
+ */
+
+/** What the watchdog checks. */
+export interface WatchdogOptions {
+  /** End the process when its resident memory passes this many MiB. */
+  maxMemoryMB?: number | undefined;
+  /** How often memory is checked (ms); default 100. */
+  pollMs?: number | undefined;
+}
+
+/** The message the thread gets: what to check. */
+interface Start {
+  maxMemoryMB: number;
+  pollMs: number;
+}
+
+/**
+ * The thread's code. It is sent as source text: it must be self-contained.
+ */
+function watchdogThread(): void {
+  const scope = globalThis as unknown as {
+    onmessage: ((event: MessageEvent<Start>) => void) | null;
+    postMessage(message: unknown): void;
+  };
+  scope.onmessage = (event) => {
+    scope.onmessage = null;
+    const { maxMemoryMB, pollMs } = event.data;
+    const end = (why: string | undefined): void => {
+      if (why !== undefined) {
+        try {
+          Deno.stderr.writeSync(new TextEncoder().encode(why + "\n"));
+        } catch { /* stderr gone: end all the same */ }
+      }
+      try {
+        // The group this process leads, if any: what its tasks started.
+        Deno.kill(-Deno.pid, "SIGKILL");
+      } catch { /* no group of its own, or no --allow-run */ }
+      Deno.kill(Deno.pid, "SIGKILL");
+    };
+    if (maxMemoryMB > 0) {
+      const limit = maxMemoryMB * 1024 * 1024;
+      setInterval(() => {
+        const rss = Deno.memoryUsage().rss;
+        if (rss > limit) {
+          end(
+            `distex worker: out of memory: its resident memory (${
+              Math.round(rss / 1048576)
+            } MiB) passed maxMemoryMB (${maxMemoryMB}); the worker was ended`,
+          );
+        }
+      }, pollMs);
+    }
+    (async () => {
+      const buffer = new Uint8Array(64);
+      try {
+        while ((await Deno.stdin.read(buffer)) !== null) { /* drain */ }
+      } catch { /* stdin broke: the same as closed */ }
+      end(undefined);
+    })();
+    scope.postMessage("watching");
+  };
+}
+
+/**
+ * Starts the watchdog thread. Call it after reading everything the worker
+ * needs from stdin: from then on the thread reads stdin, and its end ends the
+ * process.
+ *
+ * @param options What to watch besides stdin.
+ * @returns Resolves once the thread is watching.
+ * @throws {Error} when the thread cannot start.
+ */
+export function startWatchdog(options: WatchdogOptions = {}): Promise<void> {
+  const source = `(${watchdogThread.toString()})();`;
+  const url = URL.createObjectURL(
+    new Blob([source], { type: "text/javascript" }),
+  );
+  const thread = new Worker(url, { type: "module", name: "distex-watchdog" });
+  const { promise, resolve, reject } = Promise.withResolvers<void>();
+  thread.onmessage = () => {
+    URL.revokeObjectURL(url);
+    resolve();
+  };
+  thread.onerror = (event) => {
+    event.preventDefault();
+    URL.revokeObjectURL(url);
+    reject(new Error(`the worker's watchdog thread failed: ${event.message}`));
+  };
+  thread.postMessage(
+    {
+      maxMemoryMB: options.maxMemoryMB ?? 0,
+      pollMs: options.pollMs ?? 100,
+    } satisfies Start,
+  );
+  return promise;
+}
