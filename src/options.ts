@@ -102,7 +102,8 @@ export interface PoolOptions {
   /**
    * The script local workers run (a URL or path): for custom worker builds,
    * and for tests that need a misbehaving worker. It is started as
-   * `deno run <flags> <workerUrl> --unix <socket> --id <n>` with the secret on
+   * `deno run <flags> <workerUrl> --unix <socket> --id <n>` (then
+   * `--max-memory-mb <n>` with `maxMemoryMB`) with the secret on
    * stdin, like this package's `worker.ts` (the default).
    */
   workerUrl?: string;
