@@ -412,18 +412,28 @@ function check(value: unknown, walk: Walk, root: unknown): void {
 const REWRITE = 1;
 /** {@link quick} cannot vouch for the value: run the full {@link check}. */
 const SLOW = 2;
-/** Objects {@link quick} visits before it hands over to {@link check}. */
-const QUICK_BUDGET = 256;
+/** {@link quick} ran out of its visit budget: run it again with a set. */
+const OVER = 4;
+/** What makes {@link quick} stop at once. */
+const STOP = SLOW | OVER;
+/** Objects {@link quick} visits before it needs a set of seen objects. */
+const QUICK_BUDGET = 4096;
 let budget = 0;
+/** Nesting {@link quick} follows before it needs a set (cycles end there). */
+const QUICK_DEPTH = 64;
+/** Objects seen, in {@link quick}'s second run (larger values). */
+let quickSeen: Set<object> | undefined;
 /** Arrays up to this length are checked for non-index properties. */
 const ARRAY_PROPS_CHECKED = 1024;
 
 /**
  * The hot path's check: plain objects, arrays, primitives and the common
- * built-ins, without paths or a set of seen objects (the visit budget bounds
- * it on shared or circular references). Anything else returns {@link SLOW}.
+ * built-ins, without paths. Small values are walked without a set of seen
+ * objects (the visit budget bounds the walk on shared or circular
+ * references: {@link OVER}); larger ones with {@link quickSeen}. Anything
+ * else returns {@link SLOW}: {@link check} knows it.
  */
-function quick(value: unknown): number {
+function quick(value: unknown, depth = 0): number {
   if (typeof value !== "object") {
     if (typeof value === "number") {
       return value === 0 && 1 / value < 0 ? REWRITE : 0;
@@ -431,7 +441,10 @@ function quick(value: unknown): number {
     return typeof value === "symbol" || typeof value === "function" ? SLOW : 0;
   }
   if (value === null) return 0;
-  if (--budget < 0) return SLOW;
+  if (quickSeen) {
+    if (quickSeen.has(value)) return 0;
+    quickSeen.add(value);
+  } else if (--budget < 0 || depth > QUICK_DEPTH) return OVER;
   let flags = 0;
   if (Array.isArray(value)) {
     const length = value.length;
@@ -439,23 +452,26 @@ function quick(value: unknown): number {
       const v = value[i];
       switch (typeof v) {
         case "number":
-          if (v === 0 && 1 / v < 0) flags = REWRITE;
+          if (v === 0 && 1 / v < 0) flags |= REWRITE;
           continue;
         case "string":
         case "boolean":
         case "bigint":
           continue;
         case "undefined":
-          if (!(i in value)) flags = REWRITE;
+          if (!(i in value)) flags |= REWRITE;
           continue;
       }
-      flags |= quick(v);
-      if (flags & SLOW) return flags;
+      flags |= quick(v, depth + 1);
+      if (flags & STOP) return flags;
     }
     // Properties besides the indices (structuredClone copies them; a RegExp
     // match has `index`, `input` and `groups`). Listing the keys of a long
     // array costs more than encoding it, so only short ones are checked.
-    if (length <= ARRAY_PROPS_CHECKED && Object.keys(value).length !== length) {
+    if (
+      depth > 0 && length <= ARRAY_PROPS_CHECKED &&
+      Object.keys(value).length !== length
+    ) {
       flags |= REWRITE;
     }
     return flags;
@@ -464,22 +480,22 @@ function quick(value: unknown): number {
   if (constructor === Object) {
     for (const key in value) {
       if (key === "__proto__") flags |= REWRITE; // msgpackr renames it
-      flags |= quick((value as Record<string, unknown>)[key]);
-      if (flags & SLOW) return flags;
+      flags |= quick((value as Record<string, unknown>)[key], depth + 1);
+      if (flags & STOP) return flags;
     }
     return flags;
   }
   if (constructor === Map) {
     for (const [k, v] of value as Map<unknown, unknown>) {
-      flags |= quick(k) | quick(v);
-      if (flags & SLOW) return flags;
+      flags |= quick(k, depth + 1) | quick(v, depth + 1);
+      if (flags & STOP) return flags;
     }
     return flags;
   }
   if (constructor === Set) {
     for (const v of value as Set<unknown>) {
-      flags |= quick(v);
-      if (flags & SLOW) return flags;
+      flags |= quick(v, depth + 1);
+      if (flags & STOP) return flags;
     }
     return flags;
   }
@@ -495,6 +511,23 @@ function quick(value: unknown): number {
     return 0;
   }
   return SLOW;
+}
+
+/**
+ * {@link quick} on `value`: a second time with a set if the first ran over.
+ * The root, a protocol message tuple built by the library, is not checked for
+ * non-index properties (values are always inside one).
+ */
+function quickCheck(value: unknown): number {
+  budget = QUICK_BUDGET;
+  const flags = quick(value);
+  if (!(flags & OVER) || flags & SLOW) return flags;
+  quickSeen = new Set();
+  try {
+    return quick(value);
+  } finally {
+    quickSeen = undefined;
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -809,8 +842,7 @@ addExtension({
  * Cheap for values without Blobs: one pass of the hot-path check.
  */
 export function _readBlobs(value: unknown): Promise<void> | undefined {
-  budget = QUICK_BUDGET;
-  if (!(quick(value) & SLOW)) return undefined;
+  if (!(quickCheck(value) & SLOW)) return undefined;
   const walk: Walk = {
     seen: new Set(),
     path: [],
@@ -866,8 +898,13 @@ addExtension({
  * naming the type and its position.
  */
 export function encode(value: unknown): Uint8Array {
-  budget = QUICK_BUDGET;
-  let rewriting = quick(value);
+  let rewriting: number;
+  try {
+    rewriting = quickCheck(value);
+  } catch (error) {
+    // Nesting deeper than the stack allows.
+    throw _dataCloneError(`A value (${error})`, error);
+  }
   if (rewriting & SLOW) {
     const walk: Walk = {
       seen: new Set(),

@@ -12,8 +12,10 @@ import { Pool, registerType } from "../mod.ts";
 
 /** Encodes and decodes `value` as the wire does (Blob bytes read first). */
 async function wire(value: unknown): Promise<unknown> {
-  await _readBlobs(value);
-  return decode(encode(value).slice());
+  // Values always travel inside a message tuple, as in the protocol.
+  const message = [0, value];
+  await _readBlobs(message);
+  return (decode(encode(message).slice()) as unknown[])[1];
 }
 
 /** Describes a difference between `a` and `b`, or returns `undefined`. */
@@ -246,6 +248,15 @@ export const VALUES: [string, () => unknown][] = [
   ["array with extra properties", () => Object.assign([1, 2], { extra: "x" })],
   ["circular references", circular],
   ["shared references", shared],
+  ["a shared DAG 2^40 paths deep", () => {
+    let node: unknown = { leaf: -0 };
+    for (let i = 0; i < 40; i++) node = { l: node, r: node };
+    return node;
+  }],
+  [
+    "5,000 objects (past the quick check's budget)",
+    () => Array.from({ length: 5000 }, (_, i) => ({ i, tags: [i, , -0] })),
+  ],
   ["Map", () => new Map<unknown, unknown>([["a", 1], [{ k: 1 }, [2]]])],
   [
     "nested Map and Set",
