@@ -271,13 +271,38 @@ function cloneable(value: unknown): boolean {
  * `AggregateError`, and the error's own enumerable fields that can be cloned.
  */
 export function toErrorRecord(error: unknown, depth = 0): ErrorRecord {
+  try {
+    return errorRecord(error, depth);
+  } catch (failure) {
+    // A getter or a proxy that throws: say so rather than lose the task.
+    return {
+      name: "Error",
+      message: `Task threw an error that could not be read (${
+        read(() => String(failure), "?")
+      })`,
+    };
+  }
+}
+
+/** `get()`, or `otherwise` if it throws. */
+function read<T>(get: () => T, otherwise: T): T {
+  try {
+    return get();
+  } catch {
+    return otherwise;
+  }
+}
+
+function errorRecord(error: unknown, depth: number): ErrorRecord {
   if (error instanceof Error || error instanceof DOMException) {
+    const stack = read(() => error.stack, undefined);
     const record: ErrorRecord = {
-      name: String(error.name),
-      message: String(error.message),
-      stack: typeof error.stack === "string"
-        ? _trimStack(error.stack)
-        : undefined,
+      name: read(() => String(error.name), "Error"),
+      message: read(
+        () => String(error.message),
+        "(its message could not be read)",
+      ),
+      stack: typeof stack === "string" ? _trimStack(stack) : undefined,
     };
     if (error instanceof DOMException) {
       record.kind = "dom";
@@ -286,11 +311,14 @@ export function toErrorRecord(error: unknown, depth = 0): ErrorRecord {
     }
     for (const key of Object.keys(error)) {
       if (OWN_KEYS.has(key)) continue;
-      const value = (error as unknown as Record<string, unknown>)[key];
+      const value = read(
+        () => (error as unknown as Record<string, unknown>)[key],
+        cloneable, // a function: never cloneable, so it is dropped
+      );
       if (cloneable(value)) (record.fields ??= {})[key] = value;
       else (record.dropped ??= []).push(key);
     }
-    const cause = error.cause;
+    const cause = read(() => error.cause, undefined);
     if (
       cause !== undefined && !(cause instanceof Error) &&
       !(cause instanceof DOMException) && cloneable(cause)
@@ -300,7 +328,8 @@ export function toErrorRecord(error: unknown, depth = 0): ErrorRecord {
       record.cause = toErrorRecord(cause, depth + 1);
     }
     if (depth < 8 && error instanceof AggregateError) {
-      record.errors = error.errors.map((e) => toErrorRecord(e, depth + 1));
+      const errors = read(() => [...error.errors], []);
+      record.errors = errors.map((e) => toErrorRecord(e, depth + 1));
     }
     return record;
   }

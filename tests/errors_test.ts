@@ -440,3 +440,35 @@ Deno.test("fromErrorRecord() keeps a cause that is not an Error as the value it 
   assert.ok(fn.cause instanceof Error);
   assert.match((fn.cause as Error).message, /non-Error value/);
 });
+
+Deno.test("toErrorRecord() never throws, even for hostile errors", () => {
+  const hostile = new Error("x");
+  Object.defineProperty(hostile, "message", {
+    get() {
+      throw new Error("no message for you");
+    },
+  });
+  Object.defineProperty(hostile, "field", {
+    enumerable: true,
+    get() {
+      throw new Error("no field either");
+    },
+  });
+  Object.defineProperty(hostile, "name", {
+    get() {
+      throw new Error("nameless");
+    },
+  });
+  const record = toErrorRecord(hostile);
+  assert.equal(typeof record.name, "string");
+  assert.equal(typeof record.message, "string");
+  assert.deepEqual(record.dropped, ["field"]);
+  const back = fromErrorRecord(record);
+  assert.ok(back instanceof Error);
+  const proxy = new Proxy(new Error("p"), {
+    get() {
+      throw new Error("trap");
+    },
+  });
+  assert.equal(typeof toErrorRecord(proxy).message, "string");
+});
