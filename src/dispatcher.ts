@@ -26,7 +26,7 @@ import {
   Op,
   type WorkerMessage,
 } from "./protocol.ts";
-import { pickWorker } from "./scheduler.ts";
+import { SlotIndex } from "./scheduler.ts";
 import type { PoolStats } from "./stats.ts";
 import type { Barrier, Task, WorkerHandle } from "./worker_handle.ts";
 
@@ -81,7 +81,13 @@ export class Dispatcher {
   #queueHead = 0;
   #live = new Set<Task>();
   #nextTaskId = 1;
-  #cursor = 0;
+  /**
+   * The ready workers that can take a task, by free slots: choosing one costs
+   * O(1), not a scan of every worker per task.
+   */
+  #free = new SlotIndex<WorkerHandle>();
+  /** The ready workers' capacities, summed. */
+  #capacity = 0;
   /** Moving average of each function's time per item in workers (ms). */
   #itemMs = new Map<number, number>();
   #timers = new Set<ReturnType<typeof setTimeout>>();
@@ -121,9 +127,7 @@ export class Dispatcher {
 
   /** Task slots of the ready workers, or `expected` before any is ready. */
   slots(expected: number): number {
-    let capacity = 0;
-    for (const w of this.#ready) capacity += w.capacity;
-    return capacity || this.initialCapacity * expected;
+    return this.#capacity || this.initialCapacity * expected;
   }
 
   /** Measured time per item of function `fnId` in workers (ms), if known. */
@@ -148,6 +152,7 @@ export class Dispatcher {
   attach(w: WorkerHandle): void {
     w.ready = true;
     this.#ready.push(w);
+    this.#capacity += w.capacity;
     this.#fill(w);
   }
 
@@ -156,6 +161,8 @@ export class Dispatcher {
    * it held, for {@link requeueOrFail} once the pool knows how it ended.
    */
   detach(w: WorkerHandle): Task[] {
+    if (w.ready) this.#capacity -= w.capacity;
+    this.#free.delete(w);
     w.lost = true;
     w.ready = false;
     this.#connected.delete(w.id);
@@ -206,6 +213,7 @@ export class Dispatcher {
   /** Takes `w` out of scheduling; it is stopped once its tasks are done. */
   retire(w: WorkerHandle, why: string): void {
     w.retiring = why;
+    this.#free.delete(w);
     this.#counters.recycled++;
     if (w.load === 0) this.#hooks.stopWorker(w);
   }
@@ -408,10 +416,9 @@ export class Dispatcher {
   #enqueue(task: Task, front = false): void {
     if (this.#queueHead === this.#queue.length) {
       // Fast path: nothing waits; send straight to a worker with room.
-      const index = pickWorker(this.#ready, this.#cursor);
-      if (index >= 0) {
-        this.#cursor = index + 1;
-        this.#send(this.#ready[index]!, task);
+      const w = this.#pick();
+      if (w !== undefined) {
+        this.#send(w, task);
         return;
       }
     }
@@ -438,20 +445,38 @@ export class Dispatcher {
 
   #dispatch(): void {
     while (this.#queueHead < this.#queue.length) {
-      const index = pickWorker(this.#ready, this.#cursor);
-      if (index < 0) return;
-      this.#cursor = index + 1;
+      const w = this.#pick();
+      if (w === undefined) return;
       const task = this.#dequeue();
       if (!task) return;
-      this.#send(this.#ready[index]!, task);
+      this.#send(w, task);
     }
   }
 
   #fill(w: WorkerHandle): void {
     while (this.canTake(w)) {
       const task = this.#dequeue();
-      if (!task) return;
+      if (!task) break;
       this.#send(w, task);
+    }
+    this.#reindex(w);
+  }
+
+  /** Records in the index what `w` can take now (after a change to it). */
+  #reindex(w: WorkerHandle): void {
+    this.#free.set(w, this.canTake(w) ? w.capacity - w.load : 0);
+  }
+
+  /**
+   * The ready worker with the most free slots (equal ones in turn), or
+   * undefined when none can take a task.
+   */
+  #pick(): WorkerHandle | undefined {
+    for (;;) {
+      const w = this.#free.peek();
+      if (w === undefined || this.canTake(w)) return w;
+      // It changed unseen (say, its connection got congested): drop it.
+      this.#reindex(w);
     }
   }
 
@@ -470,6 +495,7 @@ export class Dispatcher {
     task.worker = w;
     w.inflight.set(task.id, task);
     w.load++;
+    if (w.ready) this.#reindex(w);
     if (task.pinned) return;
     if (this.#options.qsize === undefined && sampled(w.sent)) {
       task.sentAt = performance.now();
@@ -498,7 +524,9 @@ export class Dispatcher {
     const sample: DepthSample = observe(w, latency, workMs);
     w.workMs = sample.workMs;
     w.minLatencyMs = sample.minLatencyMs;
+    const before = w.capacity;
     w.capacity = depthFor(sample);
+    if (w.ready) this.#capacity += w.capacity - before;
   }
 
   #settle(task: Task, value: unknown, error: unknown): void {
@@ -540,6 +568,7 @@ export class Dispatcher {
    */
   #suspect(w: WorkerHandle, task: Task): void {
     w.suspect = task.id;
+    this.#free.delete(w);
     const grace = this.#options.killGrace;
     const timer = setTimeout(() => {
       this.#timers.delete(timer);

@@ -1,5 +1,9 @@
 /**
- * Choosing a worker for the next task: a pure function over plain numbers.
+ * Choosing a worker for the next task, over plain data, tested without
+ * processes: {@link pickWorker} states the rule as a scan (the most free
+ * slots; equals take turns), and {@link SlotIndex} makes the same choice in
+ * O(1) per task, which is what the dispatcher uses, so that the cost of a
+ * task does not grow with the number of workers.
  *
  * @module
  */
@@ -44,4 +48,101 @@ export function pickWorker(
     }
   }
   return best;
+}
+
+interface SlotNode<W> {
+  worker: W;
+  free: number;
+  prev: SlotNode<W> | undefined;
+  next: SlotNode<W> | undefined;
+}
+
+interface Bucket<W> {
+  head: SlotNode<W> | undefined;
+  tail: SlotNode<W> | undefined;
+}
+
+/**
+ * Workers with free task slots, bucketed by how many slots they have free,
+ * so that choosing a worker costs O(1) however many workers there are (plus,
+ * rarely, a step down per empty bucket after the fullest workers filled up).
+ *
+ * It makes the choice that {@link pickWorker} makes by scanning: a worker
+ * with the most free slots; among equals, the one that has waited longest
+ * since its count last changed, so equal workers take turns.
+ */
+export class SlotIndex<W> {
+  /** `buckets[f]`: the workers with `f` free slots, longest waiting first. */
+  #buckets: Bucket<W>[] = [{ head: undefined, tail: undefined }];
+  #nodes = new Map<W, SlotNode<W>>();
+  /** No bucket above this one holds a worker. */
+  #top = 0;
+
+  /** How many workers have a free slot. */
+  get size(): number {
+    return this.#nodes.size;
+  }
+
+  /**
+   * Records that `worker` may be given `free` more tasks now; 0 or less
+   * (full, or not to be given any) leaves it out of the choice.
+   */
+  set(worker: W, free: number): void {
+    let node = this.#nodes.get(worker);
+    if (node !== undefined) {
+      if (node.free === free) return;
+      this.#unlink(node);
+    }
+    if (!(free > 0)) {
+      if (node !== undefined) this.#nodes.delete(worker);
+      return;
+    }
+    if (node === undefined) {
+      node = { worker, free, prev: undefined, next: undefined };
+      this.#nodes.set(worker, node);
+    }
+    node.free = free;
+    while (this.#buckets.length <= free) {
+      this.#buckets.push({ head: undefined, tail: undefined });
+    }
+    const bucket = this.#buckets[free]!;
+    node.prev = bucket.tail;
+    node.next = undefined;
+    if (bucket.tail) bucket.tail.next = node;
+    else bucket.head = node;
+    bucket.tail = node;
+    if (free > this.#top) this.#top = free;
+  }
+
+  /** Forgets `worker` (it left, or may not be given tasks). */
+  delete(worker: W): void {
+    this.set(worker, 0);
+  }
+
+  /** The free slots recorded for `worker` (0 when it is left out). */
+  free(worker: W): number {
+    return this.#nodes.get(worker)?.free ?? 0;
+  }
+
+  /**
+   * The worker with the most free slots (the longest waiting among equals),
+   * or undefined when none has one. It stays where it is: record its new
+   * count with {@link SlotIndex.set} once it is given a task.
+   */
+  peek(): W | undefined {
+    for (; this.#top > 0; this.#top--) {
+      const head = this.#buckets[this.#top]!.head;
+      if (head !== undefined) return head.worker;
+    }
+    return undefined;
+  }
+
+  #unlink(node: SlotNode<W>): void {
+    const bucket = this.#buckets[node.free]!;
+    if (node.prev) node.prev.next = node.next;
+    else bucket.head = node.next;
+    if (node.next) node.next.prev = node.prev;
+    else bucket.tail = node.prev;
+    node.prev = node.next = undefined;
+  }
 }

@@ -335,3 +335,56 @@ Deno.test("Dispatcher.failAll() rejects queued and running tasks", async () => {
   assert.equal(dispatcher.stats().queued, 0);
   assert.equal(writer(w).sent.at(-1)![0], Op.Cancel);
 });
+
+Deno.test("Dispatcher gives each task to a worker with the most free slots, equal ones in turn", () => {
+  const { dispatcher, worker } = setup({ qsize: undefined });
+  const a = worker(1, 1);
+  const b = worker(2, 3);
+  const c = worker(3, 3);
+  const order: number[] = [];
+  for (let i = 0; i < 7; i++) {
+    const before = [a, b, c].map((w) => w.load);
+    track(dispatcher.submit(SPEC, [i], "call"));
+    order.push([a, b, c].findIndex((w, k) => w.load > before[k]!) + 1);
+  }
+  // b and c (3 free) take turns until they are down to a's 1 free slot.
+  assert.deepEqual(order, [2, 3, 2, 3, 1, 2, 3]);
+  assert.equal(dispatcher.stats().queued, 0);
+  dispatcher.failAll(new Error("end of test"));
+});
+
+Deno.test("Dispatcher does not look at every worker for every task", async () => {
+  const { dispatcher } = setup({ qsize: 2 });
+  let reads = 0;
+  const workers: WorkerHandle[] = [];
+  for (let id = 1; id <= 500; id++) {
+    // Counts how often the dispatcher reads a worker's load or capacity.
+    const w = new Proxy(new WorkerHandle(id, "local", new FakeWriter(), 2), {
+      get(target, key, receiver) {
+        if (key === "load" || key === "capacity") reads++;
+        return Reflect.get(target, key, receiver);
+      },
+    });
+    dispatcher.connect(w);
+    dispatcher.attach(w);
+    workers.push(w);
+  }
+  reads = 0;
+  const tasks: Promise<unknown>[] = [];
+  for (let i = 0; i < 1_000; i++) {
+    tasks.push(dispatcher.submit(SPEC, [i], "call"));
+  }
+  for (const w of workers) assert.equal(w.load, 2, `worker ${w.id}`);
+  // A scan of all 500 workers per task would read them 1,000,000 times.
+  assert.ok(reads < 20 * 1_000, `${reads} reads for 1,000 tasks`);
+  // And as results come back, each freed slot is found without a scan.
+  reads = 0;
+  const more = dispatcher.submit(SPEC, ["queued"], "call");
+  const w = workers[317]!;
+  const id = writer(w).calls()[0]!;
+  dispatcher.onMessage(w, resultMessage(id, "done", 1));
+  assert.equal(writer(w).calls().length, 3, "the queued task went to it");
+  assert.ok(reads < 100, `${reads} reads for one result`);
+  dispatcher.failAll(new Error("end of test"));
+  await Promise.allSettled([...tasks, more]);
+});

@@ -4,7 +4,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { pickWorker, type WorkerLoad } from "../src/scheduler.ts";
+import { pickWorker, SlotIndex, type WorkerLoad } from "../src/scheduler.ts";
 
 function loads(...pairs: [number, number][]): WorkerLoad[] {
   return pairs.map(([load, capacity]) => ({ load, capacity }));
@@ -72,4 +72,93 @@ Deno.test("pickWorker() leaves its input unchanged", () => {
   const copy = structuredClone(workers);
   pickWorker(workers, 1);
   assert.deepEqual(workers, copy);
+});
+
+Deno.test("SlotIndex.peek() is undefined until a worker has a free slot", () => {
+  const index = new SlotIndex<string>();
+  assert.equal(index.peek(), undefined);
+  index.set("a", 0);
+  index.set("b", -1);
+  assert.equal(index.peek(), undefined);
+  assert.equal(index.size, 0);
+  index.set("a", 1);
+  assert.equal(index.peek(), "a");
+  index.delete("a");
+  assert.equal(index.peek(), undefined);
+});
+
+Deno.test("SlotIndex.peek() picks a worker with the most free slots", () => {
+  const index = new SlotIndex<string>();
+  index.set("a", 2);
+  index.set("b", 4);
+  index.set("c", 1);
+  assert.equal(index.peek(), "b");
+  index.set("b", 1);
+  assert.equal(index.peek(), "a");
+  index.set("a", 0);
+  assert.equal(index.free("a"), 0);
+  // b and c both have 1: c has waited longer since its count changed.
+  assert.equal(index.peek(), "c");
+});
+
+Deno.test("SlotIndex takes equal workers in turn", () => {
+  const index = new SlotIndex<string>();
+  const free = new Map([["a", 2], ["b", 2], ["c", 2]]);
+  for (const [w, f] of free) index.set(w, f);
+  const order: string[] = [];
+  for (let k = 0; k < 6; k++) {
+    const w = index.peek()!;
+    order.push(w);
+    free.set(w, free.get(w)! - 1);
+    index.set(w, free.get(w)!);
+  }
+  assert.deepEqual(order, ["a", "b", "c", "a", "b", "c"]);
+  assert.equal(index.peek(), undefined);
+});
+
+Deno.test("SlotIndex chooses as pickWorker() does over random loads", () => {
+  // Deterministic pseudo-random sequence of sends, results and blocks.
+  let x = 12345;
+  const rand = (n: number): number => {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    return x % n;
+  };
+  const workers: WorkerLoad[] = Array.from(
+    { length: 37 },
+    (_, i) => ({ load: 0, capacity: 1 + (i % 5) }),
+  );
+  const index = new SlotIndex<number>();
+  const record = (i: number): void => {
+    const w = workers[i]!;
+    index.set(i, w.blocked ? 0 : w.capacity - w.load);
+  };
+  workers.forEach((_, i) => record(i));
+  for (let step = 0; step < 20_000; step++) {
+    const op = rand(10);
+    if (op < 5) {
+      const picked = index.peek();
+      const scanned = pickWorker(workers);
+      if (scanned < 0) {
+        assert.equal(picked, undefined, `step ${step}`);
+        continue;
+      }
+      const freeOf = (i: number): number =>
+        workers[i]!.capacity - workers[i]!.load;
+      assert.notEqual(picked, undefined, `step ${step}`);
+      assert.equal(freeOf(picked!), freeOf(scanned), `step ${step}`);
+      assert.ok(!workers[picked!]!.blocked);
+      workers[picked!]!.load++;
+      record(picked!);
+    } else if (op < 9) {
+      const i = rand(workers.length);
+      if (workers[i]!.load > 0) workers[i]!.load--;
+      record(i);
+    } else {
+      const i = rand(workers.length);
+      const w = workers[i]!;
+      if (rand(2) === 0) w.blocked = !w.blocked;
+      else w.capacity = 1 + rand(8); // adaptive depth changes capacity
+      record(i);
+    }
+  }
 });
