@@ -33,7 +33,8 @@ import { VERSION } from "./src/version.ts";
 import { Pool } from "./src/pool.ts";
 import { superviseMain } from "./src/remote_supervisor.ts";
 import { SERVE_HELP, serveMain } from "./src/serve.ts";
-import { MAP_HELP, mapMain } from "./src/cli_map.ts";
+import { mapMain } from "./src/cli_map.ts";
+import { MAP_HELP } from "./src/cli_map_args.ts";
 
 /** The oldest Deno this package supports. */
 const MIN_DENO = [2, 0, 0] as const;

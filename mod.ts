@@ -54,7 +54,7 @@
 export { Pool } from "./src/pool.ts";
 export type { CloseOptions, PoolOptions, TaskOptions } from "./src/options.ts";
 export type { PoolStats, WorkerStats } from "./src/stats.ts";
-export type { MapOptions } from "./src/map_stream.ts";
+export type { MapOptions, MapOutcome } from "./src/map_stream.ts";
 export type { ModuleFunction, TaskFunction } from "./src/function_ref.ts";
 export type { SshOptions } from "./src/ssh_launcher.ts";
 export type { TlsOptions } from "./src/serve.ts";

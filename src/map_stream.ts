@@ -11,6 +11,7 @@
  * @module
  */
 import type { TaskOptions } from "./options.ts";
+import { PoolClosedError } from "./errors.ts";
 
 /** Options of `Pool.map()`; pass them as the last argument. */
 export interface MapOptions {
@@ -35,6 +36,25 @@ export interface MapOptions {
   star?: boolean;
   /** Milliseconds for the whole map; then the stream errors with a `TimeoutError`. */
   timeout?: number;
+  /**
+   * Milliseconds for each item: an item that runs longer fails with a
+   * `TimeoutError` (the stream errors with it, or with `outcomes` that item
+   * is rejected). Items then go one per task unless `chunkSize` is given; a
+   * chunk of n items gets n times as long.
+   */
+  itemTimeout?: number;
+  /**
+   * Yield a {@link MapOutcome} per item, `{ index, status: "fulfilled",
+   * value }` or `{ index, status: "rejected", reason }`, instead of the plain
+   * results: a failing item no longer errors the stream. `index` counts
+   * items from 0 in input order. The stream still errors for what is not an
+   * item's failure: a source that throws, `timeout`, `signal`, a closed
+   * pool. A chunk (of several items) that fails is run again one item per
+   * task to find which failed, so its other items run twice: give
+   * `chunkSize: 1` for functions with side effects.
+   * @default {false}
+   */
+  outcomes?: boolean;
   /** Aborting errors the stream with `signal.reason` and drops work in flight. */
   signal?: AbortSignal;
   /** Resend a task whose worker died up to this many times. */
@@ -56,6 +76,30 @@ export interface MapOptions {
    */
   maxBytesInFlight?: number;
 }
+
+/**
+ * What a map with `outcomes: true` yields for each item: the shape of
+ * `Promise.allSettled()`'s results, with the item's index in the input.
+ *
+ * @example
+ * ```ts
+ * import type { MapOutcome } from "@distex/pool";
+ * import { Pool } from "@distex/pool";
+ * await using pool = new Pool(1);
+ * const twos = (x: number) => {
+ *   if (x === 2) throw new RangeError("no twos");
+ *   return x * 10;
+ * };
+ * const seen: MapOutcome<number>[] = [];
+ * for await (const o of pool.map(twos, [1, 2, 3], { outcomes: true })) {
+ *   seen.push(o);
+ * }
+ * console.log(seen.map((o) => o.status)); // fulfilled, rejected, fulfilled
+ * ```
+ */
+export type MapOutcome<R> =
+  | { index: number; status: "fulfilled"; value: R }
+  | { index: number; status: "rejected"; reason: unknown };
 
 /**
  * How a map task's `args` are applied: `"call"` is one call `fn(...args)`;
@@ -111,6 +155,8 @@ interface Source {
 
 /** One task of a map, from its submission until its results are handed over. */
 interface Entry {
+  /** Index of its first item. */
+  index: number;
   /** Items in the task. */
   count: number;
   /** Estimated bytes of its arguments while in flight, then of its results. */
@@ -162,13 +208,24 @@ function estimateBytes(value: unknown, depth = 0): number {
   return 8 + (seen === n ? sum : Math.round(sum * n / seen));
 }
 
+function fulfilled(index: number, value: unknown): MapOutcome<unknown> {
+  return { index, status: "fulfilled", value };
+}
+
+function rejected(index: number, reason: unknown): MapOutcome<unknown> {
+  return { index, status: "rejected", reason };
+}
+
 /** A moving average that starts at the first sample. */
 function average(old: number, sample: number): number {
   return old === 0 ? sample : old * 0.75 + sample * 0.25;
 }
 
-/** Whether `promise` settles within a few microtask turns (no I/O waited for). */
-async function settlesSoon(promise: Promise<unknown>): Promise<boolean> {
+/**
+ * Whether `promise` settles within a few microtask turns, that is without
+ * waiting for I/O or timers.
+ */
+export async function settlesSoon(promise: Promise<unknown>): Promise<boolean> {
   let settled = false;
   const mark = () => void (settled = true);
   promise.then(mark, mark);
@@ -238,10 +295,17 @@ function checkOptions(options: MapOptions): void {
       `Pool.map() option 'chunkSize' must be an integer >= 1, got ${chunkSize}`,
     );
   }
-  if (timeout !== undefined && !(timeout >= 0 && Number.isFinite(timeout))) {
-    throw new RangeError(
-      `Pool.map() option 'timeout' must be a finite number of ms >= 0, got ${timeout}`,
-    );
+  for (
+    const [name, ms] of [["timeout", timeout], [
+      "itemTimeout",
+      options.itemTimeout,
+    ]] as const
+  ) {
+    if (ms !== undefined && !(ms >= 0 && Number.isFinite(ms))) {
+      throw new RangeError(
+        `Pool.map() option '${name}' must be a finite number of ms >= 0, got ${ms}`,
+      );
+    }
   }
   if (retries !== undefined && (!Number.isInteger(retries) || retries < 0)) {
     throw new RangeError(
@@ -281,6 +345,8 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
   const single = sources.length === 1 && !star;
   const maxItems = options.maxItemsInFlight ?? DEFAULT_MAX_ITEMS;
   const maxBytes = options.maxBytesInFlight ?? DEFAULT_MAX_BYTES;
+  const outcomes = options.outcomes ?? false;
+  const itemTimeout = options.itemTimeout;
   const abort = new AbortController();
   const taskOptions: TaskOptions = {
     signal: abort.signal,
@@ -447,6 +513,7 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
    */
   function chunkSize(): number {
     if (fixedChunk !== undefined) return fixedChunk;
+    if (itemTimeout !== undefined) return 1;
     const itemMs = ctx.itemMs();
     if (itemMs === undefined) return 1;
     const byTime = Math.floor(CHUNK_TARGET_MS / Math.max(itemMs, 1e-5));
@@ -466,6 +533,7 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
   function launch(units: unknown[], argBytes: number, size: number): void {
     const count = units.length;
     const entry: Entry = {
+      index: index - count,
       count,
       bytes: argBytes,
       done: false,
@@ -477,30 +545,83 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     outstanding += count;
     argItemBytes = average(argItemBytes, argBytes / count);
     const kind: CallKind = size === 1 ? "call" : single ? "items" : "chunk";
-    const args = kind !== "call" ? units : single ? units : units[0] as [];
-    ctx.submit(args, kind, taskOptions).then(
+    const args = kind !== "call" || single ? units : units[0] as unknown[];
+    submit(args, kind, count).then(
       (value) => {
         const values = kind === "call" ? [value] : value as unknown[];
-        const resultBytes = estimateBytes(values);
-        resultItemBytes = average(resultItemBytes, resultBytes / count);
-        bytes += resultBytes - entry.bytes;
-        entry.bytes = resultBytes;
-        entry.values = values;
-        entry.done = true;
-        if (!ordered) completed.push(entry);
-        notify();
-        feed();
+        if (outcomes) {
+          for (let i = 0; i < count; i++) {
+            values[i] = fulfilled(entry.index + i, values[i]);
+          }
+        }
+        settle(entry, values);
       },
       (error) => {
-        bytes -= entry.bytes;
-        entry.bytes = 0;
-        entry.error = error;
-        entry.failed = true;
-        entry.done = true;
-        if (!ordered) fail(error);
-        else notify();
+        if (!outcomes || error instanceof PoolClosedError || finished) {
+          bytes -= entry.bytes;
+          entry.bytes = 0;
+          entry.error = error;
+          entry.failed = true;
+          entry.done = true;
+          if (!ordered) fail(error);
+          else notify();
+        } else if (count === 1) {
+          settle(entry, [rejected(entry.index, error)]);
+        } else {
+          retryAlone(entry, units, kind);
+        }
       },
     );
+  }
+
+  function submit(
+    args: unknown[],
+    kind: CallKind,
+    count: number,
+  ): Promise<unknown> {
+    return ctx.submit(
+      args,
+      kind,
+      itemTimeout === undefined
+        ? taskOptions
+        : { ...taskOptions, timeout: itemTimeout * count },
+    );
+  }
+
+  /** An entry's results are in: it now holds their bytes instead of the arguments'. */
+  function settle(entry: Entry, values: unknown[]): void {
+    const resultBytes = estimateBytes(values);
+    resultItemBytes = average(resultItemBytes, resultBytes / entry.count);
+    bytes += resultBytes - entry.bytes;
+    entry.bytes = resultBytes;
+    entry.values = values;
+    entry.done = true;
+    if (!ordered) completed.push(entry);
+    notify();
+    feed();
+  }
+
+  /**
+   * A chunk failed with `outcomes`: runs each of its items again alone, so
+   * each gets its own outcome.
+   */
+  function retryAlone(entry: Entry, units: unknown[], kind: CallKind): void {
+    const values = new Array<unknown>(units.length);
+    let left = units.length;
+    const one = (i: number, outcome: unknown) => {
+      values[i] = outcome;
+      if (--left === 0 && !finished) settle(entry, values);
+    };
+    for (let i = 0; i < units.length; i++) {
+      const args = kind === "items" ? [units[i]] : units[i] as unknown[];
+      submit(args, "call", 1).then(
+        (value) => one(i, fulfilled(entry.index + i, value)),
+        (error) => {
+          if (error instanceof PoolClosedError) fail(error);
+          else one(i, rejected(entry.index + i, error));
+        },
+      );
+    }
   }
 
   /**

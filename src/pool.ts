@@ -25,7 +25,11 @@ import {
 import { LaunchSupervisor } from "./launch_supervisor.ts";
 import { type Launcher, LocalLauncher } from "./launcher.ts";
 import { Lifecycle } from "./pool_lifecycle.ts";
-import { createMapStream, type MapOptions } from "./map_stream.ts";
+import {
+  createMapStream,
+  type MapOptions,
+  type MapOutcome,
+} from "./map_stream.ts";
 import {
   checkTaskOptions,
   type CloseOptions,
@@ -319,6 +323,34 @@ export class Pool extends EventTarget implements AsyncDisposable {
   }
 
   /**
+   * `map` with `outcomes: true` in its options: yields one
+   * {@link MapOutcome} per item (`{ index, status, value | reason }`), so a
+   * failing item does not end the map.
+   *
+   * @param fn The function or module reference.
+   * @param args The sources, then the options with `outcomes: true`.
+   * @returns One outcome per item, in input order unless `ordered: false`.
+   *
+   * @example Go on past failing items
+   * ```ts
+   * import { Pool } from "@distex/pool";
+   * await using pool = new Pool(2);
+   * const inverse = (x: number) => {
+   *   if (x === 0) throw new RangeError("no inverse of 0");
+   *   return 1 / x;
+   * };
+   * for await (const o of pool.map(inverse, [1, 0, 4], { outcomes: true })) {
+   *   console.log(o.index, o.status === "fulfilled" ? o.value : o.reason);
+   * } // 0 1, 1 RangeError: no inverse of 0, 2 0.25
+   * ```
+   */
+  // deno-lint-ignore no-explicit-any
+  map<R = any>(
+    // deno-lint-ignore no-explicit-any
+    fn: TaskFunction<any[], R>,
+    ...args: [...sources: unknown[], options: MapOptions & { outcomes: true }]
+  ): ReadableStream<MapOutcome<Awaited<R>>>;
+  /**
    * Maps `fn` over one or more (async) iterables or streams, zipped, and
    * returns the results as a `ReadableStream` (async-iterable). The source is
    * read only as far as free slots need; cancelling the stream stops reading
@@ -344,7 +376,12 @@ export class Pool extends EventTarget implements AsyncDisposable {
     // deno-lint-ignore no-explicit-any
     fn: TaskFunction<any[], R>,
     ...sources: unknown[]
-  ): ReadableStream<Awaited<R>> {
+  ): ReadableStream<Awaited<R>>;
+  map(
+    // deno-lint-ignore no-explicit-any
+    fn: TaskFunction<any[], unknown>,
+    ...sources: unknown[]
+  ): ReadableStream<unknown> {
     let options: MapOptions = {};
     const last = sources[sources.length - 1];
     if (
@@ -357,7 +394,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
     }
     const spec = this.#functions.lookup(fn);
     const dispatcher = this.#dispatcher;
-    return createMapStream<Awaited<R>>({
+    return createMapStream({
       submit: (args, kind, taskOptions) => {
         const reading = _readBlobs(args); // Blob bytes, read before sending
         if (reading) {

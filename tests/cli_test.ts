@@ -428,6 +428,112 @@ Deno.test("cli.ts map --retries resends an item whose worker died", async () => 
   }
 });
 
+Deno.test("cli.ts map -e runs an inline function (TypeScript too)", async () => {
+  const js = await cli(["map", "-e", "x => x * 2", "-w", "1", "-q"], "1\n2\n");
+  assert.equal(js.code, 0, js.stderr);
+  assert.deepEqual(jsonLines(js.stdout), [2, 4]);
+  const ts = await cli(
+    ["map", "--eval", "(s: string): number => s.length", "-w", "1", "-q"],
+    '"abc"\n',
+  );
+  assert.equal(ts.code, 0, ts.stderr);
+  assert.deepEqual(jsonLines(ts.stdout), [3]);
+  const bad = await cli(["map", "-e", "x =>", "-w", "1", "-q"], "1\n");
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /cannot load -e 'x =>': SyntaxError/);
+  const notFn = await cli(["map", "-e", "42", "-w", "1", "-q"], "1\n");
+  assert.equal(notFn.code, 2);
+  assert.match(notFn.stderr, /-e '42' is a number, not a function/);
+});
+
+Deno.test("cli.ts map --raw passes lines as strings and writes string results as they are", async () => {
+  const { code, stdout, stderr } = await cli(
+    ["map", "-e", "s => s.toUpperCase()", "--raw", "-w", "1", "-q"],
+    'a b\n{"not": "json"}\n\nlast',
+  );
+  assert.equal(code, 0, stderr);
+  assert.equal(stdout, 'A B\n{"NOT": "JSON"}\n\nLAST\n');
+  const lengths = await cli(
+    ["map", "-e", "s => s.length", "--raw", "-w", "1", "-q"],
+    "abc\n\nxy\n",
+  );
+  assert.equal(lengths.code, 0, lengths.stderr);
+  assert.deepEqual(jsonLines(lengths.stdout), [3, 0, 2]);
+});
+
+Deno.test("cli.ts map --tag writes each result with its input line, also --unordered", async () => {
+  const delays = [40, 1, 20, 1, 30];
+  for (const order of [[], ["--unordered"]]) {
+    const { code, stdout, stderr } = await cli(
+      ["map", `${TASKS}#after`, "--tag", ...order, "-w", "3", "-q"],
+      delays.join("\n\n") + "\n",
+    );
+    assert.equal(code, 0, stderr);
+    const got = jsonLines(stdout) as { line: number; value: number }[];
+    // Blank lines count: the items are on lines 1, 3, 5, 7, 9.
+    const expected = delays.map((value, i) => ({ line: 2 * i + 1, value }));
+    if (order.length) got.sort((a, b) => a.line - b.line);
+    assert.deepEqual(got, expected);
+  }
+});
+
+Deno.test("cli.ts map --qsize caps the items in flight on one worker", async () => {
+  const input = "30\n".repeat(12);
+  const one = await cli(
+    ["map", `${TASKS}#concurrency`, "--qsize", "1", "-w", "1", "-q"],
+    input,
+  );
+  assert.equal(one.code, 0, one.stderr);
+  assert.deepEqual(new Set(jsonLines(one.stdout)), new Set([1]));
+  const four = await cli(
+    ["map", `${TASKS}#concurrency`, "--qsize", "4", "-w", "1", "-q"],
+    input,
+  );
+  assert.equal(four.code, 0, four.stderr);
+  const most = Math.max(...jsonLines(four.stdout) as number[]);
+  assert.ok(most > 1 && most <= 4, `at most ${most} at once`);
+});
+
+Deno.test("cli.ts map --on-error stop stops at a line that is not JSON; --star needs arrays", async () => {
+  const stop = await cli(
+    ["map", `${TASKS}#square`, "-w", "1", "-q"],
+    "1\n2\n{oops\n4\n",
+  );
+  assert.equal(stop.code, 1);
+  assert.deepEqual(jsonLines(stop.stdout), [1, 4]);
+  assert.match(stop.stderr, /line 3: SyntaxError: not JSON/);
+  assert.match(stop.stderr, /stopped at line 3/);
+  const star = await cli(
+    ["map", `${TASKS}#add`, "--star", "--on-error", "emit", "-w", "1", "-q"],
+    "[1, 2]\n5\n[3, 4]\n",
+  );
+  assert.equal(star.code, 1);
+  assert.deepEqual(jsonLines(star.stdout), [
+    3,
+    {
+      error: {
+        line: 2,
+        name: "TypeError",
+        message:
+          "--star needs a JSON array of arguments on each line, got number",
+      },
+    },
+    7,
+  ]);
+});
+
+Deno.test("cli.ts map names pool options as the flags that set them", async () => {
+  const none = await cli(["map", `${TASKS}#square`, "-w", "0", "-q"], "1\n");
+  assert.equal(none.code, 2);
+  assert.match(none.stderr, /set --workers to 1 or more, or give --host/);
+  const host = await cli(
+    ["map", `${TASKS}#square`, "--host", "nowhere", "-q"],
+    "1\n",
+  );
+  assert.equal(host.code, 2);
+  assert.match(host.stderr, /--host: Bad host spec "nowhere"/);
+});
+
 // ---- map: usage errors -------------------------------------------------------
 
 Deno.test("cli.ts map exits 2 for usage errors, saying what is wrong", async () => {

@@ -496,3 +496,141 @@ for (
     );
   });
 }
+
+// ---- per-item outcomes and timeouts ---------------------------------------------
+
+Deno.test("createMapStream() with outcomes yields a rejected outcome for a failing item and goes on", async () => {
+  const { ctx, calls } = fake([[1, 2, 3]], { outcomes: true });
+  const out = Array.fromAsync(createMapStream(ctx));
+  await flush();
+  const boom = new RangeError("no twos");
+  answer(calls[0]!);
+  calls[1]!.reject(boom);
+  answer(calls[2]!);
+  assert.deepEqual(await out, [
+    { index: 0, status: "fulfilled", value: 10 },
+    { index: 1, status: "rejected", reason: boom },
+    { index: 2, status: "fulfilled", value: 30 },
+  ]);
+});
+
+Deno.test("createMapStream() with outcomes runs a failed chunk's items one by one", async () => {
+  const { ctx, calls } = fake([[1, 2, 3, 4, 5]], {
+    outcomes: true,
+    chunkSize: 3,
+  });
+  const out = Array.fromAsync(createMapStream(ctx));
+  await flush();
+  assert.deepEqual(calls.map((c) => c.args), [[1, 2, 3], [4, 5]]);
+  const boom = new Error("item 2 failed");
+  calls[0]!.reject(boom);
+  answer(calls[1]!);
+  await flush();
+  // The three items of the failed chunk, each alone.
+  const again = calls.slice(2);
+  assert.deepEqual(again.map((c) => [c.kind, c.args]), [
+    ["call", [1]],
+    ["call", [2]],
+    ["call", [3]],
+  ]);
+  answer(again[0]!);
+  again[1]!.reject(boom);
+  answer(again[2]!);
+  assert.deepEqual(await out, [
+    { index: 0, status: "fulfilled", value: 10 },
+    { index: 1, status: "rejected", reason: boom },
+    { index: 2, status: "fulfilled", value: 30 },
+    { index: 3, status: "fulfilled", value: 40 },
+    { index: 4, status: "fulfilled", value: 50 },
+  ]);
+});
+
+Deno.test("createMapStream() with itemTimeout gives each task its items' share", async () => {
+  const single = fake([[1, 2]], { itemTimeout: 50 }, { itemMs: 0.0001 });
+  const a = Array.fromAsync(createMapStream(single.ctx));
+  await flush();
+  // Items go one per task by default, each with the item's timeout.
+  assert.deepEqual(
+    single.calls.map((c) => [c.kind, c.options.timeout]),
+    [["call", 50], ["call", 50]],
+  );
+  for (const call of single.calls) answer(call);
+  await a;
+  const chunked = fake([[1, 2, 3]], { itemTimeout: 50, chunkSize: 3 });
+  const b = Array.fromAsync(createMapStream(chunked.ctx));
+  await flush();
+  assert.deepEqual(chunked.calls.map((c) => c.options.timeout), [150]);
+  for (const call of chunked.calls) answer(call);
+  await b;
+});
+
+function failOnSevens(x: number): number {
+  if (x % 7 === 0) throw new RangeError(`${x} is a multiple of 7`);
+  return x * 2;
+}
+
+Deno.test("Pool.map() with outcomes gives every item its own outcome, also in automatic chunks", async () => {
+  await using pool = await Pool.create(2);
+  const n = 5_000;
+  const xs = Array.from({ length: n }, (_, i) => i + 1);
+  // Twice: the second run is chunked (the pool has measured the function).
+  for (let round = 0; round < 2; round++) {
+    let i = 0;
+    for await (const o of pool.map(failOnSevens, xs, { outcomes: true })) {
+      assert.equal(o.index, i);
+      const x = i + 1;
+      if (x % 7 === 0) {
+        assert.equal(o.status, "rejected");
+        assert.ok(o.status === "rejected" && o.reason instanceof RangeError);
+      } else {
+        assert.deepEqual(o, { index: i, status: "fulfilled", value: x * 2 });
+      }
+      i++;
+    }
+    assert.equal(i, n);
+  }
+});
+
+Deno.test("Pool.map() with outcomes and ordered: false yields each index once", async () => {
+  await using pool = await Pool.create(2);
+  const seen = new Set<number>();
+  let rejected = 0;
+  for await (
+    const o of pool.map(
+      failOnSevens,
+      Array.from({ length: 700 }, (_, i) => i),
+      {
+        outcomes: true,
+        ordered: false,
+      },
+    )
+  ) {
+    assert.ok(!seen.has(o.index), `index ${o.index} twice`);
+    seen.add(o.index);
+    if (o.status === "rejected") rejected++;
+  }
+  assert.equal(seen.size, 700);
+  assert.equal(rejected, 100);
+});
+
+Deno.test("Pool.map() with itemTimeout fails the item that runs too long", async () => {
+  await using pool = await Pool.create({ workers: 2, qsize: 1 });
+  const wait = (ms: number) =>
+    new Promise<number>((resolve) => setTimeout(() => resolve(ms), ms));
+  const outcomes = await Array.fromAsync(
+    pool.map(wait, [1, 60_000, 2], { itemTimeout: 2_000, outcomes: true }),
+  );
+  assert.deepEqual(outcomes.map((o) => o.status), [
+    "fulfilled",
+    "rejected",
+    "fulfilled",
+  ]);
+  const late = outcomes[1]!;
+  assert.ok(late.status === "rejected");
+  assert.equal((late.reason as Error).name, "TimeoutError");
+  // Without outcomes, the stream errors with the TimeoutError.
+  await assert.rejects(
+    Array.fromAsync(pool.map(wait, [1, 60_000], { itemTimeout: 500 })),
+    (e: Error) => e.name === "TimeoutError",
+  );
+});

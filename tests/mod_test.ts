@@ -33,6 +33,7 @@ Deno.test("mod.ts re-exports the documented types", async () => {
     "CommandHost",
     "HostEntry",
     "MapOptions",
+    "MapOutcome",
     "ModuleFunction",
     "PoolOptions",
     "PoolStats",
