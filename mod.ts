@@ -52,6 +52,13 @@
  * @module
  */
 export { Pool } from "./src/pool.ts";
+export type { MapSource } from "./src/pool.ts";
+export type {
+  HostLostDetail,
+  PoolEventListener,
+  PoolEventMap,
+  WorkerStartDetail,
+} from "./src/events.ts";
 export type { CloseOptions, PoolOptions, TaskOptions } from "./src/options.ts";
 export type { PoolStats, WorkerStats } from "./src/stats.ts";
 export type { MapOptions, MapOutcome } from "./src/map_stream.ts";

@@ -532,10 +532,15 @@ export class Dispatcher {
   #settle(task: Task, value: unknown, error: unknown): void {
     if (task.settled) return;
     task.settled = true;
-    if (task.pinned) {
-      // initializer and runOnAll calls are not counted as tasks
-    } else if (error === undefined) this.#counters.done++;
-    else this.#counters.failed++;
+    if (!task.pinned) {
+      // Counted in items (a map chunk is many); initializer and runOnAll
+      // calls are not counted.
+      const items = task.kind === "chunk" || task.kind === "items"
+        ? task.args.length
+        : 1;
+      if (error === undefined) this.#counters.done += items;
+      else this.#counters.failed += items;
+    }
     task.cleanup?.();
     this.#live.delete(task);
     if (task.barriers) {

@@ -7,12 +7,35 @@
  * @module
  */
 
-/** A function exported by a module the worker imports itself. */
-export interface ModuleFunction {
+/**
+ * A function exported by a module the worker imports itself. Its type
+ * parameters, if given, type the arguments and the result of `run()`/`map()`.
+ *
+ * @typeParam A The function's parameter types.
+ * @typeParam R Its return type.
+ *
+ * @example A typed reference
+ * ```ts ignore
+ * import { type ModuleFunction, Pool } from "@distex/pool";
+ * const fib: ModuleFunction<[number], number> = {
+ *   module: import.meta.resolve("./tasks.ts"),
+ *   name: "fib",
+ * };
+ * await using pool = new Pool(2);
+ * const n: number = await pool.run(fib, 30);
+ * ```
+ */
+// deno-lint-ignore no-explicit-any
+export interface ModuleFunction<A extends unknown[] = any[], R = unknown> {
   /** Module specifier: an absolute URL (`file:`, `https:`, `npm:`, `jsr:`) or a path relative to the current directory. */
   module: string;
   /** The export to call. */
   name: string;
+  /**
+   * Never set at run time: it only carries the function's type, so that
+   * `run()` knows the result type of a typed reference.
+   */
+  readonly signature?: (...args: A) => R;
 }
 
 /**
@@ -22,7 +45,7 @@ export interface ModuleFunction {
 // deno-lint-ignore no-explicit-any
 export type TaskFunction<A extends unknown[] = any[], R = unknown> =
   | ((...args: A) => R)
-  | ModuleFunction;
+  | ModuleFunction<A, R>;
 
 /** How a worker gets a function: its id and either source or module export. */
 export interface FunctionSpec {

@@ -43,6 +43,13 @@ import type { PoolStats } from "./stats.ts";
 import type { CallKind, WorkerMessage } from "./protocol.ts";
 import { WorkerHandle } from "./worker_handle.ts";
 import { type Connection, WorkerServer } from "./worker_server.ts";
+import type { PoolEventListener, PoolEventMap } from "./events.ts";
+
+/**
+ * What `Pool.map()` reads items from: a sync or async iterable (an array, a
+ * generator, a `Set`, a string) or a `ReadableStream`.
+ */
+export type MapSource<T> = Iterable<T> | AsyncIterable<T> | ReadableStream<T>;
 
 /**
  * Appends the caller's frames to a task's error. Run as a rejection handler:
@@ -344,6 +351,29 @@ export class Pool extends EventTarget implements AsyncDisposable {
    * } // 0 1, 1 RangeError: no inverse of 0, 2 0.25
    * ```
    */
+  map<T, R>(
+    fn: TaskFunction<[T], R>,
+    source: MapSource<T>,
+    options: MapOptions & { outcomes: true },
+  ): ReadableStream<MapOutcome<Awaited<R>>>;
+  /**
+   * `map` with `outcomes: true` over several sources or with `star` (the
+   * arguments are not type checked in this form).
+   *
+   * @param fn The function or module reference.
+   * @param args The sources, then the options with `outcomes: true`.
+   * @returns One outcome per item.
+   *
+   * @example
+   * ```ts
+   * import { Pool } from "@distex/pool";
+   * await using pool = new Pool(1);
+   * const div = (a: number, b: number) => a / b;
+   * for await (const o of pool.map(div, [1, 2], [2, 4], { outcomes: true })) {
+   *   console.log(o.status); // fulfilled, fulfilled
+   * }
+   * ```
+   */
   // deno-lint-ignore no-explicit-any
   map<R = any>(
     // deno-lint-ignore no-explicit-any
@@ -371,15 +401,140 @@ export class Pool extends EventTarget implements AsyncDisposable {
    * console.log(sums); // [11, 22, 33]
    * ```
    */
-  // deno-lint-ignore no-explicit-any
-  map<R = any>(
+  map<A extends unknown[], R>(
+    fn: TaskFunction<A, R>,
+    source: MapSource<A>,
+    options: MapOptions & { star: true },
+  ): ReadableStream<Awaited<R>>;
+  /**
+   * Maps `fn` over one source: each item is its one argument.
+   *
+   * @param fn The function or module reference.
+   * @param source An iterable, async iterable or `ReadableStream`.
+   * @param options {@link MapOptions}.
+   * @returns The results, in input order unless `ordered: false`.
+   *
+   * @example
+   * ```ts
+   * import { Pool } from "@distex/pool";
+   * await using pool = new Pool(1);
+   * console.log(await Array.fromAsync(pool.map((x: number) => x + 1, [1, 2]))); // [2, 3]
+   * ```
+   */
+  map<T, R>(
+    fn: TaskFunction<[T], R>,
+    source: MapSource<T>,
+    options?: MapOptions,
+  ): ReadableStream<Awaited<R>>;
+  /**
+   * Maps `fn` over two sources, zipped: `fn(a, b)` per pair; ends with the
+   * shorter source.
+   *
+   * @param fn The function or module reference.
+   * @param source1 Its first arguments.
+   * @param source2 Its second arguments.
+   * @param options {@link MapOptions}.
+   * @returns The results.
+   *
+   * @example
+   * ```ts
+   * import { Pool } from "@distex/pool";
+   * await using pool = new Pool(1);
+   * const out = pool.map((a: number, b: number) => a * b, [1, 2], [3, 4]);
+   * console.log(await Array.fromAsync(out)); // [3, 8]
+   * ```
+   */
+  map<T1, T2, R>(
+    fn: TaskFunction<[T1, T2], R>,
+    source1: MapSource<T1>,
+    source2: MapSource<T2>,
+    options?: MapOptions,
+  ): ReadableStream<Awaited<R>>;
+  /**
+   * Maps `fn` over three sources, zipped.
+   *
+   * @param fn The function or module reference.
+   * @param source1 Its first arguments.
+   * @param source2 Its second arguments.
+   * @param source3 Its third arguments.
+   * @param options {@link MapOptions}.
+   * @returns The results.
+   *
+   * @example
+   * ```ts
+   * import { Pool } from "@distex/pool";
+   * await using pool = new Pool(1);
+   * const out = pool.map((a: number, b: number, c: number) => a + b + c, [1], [2], [3]);
+   * console.log(await Array.fromAsync(out)); // [6]
+   * ```
+   */
+  map<T1, T2, T3, R>(
+    fn: TaskFunction<[T1, T2, T3], R>,
+    source1: MapSource<T1>,
+    source2: MapSource<T2>,
+    source3: MapSource<T3>,
+    options?: MapOptions,
+  ): ReadableStream<Awaited<R>>;
+  /**
+   * Maps `fn` over four sources, zipped.
+   *
+   * @param fn The function or module reference.
+   * @param source1 Its first arguments.
+   * @param source2 Its second arguments.
+   * @param source3 Its third arguments.
+   * @param source4 Its fourth arguments.
+   * @param options {@link MapOptions}.
+   * @returns The results.
+   *
+   * @example
+   * ```ts
+   * import { Pool } from "@distex/pool";
+   * await using pool = new Pool(1);
+   * const add = (a: number, b: number, c: number, d: number) => a + b + c + d;
+   * console.log(await Array.fromAsync(pool.map(add, [1], [2], [3], [4]))); // [10]
+   * ```
+   */
+  map<T1, T2, T3, T4, R>(
+    fn: TaskFunction<[T1, T2, T3, T4], R>,
+    source1: MapSource<T1>,
+    source2: MapSource<T2>,
+    source3: MapSource<T3>,
+    source4: MapSource<T4>,
+    options?: MapOptions,
+  ): ReadableStream<Awaited<R>>;
+  /**
+   * Maps `fn` over five or more sources, zipped (arguments are not type
+   * checked past four sources).
+   *
+   * @param fn The function or module reference.
+   * @param source1 Its first arguments.
+   * @param source2 Its second arguments.
+   * @param source3 Its third arguments.
+   * @param source4 Its fourth arguments.
+   * @param source5 Its fifth arguments.
+   * @param more Further sources, then optionally {@link MapOptions}.
+   * @returns The results.
+   *
+   * @example
+   * ```ts
+   * import { Pool } from "@distex/pool";
+   * await using pool = new Pool(1);
+   * const sum = (...xs: number[]) => xs.reduce((a, b) => a + b, 0);
+   * console.log(await Array.fromAsync(pool.map(sum, [1], [1], [1], [1], [1]))); // [5]
+   * ```
+   */
+  map<R>(
     // deno-lint-ignore no-explicit-any
     fn: TaskFunction<any[], R>,
-    ...sources: unknown[]
+    source1: MapSource<unknown>,
+    source2: MapSource<unknown>,
+    source3: MapSource<unknown>,
+    source4: MapSource<unknown>,
+    source5: MapSource<unknown>,
+    ...more: (MapSource<unknown> | MapOptions)[]
   ): ReadableStream<Awaited<R>>;
   map(
-    // deno-lint-ignore no-explicit-any
-    fn: TaskFunction<any[], unknown>,
+    fn: TaskFunction,
     ...sources: unknown[]
   ): ReadableStream<unknown> {
     let options: MapOptions = {};
@@ -410,6 +565,128 @@ export class Pool extends EventTarget implements AsyncDisposable {
       options,
       retries: this.#options.retries ?? DEFAULTS.retries,
     });
+  }
+
+  /**
+   * The stream form of {@link Pool.prototype.map}: a readable/writable pair
+   * for `pipeThrough`. Items written to it are mapped on the workers and come
+   * out of its readable side (in order unless `ordered: false`), with the
+   * same flow control as `map()`: a slow reader stalls the writer.
+   *
+   * @param fn The function or module reference, called with each item (or,
+   * with `star: true`, with each item spread into its arguments).
+   * @param options {@link MapOptions}.
+   * @returns A `{ writable, readable }` pair.
+   *
+   * @example Doubling a stream of numbers
+   * ```ts
+   * import { Pool } from "@distex/pool";
+   * await using pool = new Pool(2);
+   * const doubled = ReadableStream.from([1, 2, 3])
+   *   .pipeThrough(pool.transform((x: number) => x * 2));
+   * console.log(await Array.fromAsync(doubled)); // [2, 4, 6]
+   * ```
+   */
+  transform<A extends unknown[], R>(
+    fn: TaskFunction<A, R>,
+    options: MapOptions & { star: true },
+  ): ReadableWritablePair<Awaited<R>, A>;
+  /**
+   * The stream form of `map()` over single items (see the overload above).
+   *
+   * @param fn The function or module reference, called with each item.
+   * @param options {@link MapOptions}.
+   * @returns A `{ writable, readable }` pair for `pipeThrough`.
+   *
+   * @example
+   * ```ts
+   * import { Pool } from "@distex/pool";
+   * await using pool = new Pool(1);
+   * const out = ReadableStream.from(["a"]).pipeThrough(pool.transform((s: string) => s + "!"));
+   * console.log(await Array.fromAsync(out)); // ["a!"]
+   * ```
+   */
+  transform<T, R>(
+    fn: TaskFunction<[T], R>,
+    options?: MapOptions,
+  ): ReadableWritablePair<Awaited<R>, T>;
+  transform(
+    fn: TaskFunction,
+    options: MapOptions = {},
+  ): ReadableWritablePair<unknown, unknown> {
+    if (options === null || typeof options !== "object") {
+      throw new TypeError(
+        `Pool.transform() options must be an object, got ${
+          options === null ? "null" : typeof options
+        }`,
+      );
+    }
+    // The identity stream's buffer holds one item: the map pulls from it only
+    // as its budget allows, so the writer waits while the workers are busy.
+    const input = new TransformStream<unknown, unknown>(
+      undefined,
+      { highWaterMark: 1 },
+      { highWaterMark: 0 },
+    );
+    const readable = this.map(fn, input.readable, options);
+    return { writable: input.writable, readable };
+  }
+
+  /**
+   * Adds a listener for one of the pool's events; `e.detail` is typed by the
+   * event's name ({@link PoolEventMap}).
+   *
+   * @param type The event name: `workerstart`, `workerreplace`, `workerexit`,
+   * `hostlost`, `error` or `rejected`.
+   * @param listener A function or an object with `handleEvent`.
+   * @param options As for `EventTarget.addEventListener`.
+   *
+   * @example
+   * ```ts
+   * import { Pool } from "@distex/pool";
+   * await using pool = new Pool(1);
+   * pool.addEventListener("workerexit", (e) => console.log(e.detail.reason));
+   * await pool.run(() => 1);
+   * ```
+   */
+  override addEventListener<K extends keyof PoolEventMap>(
+    type: K,
+    listener: PoolEventListener<K> | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void {
+    super.addEventListener(
+      type,
+      listener as EventListenerOrEventListenerObject | null,
+      options,
+    );
+  }
+
+  /**
+   * Removes a listener added with {@link Pool.prototype.addEventListener}.
+   *
+   * @param type The event name.
+   * @param listener The listener that was added.
+   * @param options As for `EventTarget.removeEventListener`.
+   *
+   * @example
+   * ```ts
+   * import { Pool } from "@distex/pool";
+   * await using pool = new Pool(1);
+   * const onExit = (e: CustomEvent) => console.log(e.detail);
+   * pool.addEventListener("workerexit", onExit);
+   * pool.removeEventListener("workerexit", onExit);
+   * ```
+   */
+  override removeEventListener<K extends keyof PoolEventMap>(
+    type: K,
+    listener: PoolEventListener<K> | null,
+    options?: boolean | EventListenerOptions,
+  ): void {
+    super.removeEventListener(
+      type,
+      listener as EventListenerOrEventListenerObject | null,
+      options,
+    );
   }
 
   /**
@@ -520,7 +797,10 @@ export class Pool extends EventTarget implements AsyncDisposable {
 
   // ---- internals -------------------------------------------------------
 
-  #emit(type: string, detail: unknown): void {
+  #emit<K extends keyof PoolEventMap>(
+    type: K,
+    detail: PoolEventMap[K]["detail"],
+  ): void {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
 

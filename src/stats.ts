@@ -26,9 +26,12 @@ export interface WorkerStats {
 
 /** What {@link Pool.prototype.stats} returns. */
 export interface PoolStats {
-  /** Tasks that succeeded. */
+  /** Calls that succeeded: `run()` tasks and `map()` items (not chunks). */
   done: number;
-  /** Tasks that failed (task errors, lost workers, timeouts, aborts). */
+  /**
+   * Calls that failed (task errors, lost workers, timeouts, aborts); a failed
+   * map chunk counts each of its items.
+   */
   failed: number;
   /** Times a task was sent again after its worker died. */
   retried: number;

@@ -4,6 +4,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import type { Pool, PoolEventMap } from "../mod.ts";
 
 /** The error `promise` rejects with; fails the test when it resolves. */
 export async function rejection(promise: Promise<unknown>): Promise<Error> {
@@ -145,4 +146,25 @@ export async function fileGate(): Promise<FileGate> {
     open: () => Deno.writeTextFile(path, ""),
     [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }),
   };
+}
+
+/**
+ * The detail of the next `type` event of `pool` that `accept` accepts (the
+ * listener is removed once it has one).
+ */
+export function nextEvent<K extends keyof PoolEventMap>(
+  pool: Pool,
+  type: K,
+  accept: (detail: PoolEventMap[K]["detail"]) => boolean = () => true,
+): Promise<PoolEventMap[K]["detail"]> {
+  const { promise, resolve } = Promise.withResolvers<
+    PoolEventMap[K]["detail"]
+  >();
+  const listener = (event: PoolEventMap[K]) => {
+    if (!accept(event.detail)) return;
+    pool.removeEventListener(type, listener);
+    resolve(event.detail);
+  };
+  pool.addEventListener(type, listener);
+  return promise;
 }

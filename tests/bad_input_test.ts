@@ -494,6 +494,7 @@ Deno.test("bad values, task options and map inputs fail with what to send instea
     ],
     [
       "map() without an iterable",
+      // @ts-expect-error the types require a source too
       (p) => p.map(double),
       TypeError,
       /Pool\.map\(\) needs at least one iterable/,
@@ -512,6 +513,7 @@ Deno.test("bad values, task options and map inputs fail with what to send instea
     ],
     [
       "map() with star over several iterables",
+      // @ts-expect-error the types allow star with one source only
       (p) => p.map(double, [[1]], [[2]], { star: true }),
       TypeError,
       /'star' takes one iterable/,

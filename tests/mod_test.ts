@@ -32,9 +32,13 @@ Deno.test("mod.ts re-exports the documented types", async () => {
     "CloseOptions",
     "CommandHost",
     "HostEntry",
+    "HostLostDetail",
     "MapOptions",
     "MapOutcome",
+    "MapSource",
     "ModuleFunction",
+    "PoolEventListener",
+    "PoolEventMap",
     "PoolOptions",
     "PoolStats",
     "ProgressOptions",
@@ -45,6 +49,7 @@ Deno.test("mod.ts re-exports the documented types", async () => {
     "TlsOptions",
     "TypeCodec",
     "WorkerExit",
+    "WorkerStartDetail",
     "WorkerStats",
   ]);
 });

@@ -16,6 +16,7 @@ import { LeakCheck } from "./_leaks.ts";
 import {
   fileGate,
   isGone,
+  nextEvent,
   pollUntil,
   rejection,
   waitForFile,
@@ -26,23 +27,6 @@ const leaks = new LeakCheck();
 
 /** `f(x) = x * 2`. */
 const double = (x: number): number => x * 2;
-
-/** The detail of the next `type` event of `pool` that `accept` accepts. */
-function nextEvent<T>(
-  pool: Pool,
-  type: string,
-  accept: (detail: T) => boolean = () => true,
-): Promise<T> {
-  const { promise, resolve } = Promise.withResolvers<T>();
-  const listener = (event: Event) => {
-    const detail = (event as CustomEvent<T>).detail;
-    if (!accept(detail)) return;
-    pool.removeEventListener(type, listener);
-    resolve(detail);
-  };
-  pool.addEventListener(type, listener);
-  return promise;
-}
 
 /** Workers that are connected and ready. */
 function readyPids(pool: Pool): number[] {
@@ -261,7 +245,7 @@ Deno.test(
     });
     const [stuckPid] = await pool.runOnAll(() => Deno.pid);
     const order: string[] = [];
-    const exited = nextEvent<WorkerExit>(pool, "workerexit").then((exit) => {
+    const exited = nextEvent(pool, "workerexit").then((exit) => {
       order.push("workerexit");
       return exit;
     });
@@ -378,7 +362,7 @@ Deno.test(
       cmdline.includes("--v8-flags=--max-old-space-size=100"),
       `worker command line: ${cmdline.join(" ")}`,
     );
-    const exited = nextEvent<WorkerExit>(pool, "workerexit");
+    const exited = nextEvent(pool, "workerexit");
     const [pid] = await pool.runOnAll(() => Deno.pid);
     // 160 MiB outside the JS heap, touched, and kept alive in globalThis: the
     // worker is ended while the task runs, not after it.
@@ -618,12 +602,12 @@ Deno.test(
 
     // Kill one worker from outside: workerexit, then a replacement starts.
     const victim = stats.workers[0]!;
-    const exited = nextEvent<WorkerExit>(pool, "workerexit");
-    const replaced = nextEvent<{ workerId: number; host: string }>(
+    const exited = nextEvent(pool, "workerexit");
+    const replaced = nextEvent(
       pool,
       "workerstart",
     );
-    const replacement = nextEvent<{ workerId: number; replacement: boolean }>(
+    const replacement = nextEvent(
       pool,
       "workerreplace",
     );

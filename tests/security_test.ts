@@ -21,7 +21,7 @@ import {
   readFrames,
 } from "../src/protocol.ts";
 import { LeakCheck } from "./_leaks.ts";
-import { rejection, withTimeout } from "./_util.ts";
+import { nextEvent, rejection, withTimeout } from "./_util.ts";
 
 const leaks = new LeakCheck();
 const ROGUE = new URL("./fixtures/rogue_worker.ts", import.meta.url);
@@ -29,17 +29,6 @@ const WORKER = new URL("../worker.ts", import.meta.url);
 
 /** `f(x) = x * 2`. */
 const double = (x: number): number => x * 2;
-
-/** The detail of the next `type` event of `pool`. */
-function nextEvent<T>(pool: Pool, type: string): Promise<T> {
-  const { promise, resolve } = Promise.withResolvers<T>();
-  pool.addEventListener(
-    type,
-    (event) => resolve((event as CustomEvent<T>).detail),
-    { once: true },
-  );
-  return promise;
-}
 
 /** The pool's socket path, from a worker's command line. */
 async function socketPath(pool: Pool): Promise<string> {
@@ -115,7 +104,7 @@ async function misbehave(
   path: string,
   act: (conn: Deno.Conn, nonce: Uint8Array) => Promise<void>,
 ): Promise<string> {
-  const rejected = nextEvent<string>(pool, "rejected");
+  const rejected = nextEvent(pool, "rejected");
   using conn = await Deno.connect({ transport: "unix", path });
   const nonce = await readChallenge(conn);
   await act(conn, nonce);
@@ -257,7 +246,7 @@ Deno.test(
   async () => {
     await using pool = await leaks.open({ workers: 1 });
     const path = await socketPath(pool);
-    const rejected = nextEvent<string>(pool, "rejected");
+    const rejected = nextEvent(pool, "rejected");
     using silent = await Deno.connect({ transport: "unix", path });
     await readChallenge(silent);
     await withTimeout(hungUp(silent), 30_000, "the pool hanging up");
@@ -478,7 +467,14 @@ Deno.test(
       const { pool, secret } = await openRecorded(dir, { killGrace: 100 });
       await using _pool = pool;
       const said: string[] = [];
-      for (const type of ["rejected", "workerexit", "workerstart", "error"]) {
+      for (
+        const type of [
+          "rejected",
+          "workerexit",
+          "workerstart",
+          "error",
+        ] as const
+      ) {
         pool.addEventListener(type, (e) => {
           said.push(JSON.stringify((e as CustomEvent).detail));
         });
@@ -584,8 +580,17 @@ Deno.test(
           permissions: [`--allow-read=${dir}`],
         });
         // esm.sh is on Deno's default import allow-list: the import must
-        // be refused before any download is tried.
+        // be refused before any download is tried. Guard first, so that a
+        // regression fails here instead of sending traffic off this machine.
+        for (const { pid } of pool.stats().workers) {
+          const cmdline = await Deno.readTextFile(`/proc/${pid}/cmdline`);
+          assert.ok(
+            cmdline.split("\0").includes("--no-remote"),
+            `worker ${pid} runs without --no-remote: ${cmdline}`,
+          );
+        }
         const error = await rejection(
+          // deno-lint-ignore no-import-prefix
           pool.run(() => import("https://esm.sh/x?leak=CONFIDENTIAL")),
         );
         assert.match(
@@ -593,7 +598,10 @@ Deno.test(
           /--no-remote is specified|Requires import access/,
           `the import was tried: ${error.message}`,
         );
-        const jsr = await rejection(pool.run(() => import("jsr:@std/assert")));
+        const jsr = await rejection(
+          // deno-lint-ignore no-import-prefix no-unversioned-import
+          pool.run(() => import("jsr:@std/assert")),
+        );
         assert.match(jsr.message, /--no-remote is specified|import access/);
         assert.equal(await pool.run(double, 2), 4);
       }
