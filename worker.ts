@@ -18,7 +18,8 @@
  * @module
  */
 import { runWorker } from "./src/worker_runtime.ts";
-import { readSecretLine } from "./src/_stdin.ts";
+import { readKeyLine } from "./src/_stdin.ts";
+import { importKey } from "./src/auth.ts";
 import { startWatchdog } from "./src/_watchdog.ts";
 
 function describe(error: unknown): string {
@@ -50,6 +51,30 @@ function reportStrayErrors(): void {
 }
 
 /**
+ * Once connected, the worker needs no access to the socket's path: it gives
+ * up what the pool granted for it (in a sandbox), so that its tasks can
+ * neither remove the socket nor listen on its path in the pool's place. A
+ * grant wider than the socket (the user's, covering its directory) is left
+ * alone: revoking inside it would revoke all of it.
+ */
+function revokeSocketAccess(path: string): void {
+  const dir = path.slice(0, path.lastIndexOf("/")) || "/";
+  const sibling = `${dir}/.distex-probe`;
+  const permissions = Deno.permissions;
+  const granted = (d: Deno.PermissionDescriptor) =>
+    permissions.querySync(d).state === "granted";
+  for (const name of ["read", "write"] as const) {
+    if (granted({ name, path }) && !granted({ name, path: dir })) {
+      permissions.revokeSync({ name, path });
+    }
+  }
+  const net = { name: "net", host: `unix:${path}` } as const;
+  if (granted(net) && !granted({ name: "net", host: `unix:${sibling}` })) {
+    permissions.revokeSync(net);
+  }
+}
+
+/**
  * Runs one worker: `--unix <path>` (the pool's socket), `--id <n>` and
  * optionally `--max-memory-mb <n>`.
  * Resolves when the worker is done; the process should then exit.
@@ -78,7 +103,11 @@ export async function workerMain(args: string[]): Promise<number> {
     );
     return 2;
   }
-  const secret = await readSecretLine();
+  // This worker's own key (never the pool's secret), kept only as a
+  // non-extractable CryptoKey: the text is wiped once imported.
+  const material = await readKeyLine();
+  const key = await importKey(material);
+  material.fill(0);
   // The lifeline, from now on read by a thread of its own: when the pool
   // closes stdin (or dies), the process ends, whatever a task is doing.
   const watching = startWatchdog({ maxMemoryMB });
@@ -95,8 +124,9 @@ export async function workerMain(args: string[]): Promise<number> {
     throw error;
   }
   try {
+    revokeSocketAccess(path);
     await watching;
-    await runWorker({ channel, secret, workerId });
+    await runWorker({ channel, secret: key, workerId });
   } finally {
     try {
       channel.close();

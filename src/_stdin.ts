@@ -31,27 +31,37 @@ export async function readSecret(): Promise<
 }
 
 /**
- * Reads the first line of stdin (the pool's secret), reading no further, so
- * that the rest of stdin is left to whoever watches it next (the worker's
- * watchdog thread).
- * @throws {Error} when the first line is not a secret.
+ * Reads the first line of stdin (this worker's key, as hex digits), reading
+ * no further, so that the rest of stdin is left to whoever watches it next
+ * (the worker's watchdog thread). Returns the digits as bytes, never as a
+ * string, so that the caller can wipe them once the key is imported.
+ * @throws {Error} when the first line is not a key.
  */
-export async function readSecretLine(): Promise<string> {
-  const buffer = new Uint8Array(1);
-  const bytes: number[] = [];
-  // One byte at a time: the secret is short, and nothing after it is taken.
-  while (bytes.length <= 4096) {
-    const n = await Deno.stdin.read(buffer);
-    if (n === null || buffer[0] === 0x0a) break;
-    bytes.push(buffer[0]!);
+export async function readKeyLine(): Promise<Uint8Array<ArrayBuffer>> {
+  const line = new Uint8Array(129);
+  const byte = new Uint8Array(1);
+  let length = 0;
+  let valid = true;
+  // One byte at a time: the key is short, and nothing after it is taken.
+  for (;;) {
+    const n = await Deno.stdin.read(byte);
+    if (n === null || byte[0] === 0x0a) break;
+    const c = byte[0]!;
+    if (length === line.length) valid = false;
+    else if ((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66)) {
+      line[length++] = c;
+    } else if (c !== 0x0d && c !== 0x20) valid = false;
   }
-  const secret = new TextDecoder().decode(new Uint8Array(bytes)).trim();
-  if (!/^[0-9a-f]{32,128}$/.test(secret)) {
+  byte.fill(0);
+  if (!valid || length < 32) {
+    line.fill(0);
     throw new Error(
-      "expected the pool's secret as the first line on stdin (workers are started by a Pool)",
+      "expected the worker's key as the first line on stdin (workers are started by a Pool)",
     );
   }
-  return secret;
+  const key = line.slice(0, length);
+  line.fill(0);
+  return key;
 }
 
 /**

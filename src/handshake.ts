@@ -1,13 +1,24 @@
 /**
- * The handshake, both sides. The pool sends a {@link ChallengeMessage} with a
- * fresh nonce; the worker answers with a {@link HelloMessage} holding its id
- * and an HMAC of the nonce under the pool's secret (`auth.ts`); the pool
- * checks it and sends a {@link WelcomeMessage}. Neither side sends anything
- * else before that, so each reads exactly one small frame per step.
+ * The handshake, both sides, and mutual. The pool sends a
+ * {@link ChallengeMessage} with a fresh nonce; the worker answers with a
+ * {@link HelloMessage} holding its id, an HMAC of the nonce under its own key
+ * (derived from the pool's secret and its id, `auth.ts`) and a nonce of its
+ * own; the pool checks the answer and sends a {@link WelcomeMessage} with its
+ * HMAC of the worker's nonce, which the worker checks before it takes any
+ * task (so a listener squatting on the socket's path cannot feed it code).
+ * Neither side sends anything else before that, so each reads exactly one
+ * small frame per step.
  *
  * @module
  */
-import { newNonce, proof, verifyProof } from "./auth.ts";
+import {
+  importKey,
+  newNonce,
+  poolProof,
+  proof,
+  sameBytes,
+  verifyProof,
+} from "./auth.ts";
 import { type ByteChannel, FrameWriter, readFrames } from "./framing.ts";
 import {
   challengeMessage,
@@ -44,6 +55,8 @@ export interface Admission {
   workerId: number;
   /** Its process id on its host (0 if it did not say). */
   pid: number;
+  /** The pool's answer to the worker's nonce, for the welcome. */
+  proof: Uint8Array;
 }
 
 /**
@@ -70,12 +83,22 @@ export async function verifyWorker(
     const nonce = newNonce();
     const writer = new FrameWriter(channel, () => {});
     writer.send(challengeMessage(nonce));
-    const [, , workerId, answer, pid] = parseHello(await readOne(channel));
-    if (!(await verifyProof(secret, nonce, workerId, answer))) {
-      throw new Error(`worker ${workerId} failed authentication`);
+    const [, , workerId, answer, pid, workerNonce] = parseHello(
+      await readOne(channel),
+    );
+    const reply = await verifyProof(
+      secret,
+      nonce,
+      workerId,
+      answer,
+      workerNonce,
+    );
+    if (!reply) throw new Error(`worker ${workerId} failed authentication`);
+    if (workerNonce.length < 16) {
+      throw new Error(`worker ${workerId} sent no nonce of its own`);
     }
     if (timedOut) throw new Error("timed out");
-    return { workerId, pid };
+    return { workerId, pid, proof: reply };
   } catch (error) {
     if (timedOut) throw new Error(`no handshake within ${timeoutMs} ms`);
     throw error;
@@ -84,14 +107,23 @@ export async function verifyWorker(
   }
 }
 
-/** Pool side: lets a verified worker in; tasks may follow on `writer`. */
-export function welcome(writer: FrameWriter, settings: WorkerSettings): void {
-  writer.send(welcomeMessage(settings));
+/**
+ * Pool side: lets a verified worker in, with the pool's proof from its
+ * {@link Admission}; tasks may follow on `writer`.
+ */
+export function welcome(
+  writer: FrameWriter,
+  settings: WorkerSettings,
+  proof: Uint8Array,
+): void {
+  writer.send(welcomeMessage(settings, proof));
 }
 
 /**
- * Worker side: answers the pool's challenge on `channel`, then reads the
- * welcome: the first frame of `frames` after the Hello must be it.
+ * Worker side: answers the pool's challenge on `channel` with this worker's
+ * key (hex text as its launcher gave it, or imported), and sends a nonce of
+ * its own. Resolves with the answer the pool must give in its welcome (for
+ * {@link welcomeSettings}). The key is not kept.
  *
  * @throws {ProtocolError} when the pool sends anything before the challenge
  * or speaks another protocol version.
@@ -99,9 +131,9 @@ export function welcome(writer: FrameWriter, settings: WorkerSettings): void {
 export async function answerChallenge(
   channel: ByteChannel,
   writer: FrameWriter,
-  secret: string,
+  key: string | CryptoKey,
   workerId: number,
-): Promise<void> {
+): Promise<Uint8Array> {
   const message = await readOne(channel);
   if (message[0] !== Op.Challenge) {
     throw new ProtocolError(
@@ -119,22 +151,37 @@ export async function answerChallenge(
   if (!(nonce instanceof Uint8Array)) {
     throw new ProtocolError("malformed Challenge message");
   }
+  const k = typeof key === "string" ? await importKey(key) : key;
+  const mine = newNonce();
+  const expected = await poolProof(k, mine, workerId);
   writer.send(
-    helloMessage(workerId, await proof(secret, nonce, workerId), Deno.pid),
+    helloMessage(workerId, await proof(k, nonce, workerId), Deno.pid, mine),
   );
+  return expected;
 }
 
 /**
  * Worker side: the settings in the pool's welcome, the first message after
- * the Hello.
+ * the Hello, once it holds the answer `expected` (from
+ * {@link answerChallenge}).
  *
- * @throws {ProtocolError} for any other message.
+ * @throws {ProtocolError} for any other message, or a welcome without the
+ * right answer (the listener is not this worker's pool).
  */
-export function welcomeSettings(message: Message): WorkerSettings {
+export function welcomeSettings(
+  message: Message,
+  expected: Uint8Array,
+): WorkerSettings {
   if (message[0] !== Op.Welcome) {
     throw new ProtocolError(
       `The pool sent message type ${message[0]} before the handshake finished`,
     );
   }
-  return parseWelcome(message)[1];
+  const [, settings, answer] = parseWelcome(message);
+  if (!sameBytes(expected, answer)) {
+    throw new ProtocolError(
+      "The listener on the socket did not prove it knows this worker's key: it is not this worker's pool",
+    );
+  }
+  return settings;
 }

@@ -6,6 +6,7 @@
  * @module
  */
 import { escapeControls } from "./_terminal.ts";
+import { workerKey } from "./auth.ts";
 import type { ByteChannel } from "./protocol.ts";
 
 /** Where workers connect and what they must prove. */
@@ -159,7 +160,7 @@ export function _childLaunch(
   child: Deno.ChildProcess,
   host: string,
   respawns: boolean,
-  secret: string,
+  secret: string | Promise<string>,
   forwardStderr: boolean,
   failure: (exit: LaunchExit, tail: string[], timeoutMs?: number) => Error,
   group = false,
@@ -167,9 +168,9 @@ export function _childLaunch(
   const tail: string[] = [];
   const stderrDone = _collectTail(child.stderr, tail, forwardStderr);
   const stdin = child.stdin.getWriter();
-  const sent = stdin.write(new TextEncoder().encode(secret + "\n")).catch(
-    () => {},
-  );
+  const sent = Promise.resolve(secret).then((line) =>
+    stdin.write(new TextEncoder().encode(line + "\n"))
+  ).catch(() => {});
   let stopped: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     stopped ??= sent.then(() => stdin.close()).catch(() => {});
@@ -327,7 +328,8 @@ export class LocalLauncher implements Launcher {
       child,
       "local",
       false,
-      endpoint.secret,
+      // Its own key: the pool's secret stays with the pool.
+      workerKey(endpoint.secret, ids[0]!),
       this.#options.forwardStderr ?? true,
       (exit, tail, timeoutMs) => {
         const how = timeoutMs !== undefined

@@ -24,7 +24,7 @@ export {
 } from "./framing.ts";
 
 /** Protocol version; both sides must agree. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /** Message tags. Pool → worker below 20, worker → pool from 20. */
 export const Op = {
@@ -87,6 +87,8 @@ export type ChallengeMessage = readonly [
 export type WelcomeMessage = readonly [
   op: typeof Op.Welcome,
   settings: WorkerSettings,
+  /** The pool's HMAC of the worker's nonce: it knows the worker's key. */
+  proof: Uint8Array,
 ];
 /** Pool → worker: defines function `fnId` by source text or module export. */
 export type DefineMessage =
@@ -114,6 +116,8 @@ export type HelloMessage = readonly [
   workerId: number,
   proof: Uint8Array,
   pid: number,
+  /** The worker's own challenge to the pool. */
+  nonce: Uint8Array,
 ];
 /** Worker → pool: task `taskId` returned `value` after `workUs` µs of work. */
 export type ResultMessage = readonly [
@@ -143,8 +147,11 @@ export function challengeMessage(nonce: Uint8Array): ChallengeMessage {
   return [Op.Challenge, PROTOCOL_VERSION, nonce];
 }
 /** Builds a {@link WelcomeMessage}. */
-export function welcomeMessage(settings: WorkerSettings): WelcomeMessage {
-  return [Op.Welcome, settings];
+export function welcomeMessage(
+  settings: WorkerSettings,
+  proof: Uint8Array,
+): WelcomeMessage {
+  return [Op.Welcome, settings, proof];
 }
 /** Builds a {@link DefineMessage} from a function's spec. */
 export function defineMessage(
@@ -173,8 +180,9 @@ export function helloMessage(
   workerId: number,
   proof: Uint8Array,
   pid: number,
+  nonce: Uint8Array,
 ): HelloMessage {
-  return [Op.Hello, PROTOCOL_VERSION, workerId, proof, pid];
+  return [Op.Hello, PROTOCOL_VERSION, workerId, proof, pid, nonce];
 }
 /** Builds a {@link ResultMessage}. */
 export function resultMessage(
@@ -207,8 +215,9 @@ const GUARDS: Record<number, (m: Message) => boolean> = {
   [Op.Challenge]: (m) =>
     m.length === 3 && typeof m[1] === "number" && m[2] instanceof Uint8Array,
   [Op.Welcome]: (m) =>
-    m.length === 2 && typeof m[1] === "object" && m[1] !== null &&
-    typeof (m[1] as WorkerSettings).statsMs === "number",
+    m.length === 3 && typeof m[1] === "object" && m[1] !== null &&
+    typeof (m[1] as WorkerSettings).statsMs === "number" &&
+    m[2] instanceof Uint8Array,
   [Op.Define]: (m) =>
     isId(m[1]) &&
     (m.length === 3
@@ -284,7 +293,7 @@ export function parseWelcome(m: Message): WelcomeMessage {
  * @throws {ProtocolError} otherwise.
  */
 export function parseHello(m: Message): HelloMessage {
-  const [op, version, workerId, proof, pid] = m;
+  const [op, version, workerId, proof, pid, nonce] = m;
   if (op !== Op.Hello) {
     throw new ProtocolError(
       `bad handshake: expected a Hello (message type ${Op.Hello}), got message type ${op}`,
@@ -308,5 +317,6 @@ export function parseHello(m: Message): HelloMessage {
     workerId,
     proof instanceof Uint8Array ? proof : new Uint8Array(0),
     typeof pid === "number" ? pid : 0,
+    nonce instanceof Uint8Array ? nonce : new Uint8Array(0),
   ];
 }

@@ -16,6 +16,7 @@
  */
 import { parseCommandLine } from "./_args.ts";
 import { backoffMs } from "./_backoff.ts";
+import { workerKey } from "./auth.ts";
 import {
   decodeControl,
   encodeLinkFrame,
@@ -112,7 +113,11 @@ async function supervise(
   const stdinRead = (p: Uint8Array) => Deno.stdin.read(p);
   const { secret, rest } = await readSecretLine(stdinRead);
   const workerUrl = new URL("../worker.ts", import.meta.url).href;
-  const line = new TextEncoder().encode(secret + "\n");
+  // Each worker gets a key of its own, derived from the secret and its id.
+  const lines = new Map<number, Uint8Array>();
+  for (const id of ids) {
+    lines.set(id, new TextEncoder().encode(await workerKey(secret, id) + "\n"));
+  }
   let stopping = false;
   const stopped = Promise.withResolvers<void>();
   const slots: Slot[] = ids.map((id) => ({
@@ -253,7 +258,7 @@ async function supervise(
     slot.child = child;
     const writer = child.stdin.getWriter();
     slot.stdin = writer;
-    writer.write(line).catch(() => {});
+    writer.write(lines.get(slot.id)!).catch(() => {});
     const began = Date.now();
     child.status.then((status) => {
       writer.close().catch(() => {});

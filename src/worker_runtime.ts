@@ -30,8 +30,11 @@ import {
 export interface WorkerRuntimeOptions {
   /** The connection to the pool. */
   channel: ByteChannel;
-  /** The pool's secret. */
-  secret: string;
+  /**
+   * This worker's key (as its launcher wrote it to stdin, or imported):
+   * derived from the pool's secret and the worker's id.
+   */
+  secret: string | CryptoKey;
   /** The id the pool gave this worker. */
   workerId: number;
 }
@@ -200,10 +203,10 @@ export async function runWorker(options: WorkerRuntimeOptions): Promise<void> {
   }
 
   try {
-    await answerChallenge(channel, writer, secret, workerId);
+    const expected = await answerChallenge(channel, writer, secret, workerId);
     const reading = readFrames(channel, (m) => {
       if (!welcomed) {
-        startStats(welcomeSettings(m).statsMs);
+        startStats(welcomeSettings(m, expected).statsMs);
         welcomed = true;
         return;
       }

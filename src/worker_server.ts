@@ -174,7 +174,7 @@ export class WorkerServer {
       this.#hooks.admit(admission);
       const writer = new FrameWriter(channel, () => this.hangUp(channel));
       connection = { ...admission, writer, close: () => this.hangUp(channel) };
-      welcome(writer, this.#options.settings);
+      welcome(writer, this.#options.settings, admission.proof);
       const onMessage = this.#hooks.connected(connection);
       await readFrames(
         channel,

@@ -5,7 +5,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { newSecret } from "../src/auth.ts";
+import { newSecret, workerKey } from "../src/auth.ts";
 import { FrameWriter, type Message, readFrames } from "../src/framing.ts";
 import {
   answerChallenge,
@@ -17,22 +17,60 @@ import { callMessage, helloMessage, Op } from "../src/protocol.ts";
 import { rejection } from "./_util.ts";
 import { channelPair } from "./_wire.ts";
 
-Deno.test("handshake: a worker that knows the secret is admitted and welcomed", async () => {
+Deno.test("handshake: a worker that knows its key is admitted and welcomed, and checks the pool's answer", async () => {
   const secret = newSecret();
   const [pool, worker] = channelPair();
   const workerWriter = new FrameWriter(worker, () => {});
-  const [admission] = await Promise.all([
+  const [admission, expected] = await Promise.all([
     verifyWorker(pool, secret),
-    answerChallenge(worker, workerWriter, secret, 7),
+    answerChallenge(worker, workerWriter, await workerKey(secret, 7), 7),
   ]);
-  assert.deepEqual(admission, { workerId: 7, pid: Deno.pid });
-  welcome(new FrameWriter(pool, () => {}), { statsMs: 250 });
+  assert.equal(admission.workerId, 7);
+  assert.equal(admission.pid, Deno.pid);
+  assert.deepEqual(admission.proof, expected);
+  welcome(new FrameWriter(pool, () => {}), { statsMs: 250 }, admission.proof);
   let settings: unknown;
   await readFrames(worker, (m) => {
-    settings = welcomeSettings(m);
+    settings = welcomeSettings(m, expected);
     return false;
   });
   assert.deepEqual(settings, { statsMs: 250 });
+  pool.close();
+});
+
+Deno.test("handshake: a worker's key is its own: the pool's secret, or another id's key, fails", async () => {
+  const secret = newSecret();
+  for (
+    const [key, id] of [[secret, 1], [await workerKey(secret, 2), 1]] as const
+  ) {
+    const [pool, worker] = channelPair();
+    const verdict = verifyWorker(pool, secret);
+    await answerChallenge(worker, new FrameWriter(worker, () => {}), key, id);
+    assert.match(
+      (await rejection(verdict)).message,
+      new RegExp(`worker ${id} failed authentication`),
+    );
+    pool.close();
+  }
+});
+
+Deno.test("handshake: a worker refuses a welcome that does not prove the pool knows its key", async () => {
+  const secret = newSecret();
+  const [pool, worker] = channelPair();
+  const verdict = verifyWorker(pool, secret);
+  const mine = await answerChallenge(
+    worker,
+    new FrameWriter(worker, () => {}),
+    await workerKey(secret, 4),
+    4,
+  );
+  await verdict;
+  // A squatter, which does not know the key, answers with made-up bytes.
+  welcome(new FrameWriter(pool, () => {}), { statsMs: 0 }, new Uint8Array(32));
+  await readFrames(worker, (m) => {
+    assert.throws(() => welcomeSettings(m, mine), /not this worker's pool/);
+    return false;
+  });
   pool.close();
 });
 
@@ -89,7 +127,11 @@ Deno.test("handshake: a worker refuses a pool that sends a task before the chall
     /before the handshake finished/,
   );
   assert.throws(
-    () => welcomeSettings(helloMessage(1, new Uint8Array(32), 1)),
+    () =>
+      welcomeSettings(
+        helloMessage(1, new Uint8Array(32), 1, new Uint8Array(32)),
+        new Uint8Array(32),
+      ),
     /before the handshake finished/,
   );
   pool.close();

@@ -103,12 +103,14 @@ Deno.test("protocol: malformed messages are refused by name", () => {
 
 Deno.test("protocol: parseHello() names what is wrong with a Hello", () => {
   const proof = new Uint8Array(32);
-  assert.deepEqual(parseHello(helloMessage(4, proof, 99)), [
+  const nonce = new Uint8Array(32).fill(7);
+  assert.deepEqual(parseHello(helloMessage(4, proof, 99, nonce)), [
     Op.Hello,
     PROTOCOL_VERSION,
     4,
     proof,
     99,
+    nonce,
   ]);
   assert.throws(
     () => parseHello(challengeMessage(proof)),
@@ -116,7 +118,7 @@ Deno.test("protocol: parseHello() names what is wrong with a Hello", () => {
   );
   assert.throws(
     () => parseHello([Op.Hello, 99, 1, proof, 1]),
-    /protocol version 99, the pool 1/,
+    /protocol version 99, the pool 2/,
   );
   assert.throws(
     () => parseHello([Op.Hello, PROTOCOL_VERSION, "1", proof, 1]),
@@ -130,7 +132,10 @@ Deno.test("protocol: parseHello() names what is wrong with a Hello", () => {
 });
 
 Deno.test("protocol: the welcome carries the worker settings", () => {
-  assert.deepEqual(parseWelcome(roundTrip(welcomeMessage({ statsMs: 5 })))[1], {
-    statsMs: 5,
-  });
+  const proof = new Uint8Array(32).fill(3);
+  const welcome = parseWelcome(
+    roundTrip(welcomeMessage({ statsMs: 5 }, proof)),
+  );
+  assert.deepEqual(welcome[1], { statsMs: 5 });
+  assert.deepEqual(welcome[2], proof);
 });

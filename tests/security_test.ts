@@ -13,7 +13,7 @@
 import assert from "node:assert/strict";
 import { Pool, type PoolOptions, type WorkerExit } from "../mod.ts";
 import { encode } from "../src/_codec.ts";
-import { proof } from "../src/auth.ts";
+import { newNonce, proof } from "../src/auth.ts";
 import {
   type Message,
   Op,
@@ -196,7 +196,7 @@ Deno.test(
         [
           "a Hello for another protocol version",
           (c) => c.write(message([Op.Hello, 99, 1, new Uint8Array(32), 1])),
-          /protocol version 99, the pool 1 \(use the same @distex\/pool version/,
+          /protocol version 99, the pool 2 \(use the same @distex\/pool version/,
         ],
         [
           "a Hello whose worker id is not a number",
@@ -260,48 +260,89 @@ Deno.test(
 
 // ---- peers that know the secret -----------------------------------------------
 
-/** A pool of rogue_worker.ts workers that write the secret to a file. */
+/**
+ * A pool of rogue_worker.ts workers that write the keys they got (their own)
+ * to files; `keys` maps worker id to key.
+ */
 async function openRecorded(
   dir: string,
   extra: PoolOptions = {},
-): Promise<{ pool: Pool; secret: string }> {
+): Promise<{ pool: Pool; keys: Map<number, string> }> {
   const url = new URL(ROGUE);
-  url.searchParams.set("secret", `${dir}/secret`);
+  url.searchParams.set("secret", `${dir}/key`);
   const pool = await leaks.open({
     workers: 2,
     workerUrl: url.href,
     ...extra,
   });
-  const secret = (await Deno.readTextFile(`${dir}/secret`)).trim();
-  assert.match(secret, /^[0-9a-f]{64}$/);
-  return { pool, secret };
+  const keys = new Map<number, string>();
+  for (const { id } of pool.stats().workers) {
+    const key = (await Deno.readTextFile(`${dir}/key-${id}`)).trim();
+    assert.match(key, /^[0-9a-f]{64}$/);
+    keys.set(id, key);
+  }
+  assert.equal(keys.size, 2);
+  assert.notEqual(keys.get(1), keys.get(2), "two workers got the same key");
+  return { pool, keys };
+}
+
+/** A Hello for `workerId` answering `nonce` with `key`. */
+async function hello(
+  key: string,
+  nonce: Uint8Array,
+  workerId: number,
+): Promise<Uint8Array> {
+  const answer = await proof(key, nonce, workerId);
+  return message([
+    Op.Hello,
+    PROTOCOL_VERSION,
+    workerId,
+    answer,
+    Deno.pid,
+    newNonce(),
+  ]);
 }
 
 Deno.test(
-  "Pool refuses a second connection claiming a connected worker's id, even with the right proof",
+  "Pool accepts a worker's key for its own id only, and each id once",
   async () => {
     const dir = await Deno.makeTempDir({ prefix: "distex-test-" });
     try {
-      const { pool, secret } = await openRecorded(dir);
+      const { pool, keys } = await openRecorded(dir);
       await using _pool = pool;
       const path = await socketPath(pool);
       const before = pool.stats().workers.map((w) => [w.id, w.pid]);
-      for (const workerId of [1, 2, 999]) {
+      const key1 = keys.get(1)!;
+      const cases: [string, number, RegExp][] = [
+        [key1, 1, /unexpected worker id 1\b/], // connected already
+        [key1, 2, /worker 2 failed authentication/], // another's id
+        [key1, 3, /worker 3 failed authentication/], // the next id
+        [keys.get(2)!, 2, /unexpected worker id 2\b/],
+      ];
+      for (const [key, workerId, reason] of cases) {
         const said = await misbehave(pool, path, async (conn, nonce) => {
-          const answer = await proof(secret, nonce, workerId);
-          await conn.write(
-            message([Op.Hello, PROTOCOL_VERSION, workerId, answer, Deno.pid]),
-          );
+          await conn.write(await hello(key, nonce, workerId));
         });
-        assert.match(said, new RegExp(`unexpected worker id ${workerId}`));
+        assert.match(said, reason, `id ${workerId}`);
       }
       assert.deepEqual(
         pool.stats().workers.map((w) => [w.id, w.pid]),
         before,
         "an impostor displaced a worker",
       );
+      // Worker 1 leaves; its id is not taken again, even with its key.
+      const exited = nextEvent<WorkerExit>(pool, "workerexit");
+      await rejection(pool.apply(() => Deno.exit(3), [], {}));
+      await withTimeout(exited, 30_000, "the worker's exit");
+      await pool.runOnAll(() => Deno.pid);
+      const gone = before.find(([id]) =>
+        !pool.stats().workers.some((w) => w.id === id)
+      )![0]!;
+      const said = await misbehave(pool, path, async (conn, nonce) => {
+        await conn.write(await hello(keys.get(gone)!, nonce, gone));
+      });
+      assert.match(said, new RegExp(`unexpected worker id ${gone}\\b`));
       assert.equal(await pool.run(double, 5), 10);
-      assert.equal(pool.stats().lost, 0);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
@@ -460,11 +501,13 @@ function descendants(root: number): number[] {
 }
 
 Deno.test(
-  "Pool's secret is in no command line, environment, error message or event",
+  "Pool's worker keys are in no command line, environment, error message or event",
   async () => {
     const dir = await Deno.makeTempDir({ prefix: "distex-test-" });
     try {
-      const { pool, secret } = await openRecorded(dir, { killGrace: 100 });
+      const { pool, keys } = await openRecorded(dir, { killGrace: 100 });
+      const secrets = [...keys.values()];
+      const has = (text: string) => secrets.some((key) => text.includes(key));
       await using _pool = pool;
       const said: string[] = [];
       for (
@@ -493,7 +536,7 @@ Deno.test(
           }
           checked++;
           assert.ok(
-            !text.includes(secret),
+            !has(text),
             `the secret is in ${pid}'s ${file}`,
           );
         }
@@ -505,7 +548,7 @@ Deno.test(
         stderr: "null",
       }).output().catch(() => undefined);
       if (ps) {
-        assert.ok(!new TextDecoder().decode(ps.stdout).includes(secret));
+        assert.ok(!has(new TextDecoder().decode(ps.stdout)));
       }
 
       // Errors of every kind, and the events around them.
@@ -538,17 +581,17 @@ Deno.test(
         for (
           const text of [error.message, error.stack ?? "", Deno.inspect(error)]
         ) {
-          assert.ok(!text.includes(secret), `the secret is in: ${text}`);
+          assert.ok(!has(text), `a key is in: ${text}`);
         }
       }
       assert.ok(said.length >= 3, `events: ${said}`);
-      for (const text of said) assert.ok(!text.includes(secret), text);
+      for (const text of said) assert.ok(!has(text), text);
       const views = [
         Deno.inspect(pool, { depth: 10, showHidden: true }),
         JSON.stringify(pool.stats()),
         JSON.stringify(pool),
       ];
-      for (const text of views) assert.ok(!text.includes(secret), text);
+      for (const text of views) assert.ok(!has(text), text);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

@@ -5,7 +5,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { newSecret } from "../src/auth.ts";
+import { newSecret, workerKey } from "../src/auth.ts";
 import { FrameWriter, type Message, readFrames } from "../src/framing.ts";
 import { answerChallenge, welcomeSettings } from "../src/handshake.ts";
 import {
@@ -49,12 +49,17 @@ async function join(
   workerId: number,
 ): Promise<{ writer: FrameWriter; frames: Message[]; ended: Promise<void> }> {
   const writer = new FrameWriter(channel, () => {});
-  await answerChallenge(channel, writer, secret, workerId);
+  const expected = await answerChallenge(
+    channel,
+    writer,
+    await workerKey(secret, workerId),
+    workerId,
+  );
   const frames: Message[] = [];
   const welcomed = Promise.withResolvers<void>();
   const ended = readFrames(channel, (m) => {
     if (m[0] === Op.Welcome) {
-      welcomeSettings(m);
+      welcomeSettings(m, expected);
       welcomed.resolve();
     } else frames.push(m);
   }).catch(() => {});
@@ -108,7 +113,7 @@ Deno.test("WorkerServer rejects a peer the pool refuses, without a welcome", asy
   const [poolEnd, workerEnd] = channelPair();
   server.accept(poolEnd);
   const writer = new FrameWriter(workerEnd, () => {});
-  await answerChallenge(workerEnd, writer, secret, 9);
+  await answerChallenge(workerEnd, writer, await workerKey(secret, 9), 9);
   assert.equal(
     await withTimeout(rejected.promise, 5_000, "rejected"),
     "unexpected worker id 9",
