@@ -598,6 +598,155 @@ Deno.test(
   },
 );
 
+// ---- what a sandboxed task can steal ---------------------------------------------
+
+Deno.test(
+  "A sandboxed task that digs key material out of a heap snapshot cannot connect as any worker",
+  async () => {
+    const dir = await Deno.makeTempDir({ prefix: "distex-test-" });
+    try {
+      await using pool = await leaks.open({
+        workers: 2,
+        permissions: [`--allow-read=${dir}`],
+      });
+      const path = await socketPath(pool).catch(() => undefined);
+      // socketPath() reads the worker's args; the sandbox denies nothing there.
+      assert.ok(path);
+      const found = await pool.run(async () => {
+        const v8 = await import("node:v8");
+        const decoder = new TextDecoder();
+        let text = "";
+        for await (const chunk of v8.getHeapSnapshot()) {
+          text += typeof chunk === "string" ? chunk : decoder.decode(chunk);
+        }
+        return [...new Set(text.match(/[0-9a-f]{32,128}/g) ?? [])];
+      });
+      assert.ok(Array.isArray(found));
+      const ids = pool.stats().workers.map((w) => w.id);
+      const next = Math.max(...ids) + 1;
+      // Every candidate, as a key of each worker id in use or about to be.
+      for (const candidate of found) {
+        for (const workerId of [...ids, next, next + 1]) {
+          const said = await misbehave(pool, path, async (conn, nonce) => {
+            await conn.write(await hello(candidate, nonce, workerId));
+          });
+          assert.match(
+            said,
+            new RegExp(`worker ${workerId} failed authentication`),
+            `a string from the task's heap passed as worker ${workerId}'s key`,
+          );
+        }
+      }
+      assert.equal(await pool.run(double, 3), 6);
+      assert.equal(pool.stats().lost, 0);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+Deno.test(
+  "A sandboxed task can neither remove the pool's socket nor listen on its path",
+  async () => {
+    const dir = await Deno.makeTempDir({ prefix: "distex-test-" });
+    try {
+      await using pool = await leaks.open({
+        workers: 2,
+        permissions: [`--allow-read=${dir}`],
+      });
+      const path = await socketPath(pool);
+      const tries = await pool.run(async (path: string) => {
+        const said: string[] = [];
+        try {
+          Deno.removeSync(path);
+          said.push("removed");
+        } catch (error) {
+          said.push(`remove: ${(error as Error).name}`);
+        }
+        try {
+          Deno.listen({ transport: "unix", path: `${path}.squat` }).close();
+          said.push("listened");
+        } catch (error) {
+          said.push(`listen: ${(error as Error).name}`);
+        }
+        try {
+          (await Deno.connect({ transport: "unix", path })).close();
+          said.push("connected");
+        } catch (error) {
+          said.push(`connect: ${(error as Error).name}`);
+        }
+        return said;
+      }, path);
+      assert.deepEqual(tries, [
+        "remove: NotCapable",
+        "listen: NotCapable",
+        "connect: NotCapable",
+      ]);
+      assert.ok(await exists(path), "the socket is gone");
+      // Replacements still connect.
+      await rejection(pool.run(() => Deno.exit(1)));
+      assert.equal((await pool.runOnAll(() => Deno.pid)).length, 2);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+Deno.test(
+  "A worker refuses a listener that does not prove it knows the worker's key, and runs none of its tasks",
+  async () => {
+    const dir = await Deno.makeTempDir({ prefix: "distex-test-" });
+    const path = `${dir}/fake.sock`;
+    const marker = `${dir}/evaluated`;
+    using listener = Deno.listen({ transport: "unix", path });
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", WORKER.href, "--unix", path, "--id", "1"],
+      stdin: "piped",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    const stdin = child.stdin.getWriter();
+    const stderr = new Response(child.stderr).text();
+    try {
+      await stdin.write(new TextEncoder().encode("ab".repeat(32) + "\n"));
+      using conn = await withTimeout(listener.accept(), 30_000, "the worker");
+      // A squatter: it challenges, takes the Hello, and welcomes with a
+      // made-up proof, then sends a task.
+      await conn.write(
+        message([Op.Challenge, PROTOCOL_VERSION, newNonce()]),
+      );
+      let hi: Message | undefined;
+      await readFrames(conn, (m) => {
+        hi = m;
+        return false;
+      });
+      assert.equal(hi?.[0], Op.Hello);
+      await conn.write(concat(
+        message([Op.Welcome, { statsMs: 0 }, new Uint8Array(32)]),
+        message([
+          Op.Define,
+          1,
+          `() => Deno.writeTextFileSync(${JSON.stringify(marker)}, "")`,
+        ]),
+        message([Op.Call, 1, 1, []]),
+      ));
+      await withTimeout(hungUp(conn), 30_000, "the worker hanging up");
+      const status = await withTimeout(child.status, 30_000, "its exit");
+      assert.equal(status.code, 1);
+      assert.match(await stderr, /not this worker's pool/);
+      assert.equal(await exists(marker), false, "the worker ran the task");
+    } finally {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* already exited */ }
+      await child.status;
+      await stdin.close().catch(() => {});
+      await stderr;
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
 // ---- the sandbox ----------------------------------------------------------------
 
 Deno.test(
