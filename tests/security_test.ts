@@ -331,7 +331,7 @@ Deno.test(
         "an impostor displaced a worker",
       );
       // Worker 1 leaves; its id is not taken again, even with its key.
-      const exited = nextEvent<WorkerExit>(pool, "workerexit");
+      const exited = nextEvent(pool, "workerexit");
       await rejection(pool.apply(() => Deno.exit(3), [], {}));
       await withTimeout(exited, 30_000, "the worker's exit");
       await pool.runOnAll(() => Deno.pid);
