@@ -13,6 +13,9 @@
  *   socket; its bytes travel as `Data` frames on that channel number.
  * - `Data` (both ways): bytes of one worker connection.
  * - `Close` (both ways): that connection ended.
+ * - `Ping` (both ways, stdio links only): sent every {@link PING_MS}; a side
+ *   that hears nothing for {@link SILENCE_MS} gives the link up (a cut
+ *   network sends no FIN, and a TLS connection has no keep-alive of its own).
  *
  * With an `ssh -R` tunnel only the secret and `Control` frames are used; on a
  * stdio link (any command that gives a pipe: `srun`, `kubectl exec -i`,
@@ -28,7 +31,13 @@ export const LinkOp = {
   Data: 2,
   Close: 3,
   Control: 4,
+  Ping: 5,
 } as const;
+
+/** How often each side of a stdio link says it is alive (ms). */
+export const PING_MS = 1_000;
+/** Silence after which a side gives a stdio link up (ms). */
+export const SILENCE_MS = 8_000;
 
 /** A command from the pool to a supervisor. */
 export type Control =
@@ -120,7 +129,7 @@ export class LinkParser {
       const op = view.getUint8(at);
       const channel = view.getUint32(at + 1);
       const size = view.getUint32(at + 5);
-      if (op < LinkOp.Open || op > LinkOp.Control) {
+      if (op < LinkOp.Open || op > LinkOp.Ping) {
         throw new LinkError(`unknown link frame type ${op}`);
       }
       if (size > MAX_LINK_PAYLOAD) {

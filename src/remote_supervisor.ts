@@ -23,7 +23,9 @@ import {
   LinkOp,
   LinkParser,
   LinkWriter,
+  PING_MS,
   readSecretLine,
+  SILENCE_MS,
   versionMismatchLine,
 } from "./link.ts";
 import { VERSION } from "./version.ts";
@@ -178,6 +180,21 @@ async function supervise(
       entry?.writing.finally(() => closeChannel(channel, false));
     }
   });
+  // On a stdio link, both sides ping; a pool not heard from for
+  // SILENCE_MS is gone (a cut network closes nothing).
+  let heard = Date.now();
+  const pinger = stdio
+    ? setInterval(() => {
+      if (Date.now() - heard > SILENCE_MS) {
+        console.error(
+          `distex remote: no word from the pool for ${SILENCE_MS} ms; stopping`,
+        );
+        stop();
+        return;
+      }
+      out.send(encodeLinkFrame(LinkOp.Ping, 0)).catch(() => {});
+    }, PING_MS)
+    : undefined;
   (async () => {
     try {
       if (rest.length) parser.push(rest);
@@ -185,6 +202,7 @@ async function supervise(
       for (;;) {
         const n = await Deno.stdin.read(buffer);
         if (n === null) break;
+        heard = Date.now();
         parser.push(buffer.subarray(0, n));
       }
     } catch (error) {
@@ -284,6 +302,7 @@ async function supervise(
 
   for (const slot of slots) start(slot);
   await stopped.promise;
+  clearInterval(pinger);
   const children = slots.map((s) => s.child).filter((c) => c !== undefined);
   // Closing their stdin makes the workers exit on their own.
   for (const slot of slots) slot.stdin?.close().catch(() => {});

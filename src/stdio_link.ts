@@ -17,6 +17,8 @@ import {
   LinkOp,
   LinkParser,
   LinkWriter,
+  PING_MS,
+  SILENCE_MS,
 } from "./link.ts";
 import type { ByteChannel } from "./protocol.ts";
 
@@ -169,9 +171,26 @@ export function linkLaunch(
         channels.delete(id);
       }
     });
+    // Both sides ping; a supervisor not heard from for SILENCE_MS is gone
+    // (a cut network closes nothing).
+    let heard = Date.now();
+    const pinger = setInterval(() => {
+      if (Date.now() - heard > SILENCE_MS) {
+        console.error(
+          `distex: no word from ${host} for ${SILENCE_MS} ms; giving the link up`,
+        );
+        clearInterval(pinger);
+        transport.kill();
+        return;
+      }
+      writer.send(encodeLinkFrame(LinkOp.Ping, 0)).catch(() => {});
+    }, PING_MS);
     relayDone = (async () => {
       try {
-        for await (const chunk of readable) parser.push(chunk);
+        for await (const chunk of readable) {
+          heard = Date.now();
+          parser.push(chunk);
+        }
       } catch (error) {
         console.error(
           `distex: link to ${host} broke: ${
@@ -180,6 +199,7 @@ export function linkLaunch(
         );
         transport.kill();
       }
+      clearInterval(pinger);
       for (const channel of channels.values()) channel.end();
       channels.clear();
     })();

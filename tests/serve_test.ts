@@ -455,3 +455,70 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name:
+    "tls:// host whose network is cut mid-map: the link's pings notice, hostlost, nothing lost, its workers stop, it comes back",
+  ignore,
+  async fn() {
+    await withServer([], async (server, secrets, host) => {
+      await using pool = await withTimeout(
+        Pool.create({
+          workers: 1,
+          hosts: [server.spec(2)],
+          tls: tls(secrets),
+          retries: 3,
+        }),
+        BOUND_MS,
+        "Pool.create()",
+      );
+      const lost = recordEvents<{ host: string }>(pool, "hostlost");
+      const remote = (await pool.runOnAll(whoami)).filter((w, _, all) =>
+        all.filter((v) => v.ppid === w.ppid).length === 2
+      );
+      assert.equal(remote.length, 2);
+      const items = Array.from({ length: 300 }, (_, i) => i);
+      const results: number[] = [];
+      let cut: Promise<void> | undefined;
+      let cutAt = 0;
+      try {
+        for await (
+          const x of pool.map(async (i: number) => {
+            await new Promise((r) => setTimeout(r, 5));
+            return i;
+          }, items)
+        ) {
+          results.push(x);
+          if (results.length === 40) {
+            cutAt = performance.now();
+            cut = host.cutLink("ns");
+          }
+        }
+        await cut;
+        assert.deepEqual(results, items, "every result, once, in order");
+        assert.ok(
+          await pollUntil(() => lost.seen.length > 0, BOUND_MS),
+          "hostlost",
+        );
+        console.error(
+          `    hostlost ${
+            Math.round(lost.seen[0]!.at - cutAt)
+          } ms after the cut`,
+        );
+        for (const w of remote) {
+          assert.ok(
+            await pollUntil(() => isGone(w.pid), BOUND_MS),
+            `server-side worker ${w.pid} stopped without its pool`,
+          );
+        }
+      } finally {
+        await host.restoreLink();
+      }
+      assert.ok(
+        await pollUntil(() => pool.totalWorkers === 3, BOUND_MS),
+        "the pool reconnected",
+      );
+      assert.equal((await pool.runOnAll(() => 1)).length, 3);
+    });
+  },
+});
