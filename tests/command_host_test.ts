@@ -370,3 +370,66 @@ Deno.test({
     assert.match(error.message, /stdio link, which failed too/);
   },
 });
+
+// ---- a real container runtime, when one runs here ----------------------------
+
+/** `docker` or `podman` when its daemon answers, and an image with Deno. */
+async function containerRuntime(): Promise<
+  { runtime: string; image: string } | string
+> {
+  const image = Deno.env.get("DISTEX_TEST_IMAGE");
+  for (const runtime of ["podman", "docker"]) {
+    const info = await new Deno.Command(runtime, {
+      args: ["info"],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).output().catch(() => undefined);
+    if (!info?.success) continue;
+    if (!image) {
+      return `${runtime} runs, but DISTEX_TEST_IMAGE (an image with deno on PATH) is not set`;
+    }
+    return { runtime, image };
+  }
+  return "neither podman nor docker runs here (no daemon or not installed)";
+}
+
+const container = await containerRuntime();
+if (typeof container === "string") {
+  skipMessage("docker/podman exec -i command hosts", container);
+}
+
+Deno.test({
+  name:
+    "A command host in a container (docker/podman run -i): workers run there and answer",
+  ignore: typeof container === "string",
+  async fn() {
+    const { runtime, image } = container as { runtime: string; image: string };
+    const checkout = new URL("..", import.meta.url).pathname;
+    await using pool = await withTimeout(
+      Pool.create({
+        workers: 0,
+        hosts: [{
+          command: [
+            runtime,
+            "run",
+            "-i",
+            "--rm",
+            "-v",
+            `${checkout}:${checkout}:ro`,
+            image,
+            "deno",
+            "run",
+            "-A",
+            CLI_PATH,
+          ],
+          workers: 2,
+          name: runtime,
+        }],
+      }),
+      120_000,
+      "Pool.create()",
+    );
+    assert.deepEqual(await pool.runOnAll(() => 6 * 7), [42, 42]);
+  },
+});

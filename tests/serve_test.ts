@@ -18,6 +18,7 @@ import {
 } from "./_ssh_hosts.ts";
 import { CLI_PATH, recordEvents, spawnFixture } from "./_ssh_pool.ts";
 import { isGone, pollUntil, rejection, withTimeout } from "./_util.ts";
+import { VERSION } from "../src/version.ts";
 
 let reason = await namespacePrerequisites();
 if (reason === null) {
@@ -521,4 +522,149 @@ Deno.test({
       assert.equal((await pool.runOnAll(() => 1)).length, 3);
     });
   },
+});
+
+/**
+ * A fake spawning server on 127.0.0.1 that greets, reads the pool's request
+ * and answers with `reply` (then closes): for the pool's side of the
+ * handshake.
+ */
+async function fakeServer(
+  secrets: Secrets,
+  reply: Record<string, unknown>,
+  fn: (spec: string) => Promise<void>,
+): Promise<void> {
+  const listener = Deno.listenTls({
+    hostname: "127.0.0.1",
+    port: 0,
+    cert: await Deno.readTextFile(secrets.cert),
+    key: await Deno.readTextFile(secrets.key),
+  });
+  const requests: Record<string, unknown>[] = [];
+  const serving = (async () => {
+    for await (const conn of listener) {
+      try {
+        await conn.write(
+          new TextEncoder().encode(
+            JSON.stringify({ distex: "serve", version: "0.0.9", nonce: "ab" }) +
+              "\n",
+          ),
+        );
+        let text = "";
+        const buffer = new Uint8Array(4096);
+        while (!text.includes("\n")) {
+          const n = await conn.read(buffer);
+          if (n === null) break;
+          text += new TextDecoder().decode(buffer.subarray(0, n));
+        }
+        requests.push(JSON.parse(text.split("\n")[0]!));
+        await conn.write(
+          new TextEncoder().encode(JSON.stringify(reply) + "\n"),
+        );
+      } catch { /* the pool hung up */ }
+      conn.close();
+    }
+  })();
+  try {
+    await fn(`tls://127.0.0.1:${(listener.addr as Deno.NetAddr).port}/1`);
+    assert.ok(requests.length > 0, "the pool sent its request");
+    for (const r of requests) {
+      assert.equal(r.version, VERSION);
+      assert.match(String(r.proof), /^[0-9a-f]{64}$/, "an HMAC, not the token");
+      const token = (await Deno.readTextFile(secrets.token)).trim();
+      assert.ok(!JSON.stringify(r).includes(token), "the token never travels");
+    }
+  } finally {
+    listener.close();
+    await serving;
+  }
+}
+
+Deno.test({
+  name:
+    "tls:// host of another version: HostError naming both versions and the install command",
+  ignore,
+  async fn() {
+    const secrets = await makeSecrets("127.0.0.1");
+    try {
+      await fakeServer(
+        secrets,
+        { error: "version", version: "0.0.9" },
+        async (spec) => {
+          const error = await hostError({
+            workers: 0,
+            hosts: [spec],
+            tls: tls(secrets),
+          });
+          assert.match(error.message, /server runs @distex\/pool 0\.0\.9/);
+          assert.match(error.message, new RegExp(`the pool ${VERSION}`));
+          assert.match(
+            error.message,
+            new RegExp(`deno cache jsr:@distex/pool@${VERSION}/cli`),
+          );
+        },
+      );
+    } finally {
+      await Deno.remove(secrets.dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "tls:// host that cannot prove it knows the token: HostError (the pool authenticates the server too)",
+  ignore,
+  async fn() {
+    const secrets = await makeSecrets("127.0.0.1");
+    try {
+      await fakeServer(
+        secrets,
+        { ok: true, proof: "00".repeat(32) },
+        async (spec) => {
+          const error = await hostError({
+            workers: 0,
+            hosts: [spec],
+            tls: tls(secrets),
+          });
+          assert.match(
+            error.message,
+            /server could not prove that it knows the token/,
+          );
+        },
+      );
+    } finally {
+      await Deno.remove(secrets.dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test("cli.ts serve: a missing file flag or a short token is a clear error, with no secret on the command line", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "distex-serve-args-" });
+  try {
+    const run = async (args: string[]) => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", CLI_PATH, "serve", ...args],
+        stdin: "null",
+      }).output();
+      return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+    };
+    let r = await run(["--cert-file", `${dir}/c.pem`]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--key-file is required/);
+    r = await run(["--token", "abc"]);
+    assert.equal(r.code, 2, "a token on the command line is refused");
+    await Deno.writeTextFile(`${dir}/token`, "short\n");
+    r = await run([
+      "--cert-file",
+      `${dir}/c.pem`,
+      "--key-file",
+      `${dir}/k.pem`,
+      "--token-file",
+      `${dir}/token`,
+    ]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /too short/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
