@@ -379,13 +379,18 @@ async function containerRuntime(): Promise<
 > {
   const image = Deno.env.get("DISTEX_TEST_IMAGE");
   for (const runtime of ["podman", "docker"]) {
-    const info = await new Deno.Command(runtime, {
-      args: ["info"],
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).output().catch(() => undefined);
-    if (!info?.success) continue;
+    let info: Deno.CommandOutput;
+    try {
+      info = await new Deno.Command(runtime, {
+        args: ["info"],
+        stdin: "null",
+        stdout: "null",
+        stderr: "null",
+      }).output();
+    } catch {
+      continue; // not installed
+    }
+    if (!info.success) continue;
     if (!image) {
       return `${runtime} runs, but DISTEX_TEST_IMAGE (an image with deno on PATH) is not set`;
     }

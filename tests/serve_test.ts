@@ -22,9 +22,16 @@ import { VERSION } from "../src/version.ts";
 
 let reason = await namespacePrerequisites();
 if (reason === null) {
-  const probe = await new Deno.Command("openssl", { args: ["version"] })
-    .output().catch(() => undefined);
-  if (!probe?.success) reason = "openssl is missing: install openssl";
+  try {
+    const probe = await new Deno.Command("openssl", {
+      args: ["version"],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    if (!probe.success) reason = "openssl does not work: install openssl";
+  } catch {
+    reason = "openssl is missing: install openssl";
+  }
 }
 if (reason !== null) {
   skipMessage("spawning server tests (serve_test.ts)", reason);
