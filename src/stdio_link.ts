@@ -21,6 +21,7 @@ import {
   SILENCE_MS,
 } from "./link.ts";
 import type { ByteChannel } from "./protocol.ts";
+import { HostError } from "./errors.ts";
 
 /** One worker connection relayed over a link. */
 class LinkChannel implements ByteChannel {
@@ -155,6 +156,7 @@ export function linkLaunch(
     .catch(() => {});
   const channels = new Map<number, LinkChannel>();
   let relayDone: Promise<void> = Promise.resolve();
+  let silenced = false;
   const readable = transport.readable;
   if (readable) {
     const accept = endpoint.accept;
@@ -172,10 +174,13 @@ export function linkLaunch(
       }
     });
     // Both sides ping; a supervisor not heard from for SILENCE_MS is gone
-    // (a cut network closes nothing).
-    let heard = Date.now();
+    // (a cut network closes nothing). The clock starts when it is first
+    // heard from: before that it may be queued (srun), pulling an image or
+    // downloading the package, and the pool's startTimeout applies.
+    let heard = Infinity;
     const pinger = setInterval(() => {
       if (Date.now() - heard > SILENCE_MS) {
+        silenced = true;
         console.error(
           `distex: no word from ${host} for ${SILENCE_MS} ms; giving the link up`,
         );
@@ -224,7 +229,13 @@ export function linkLaunch(
     respawns: true,
     stderrTail: () => transport.stderrTail(),
     failure: (exit, timeoutMs) =>
-      failure(exit, transport.stderrTail(), timeoutMs),
+      silenced
+        ? new HostError(
+          host,
+          `the link went silent for ${SILENCE_MS} ms before the workers connected`,
+          transport.stderrTail().join("\n"),
+        )
+        : failure(exit, transport.stderrTail(), timeoutMs),
     stop,
     kill: (signal) => transport.kill(signal),
     killWorker: (id) => control({ kind: "kill", id }),

@@ -103,12 +103,16 @@ Deno.test({
     );
     const lost = recordEvents<{ host: string }>(pool, "hostlost");
     const exits = recordEvents<WorkerExit>(pool, "workerexit");
-    const ppids = await pool.runOnAll(() => Deno.ppid);
-    const local = await pool.run(() => Deno.pid);
-    const supervisor = ppids.find((p) =>
-      ppids.filter((q) => q === p).length === 2
-    )!;
-    assert.ok(supervisor, `the supervisor among ${ppids}`);
+    const workers = await pool.runOnAll(() => ({
+      pid: Deno.pid,
+      ppid: Deno.ppid,
+    }));
+    const local = workers.find((w) => w.ppid === Deno.pid)!.pid;
+    const supervisor = workers.find((w) => w.ppid !== Deno.pid)!.ppid;
+    assert.ok(
+      supervisor && local,
+      `a local worker and a supervisor among ${JSON.stringify(workers)}`,
+    );
     const items = Array.from({ length: 400 }, (_, i) => i);
     const results: number[] = [];
     for await (
@@ -436,5 +440,23 @@ Deno.test({
       "Pool.create()",
     );
     assert.deepEqual(await pool.runOnAll(() => 6 * 7), [42, 42]);
+  },
+});
+
+Deno.test({
+  name:
+    "A command host that takes longer than the link's silence limit to start (queued, pulling) still starts",
+  async fn() {
+    // Like srun waiting for resources: nothing on the pipe for 9 s.
+    const slow = `sleep 9; exec ${Deno.execPath()} run -A ${CLI_PATH} "$@"`;
+    await using pool = await withTimeout(
+      Pool.create({
+        workers: 0,
+        hosts: [{ command: ["sh", "-c", slow, "sh"], workers: 1 }],
+      }),
+      BOUND_MS,
+      "Pool.create()",
+    );
+    assert.equal(await pool.run(() => 42), 42);
   },
 });
