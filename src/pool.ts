@@ -356,24 +356,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
     source: MapSource<T>,
     options: MapOptions & { outcomes: true },
   ): ReadableStream<MapOutcome<Awaited<R>>>;
-  /**
-   * `map` with `outcomes: true` over several sources or with `star` (the
-   * arguments are not type checked in this form).
-   *
-   * @param fn The function or module reference.
-   * @param args The sources, then the options with `outcomes: true`.
-   * @returns One outcome per item.
-   *
-   * @example
-   * ```ts
-   * import { Pool } from "@distex/pool";
-   * await using pool = new Pool(1);
-   * const div = (a: number, b: number) => a / b;
-   * for await (const o of pool.map(div, [1, 2], [2, 4], { outcomes: true })) {
-   *   console.log(o.status); // fulfilled, fulfilled
-   * }
-   * ```
-   */
+  /** `map()` with `outcomes: true` over several sources or with `star`. */
   // deno-lint-ignore no-explicit-any
   map<R = any>(
     // deno-lint-ignore no-explicit-any
@@ -406,68 +389,20 @@ export class Pool extends EventTarget implements AsyncDisposable {
     source: MapSource<A>,
     options: MapOptions & { star: true },
   ): ReadableStream<Awaited<R>>;
-  /**
-   * Maps `fn` over one source: each item is its one argument.
-   *
-   * @param fn The function or module reference.
-   * @param source An iterable, async iterable or `ReadableStream`.
-   * @param options {@link MapOptions}.
-   * @returns The results, in input order unless `ordered: false`.
-   *
-   * @example
-   * ```ts
-   * import { Pool } from "@distex/pool";
-   * await using pool = new Pool(1);
-   * console.log(await Array.fromAsync(pool.map((x: number) => x + 1, [1, 2]))); // [2, 3]
-   * ```
-   */
+  /** `map()` over one source: each item is `fn`'s one argument. */
   map<T, R>(
     fn: TaskFunction<[T], R>,
     source: MapSource<T>,
     options?: MapOptions,
   ): ReadableStream<Awaited<R>>;
-  /**
-   * Maps `fn` over two sources, zipped: `fn(a, b)` per pair; ends with the
-   * shorter source.
-   *
-   * @param fn The function or module reference.
-   * @param source1 Its first arguments.
-   * @param source2 Its second arguments.
-   * @param options {@link MapOptions}.
-   * @returns The results.
-   *
-   * @example
-   * ```ts
-   * import { Pool } from "@distex/pool";
-   * await using pool = new Pool(1);
-   * const out = pool.map((a: number, b: number) => a * b, [1, 2], [3, 4]);
-   * console.log(await Array.fromAsync(out)); // [3, 8]
-   * ```
-   */
+  /** `map()` over two sources, zipped: `fn(a, b)` per pair. */
   map<T1, T2, R>(
     fn: TaskFunction<[T1, T2], R>,
     source1: MapSource<T1>,
     source2: MapSource<T2>,
     options?: MapOptions,
   ): ReadableStream<Awaited<R>>;
-  /**
-   * Maps `fn` over three sources, zipped.
-   *
-   * @param fn The function or module reference.
-   * @param source1 Its first arguments.
-   * @param source2 Its second arguments.
-   * @param source3 Its third arguments.
-   * @param options {@link MapOptions}.
-   * @returns The results.
-   *
-   * @example
-   * ```ts
-   * import { Pool } from "@distex/pool";
-   * await using pool = new Pool(1);
-   * const out = pool.map((a: number, b: number, c: number) => a + b + c, [1], [2], [3]);
-   * console.log(await Array.fromAsync(out)); // [6]
-   * ```
-   */
+  /** `map()` over three sources, zipped. */
   map<T1, T2, T3, R>(
     fn: TaskFunction<[T1, T2, T3], R>,
     source1: MapSource<T1>,
@@ -475,25 +410,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
     source3: MapSource<T3>,
     options?: MapOptions,
   ): ReadableStream<Awaited<R>>;
-  /**
-   * Maps `fn` over four sources, zipped.
-   *
-   * @param fn The function or module reference.
-   * @param source1 Its first arguments.
-   * @param source2 Its second arguments.
-   * @param source3 Its third arguments.
-   * @param source4 Its fourth arguments.
-   * @param options {@link MapOptions}.
-   * @returns The results.
-   *
-   * @example
-   * ```ts
-   * import { Pool } from "@distex/pool";
-   * await using pool = new Pool(1);
-   * const add = (a: number, b: number, c: number, d: number) => a + b + c + d;
-   * console.log(await Array.fromAsync(pool.map(add, [1], [2], [3], [4]))); // [10]
-   * ```
-   */
+  /** `map()` over four sources, zipped. */
   map<T1, T2, T3, T4, R>(
     fn: TaskFunction<[T1, T2, T3, T4], R>,
     source1: MapSource<T1>,
@@ -502,27 +419,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
     source4: MapSource<T4>,
     options?: MapOptions,
   ): ReadableStream<Awaited<R>>;
-  /**
-   * Maps `fn` over five or more sources, zipped (arguments are not type
-   * checked past four sources).
-   *
-   * @param fn The function or module reference.
-   * @param source1 Its first arguments.
-   * @param source2 Its second arguments.
-   * @param source3 Its third arguments.
-   * @param source4 Its fourth arguments.
-   * @param source5 Its fifth arguments.
-   * @param more Further sources, then optionally {@link MapOptions}.
-   * @returns The results.
-   *
-   * @example
-   * ```ts
-   * import { Pool } from "@distex/pool";
-   * await using pool = new Pool(1);
-   * const sum = (...xs: number[]) => xs.reduce((a, b) => a + b, 0);
-   * console.log(await Array.fromAsync(pool.map(sum, [1], [1], [1], [1], [1]))); // [5]
-   * ```
-   */
+  /** `map()` over five or more sources (not type checked past four). */
   map<R>(
     // deno-lint-ignore no-explicit-any
     fn: TaskFunction<any[], R>,
@@ -591,21 +488,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
     fn: TaskFunction<A, R>,
     options: MapOptions & { star: true },
   ): ReadableWritablePair<Awaited<R>, A>;
-  /**
-   * The stream form of `map()` over single items (see the overload above).
-   *
-   * @param fn The function or module reference, called with each item.
-   * @param options {@link MapOptions}.
-   * @returns A `{ writable, readable }` pair for `pipeThrough`.
-   *
-   * @example
-   * ```ts
-   * import { Pool } from "@distex/pool";
-   * await using pool = new Pool(1);
-   * const out = ReadableStream.from(["a"]).pipeThrough(pool.transform((s: string) => s + "!"));
-   * console.log(await Array.fromAsync(out)); // ["a!"]
-   * ```
-   */
+  /** `transform()` over single items. */
   transform<T, R>(
     fn: TaskFunction<[T], R>,
     options?: MapOptions,
