@@ -460,3 +460,28 @@ Deno.test({
     assert.equal(await pool.run(() => 42), 42);
   },
 });
+
+Deno.test({
+  name:
+    "A task that prints to stdout on a command host does not corrupt the link (worker stdout goes to stderr)",
+  async fn() {
+    await using pool = await withTimeout(
+      Pool.create({
+        workers: 0,
+        hosts: [{ command: command([]), workers: 1 }],
+      }),
+      BOUND_MS,
+      "Pool.create()",
+    );
+    const printed = await pool.run(() => {
+      // Bytes that look like link frames, and a lot of them.
+      console.log("\u0002\u0000\u0000\u0000\u0001" + "x".repeat(2_000));
+      return "after";
+    });
+    assert.equal(printed, "after");
+    assert.deepEqual(
+      await Array.fromAsync(pool.map((x: number) => x + 1, [1, 2, 3])),
+      [2, 3, 4],
+    );
+  },
+});
