@@ -29,7 +29,8 @@ export interface SlurmHostsOptions {
 
 /**
  * Builds one `{ command, workers, name }` host per node of a Slurm
- * allocation: `srun -u -N1 -n1 -w <node> … deno run -A jsr:@distex/pool@<v>/cli`
+ * allocation: `srun -u -N1 -n1 --cpus-per-task=<workers> -w <node> …
+ * deno run -A jsr:@distex/pool@<v>/cli`
  * (one srun per node: srun merges the stdout of several tasks, and each link
  * needs its own pipe). The node list is expanded with
  * `scontrol show hostnames`.
@@ -97,6 +98,9 @@ export async function slurmHosts(
       "-u",
       "-N1",
       "-n1",
+      // The workers are the step's children: give it a CPU for each (with
+      // task/cgroup they would otherwise share one).
+      `--cpus-per-task=${workers}`,
       "-w",
       node,
       ...(options.srunArgs ?? []),

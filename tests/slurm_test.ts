@@ -70,7 +70,16 @@ Deno.test({
       command: DISTEX,
     });
     assert.deepEqual(hosts, [{
-      command: ["srun", "-u", "-N1", "-n1", "-w", node, ...DISTEX],
+      command: [
+        "srun",
+        "-u",
+        "-N1",
+        "-n1",
+        "--cpus-per-task=2",
+        "-w",
+        node,
+        ...DISTEX,
+      ],
       workers: 2,
       name: node,
     }]);
