@@ -18,7 +18,7 @@ import {
   Op,
   readFrames,
 } from "../src/protocol.ts";
-import { pickWorker, type WorkerLoad } from "../src/scheduler.ts";
+import { pickWorker, SlotIndex, type WorkerLoad } from "../src/scheduler.ts";
 
 /** A tiny task as the pool sends it: `[Op.Call, taskId, fnId, args]`. */
 const CALL: Message = [Op.Call, 123_456, 1, [42]];
@@ -169,3 +169,34 @@ Deno.bench(
 Deno.bench("pickWorker over 64 workers", { group: "schedule" }, () => {
   cursor = pickWorker(SIXTY_FOUR, cursor + 1);
 });
+
+const TWO_THOUSAND: WorkerLoad[] = Array.from(
+  { length: 2000 },
+  (_, i) => ({ load: i % 3, capacity: 4 }),
+);
+
+Deno.bench("pickWorker over 2,000 workers", { group: "schedule" }, () => {
+  cursor = pickWorker(TWO_THOUSAND, cursor + 1);
+});
+
+/** A SlotIndex over `n` workers with 4 slots each, as the dispatcher keeps it. */
+function slotIndex(n: number): { index: SlotIndex<number>; free: number[] } {
+  const index = new SlotIndex<number>();
+  const free = Array.from({ length: n }, () => 4);
+  free.forEach((f, w) => index.set(w, f));
+  return { index, free };
+}
+
+for (const n of [2, 2000]) {
+  const { index, free } = slotIndex(n);
+  Deno.bench(
+    `SlotIndex over ${n.toLocaleString("en-US")} workers (pick, send, result)`,
+    { group: "schedule" },
+    () => {
+      // Pick the freest worker, give it a task, and take one back from it.
+      const w = index.peek()!;
+      index.set(w, --free[w]!);
+      index.set(w, ++free[w]!);
+    },
+  );
+}
