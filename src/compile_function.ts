@@ -22,7 +22,9 @@ export function selfContainedHint(error: unknown): unknown {
       error.message =
         `${name} is not defined in the worker: task functions are sent ` +
         `to workers as source text and must be self-contained. Pass '${name}' as an ` +
-        `argument, or load it inside the function with await import(...).`;
+        `argument (a value), load it inside the function with await import(...) ` +
+        `(a function or module), or declare it with let/const if the task ` +
+        `assigns to it (tasks run as strict-mode code).`;
     }
   }
   return error;
@@ -63,8 +65,10 @@ export async function importFunction(
 
 /**
  * Rebuilds a function from its source text in the global scope (used by
- * workers). Arrows, `function`s, classes' and objects' method shorthand all
- * work.
+ * workers), as strict-mode code: `this` is `undefined` in a plain call and
+ * assigning to an undeclared name throws a `ReferenceError` instead of
+ * creating a global. Arrows, `function`s, classes' and objects' method
+ * shorthand all work.
  * @throws {SyntaxError} when the source is not a function.
  */
 export function compileFunction(
@@ -73,13 +77,13 @@ export function compileFunction(
   const indirectEval = eval;
   let first: unknown;
   try {
-    const fn = indirectEval(`(${source}\n)`);
+    const fn = indirectEval(`"use strict";(${source}\n)`);
     if (typeof fn === "function") return fn;
   } catch (error) {
     first = error;
   }
   try {
-    const holder = indirectEval(`({${source}\n})`);
+    const holder = indirectEval(`"use strict";({${source}\n})`);
     const descriptor = Object.values(
       Object.getOwnPropertyDescriptors(holder),
     )[0];
