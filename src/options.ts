@@ -19,6 +19,7 @@ export const DEFAULTS = {
   poisonThreshold: 3,
   killGrace: 1_000,
   startTimeout: 30_000,
+  initTimeout: 30_000,
   maxFrameBytes: 1 << 30,
   /** How often workers report their memory use (ms). */
   statsMs: 1_000,
@@ -45,6 +46,13 @@ export interface PoolOptions {
   qsize?: number;
   /** Runs on every worker (also replacements) before it gets tasks. */
   initializer?: TaskFunction;
+  /**
+   * How long (ms) the initializer may take on one worker. Past it the pool
+   * fails (`ready` and {@link Pool.create} reject with a `TimeoutError`
+   * naming the worker) and its workers are stopped.
+   * @default {30000}
+   */
+  initTimeout?: number;
   /**
    * Arguments for `initializer`.
    * @default {[]}
@@ -167,6 +175,7 @@ const OPTION_NAMES: readonly string[] = [
   "qsize",
   "initializer",
   "initArgs",
+  "initTimeout",
   "lazy",
   "retries",
   "ssh",
@@ -289,6 +298,7 @@ export function validatePoolOptions(
   checkCount("killGrace", opts.killGrace, 0);
   checkCount("poisonThreshold", opts.poisonThreshold, 1);
   checkCount("startTimeout", opts.startTimeout, 1);
+  checkCount("initTimeout", opts.initTimeout, 1);
   if (opts.initArgs !== undefined && !Array.isArray(opts.initArgs)) {
     throw new TypeError("Pool option 'initArgs' must be an array");
   }

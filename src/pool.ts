@@ -750,12 +750,24 @@ export class Pool extends EventTarget implements AsyncDisposable {
     const dispatcher = this.#dispatcher;
     dispatcher.connect(handle);
     if (this.#initSpec) {
+      const ms = this.#options.initTimeout ?? DEFAULTS.initTimeout;
+      const timer = setTimeout(() => {
+        if (handle.lost || !this.#life.running) return;
+        this.#fail(
+          new DOMException(
+            `The initializer did not settle within ${ms} ms on worker ` +
+              `${workerId} (${handle.host}): make it settle, or raise the ` +
+              `pool option initTimeout`,
+            "TimeoutError",
+          ),
+        );
+      }, ms);
       dispatcher.runPinned(
         handle,
         this.#initSpec,
         this.#options.initArgs ?? [],
         "init",
-      ).then(
+      ).finally(() => clearTimeout(timer)).then(
         () => this.#activate(handle),
         (error) => {
           if (!handle.lost) this.#fail(error);

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { Pool } from "../mod.ts";
-import { rejection } from "./_util.ts";
+import { rejection, withTimeout } from "./_util.ts";
 
 Deno.test("Pool.run() runs tasks as strict-mode code", async () => {
   await using pool = new Pool(1);
@@ -28,5 +28,31 @@ Deno.test("Pool.run() runs tasks as strict-mode code", async () => {
       typeof (globalThis as Record<string, unknown>).undeclared
     ),
     "undefined",
+  );
+});
+
+Deno.test("Pool.create() rejects when the initializer never settles (initTimeout)", async () => {
+  const started = performance.now();
+  const error = await withTimeout(
+    rejection(Pool.create({
+      workers: 1,
+      initializer: () => new Promise(() => {}),
+      initTimeout: 200,
+    })),
+    60_000,
+    "Pool.create() with a never-settling initializer",
+  );
+  assert.equal(error.name, "TimeoutError");
+  assert.match(error.message, /initializer did not settle within 200 ms/);
+  assert.match(error.message, /initTimeout/);
+  assert.ok(performance.now() - started < 60_000);
+});
+
+Deno.test("Pool option 'initTimeout' is checked", () => {
+  assert.throws(() => new Pool({ workers: 1, initTimeout: 0 }), RangeError);
+  assert.throws(
+    // @ts-expect-error: not a number
+    () => new Pool({ workers: 1, initTimeout: "5" }),
+    TypeError,
   );
 });
