@@ -189,6 +189,7 @@ export class Dispatcher {
     for (const task of tasks) {
       if (task.settled || task.cancelled) continue;
       task.worker = undefined;
+      clearTimeout(task.timer); // counted again from its next send
       if (w.hardKilled && running) {
         // Held up behind a task that timed out: not its fault, resend.
         this.#counters.retried++;
@@ -286,6 +287,8 @@ export class Dispatcher {
       cleanup: undefined,
       barriers: undefined,
       sentAt: 0,
+      timeout: undefined,
+      timer: undefined,
     };
     this.#live.add(task);
     return [task, promise];
@@ -314,14 +317,13 @@ export class Dispatcher {
     if (signal) this.#watch(signal, task);
     const timeout = options?.timeout;
     if (timeout !== undefined) {
-      const timer = setTimeout(
-        () => this.#cancel(task, timeoutError(timeout)),
-        timeout,
-      );
+      // Armed when the task is sent to a worker (see #send): the pool's
+      // queue time does not count.
+      task.timeout = timeout;
       const unwatch = task.cleanup;
       task.cleanup = () => {
         unwatch?.();
-        clearTimeout(timer);
+        clearTimeout(task.timer);
       };
     }
     this.#enqueue(task);
@@ -497,6 +499,10 @@ export class Dispatcher {
     w.load++;
     if (w.ready) this.#reindex(w);
     if (task.pinned) return;
+    if (task.timeout !== undefined) {
+      clearTimeout(task.timer);
+      task.timer = setTimeout(() => this.#expire(task), task.timeout);
+    }
     if (this.#options.qsize === undefined && sampled(w.sent)) {
       task.sentAt = performance.now();
     }
@@ -549,6 +555,31 @@ export class Dispatcher {
     if (error === undefined) task.resolve(value);
     else task.reject(error);
     if (this.#live.size === 0) this.#hooks.changed();
+  }
+
+  /**
+   * A task's timeout expired on its worker. A task held up on a worker that
+   * is stuck in another task's timeout has not had its turn: it is taken
+   * back (the worker is told to drop it) and sent again, its time counted
+   * afresh. Any other task fails with a `TimeoutError`.
+   */
+  #expire(task: Task): void {
+    const w = task.worker;
+    if (task.settled || !w) return;
+    if (w.suspect === undefined || w.suspect === task.id || w.lost) {
+      this.#cancel(task, timeoutError(task.timeout!));
+      return;
+    }
+    // The worker still holds it until it answers the cancel: keep a
+    // cancelled stand-in in its place so that answer is expected.
+    w.inflight.set(task.id, { ...task, cancelled: true, worker: w });
+    try {
+      w.writer.send(cancelMessage(task.id));
+    } catch { /* connection gone */ }
+    task.worker = undefined;
+    task.timer = undefined;
+    this.#counters.retried++;
+    this.#enqueue(task, true);
   }
 
   #cancel(task: Task, reason: unknown): void {

@@ -95,8 +95,8 @@ export interface PoolOptions {
   /**
    * After a task's `timeout` expires, how long (ms) its worker may keep
    * running it before the worker is killed and replaced, so a sync busy loop
-   * cannot hold a slot forever. Other tasks on that worker then fail with
-   * {@link WorkerLostError} (or are retried).
+   * cannot hold a slot forever. The other tasks that worker held go to
+   * another worker or to its replacement (not counted as retries of theirs).
    * @default {1000}
    */
   killGrace?: number;
@@ -132,7 +132,13 @@ export interface PoolOptions {
 export interface TaskOptions {
   /** Aborting rejects the task with `signal.reason` and drops its result. */
   signal?: AbortSignal | undefined;
-  /** Milliseconds until the task rejects with a `TimeoutError`. */
+  /**
+   * Milliseconds the task may run on a worker before it rejects with a
+   * `TimeoutError`. Counted from when it is handed to a worker (each time, if
+   * it is sent again), not while it waits in the pool's queue; a task held up
+   * behind another task's timeout is sent elsewhere instead of failing. For
+   * a deadline that includes the queue, pass `signal: AbortSignal.timeout(ms)`.
+   */
   timeout?: number | undefined;
   /** How many times to resend the task if its worker dies. */
   retries?: number | undefined;

@@ -290,7 +290,8 @@ export class Pool extends EventTarget implements AsyncDisposable {
 
   /**
    * Runs `fn(...args)` with per-task options: `signal`, `timeout`, `retries`.
-   * An abort or timeout rejects at once; a queued task is removed, a running
+   * `timeout` counts the task's time on a worker, not its wait in the pool's
+   * queue. An abort or timeout rejects at once; a queued task is removed, a running
    * one is told to drop its result (sync code in the worker runs to its end).
    *
    * @param fn The function or module reference.

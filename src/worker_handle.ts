@@ -33,6 +33,10 @@ export interface Task {
   barriers: Barrier[] | undefined;
   /** performance.now() when the task was sent (adaptive depth only). */
   sentAt: number;
+  /** Its `timeout` (ms): counted from each send to a worker. */
+  timeout: number | undefined;
+  /** The running timeout, while the task is on a worker. */
+  timer: ReturnType<typeof setTimeout> | undefined;
 }
 
 /** Waits for a set of tasks to settle (used by runOnAll). */

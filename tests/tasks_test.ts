@@ -56,3 +56,32 @@ Deno.test("Pool option 'initTimeout' is checked", () => {
     TypeError,
   );
 });
+
+Deno.test("Pool.apply(): a task queued behind a hard-timed-out sync task on the one worker succeeds", async () => {
+  await using pool = await Pool.create({ workers: 1, killGrace: 200 });
+  const stuck = pool.apply(
+    () => {
+      const end = Date.now() + 4_000;
+      while (Date.now() < end) { /* a sync loop: only a kill stops it */ }
+    },
+    [],
+    { timeout: 300 },
+  );
+  const innocent = pool.apply(
+    () => new Promise((resolve) => setTimeout(() => resolve("done"), 50)),
+    [],
+    { timeout: 1_000 },
+  );
+  const error = await rejection(stuck);
+  assert.equal(error.name, "TimeoutError");
+  assert.equal(await innocent, "done");
+});
+
+Deno.test("Pool.apply(): timeout counts the task's own run time, not its wait in the queue", async () => {
+  await using pool = await Pool.create({ workers: 1, qsize: 1 });
+  const first = pool.run(
+    () => new Promise((resolve) => setTimeout(() => resolve(1), 600)),
+  );
+  const second = pool.apply(() => 2, [], { timeout: 200 });
+  assert.deepEqual(await Promise.all([first, second]), [1, 2]);
+});
