@@ -56,6 +56,11 @@ export interface PoolEventMap {
   error: CustomEvent<unknown>;
   /** A connection to the pool's socket failed the handshake; `detail` is the reason. */
   rejected: CustomEvent<string>;
+  /**
+   * With the pool option `stdout: "capture"`: a line a local worker's task
+   * wrote to stdout (without its newline, control characters escaped).
+   */
+  stdout: CustomEvent<{ workerId: number; host: string; line: string }>;
 }
 
 /** A listener for the pool event `K`. */

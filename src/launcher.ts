@@ -7,6 +7,7 @@
  */
 import { escapeControls } from "./_terminal.ts";
 import { workerKey } from "./auth.ts";
+import { forwardStdout, type StdoutSink } from "./_task_output.ts";
 import type { ByteChannel } from "./protocol.ts";
 
 /** Where workers connect and what they must prove. */
@@ -223,6 +224,11 @@ export interface LocalLauncherOptions {
    * thread of its own, also while a task runs).
    */
   maxMemoryMB?: number | undefined;
+  /**
+   * Where the lines workers write to stdout go; default this process's
+   * stderr (never its stdout).
+   */
+  stdout?: StdoutSink | undefined;
 }
 
 /** The kinds of access the socket needs, with their short flags. */
@@ -317,14 +323,20 @@ export class LocalLauncher implements Launcher {
         ...(maxMemoryMB ? ["--max-memory-mb", String(maxMemoryMB)] : []),
       ],
       stdin: "piped",
-      stdout: "inherit",
+      // Task output must not mix into the owner's stdout (its data).
+      stdout: "piped",
       stderr: "piped",
       // A process group of its own (a new session): killing the group ends
       // what its tasks started too, and a terminal's Ctrl-C reaches only the
       // pool's owner, whose exit the worker then follows.
       detached: true,
     }).spawn();
-    return _childLaunch(
+    const stdoutDone = forwardStdout(
+      child.stdout,
+      ids[0]!,
+      this.#options.stdout,
+    );
+    const launch = _childLaunch(
       child,
       "local",
       false,
@@ -342,5 +354,10 @@ export class LocalLauncher implements Launcher {
       },
       true,
     );
+    const exited = launch.exited.then(async (exit) => {
+      await stdoutDone;
+      return exit;
+    });
+    return { ...launch, exited };
   }
 }

@@ -77,6 +77,16 @@ export interface PoolOptions {
    * `["--allow-read=/data"]`. The worker can always reach its socket.
    */
   permissions?: string[];
+  /**
+   * Where what tasks write to stdout goes. `"stderr"`: to the owner's
+   * stderr, line by line, prefixed with `[worker N]` when stderr is not a
+   * terminal; never to the owner's stdout. `"capture"`: each line is
+   * dispatched as a `stdout` event (`detail`: `{ workerId, host, line }`)
+   * and printed nowhere. Remote workers' stdout always goes to the owner's
+   * stderr (through their host's connection), prefixed the same way.
+   * @default {"stderr"}
+   */
+  stdout?: "stderr" | "capture";
   /** Extra `deno run` flags for local workers, e.g. `["--v8-flags=--max-old-space-size=512"]`. */
   denoArgs?: string[];
   /**
@@ -188,6 +198,7 @@ const OPTION_NAMES: readonly string[] = [
   "tls",
   "permissions",
   "denoArgs",
+  "stdout",
   "maxTasksPerWorker",
   "maxMemoryMB",
   "killGrace",
@@ -305,6 +316,16 @@ export function validatePoolOptions(
   checkCount("poisonThreshold", opts.poisonThreshold, 1);
   checkCount("startTimeout", opts.startTimeout, 1);
   checkCount("initTimeout", opts.initTimeout, 1);
+  if (
+    opts.stdout !== undefined && opts.stdout !== "stderr" &&
+    opts.stdout !== "capture"
+  ) {
+    throw new TypeError(
+      `Pool option 'stdout' must be "stderr" or "capture", got ${
+        JSON.stringify(opts.stdout)
+      }`,
+    );
+  }
   if (opts.initArgs !== undefined && !Array.isArray(opts.initArgs)) {
     throw new TypeError("Pool option 'initArgs' must be an array");
   }

@@ -77,6 +77,8 @@ function withCallerStack(error: unknown): never {
  *   ready; `detail` is the error. The pool keeps trying.
  * - `rejected`: a connection to the pool's socket failed the handshake and was
  *   closed; `detail` is the reason.
+ * - `stdout`: with the option `stdout: "capture"`, a line a local worker's
+ *   task wrote to stdout; `detail` is `{ workerId, host, line }`.
  *
  * @example Squares on four local workers
  * ```ts
@@ -136,6 +138,10 @@ export class Pool extends EventTarget implements AsyncDisposable {
       workerUrl: opts.workerUrl,
       permissions: opts.permissions,
       maxMemoryMB: opts.maxMemoryMB,
+      stdout: opts.stdout === "capture"
+        ? (workerId, line) =>
+          this.#emit("stdout", { workerId, host: "local", line })
+        : undefined,
       denoArgs: opts.maxMemoryMB
         ? [
           `--v8-flags=--max-old-space-size=${opts.maxMemoryMB}`,

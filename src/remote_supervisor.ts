@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { forwardStdout } from "./_task_output.ts";
 import { parseCommandLine } from "./_args.ts";
 import { backoffMs } from "./_backoff.ts";
 import { workerKey } from "./auth.ts";
@@ -258,21 +259,13 @@ async function supervise(
         String(slot.id),
       ],
       stdin: "piped",
-      // On a stdio link our stdout is the link: workers print to stderr.
-      stdout: stdio ? "piped" : "inherit",
+      // Task output goes to our stderr, which reaches the pool's stderr: on
+      // a stdio link our stdout is the link, and the pool's stdout is its
+      // owner's data.
+      stdout: "piped",
       stderr: "inherit",
     }).spawn();
-    if (stdio) {
-      child.stdout.pipeTo(
-        new WritableStream({
-          write: (chunk) => {
-            try {
-              Deno.stderr.writeSync(chunk);
-            } catch { /* stderr gone */ }
-          },
-        }),
-      ).catch(() => {});
-    }
+    forwardStdout(child.stdout, slot.id);
     slot.child = child;
     const writer = child.stdin.getWriter();
     slot.stdin = writer;

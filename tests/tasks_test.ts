@@ -85,3 +85,59 @@ Deno.test("Pool.apply(): timeout counts the task's own run time, not its wait in
   const second = pool.apply(() => 2, [], { timeout: 200 });
   assert.deepEqual(await Promise.all([first, second]), [1, 2]);
 });
+
+/** Runs `code` (a module that may import `POOL`) in a fresh Deno; its output. */
+async function runOwner(
+  code: string,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const modUrl = new URL("../mod.ts", import.meta.url).href;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "eval",
+      "--config",
+      new URL("../deno.json", import.meta.url).pathname,
+      code.replaceAll("POOL", modUrl),
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: out.code,
+    stdout: decoder.decode(out.stdout),
+    stderr: decoder.decode(out.stderr),
+  };
+}
+
+Deno.test("A task's stdout reaches the owner's stderr, prefixed with the worker id, never its stdout", async () => {
+  const { code, stdout, stderr } = await runOwner(`
+import { Pool } from "POOL";
+const pool = new Pool(1);
+await pool.run(() => { console.log("said-by-task"); });
+await pool.close();
+console.log("owner-output");
+`);
+  assert.equal(code, 0, stderr);
+  assert.equal(stdout, "owner-output\n");
+  assert.match(stderr, /^\[worker \d+\] said-by-task$/m);
+});
+
+Deno.test("Pool option stdout: 'capture' hands each line of a task's stdout to a 'stdout' event", async () => {
+  const pool = new Pool({ workers: 1, stdout: "capture" });
+  try {
+    const seen = Promise.withResolvers<
+      { workerId: number; host: string; line: string }
+    >();
+    pool.addEventListener("stdout", (e) => {
+      const detail = e.detail;
+      if (detail.line === "captured line") seen.resolve(detail);
+    });
+    await pool.run(() => console.log("captured line"));
+    const detail = await withTimeout(seen.promise, 30_000, "the stdout event");
+    assert.equal(detail.host, "local");
+    assert.equal(typeof detail.workerId, "number");
+  } finally {
+    await pool.close();
+  }
+});
