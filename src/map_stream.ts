@@ -11,7 +11,7 @@
  * @module
  */
 import type { TaskOptions } from "./options.ts";
-import { PoolClosedError } from "./errors.ts";
+import { _atItem, PoolClosedError } from "./errors.ts";
 
 /** Options of `Pool.map()`; pass them as the last argument. */
 export interface MapOptions {
@@ -560,7 +560,10 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
         if (!outcomes || error instanceof PoolClosedError || finished) {
           bytes -= entry.bytes;
           entry.bytes = 0;
-          entry.error = error;
+          // One item's failure says which item (a chunk's cannot tell).
+          entry.error = count === 1 && !(error instanceof PoolClosedError)
+            ? _atItem(error, entry.index)
+            : error;
           entry.failed = true;
           entry.done = true;
           if (!ordered) fail(error);

@@ -569,6 +569,16 @@ function failOnSevens(x: number): number {
   return x * 2;
 }
 
+Deno.test("Pool.map() errors with the failing item's index", async () => {
+  await using pool = await Pool.create(2);
+  const error = await Array.fromAsync(
+    pool.map(failOnSevens, [1, 2, 3, 4, 5, 6, 7, 8], { chunkSize: 1 }),
+  ).then(() => assert.fail("the map did not fail"), (e) => e);
+  assert.ok(error instanceof RangeError);
+  assert.equal(error.message, "7 is a multiple of 7 (map item 6)");
+  assert.equal((error as { itemIndex?: number }).itemIndex, 6);
+});
+
 Deno.test("Pool.map() with outcomes gives every item its own outcome, also in automatic chunks", async () => {
   await using pool = await Pool.create(2);
   const n = 5_000;
