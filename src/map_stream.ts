@@ -637,8 +637,11 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
   async function take(size: number): Promise<boolean> {
     const units: unknown[] = [];
     let chunkBytes = 0;
+    // The budget left (it only grows while the chunk is read).
+    const items = maxItems - (index - taken());
+    const room = Math.min(CHUNK_BYTES, maxBytes - bytes);
     while (units.length < size) {
-      if (units.length > 0 && (chunkBytes >= CHUNK_BYTES || !hasRoom())) {
+      if (units.length > 0 && (units.length >= items || chunkBytes >= room)) {
         break;
       }
       let unit = carried ?? nextUnit();
