@@ -400,14 +400,14 @@ export class Pool extends EventTarget implements AsyncDisposable {
   map<T, R>(
     fn: TaskFunction<[T], R>,
     source: MapSource<T>,
-    options?: MapOptions,
+    options?: MapOptions & { outcomes?: false },
   ): ReadableStream<Awaited<R>>;
   /** `map()` over two sources, zipped: `fn(a, b)` per pair. */
   map<T1, T2, R>(
     fn: TaskFunction<[T1, T2], R>,
     source1: MapSource<T1>,
     source2: MapSource<T2>,
-    options?: MapOptions,
+    options?: MapOptions & { outcomes?: false },
   ): ReadableStream<Awaited<R>>;
   /** `map()` over three sources, zipped. */
   map<T1, T2, T3, R>(
@@ -415,7 +415,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
     source1: MapSource<T1>,
     source2: MapSource<T2>,
     source3: MapSource<T3>,
-    options?: MapOptions,
+    options?: MapOptions & { outcomes?: false },
   ): ReadableStream<Awaited<R>>;
   /** `map()` over four sources, zipped. */
   map<T1, T2, T3, T4, R>(
@@ -424,7 +424,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
     source2: MapSource<T2>,
     source3: MapSource<T3>,
     source4: MapSource<T4>,
-    options?: MapOptions,
+    options?: MapOptions & { outcomes?: false },
   ): ReadableStream<Awaited<R>>;
   /** `map()` over five or more sources (not type checked past four). */
   map<R>(
@@ -518,7 +518,11 @@ export class Pool extends EventTarget implements AsyncDisposable {
       { highWaterMark: 1 },
       { highWaterMark: 0 },
     );
-    const readable = this.map(fn, input.readable, options);
+    const readable = this.map(
+      fn,
+      input.readable,
+      options as MapOptions & { outcomes?: false },
+    );
     return { writable: input.writable, readable };
   }
 
