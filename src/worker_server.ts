@@ -16,6 +16,7 @@ import {
   readFrames,
 } from "./framing.ts";
 import { type Admission, verifyWorker, welcome } from "./handshake.ts";
+import { removeOnSignal } from "./_signal_cleanup.ts";
 import {
   parseWorkerMessage,
   type WorkerMessage,
@@ -67,6 +68,7 @@ export class WorkerServer {
   #options: WorkerServerOptions;
   #hooks: WorkerServerHooks;
   #dir: string | undefined;
+  #unguard: (() => void) | undefined;
   #socketPath: string | undefined;
   #listener: Deno.Listener | undefined;
   #accepting: Promise<void> | undefined;
@@ -100,6 +102,7 @@ export class WorkerServer {
   async listen(): Promise<void> {
     try {
       this.#dir = await Deno.makeTempDir({ prefix: "distex-" });
+      this.#unguard = removeOnSignal(this.#dir);
       await Deno.chmod(this.#dir, 0o700);
       const path = `${this.#dir}/pool.sock`;
       this.#listener = Deno.listen({ transport: "unix", path });
@@ -155,6 +158,8 @@ export class WorkerServer {
     if (this.#dir) {
       await Deno.remove(this.#dir, { recursive: true }).catch(() => {});
     }
+    this.#unguard?.();
+    this.#unguard = undefined;
   }
 
   async #acceptLoop(listener: Deno.Listener): Promise<void> {

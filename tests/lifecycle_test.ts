@@ -122,6 +122,65 @@ for (const signal of ["SIGKILL", "SIGTERM"] as const) {
   );
 }
 
+const IDLE_OWNER = new URL("./fixtures/idle_owner.ts", import.meta.url);
+
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  Deno.test(
+    `Pool owner ended by ${signal} removes the socket and its directory and still dies of ${signal}`,
+    async () => {
+      const owner = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", IDLE_OWNER.href],
+        stdin: "null",
+        stdout: "piped",
+        stderr: "inherit",
+      }).spawn();
+      let workers: number[] = [];
+      let dir = "";
+      let ownerAlive = true;
+      try {
+        const line = await withTimeout(
+          firstLine(owner.stdout),
+          60_000,
+          "the owner's socket",
+        );
+        const said = JSON.parse(line) as { socket: string; workers: number[] };
+        workers = said.workers;
+        dir = said.socket.slice(0, said.socket.lastIndexOf("/"));
+        assert.ok((await Deno.lstat(said.socket)).isSocket);
+        owner.kill(signal);
+        const status = await owner.status;
+        ownerAlive = false;
+        assert.equal(status.signal, signal, `exit ${JSON.stringify(status)}`);
+        assert.equal(status.code, 128 + (signal === "SIGINT" ? 2 : 15));
+        let left = true;
+        try {
+          await Deno.lstat(dir);
+        } catch (error) {
+          if (!(error instanceof Deno.errors.NotFound)) throw error;
+          left = false;
+        }
+        assert.equal(left, false, `${dir} was left behind`);
+        assert.ok(
+          await pollUntil(
+            async () => (await alive(workers)).length === 0,
+            5_000,
+          ),
+          `workers left: ${await alive(workers)}`,
+        );
+      } finally {
+        if (ownerAlive) {
+          try {
+            owner.kill("SIGKILL");
+          } catch { /* gone */ }
+          await owner.status;
+        }
+        await killAll(workers);
+        if (dir) await Deno.remove(dir, { recursive: true }).catch(() => {});
+      }
+    },
+  );
+}
+
 // ---- grandchildren ---------------------------------------------------------------
 
 Deno.test(
