@@ -69,6 +69,10 @@ export class WorkerServer {
   #hooks: WorkerServerHooks;
   #dir: string | undefined;
   #unguard: (() => void) | undefined;
+  /** The socket file we listen on, to tell it from a replacement. */
+  #ino: number | null = null;
+  #watch: number | undefined;
+  #relistening = false;
   #socketPath: string | undefined;
   #listener: Deno.Listener | undefined;
   #accepting: Promise<void> | undefined;
@@ -105,9 +109,8 @@ export class WorkerServer {
       this.#unguard = removeOnSignal(this.#dir);
       await Deno.chmod(this.#dir, 0o700);
       const path = `${this.#dir}/pool.sock`;
-      this.#listener = Deno.listen({ transport: "unix", path });
-      await Deno.chmod(path, 0o600);
       this.#socketPath = path;
+      this.#bind();
     } catch (error) {
       throw new Error(
         `Cannot start the pool's socket server: ${message(error)}`,
@@ -116,7 +119,49 @@ export class WorkerServer {
         },
       );
     }
-    this.#accepting = this.#acceptLoop(this.#listener);
+    this.#accepting = this.#acceptLoop(this.#listener!);
+    // A task with write access to the directory can remove the socket or
+    // put its own in its place: then no new worker could reach the pool.
+    // Once a second, such a change is undone.
+    const watch = setInterval(() => this.#keepSocket(), 1_000);
+    this.#watch = watch as unknown as number;
+    Deno.unrefTimer(this.#watch);
+  }
+
+  /** Listens on the socket's path (0600) and notes which file that is. */
+  #bind(): void {
+    const path = this.#socketPath!;
+    this.#listener = Deno.listen({ transport: "unix", path });
+    Deno.chmodSync(path, 0o600);
+    this.#ino = Deno.lstatSync(path).ino;
+  }
+
+  async #keepSocket(): Promise<void> {
+    if (this.#relistening || this.#watch === undefined) return;
+    const path = this.#socketPath!;
+    try {
+      const stat = Deno.lstatSync(path);
+      if (stat.isSocket && stat.ino === this.#ino) return;
+    } catch { /* removed */ }
+    this.#relistening = true;
+    try {
+      try {
+        this.#listener?.close();
+      } catch { /* already closed */ }
+      await this.#accepting;
+      if (this.#watch === undefined) return; // stopped meanwhile
+      Deno.mkdirSync(this.#dir!, { recursive: true, mode: 0o700 });
+      Deno.chmodSync(this.#dir!, 0o700);
+      try {
+        Deno.removeSync(path);
+      } catch { /* nothing there */ }
+      this.#bind();
+      this.#accepting = this.#acceptLoop(this.#listener!);
+    } catch {
+      /* try again at the next tick */
+    } finally {
+      this.#relistening = false;
+    }
   }
 
   /**
@@ -139,6 +184,8 @@ export class WorkerServer {
 
   /** Stops accepting new connections. */
   async stopListening(): Promise<void> {
+    clearInterval(this.#watch);
+    this.#watch = undefined;
     try {
       this.#listener?.close();
     } catch { /* already closed */ }

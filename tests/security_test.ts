@@ -21,7 +21,7 @@ import {
   readFrames,
 } from "../src/protocol.ts";
 import { LeakCheck } from "./_leaks.ts";
-import { nextEvent, rejection, withTimeout } from "./_util.ts";
+import { closeNow, nextEvent, rejection, withTimeout } from "./_util.ts";
 
 const leaks = new LeakCheck();
 const ROGUE = new URL("./fixtures/rogue_worker.ts", import.meta.url);
@@ -691,6 +691,48 @@ Deno.test(
     }
   },
 );
+
+for (const how of ["removes", "squats on"] as const) {
+  Deno.test(
+    `Pool goes on when a task with write access ${how} its socket: replacements still connect`,
+    async () => {
+      const pool = await leaks.open({
+        workers: 2,
+        // A grant wide enough to reach the socket: the worker cannot give
+        // it up without giving up all of it.
+        permissions: ["--allow-read", "--allow-write", "--allow-net"],
+      });
+      await using _ = closeNow(pool);
+      const path = await socketPath(pool);
+      const before = (await Deno.lstat(path)).ino;
+      await pool.run(
+        (path: string, squat: boolean) => {
+          Deno.removeSync(path);
+          if (squat) {
+            // Listen in the pool's place, for a while after the task returns.
+            const listener = Deno.listen({ transport: "unix", path });
+            setTimeout(() => listener.close(), 5_000);
+          }
+        },
+        path,
+        how === "squats on",
+      );
+      // The worker whose task did it goes; its replacement must get in.
+      await rejection(pool.run(() => Deno.exit(1)));
+      await rejection(pool.run(() => Deno.exit(1)));
+      const pids = await withTimeout(
+        pool.runOnAll(() => Deno.pid),
+        60_000,
+        "replacement workers",
+      );
+      assert.equal(pids.length, 2);
+      const stat = await Deno.lstat(path);
+      assert.ok(stat.isSocket);
+      assert.notEqual(stat.ino, before, "the socket was not made again");
+      assert.equal(await pool.run(double, 21), 42);
+    },
+  );
+}
 
 Deno.test(
   "A worker refuses a listener that does not prove it knows the worker's key, and runs none of its tasks",
