@@ -59,6 +59,11 @@ export interface WorkerServerOptions {
   settings: WorkerSettings;
 }
 
+/** Which file this is: inode numbers alone are reused at once on tmpfs. */
+function made(stat: Deno.FileInfo): string {
+  return `${stat.ino}:${stat.ctime?.getTime()}`;
+}
+
 function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
@@ -69,8 +74,8 @@ export class WorkerServer {
   #hooks: WorkerServerHooks;
   #dir: string | undefined;
   #unguard: (() => void) | undefined;
-  /** The socket file we listen on, to tell it from a replacement. */
-  #ino: number | null = null;
+  /** The socket file we listen on (inode, change time), to tell it from a replacement. */
+  #made = "";
   #watch: number | undefined;
   #relistening = false;
   #socketPath: string | undefined;
@@ -133,7 +138,7 @@ export class WorkerServer {
     const path = this.#socketPath!;
     this.#listener = Deno.listen({ transport: "unix", path });
     Deno.chmodSync(path, 0o600);
-    this.#ino = Deno.lstatSync(path).ino;
+    this.#made = made(Deno.lstatSync(path));
   }
 
   async #keepSocket(): Promise<void> {
@@ -141,7 +146,7 @@ export class WorkerServer {
     const path = this.#socketPath!;
     try {
       const stat = Deno.lstatSync(path);
-      if (stat.isSocket && stat.ino === this.#ino) return;
+      if (stat.isSocket && made(stat) === this.#made) return;
     } catch { /* removed */ }
     this.#relistening = true;
     try {
