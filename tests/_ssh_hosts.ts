@@ -50,7 +50,8 @@ const NS_REGISTRY = "/run/distex-ns";
 /** Owner file in every temp dir, read by {@linkcode cleanupStaleHosts}. */
 const OWNER_FILE = "owner.json";
 
-const DEFAULT_START_TIMEOUT_MS = 10_000;
+/** Only tells a hang from a loaded machine (login takes ~0.3 s when idle). */
+const DEFAULT_START_TIMEOUT_MS = 30_000;
 
 // ---------------------------------------------------------------------------
 // Public types
@@ -77,7 +78,7 @@ export interface ExecOptions {
 
 /** Options shared by {@linkcode startSshHost} and {@linkcode startNamespaceHosts}. */
 export interface HostOptions {
-  /** How long to wait for `ssh <alias> true` to succeed. @default {10000} */
+  /** How long to wait for `ssh <alias> true` to succeed. @default {30000} */
   startTimeoutMs?: number;
   /**
    * Extra sshd_config lines. They go before the defaults, and for sshd the
