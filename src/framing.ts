@@ -182,6 +182,11 @@ export class FrameWriter {
   #idle: PromiseWithResolvers<void> | undefined;
   /** Called after each completed write; lets a sender refill. */
   onWritten: (() => void) | undefined;
+  /**
+   * The largest frame the peer takes: a bigger message is refused by `send`
+   * (a `RangeError`), so the peer never sees it and the connection lives on.
+   */
+  maxFrameBytes: number = DEFAULT_MAX_FRAME_BYTES;
 
   /**
    * @param channel Where the frames go.
@@ -190,6 +195,15 @@ export class FrameWriter {
   constructor(channel: ByteChannel, onError: (error: unknown) => void) {
     this.#channel = channel;
     this.#onError = onError;
+  }
+
+  #tooLarge(size: number): never {
+    const limit = Math.min(this.maxFrameBytes, 0x7fffffff);
+    throw new RangeError(
+      `A value of ${size} bytes (encoded) is over the frame limit of ` +
+        `${limit} bytes (the pool option maxFrameBytes): send it in ` +
+        `smaller parts, or raise maxFrameBytes`,
+    );
   }
 
   /** Bytes queued and not yet handed to the channel. */
@@ -210,6 +224,7 @@ export class FrameWriter {
     if (blobs.length === 0) {
       const payload = encode(message);
       const size = payload.length;
+      if (size > this.maxFrameBytes) this.#tooLarge(size);
       this.#reserve(size + 4);
       const at = this.#header(size);
       this.#buffer.set(payload, at);
@@ -229,8 +244,10 @@ export class FrameWriter {
         size += length;
         if (length < DIRECT_WRITE) copied += length;
       }
-      if (size > 0x7fffffff) {
-        throw new RangeError(`A message of ${size} bytes is too large to send`);
+      if (size > this.maxFrameBytes || size > 0x7fffffff) {
+        blobs.length = 0; // nothing of it stays in the scratch lists
+        paths.length = 0;
+        this.#tooLarge(size);
       }
       this.#reserve(8 + payload.length + copied);
       let at = this.#header(size | BLOB_FLAG);

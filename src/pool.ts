@@ -169,7 +169,10 @@ export class Pool extends EventTarget implements AsyncDisposable {
     this.#server = new WorkerServer({
       secret: newSecret(),
       maxFrameBytes: opts.maxFrameBytes,
-      settings: { statsMs: DEFAULTS.statsMs },
+      settings: {
+        statsMs: DEFAULTS.statsMs,
+        maxFrameBytes: opts.maxFrameBytes ?? DEFAULTS.maxFrameBytes,
+      },
     }, {
       admit: ({ workerId }) => {
         if (!life.running) throw new Error("the pool is closing");

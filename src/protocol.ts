@@ -75,6 +75,8 @@ type CallOp = (typeof CALL_OP)[CallKind];
 export interface WorkerSettings {
   /** How often (ms) the worker reports its memory use; 0 for never. */
   statsMs: number;
+  /** The largest frame either side takes (the pool option `maxFrameBytes`). */
+  maxFrameBytes: number;
 }
 
 /** Pool → worker: the handshake's question. */
@@ -217,6 +219,7 @@ const GUARDS: Record<number, (m: Message) => boolean> = {
   [Op.Welcome]: (m) =>
     m.length === 3 && typeof m[1] === "object" && m[1] !== null &&
     typeof (m[1] as WorkerSettings).statsMs === "number" &&
+    typeof (m[1] as WorkerSettings).maxFrameBytes === "number" &&
     m[2] instanceof Uint8Array,
   [Op.Define]: (m) =>
     isId(m[1]) &&

@@ -14,7 +14,12 @@ import {
 } from "./compile_function.ts";
 import { _readBlobs } from "./_codec.ts";
 import { toErrorRecord } from "./errors.ts";
-import { type ByteChannel, FrameWriter, readFrames } from "./framing.ts";
+import {
+  type ByteChannel,
+  DEFAULT_MAX_FRAME_BYTES,
+  FrameWriter,
+  readFrames,
+} from "./framing.ts";
 import { answerChallenge, welcomeSettings } from "./handshake.ts";
 import {
   type CallMessage,
@@ -204,14 +209,19 @@ export async function runWorker(options: WorkerRuntimeOptions): Promise<void> {
 
   try {
     const expected = await answerChallenge(channel, writer, secret, workerId);
+    const limits = { maxFrameBytes: DEFAULT_MAX_FRAME_BYTES };
     const reading = readFrames(channel, (m) => {
       if (!welcomed) {
-        startStats(welcomeSettings(m, expected).statsMs);
+        const settings = welcomeSettings(m, expected);
+        // One limit both ways: a result over it fails its task (RangeError
+        // from send) instead of the connection.
+        writer.maxFrameBytes = limits.maxFrameBytes = settings.maxFrameBytes;
+        startStats(settings.statsMs);
         welcomed = true;
         return;
       }
       onMessage(parsePoolMessage(m));
-    });
+    }, limits);
     reading.then(() => done.resolve(), (e) => done.reject(e));
     await done.promise;
   } finally {

@@ -230,6 +230,7 @@ export class WorkerServer {
       const admission = await verifyWorker(channel, this.#options.secret);
       this.#hooks.admit(admission);
       const writer = new FrameWriter(channel, () => this.hangUp(channel));
+      writer.maxFrameBytes = this.#options.settings.maxFrameBytes;
       connection = { ...admission, writer, close: () => this.hangUp(channel) };
       welcome(writer, this.#options.settings, admission.proof);
       const onMessage = this.#hooks.connected(connection);

@@ -467,3 +467,38 @@ Deno.test("readFrames reads a frame larger than its buffer into one buffer of th
   assert.ok(arrived.buffer.byteLength < big.byteLength + 256);
   assert.ok(arrived.buffer.byteLength > big.byteLength);
 });
+
+Deno.test("FrameWriter.send refuses a message over the peer's limit with a RangeError and sends nothing of it", async () => {
+  const [a, b] = channelPair();
+  const writer = new FrameWriter(a, (e) => assert.fail(`write failed: ${e}`));
+  writer.maxFrameBytes = 64 * 1024;
+  const reading = readAll(b, { maxFrameBytes: 64 * 1024 });
+  writer.send([Op.Cancel, 1]);
+  for (
+    const big of [
+      "x".repeat(100_000), // inside the MessagePack part
+      new Uint8Array(100_000), // a raw blob beside it
+      new Uint8Array(BLOB_THRESHOLD + 1), // a small blob, copied
+    ]
+  ) {
+    const limit = big instanceof Uint8Array && big.length < 64 * 1024
+      ? undefined
+      : 64 * 1024;
+    if (limit === undefined) {
+      writer.send([Op.Cancel, 2, big] as unknown as Message); // fits
+      continue;
+    }
+    assert.throws(
+      () => writer.send([Op.Cancel, 3, big] as unknown as Message),
+      (e: unknown) =>
+        e instanceof RangeError && /over the frame limit of 65536 bytes/.test(
+          e.message,
+        ) && /maxFrameBytes/.test(e.message),
+    );
+  }
+  writer.send([Op.Cancel, 4]);
+  await writer.drained();
+  a.close();
+  const got = await reading; // the reader saw no oversized frame
+  assert.deepEqual(got.map((m) => m[1]), [1, 2, 4]);
+});

@@ -729,3 +729,38 @@ Deno.test("Pool has no public underscore methods (nothing internal in its docs)"
   assert.deepEqual(names.filter((n) => n.startsWith("_")), []);
   assert.ok(names.includes("run") && names.includes("map"));
 });
+
+Deno.test("Pool: an argument or result over maxFrameBytes fails its task with a RangeError; the worker lives on", async () => {
+  await using pool = await Pool.create({
+    workers: 1,
+    maxFrameBytes: 1 << 20,
+    retries: 2,
+  });
+  const exits: unknown[] = [];
+  pool.addEventListener("workerexit", (e) => exits.push(e.detail));
+  const [pid] = pool.stats().workers.map((w) => w.pid);
+  await assert.rejects(
+    pool.run((b: Uint8Array) => b.length, new Uint8Array(2 << 20)),
+    (e: unknown) =>
+      e instanceof RangeError &&
+      /over the frame limit of 1048576/.test(e.message),
+  );
+  await assert.rejects(
+    pool.run(() => new Uint8Array(2 << 20)),
+    (e: unknown) =>
+      e instanceof RangeError &&
+      /over the frame limit of 1048576/.test(e.message),
+  );
+  await assert.rejects(
+    pool.run(() => "y".repeat(2 << 20)),
+    RangeError,
+  );
+  // Under the limit still works, on the same worker process.
+  assert.equal(
+    await pool.run((b: Uint8Array) => b.length, new Uint8Array(1000)),
+    1000,
+  );
+  assert.equal(await pool.run(() => Deno.pid), pid);
+  assert.deepEqual(exits, []);
+  assert.equal(pool.stats().lost, 0);
+});

@@ -134,8 +134,8 @@ Deno.test("protocol: parseHello() names what is wrong with a Hello", () => {
 Deno.test("protocol: the welcome carries the worker settings", () => {
   const proof = new Uint8Array(32).fill(3);
   const welcome = parseWelcome(
-    roundTrip(welcomeMessage({ statsMs: 5 }, proof)),
+    roundTrip(welcomeMessage({ statsMs: 5, maxFrameBytes: 1 << 30 }, proof)),
   );
-  assert.deepEqual(welcome[1], { statsMs: 5 });
+  assert.deepEqual(welcome[1], { statsMs: 5, maxFrameBytes: 1 << 30 });
   assert.deepEqual(welcome[2], proof);
 });
