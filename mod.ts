@@ -68,7 +68,12 @@ export type { TlsOptions } from "./src/serve.ts";
 export type { CommandHost, HostEntry } from "./src/host_spec.ts";
 export { slurmHosts } from "./src/slurm.ts";
 export type { SlurmHostsOptions } from "./src/slurm.ts";
-export { HostError, PoolClosedError, WorkerLostError } from "./src/errors.ts";
+export {
+  HostError,
+  PoolClosedError,
+  QueueFullError,
+  WorkerLostError,
+} from "./src/errors.ts";
 export type { WorkerExit } from "./src/errors.ts";
 export { progress } from "./src/progress.ts";
 export { registerType } from "./src/register_type.ts";

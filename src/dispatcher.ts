@@ -79,6 +79,8 @@ export class Dispatcher {
   #ready: WorkerHandle[] = [];
   #queue: Task[] = [];
   #queueHead = 0;
+  /** Callers of {@link drained}, waiting for the queue to empty. */
+  #drainedWaiters: PromiseWithResolvers<void> | undefined;
   #live = new Set<Task>();
   #nextTaskId = 1;
   /**
@@ -359,6 +361,7 @@ export class Dispatcher {
     }
     this.#queue = [];
     this.#queueHead = 0;
+    this.#emptied();
   }
 
   /** Stops the kill-grace timers (the pool is shutting down). */
@@ -440,9 +443,28 @@ export class Dispatcher {
         this.#queue = this.#queue.slice(this.#queueHead);
         this.#queueHead = 0;
       }
+      if (this.#queueHead === this.#queue.length) this.#emptied();
       if (!task.settled) return task;
     }
     return undefined;
+  }
+
+  /** Tasks waiting for a worker (queued, not yet sent). */
+  get waiting(): number {
+    return this.#queue.length - this.#queueHead;
+  }
+
+  /** Resolves once no task waits for a worker. */
+  drained(): Promise<void> {
+    if (this.waiting === 0) return Promise.resolve();
+    this.#drainedWaiters ??= Promise.withResolvers<void>();
+    return this.#drainedWaiters.promise;
+  }
+
+  #emptied(): void {
+    const waiters = this.#drainedWaiters;
+    this.#drainedWaiters = undefined;
+    waiters?.resolve();
   }
 
   #dispatch(): void {

@@ -146,6 +146,41 @@ export class HostError extends Error {
   }
 }
 
+/**
+ * Thrown by `run()`, `submit()` and `apply()` when as many tasks wait for a
+ * worker as the pool option `maxQueue` allows. Nothing was queued: wait for
+ * room with `pool.drained()` and submit again.
+ *
+ * @example A full queue refuses more
+ * ```ts
+ * import { Pool, QueueFullError } from "@distex/pool";
+ * await using pool = new Pool({ workers: 1, qsize: 1, maxQueue: 1 });
+ * await pool.ready;
+ * const slow = () => new Promise((r) => setTimeout(r, 100));
+ * const busy = [pool.run(slow), pool.run(slow)]; // one runs, one waits
+ * const refused = await pool.run(slow).catch((e) => e);
+ * console.log(refused instanceof QueueFullError); // true
+ * await Promise.all(busy);
+ * ```
+ */
+export class QueueFullError extends Error {
+  /** The `maxQueue` that was reached. */
+  readonly maxQueue: number;
+  /**
+   * Creates the error.
+   *
+   * @param maxQueue The pool's `maxQueue`.
+   */
+  constructor(maxQueue: number) {
+    super(
+      `The pool's queue is full (maxQueue: ${maxQueue} tasks wait for a ` +
+        `worker): await pool.drained() and submit again, or raise maxQueue`,
+    );
+    this.name = "QueueFullError";
+    this.maxQueue = maxQueue;
+  }
+}
+
 /** Thrown by calls on a pool that is closing or closed. */
 export class PoolClosedError extends Error {
   /**

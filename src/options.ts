@@ -136,6 +136,14 @@ export interface PoolOptions {
    * @default {1073741824}
    */
   maxFrameBytes?: number;
+  /**
+   * The most tasks that may wait for a worker: past it `run()`, `submit()`
+   * and `apply()` reject with a {@link QueueFullError} (await
+   * `pool.drained()` and submit again). Map tasks count towards it, but a map
+   * is bounded by its own budget and never rejected. Unbounded by default.
+   * @default {Infinity}
+   */
+  maxQueue?: number;
 }
 
 /** Per-task options, for {@link Pool.prototype.apply}. */
@@ -206,6 +214,7 @@ const OPTION_NAMES: readonly string[] = [
   "workerUrl",
   "maxFrameBytes",
   "startTimeout",
+  "maxQueue",
 ] satisfies (keyof PoolOptions)[];
 
 export function checkOptionNames(opts: object): void {
@@ -315,6 +324,7 @@ export function validatePoolOptions(
   checkCount("killGrace", opts.killGrace, 0);
   checkCount("poisonThreshold", opts.poisonThreshold, 1);
   checkCount("startTimeout", opts.startTimeout, 1);
+  if (opts.maxQueue !== Infinity) checkCount("maxQueue", opts.maxQueue, 1);
   checkCount("initTimeout", opts.initTimeout, 1);
   if (
     opts.stdout !== undefined && opts.stdout !== "stderr" &&

@@ -15,6 +15,7 @@ import {
   _callerStack,
   _withCallerStack,
   PoolClosedError,
+  QueueFullError,
   type WorkerExit,
 } from "./errors.ts";
 import {
@@ -328,6 +329,10 @@ export class Pool extends EventTarget implements AsyncDisposable {
         throw new TypeError("Pool.apply() takes its arguments as an array");
       }
       const spec = this.#functions.lookup(fn as TaskFunction);
+      const maxQueue = this.#options.maxQueue ?? Infinity;
+      if (this.#dispatcher.waiting >= maxQueue) {
+        throw new QueueFullError(maxQueue);
+      }
       const reading = _readBlobs(args); // Blob bytes, read before sending
       return (reading
         ? reading.then(() => this.#submit(spec, args, "call", options))
@@ -620,6 +625,28 @@ export class Pool extends EventTarget implements AsyncDisposable {
         this.#dispatcher.runPinned(w, spec, args, "call") as Promise<Awaited<R>>
       ),
     );
+  }
+
+  /**
+   * Resolves once no task waits for a worker (all are running or done): the
+   * moment to submit more when the pool option `maxQueue` bounds the queue.
+   *
+   * @returns A promise that resolves when the queue is empty.
+   *
+   * @example Submitting in step with the workers
+   * ```ts
+   * import { Pool } from "@distex/pool";
+   * await using pool = new Pool({ workers: 1, maxQueue: 10 });
+   * const results: Promise<number>[] = [];
+   * for (let i = 0; i < 100; i++) {
+   *   if (pool.stats().queued >= 10) await pool.drained();
+   *   results.push(pool.run((x: number) => x * 2, i));
+   * }
+   * console.log((await Promise.all(results)).length); // 100
+   * ```
+   */
+  drained(): Promise<void> {
+    return this.#dispatcher.drained();
   }
 
   /**

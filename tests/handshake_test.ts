@@ -28,7 +28,10 @@ Deno.test("handshake: a worker that knows its key is admitted and welcomed, and 
   assert.equal(admission.workerId, 7);
   assert.equal(admission.pid, Deno.pid);
   assert.deepEqual(admission.proof, expected);
-  welcome(new FrameWriter(pool, () => {}), { statsMs: 250, maxFrameBytes: 1 << 30 }, admission.proof);
+  welcome(new FrameWriter(pool, () => {}), {
+    statsMs: 250,
+    maxFrameBytes: 1 << 30,
+  }, admission.proof);
   let settings: unknown;
   await readFrames(worker, (m) => {
     settings = welcomeSettings(m, expected);
@@ -66,7 +69,10 @@ Deno.test("handshake: a worker refuses a welcome that does not prove the pool kn
   );
   await verdict;
   // A squatter, which does not know the key, answers with made-up bytes.
-  welcome(new FrameWriter(pool, () => {}), { statsMs: 0, maxFrameBytes: 1 << 30 }, new Uint8Array(32));
+  welcome(new FrameWriter(pool, () => {}), {
+    statsMs: 0,
+    maxFrameBytes: 1 << 30,
+  }, new Uint8Array(32));
   await readFrames(worker, (m) => {
     assert.throws(() => welcomeSettings(m, mine), /not this worker's pool/);
     return false;

@@ -15,6 +15,7 @@ Deno.test("mod.ts exports exactly the documented values", () => {
     "HostError",
     "Pool",
     "PoolClosedError",
+    "QueueFullError",
     "WorkerLostError",
     "progress",
     "registerType",

@@ -765,7 +765,11 @@ Deno.test(
       });
       assert.equal(hi?.[0], Op.Hello);
       await conn.write(concat(
-        message([Op.Welcome, { statsMs: 0, maxFrameBytes: 1 << 30 }, new Uint8Array(32)]),
+        message([
+          Op.Welcome,
+          { statsMs: 0, maxFrameBytes: 1 << 30 },
+          new Uint8Array(32),
+        ]),
         message([
           Op.Define,
           1,

@@ -38,7 +38,10 @@ function recordingServer(admit: (id: number) => void = () => {}) {
     lost: (_c, reason) => lost.resolve(reason),
     rejected: (reason) => rejected.resolve(reason),
   };
-  const server = new WorkerServer({ secret, settings: { statsMs: 0, maxFrameBytes: 1 << 30 } }, hooks);
+  const server = new WorkerServer({
+    secret,
+    settings: { statsMs: 0, maxFrameBytes: 1 << 30 },
+  }, hooks);
   return { server, secret, messages, connected, lost, rejected };
 }
 
