@@ -8,7 +8,12 @@
  *
  * @module
  */
-import { fromErrorRecord, type WorkerExit, WorkerLostError } from "./errors.ts";
+import {
+  type ErrorRecord,
+  fromErrorRecord,
+  type WorkerExit,
+  WorkerLostError,
+} from "./errors.ts";
 import type { FunctionSpec } from "./function_ref.ts";
 import {
   averageItemMs,
@@ -21,6 +26,7 @@ import type { TaskOptions } from "./options.ts";
 import {
   type CallKind,
   callMessage,
+  callsMessage,
   cancelMessage,
   defineMessage,
   Op,
@@ -93,6 +99,8 @@ export class Dispatcher {
   /** Moving average of each function's time per item in workers (ms). */
   #itemMs = new Map<number, number>();
   #timers = new Set<ReturnType<typeof setTimeout>>();
+  /** Workers with one-call tasks waiting for the end of the turn. */
+  #batching: WorkerHandle[] = [];
   #watched = new Map<AbortSignal, { tasks: Set<Task>; onAbort: () => void }>();
   #counters: Counters = {
     done: 0,
@@ -240,7 +248,31 @@ export class Dispatcher {
       }
       return;
     }
-    const taskId = message[1];
+    if (message[0] === Op.Results) {
+      const [, ids, values, workUs] = message;
+      for (let i = 0; i < ids.length; i++) {
+        this.#finish(w, ids[i]!, values[i], undefined, workUs[i]);
+      }
+    } else if (message[0] === Op.Result) {
+      this.#finish(w, message[1], message[2], undefined, message[3]);
+    } else {
+      this.#finish(w, message[1], undefined, message[2], undefined);
+    }
+    if (w.retiring) {
+      if (w.load === 0) this.#hooks.stopWorker(w);
+    } else {
+      this.#fill(w);
+    }
+  }
+
+  /** Task `taskId` ended on `w`: with `value`, or with the error `record`. */
+  #finish(
+    w: WorkerHandle,
+    taskId: number,
+    value: unknown,
+    record: ErrorRecord | undefined,
+    workUs: number | undefined,
+  ): void {
     const task = w.inflight.get(taskId);
     if (!task) throw new Error(`result for unknown task ${taskId}`);
     w.inflight.delete(taskId);
@@ -249,16 +281,11 @@ export class Dispatcher {
       // It finished the timed-out task after all: back into service.
       w.suspect = undefined;
     }
-    this.#measure(w, task, message[0] === Op.Result ? message[3] : undefined);
+    this.#measure(w, task, workUs);
     w.done++;
     if (!task.cancelled) {
-      if (message[0] === Op.Result) this.#settle(task, message[2], undefined);
-      else this.#settle(task, undefined, fromErrorRecord(message[2]));
-    }
-    if (w.retiring) {
-      if (w.load === 0) this.#hooks.stopWorker(w);
-    } else {
-      this.#fill(w);
+      if (record === undefined) this.#settle(task, value, undefined);
+      else this.#settle(task, undefined, fromErrorRecord(record));
     }
   }
 
@@ -511,7 +538,19 @@ export class Dispatcher {
         w.writer.send(defineMessage(spec.id, spec));
         w.defined.add(spec.id);
       }
-      w.writer.send(callMessage(task.kind, task.id, spec.id, task.args));
+      if (task.kind === "call" && !task.pinned) {
+        // One-call tasks go out together at the end of the turn, several in
+        // a frame (a burst of run() calls); each keeps its own life cycle.
+        if (w.batch === undefined) {
+          w.batch = [];
+          if (this.#batching.push(w) === 1) {
+            queueMicrotask(() => this.#sendBatches());
+          }
+        }
+        w.batch.push(task);
+      } else {
+        w.writer.send(callMessage(task.kind, task.id, spec.id, task.args));
+      }
     } catch (error) {
       this.#settle(task, undefined, error);
       return;
@@ -532,6 +571,54 @@ export class Dispatcher {
     if (++w.sent >= (max ?? Infinity) && !w.retiring) {
       // Its last task is on its way: send it no more, stop it when it is done.
       this.retire(w, `it finished maxTasksPerWorker (${max}) tasks`);
+    }
+  }
+
+  /** Sends the one-call tasks each worker was given this turn. */
+  #sendBatches(): void {
+    const workers = this.#batching;
+    this.#batching = [];
+    for (const w of workers) {
+      const tasks = w.batch!;
+      w.batch = undefined;
+      // A lost worker's tasks were taken back (and maybe sent elsewhere).
+      if (w.lost) continue;
+      let failed = false;
+      for (let i = 0; i < tasks.length;) {
+        const fnId = tasks[i]!.spec.id;
+        let j = i + 1;
+        while (j < tasks.length && tasks[j]!.spec.id === fnId) j++;
+        if (j - i > 1) {
+          const ids = new Array<number>(j - i);
+          const argsList = new Array<unknown[]>(j - i);
+          for (let k = i; k < j; k++) {
+            ids[k - i] = tasks[k]!.id;
+            argsList[k - i] = tasks[k]!.args;
+          }
+          try {
+            w.writer.send(callsMessage(fnId, ids, argsList));
+            i = j;
+            continue;
+          } catch {
+            // One cannot be sent: each on its own, to fail just that one.
+          }
+        }
+        for (let k = i; k < j; k++) {
+          const task = tasks[k]!;
+          try {
+            w.writer.send(callMessage("call", task.id, fnId, task.args));
+          } catch (error) {
+            if (w.inflight.get(task.id) === task) {
+              w.inflight.delete(task.id);
+              w.load--;
+            }
+            this.#settle(task, undefined, error);
+            failed = true;
+          }
+        }
+        i = j;
+      }
+      if (failed && !w.retiring) this.#fill(w);
     }
   }
 
@@ -609,6 +696,17 @@ export class Dispatcher {
     const w = task.worker;
     if (w && w.inflight.get(task.id) === task) {
       task.cancelled = true;
+      const unsent = w.batch?.indexOf(task) ?? -1;
+      if (unsent >= 0) {
+        // Still waiting for the end of the turn: never send it.
+        w.batch!.splice(unsent, 1);
+        w.inflight.delete(task.id);
+        w.load--;
+        task.worker = undefined;
+        this.#settle(task, undefined, reason);
+        if (w.ready && !w.retiring) this.#fill(w);
+        return;
+      }
       try {
         w.writer.send(cancelMessage(task.id));
       } catch { /* connection gone */ }

@@ -44,6 +44,8 @@ export const Op = {
   Items: 8,
   /** {@link CallMessage} of kind `"init"`: its value is not sent back (initializers). */
   Init: 9,
+  /** {@link CallsMessage}: several one-call tasks of one function in one frame. */
+  Calls: 10,
   /** {@link HelloMessage}: the worker's answer to the challenge. */
   Hello: 20,
   /** {@link ResultMessage}: a task's value. */
@@ -52,6 +54,8 @@ export const Op = {
   Error: 22,
   /** {@link StatsMessage}: the worker's memory use, sent periodically. */
   Stats: 23,
+  /** {@link ResultsMessage}: several tasks' values in one frame. */
+  Results: 24,
 } as const;
 
 /**
@@ -109,6 +113,16 @@ export type CallMessage = readonly [
   fnId: number,
   args: unknown[],
 ];
+/**
+ * Pool → worker: tasks `taskIds[i]`, each one call of function `fnId` with
+ * `argsList[i]` (a burst of `run()` calls in one frame).
+ */
+export type CallsMessage = readonly [
+  op: typeof Op.Calls,
+  fnId: number,
+  taskIds: number[],
+  argsList: unknown[][],
+];
 /** Pool → worker: drop task `taskId`'s result (it still reports its end). */
 export type CancelMessage = readonly [op: typeof Op.Cancel, taskId: number];
 /** Worker → pool: the handshake's answer. */
@@ -128,6 +142,13 @@ export type ResultMessage = readonly [
   value: unknown,
   workUs?: number | undefined,
 ];
+/** Worker → pool: tasks `taskIds[i]` returned `values[i]` after `workUs[i]` µs. */
+export type ResultsMessage = readonly [
+  op: typeof Op.Results,
+  taskIds: number[],
+  values: unknown[],
+  workUs: number[],
+];
 /** Worker → pool: task `taskId` threw. */
 export type ErrorMessage = readonly [
   op: typeof Op.Error,
@@ -138,9 +159,17 @@ export type ErrorMessage = readonly [
 export type StatsMessage = readonly [op: typeof Op.Stats, rssBytes: number];
 
 /** Every message a pool sends once the handshake is done. */
-export type PoolMessage = DefineMessage | CallMessage | CancelMessage;
+export type PoolMessage =
+  | DefineMessage
+  | CallMessage
+  | CallsMessage
+  | CancelMessage;
 /** Every message a worker sends once the handshake is done. */
-export type WorkerMessage = ResultMessage | ErrorMessage | StatsMessage;
+export type WorkerMessage =
+  | ResultMessage
+  | ResultsMessage
+  | ErrorMessage
+  | StatsMessage;
 
 // ---- builders: one per message -------------------------------------------
 
@@ -173,6 +202,14 @@ export function callMessage(
 ): CallMessage {
   return [CALL_OP[kind], taskId, fnId, args];
 }
+/** Builds a {@link CallsMessage}. */
+export function callsMessage(
+  fnId: number,
+  taskIds: number[],
+  argsList: unknown[][],
+): CallsMessage {
+  return [Op.Calls, fnId, taskIds, argsList];
+}
 /** Builds a {@link CancelMessage}. */
 export function cancelMessage(taskId: number): CancelMessage {
   return [Op.Cancel, taskId];
@@ -194,6 +231,14 @@ export function resultMessage(
 ): ResultMessage {
   return [Op.Result, taskId, value, workUs];
 }
+/** Builds a {@link ResultsMessage}. */
+export function resultsMessage(
+  taskIds: number[],
+  values: unknown[],
+  workUs: number[],
+): ResultsMessage {
+  return [Op.Results, taskIds, values, workUs];
+}
 /** Builds an {@link ErrorMessage}. */
 export function errorMessage(taskId: number, error: ErrorRecord): ErrorMessage {
   return [Op.Error, taskId, error];
@@ -208,6 +253,9 @@ export function statsMessage(rssBytes: number): StatsMessage {
 function isId(value: unknown): value is number {
   return typeof value === "number" && Number.isInteger(value) && value >= 0;
 }
+
+const isIds = (value: unknown): value is number[] =>
+  Array.isArray(value) && value.every(isId);
 
 const isCall = (m: Message): boolean =>
   m.length === 4 && isId(m[1]) && isId(m[2]) && Array.isArray(m[3]);
@@ -231,6 +279,9 @@ const GUARDS: Record<number, (m: Message) => boolean> = {
   [Op.Chunk]: isCall,
   [Op.Items]: isCall,
   [Op.Init]: isCall,
+  [Op.Calls]: (m) =>
+    m.length === 4 && isId(m[1]) && isIds(m[2]) && Array.isArray(m[3]) &&
+    m[2].length === m[3].length && m[3].every(Array.isArray),
   [Op.Cancel]: (m) => m.length === 2 && isId(m[1]),
   [Op.Result]: (m) =>
     (m.length === 3 || m.length === 4) && isId(m[1]) &&
@@ -238,6 +289,11 @@ const GUARDS: Record<number, (m: Message) => boolean> = {
   [Op.Error]: (m) =>
     m.length === 3 && isId(m[1]) && typeof m[2] === "object" && m[2] !== null,
   [Op.Stats]: (m) => m.length >= 2 && typeof m[1] === "number",
+  [Op.Results]: (m) =>
+    m.length === 4 && isIds(m[1]) && Array.isArray(m[2]) &&
+    Array.isArray(m[3]) && m[1].length === m[2].length &&
+    m[1].length === m[3].length &&
+    m[3].every((us) => typeof us === "number"),
 };
 
 const NAMES: Record<number, string> = Object.fromEntries(
@@ -257,8 +313,16 @@ function check<T extends Message>(m: Message, ops: readonly number[]): T {
   return m as T;
 }
 
-const POOL_OPS = [Op.Define, Op.Call, Op.Chunk, Op.Items, Op.Init, Op.Cancel];
-const WORKER_OPS = [Op.Result, Op.Error, Op.Stats];
+const POOL_OPS = [
+  Op.Define,
+  Op.Call,
+  Op.Calls,
+  Op.Chunk,
+  Op.Items,
+  Op.Init,
+  Op.Cancel,
+];
+const WORKER_OPS = [Op.Result, Op.Results, Op.Error, Op.Stats];
 
 /**
  * Checks a frame against the messages a pool sends after the handshake.

@@ -57,6 +57,8 @@ export interface TaskWriter {
 
 /** A connected worker as the dispatcher sees it. */
 export class WorkerHandle {
+  /** One-call tasks given to this worker in this turn, sent together at its end. */
+  batch: Task[] | undefined = undefined;
   readonly inflight = new Map<number, Task>();
   readonly defined = new Set<number>();
   load = 0;

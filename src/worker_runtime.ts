@@ -28,6 +28,7 @@ import {
   parsePoolMessage,
   type PoolMessage,
   resultMessage,
+  resultsMessage,
   statsMessage,
 } from "./protocol.ts";
 
@@ -70,20 +71,56 @@ export async function runWorker(options: WorkerRuntimeOptions): Promise<void> {
     done.resolve();
   });
 
+  // The values of one turn go back in one frame (a burst of calls).
+  let batchIds: number[] = [];
+  let batchValues: unknown[] = [];
+  let batchWork: number[] = [];
+  let batchQueued = false;
+
+  function flushResults(): void {
+    batchQueued = false;
+    const ids = batchIds;
+    const values = batchValues;
+    const work = batchWork;
+    batchIds = [];
+    batchValues = [];
+    batchWork = [];
+    if (ids.length > 1) {
+      try {
+        writer.send(resultsMessage(ids, values, work));
+        return;
+      } catch {
+        // One of them cannot be sent: each on its own, to tell which.
+      }
+    }
+    for (let i = 0; i < ids.length; i++) {
+      sendResult(ids[i]!, values[i], work[i]!);
+    }
+  }
+
   function reply(taskId: number, value: unknown, started: number): void {
     const workUs = Math.round((performance.now() - started) * 1000);
     if (cancelled.delete(taskId)) {
       // Drop the value but still report the end: the pool frees the slot.
-      writer.send(resultMessage(taskId, undefined, workUs));
-      return;
+      value = undefined;
     }
+    batchIds.push(taskId);
+    batchValues.push(value);
+    batchWork.push(workUs);
+    if (!batchQueued) {
+      batchQueued = true;
+      queueMicrotask(flushResults);
+    }
+  }
+
+  function sendResult(taskId: number, value: unknown, workUs: number): void {
     try {
       writer.send(resultMessage(taskId, value, workUs));
     } catch (error) {
       const reading = _readBlobs(value); // Blob bytes: read, then send
       if (reading) {
         return void reading.then(
-          () => reply(taskId, value, started),
+          () => sendResult(taskId, value, workUs),
           (e) => writer.send(errorMessage(taskId, toErrorRecord(e))),
         );
       }
@@ -174,6 +211,13 @@ export async function runWorker(options: WorkerRuntimeOptions): Promise<void> {
       case Op.Cancel:
         cancelled.add(m[1]);
         return;
+      case Op.Calls: {
+        const [, fnId, taskIds, argsList] = m;
+        for (let i = 0; i < taskIds.length; i++) {
+          onMessage([Op.Call, taskIds[i]!, fnId, argsList[i]!]);
+        }
+        return;
+      }
       case Op.Define:
         if (m[2] !== null) {
           const source = m[2];

@@ -14,6 +14,7 @@ import {
   errorMessage,
   Op,
   resultMessage,
+  resultsMessage,
   statsMessage,
 } from "../src/protocol.ts";
 import {
@@ -28,20 +29,36 @@ class FakeWriter implements TaskWriter {
   pendingBytes = 0;
   onWritten: (() => void) | undefined;
   send(message: Message): void {
+    const args = message[0] === Op.Calls
+      ? message[3] as unknown[]
+      : [message[3]];
     if (
-      message[3] !== undefined &&
-      JSON.stringify(message[3]) === '["unsendable"]'
+      args.some((a) =>
+        a !== undefined && JSON.stringify(a) === '["unsendable"]'
+      )
     ) {
       throw new DOMException("cannot send", "DataCloneError");
     }
     this.sent.push(message);
   }
-  /** Ids of the tasks sent, in order. */
+  /** Ids of the tasks sent, in order (a Calls frame holds several). */
   calls(): number[] {
-    return this.sent.filter((m) => CALL_OPS.has(m[0])).map((m) =>
-      m[1] as number
+    return this.sent.flatMap((m) =>
+      m[0] === Op.Calls
+        ? m[2] as number[]
+        : CALL_OPS.has(m[0])
+        ? [m[1] as number]
+        : []
     );
   }
+}
+
+/**
+ * One-call tasks go out at the end of the turn, together: lets the
+ * dispatcher's end-of-turn send run.
+ */
+function endOfTurn(): Promise<void> {
+  return Promise.resolve();
 }
 
 const CALL_OPS = new Set<number>(Object.values(CALL_OP));
@@ -90,11 +107,9 @@ Deno.test("Dispatcher.submit() sends to a worker with a free slot and defines th
   const w = worker(1);
   const a = dispatcher.submit(SPEC, [1], "call");
   const b = dispatcher.submit(SPEC, [2], "call");
-  assert.deepEqual(writer(w).sent.map((m) => m[0]), [
-    Op.Define,
-    Op.Call,
-    Op.Call,
-  ]);
+  await endOfTurn();
+  // Both calls of the turn in one frame, after the definition.
+  assert.deepEqual(writer(w).sent.map((m) => m[0]), [Op.Define, Op.Calls]);
   const [first, second] = writer(w).calls();
   dispatcher.onMessage(w, resultMessage(second!, "two", 5));
   dispatcher.onMessage(w, resultMessage(first!, "one", 5));
@@ -107,11 +122,13 @@ Deno.test("Dispatcher queues beyond the slots and fills a worker as results come
   const { dispatcher, worker } = setup();
   const w = worker(1, 1);
   const results = [1, 2, 3].map((x) => dispatcher.submit(SPEC, [x], "call"));
+  await endOfTurn();
   assert.equal(writer(w).calls().length, 1);
   assert.equal(dispatcher.stats().queued, 2);
   for (let i = 0; i < 3; i++) {
     const id = writer(w).calls()[i]!;
     dispatcher.onMessage(w, resultMessage(id, i, 1));
+    await endOfTurn();
   }
   assert.deepEqual(await Promise.all(results), [0, 1, 2]);
   assert.equal(dispatcher.stats().queued, 0);
@@ -199,6 +216,7 @@ Deno.test("Dispatcher: a task's timeout rejects it, cancels it on the worker and
   assert.equal(w.suspect, writer(w).calls()[0]);
   // No new task for the suspect worker meanwhile.
   dispatcher.submit(SPEC, [2], "call");
+  await endOfTurn();
   assert.equal(writer(w).calls().length, 1);
   assert.equal(writer(other).calls().length, 1);
   for (let i = 0; i < 100 && stopped.length === 0; i++) {
@@ -232,8 +250,19 @@ Deno.test("Dispatcher: an abort signal rejects queued and running tasks with its
   controller.abort(reason);
   assert.equal(await rejection(running), reason);
   assert.equal(await rejection(queued), reason);
-  assert.equal(writer(w).sent.at(-1)![0], Op.Cancel);
+  // Aborted before the end of the turn: the call is never sent.
+  assert.deepEqual(writer(w).calls(), []);
+  assert.equal(w.load, 0);
   assert.equal(dispatcher.liveCount, 0);
+  // Aborted once sent: the worker is told to drop it.
+  const controller2 = new AbortController();
+  const sent = dispatcher.submit(SPEC, [4], "call", {
+    signal: controller2.signal,
+  });
+  await endOfTurn();
+  controller2.abort(reason);
+  assert.equal(await rejection(sent), reason);
+  assert.equal(writer(w).sent.at(-1)![0], Op.Cancel);
   // An aborted signal is refused at once.
   assert.equal(
     await rejection(dispatcher.submit(SPEC, [3], "call", options)),
@@ -248,6 +277,7 @@ Deno.test("Dispatcher.settledBefore() waits for the tasks live when called, not 
   dispatcher.submit(SPEC, [1], "call");
   const barrier = track(dispatcher.settledBefore());
   dispatcher.submit(SPEC, [2], "call");
+  await endOfTurn();
   const [first, second] = writer(w).calls();
   dispatcher.onMessage(w, resultMessage(second!, 2, 1));
   await Promise.resolve();
@@ -258,10 +288,11 @@ Deno.test("Dispatcher.settledBefore() waits for the tasks live when called, not 
   assert.equal(barrier.settled, true);
 });
 
-Deno.test("Dispatcher retires a worker after maxTasksPerWorker and stops it once idle", () => {
+Deno.test("Dispatcher retires a worker after maxTasksPerWorker and stops it once idle", async () => {
   const { dispatcher, worker, stopped } = setup({ maxTasksPerWorker: 2 });
   const w = worker(1, 4);
   for (let i = 0; i < 3; i++) dispatcher.submit(SPEC, [i], "call");
+  await endOfTurn();
   assert.equal(writer(w).calls().length, 2);
   assert.match(w.retiring ?? "", /maxTasksPerWorker \(2\)/);
   const [a, b] = writer(w).calls();
@@ -286,6 +317,7 @@ Deno.test("Dispatcher settles a task with its worker's error, and a task that ca
   const { dispatcher, worker } = setup();
   const w = worker(1);
   const failing = dispatcher.submit(SPEC, [1], "call");
+  await endOfTurn();
   dispatcher.onMessage(
     w,
     errorMessage(writer(w).calls()[0]!, {
@@ -328,6 +360,7 @@ Deno.test("Dispatcher.failAll() rejects queued and running tasks", async () => {
   const w = worker(1, 1);
   const running = dispatcher.submit(SPEC, [1], "call");
   const queued = dispatcher.submit(SPEC, [2], "call");
+  await endOfTurn();
   const reason = new Error("closed");
   dispatcher.failAll(reason);
   assert.equal(await rejection(running), reason);
@@ -381,10 +414,63 @@ Deno.test("Dispatcher does not look at every worker for every task", async () =>
   reads = 0;
   const more = dispatcher.submit(SPEC, ["queued"], "call");
   const w = workers[317]!;
+  await endOfTurn();
   const id = writer(w).calls()[0]!;
   dispatcher.onMessage(w, resultMessage(id, "done", 1));
+  await endOfTurn();
   assert.equal(writer(w).calls().length, 3, "the queued task went to it");
   assert.ok(reads < 100, `${reads} reads for one result`);
   dispatcher.failAll(new Error("end of test"));
   await Promise.allSettled([...tasks, more]);
+});
+
+Deno.test("Dispatcher sends the run() calls a worker gets in one turn as one frame; each task settles on its own", async () => {
+  const { dispatcher, worker } = setup({ qsize: 8 });
+  const w = worker(1, 8);
+  const other: FunctionSpec = { id: 2, source: "(x) => -x", label: "neg" };
+  const a = [1, 2, 3].map((x) => dispatcher.submit(SPEC, [x], "call"));
+  const b = dispatcher.submit(other, [4], "call");
+  const c = dispatcher.submit(SPEC, ["unsendable"], "call");
+  const d = dispatcher.submit(SPEC, [5], "call");
+  assert.deepEqual(writer(w).calls(), [], "nothing before the end of the turn");
+  await endOfTurn();
+  const frames = writer(w).sent.filter((m) => m[0] !== Op.Define);
+  // Runs of the same function share a frame; one that cannot be sent fails
+  // alone, and the rest of its run still goes.
+  assert.deepEqual(frames.map((m) => m[0]), [Op.Calls, Op.Call, Op.Call]);
+  assert.deepEqual(frames[0]![3], [[1], [2], [3]]);
+  assert.equal((await rejection(c)).name, "DataCloneError");
+  assert.equal(w.load, 5);
+  const ids = writer(w).calls();
+  assert.equal(ids.length, 5);
+  dispatcher.onMessage(
+    w,
+    resultsMessage(ids, ["x1", "x2", "x3", "y4", "x5"], [1, 1, 1, 1, 1]),
+  );
+  assert.deepEqual(await Promise.all([...a, b, d]), [
+    "x1",
+    "x2",
+    "x3",
+    "y4",
+    "x5",
+  ]);
+  assert.equal(w.load, 0);
+  assert.equal(dispatcher.stats().done, 5);
+});
+
+Deno.test("Dispatcher: a lost worker's unsent calls go elsewhere, not to it", async () => {
+  const { dispatcher, worker } = setup({ retries: 1 });
+  const w = worker(1, 2);
+  const tasks = [1, 2].map((x) => dispatcher.submit(SPEC, [x], "call"));
+  // The connection drops before the end of the turn.
+  const held = dispatcher.detach(w);
+  assert.equal(held.length, 2);
+  const v = worker(2, 2);
+  dispatcher.requeueOrFail(w, held, exitOf(w), undefined);
+  await endOfTurn();
+  assert.deepEqual(writer(w).calls(), []);
+  const ids = writer(v).calls();
+  assert.equal(ids.length, 2);
+  dispatcher.onMessage(v, resultsMessage(ids, [10, 20], [1, 1]));
+  assert.deepEqual(await Promise.all(tasks), [10, 20]);
 });

@@ -764,3 +764,43 @@ Deno.test("Pool: an argument or result over maxFrameBytes fails its task with a 
   assert.deepEqual(exits, []);
   assert.equal(pool.stats().lost, 0);
 });
+
+Deno.test("Pool.run() in a burst: calls share frames, each settles, fails, times out or aborts on its own", async () => {
+  await using pool = await Pool.create({ workers: 2, qsize: 64 });
+  const controller = new AbortController();
+  const reason = new Error("aborted on purpose");
+  const burst: Promise<unknown>[] = [];
+  for (let i = 0; i < 300; i++) {
+    if (i === 7) {
+      burst.push(pool.run((x: number) => {
+        if (x === 7) throw new RangeError("seven");
+        return x;
+      }, i));
+    } else if (i === 11) {
+      burst.push(pool.apply(forever, [], { timeout: 1 }));
+    } else if (i === 13) {
+      burst.push(
+        pool.apply((x: number) => x, [i], { signal: controller.signal }),
+      );
+    } else {
+      burst.push(pool.run((x: number) => x * 3, i));
+    }
+  }
+  controller.abort(reason);
+  const settled = await Promise.allSettled(burst);
+  for (let i = 0; i < 300; i++) {
+    const s = settled[i]!;
+    if (i === 7) {
+      assert.equal(s.status, "rejected");
+      assert.ok((s as PromiseRejectedResult).reason instanceof RangeError);
+    } else if (i === 11) {
+      assert.equal((s as PromiseRejectedResult).reason.name, "TimeoutError");
+    } else if (i === 13) {
+      assert.equal((s as PromiseRejectedResult).reason, reason);
+    } else {
+      assert.deepEqual(s, { status: "fulfilled", value: i * 3 }, `task ${i}`);
+    }
+  }
+  // The pool goes on (the timed-out task's worker is replaced).
+  assert.equal(await pool.run((x: number) => x + 1, 1), 2);
+});

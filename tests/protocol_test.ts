@@ -10,6 +10,7 @@ import type { Message } from "../src/framing.ts";
 import {
   CALL_OP,
   callMessage,
+  callsMessage,
   cancelMessage,
   challengeMessage,
   defineMessage,
@@ -24,6 +25,7 @@ import {
   PROTOCOL_VERSION,
   ProtocolError,
   resultMessage,
+  resultsMessage,
   statsMessage,
   welcomeMessage,
 } from "../src/protocol.ts";
@@ -41,6 +43,7 @@ Deno.test("protocol: every pool message passes parsePoolMessage after a round tr
     callMessage("chunk", 8, 1, [[1], [2]]),
     callMessage("items", 9, 1, [1, 2]),
     callMessage("init", 10, 1, []),
+    callsMessage(1, [11, 12, 13], [[1], [2, 3], []]),
     cancelMessage(7),
   ];
   for (const m of messages) {
@@ -52,6 +55,7 @@ Deno.test("protocol: every worker message passes parseWorkerMessage after a roun
   const messages: Message[] = [
     resultMessage(1, { a: [1] }, 12),
     resultMessage(2, undefined, undefined),
+    resultsMessage([4, 5], [{ b: 2 }, undefined], [3, 0]),
     errorMessage(3, { name: "TypeError", message: "no", stack: "" }),
     statsMessage(123456),
   ];
@@ -89,6 +93,15 @@ Deno.test("protocol: malformed messages are refused by name", () => {
     [[Op.Define, 1, 42], /malformed Define/, parsePoolMessage],
     [[Op.Define, 1, null, "m"], /malformed Define/, parsePoolMessage],
     [[Op.Cancel], /malformed Cancel/, parsePoolMessage],
+    [[Op.Calls, 1, [1, 2], [[1]]], /malformed Calls/, parsePoolMessage],
+    [[Op.Calls, 1, [1, "2"], [[1], [2]]], /malformed Calls/, parsePoolMessage],
+    [[Op.Calls, 1, [1], [7]], /malformed Calls/, parsePoolMessage],
+    [
+      [Op.Results, [1, 2], [1], [1, 1]],
+      /malformed Results/,
+      parseWorkerMessage,
+    ],
+    [[Op.Results, [1], [1], ["1"]], /malformed Results/, parseWorkerMessage],
     [[Op.Result, -1, 1], /malformed Result/, parseWorkerMessage],
     [[Op.Result, 1, 1, "fast"], /malformed Result/, parseWorkerMessage],
     [[Op.Error, 1, "boom"], /malformed Error/, parseWorkerMessage],
