@@ -804,3 +804,27 @@ Deno.test("Pool.run() in a burst: calls share frames, each settles, fails, times
   // The pool goes on (the timed-out task's worker is replaced).
   assert.equal(await pool.run((x: number) => x + 1, 1), 2);
 });
+
+Deno.test("Pool.run() in a burst: frames that would pass maxFrameBytes together go one task at a time", async () => {
+  await using pool = await Pool.create({
+    workers: 1,
+    qsize: 32,
+    maxFrameBytes: 1 << 20,
+  });
+  // 20 arguments and 20 results of 200 KiB: 4 MiB in one frame, over the
+  // limit; each on its own is under it.
+  const tasks = Array.from(
+    { length: 20 },
+    (_, i) =>
+      pool.run(
+        (b: Uint8Array) => new Uint8Array(b.length).fill(b[0]! + 1),
+        new Uint8Array(200 << 10).fill(i),
+      ),
+  );
+  const results = await Promise.all(tasks);
+  results.forEach((r, i) => {
+    assert.equal(r.length, 200 << 10);
+    assert.equal(r[r.length - 1], i + 1);
+  });
+  assert.equal(pool.stats().lost, 0);
+});
