@@ -59,6 +59,13 @@ export interface WorkerServerOptions {
   settings: WorkerSettings;
 }
 
+/**
+ * At most this many connections may be in the handshake at once (a flood of
+ * silent peers costs a bounded amount of memory; workers of a pool starting
+ * hundreds at once handshake within milliseconds each).
+ */
+const MAX_UNVERIFIED = 256;
+
 /** Which file this is: inode numbers alone are reused at once on tmpfs. */
 function made(stat: Deno.FileInfo): string {
   return `${stat.ino}:${stat.ctime?.getTime()}`;
@@ -78,6 +85,8 @@ export class WorkerServer {
   #made = "";
   #watch: number | undefined;
   #relistening = false;
+  /** Connections still in the handshake. */
+  #unverified = 0;
   #socketPath: string | undefined;
   #listener: Deno.Listener | undefined;
   #accepting: Promise<void> | undefined;
@@ -215,10 +224,34 @@ export class WorkerServer {
   }
 
   async #acceptLoop(listener: Deno.Listener): Promise<void> {
-    try {
-      for await (const conn of listener) this.accept(conn);
-    } catch {
-      // listener closed
+    let pause = 0;
+    for (;;) {
+      let conn: Deno.Conn;
+      try {
+        conn = await listener.accept();
+      } catch (error) {
+        if (
+          this.#listener !== listener || this.#watch === undefined ||
+          error instanceof Deno.errors.BadResource ||
+          error instanceof Deno.errors.Interrupted
+        ) return; // closed
+        // Out of file descriptors (EMFILE) or the like: wait, then go on.
+        pause = Math.min(pause ? pause * 2 : 10, 1_000);
+        await new Promise((resolve) => setTimeout(resolve, pause));
+        continue;
+      }
+      pause = 0;
+      if (this.#unverified >= MAX_UNVERIFIED) {
+        // A flood of peers that do not answer: hang up on the newest.
+        try {
+          conn.close();
+        } catch { /* already closed */ }
+        this.#hooks.rejected(
+          `more than ${MAX_UNVERIFIED} connections were waiting for the handshake`,
+        );
+        continue;
+      }
+      this.accept(conn);
     }
   }
 
@@ -227,7 +260,13 @@ export class WorkerServer {
     let connection: Connection | undefined;
     let failure: unknown;
     try {
-      const admission = await verifyWorker(channel, this.#options.secret);
+      this.#unverified++;
+      let admission: Admission;
+      try {
+        admission = await verifyWorker(channel, this.#options.secret);
+      } finally {
+        this.#unverified--;
+      }
       this.#hooks.admit(admission);
       const writer = new FrameWriter(channel, () => this.hangUp(channel));
       writer.maxFrameBytes = this.#options.settings.maxFrameBytes;

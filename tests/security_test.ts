@@ -21,7 +21,13 @@ import {
   readFrames,
 } from "../src/protocol.ts";
 import { LeakCheck } from "./_leaks.ts";
-import { closeNow, nextEvent, rejection, withTimeout } from "./_util.ts";
+import {
+  closeNow,
+  nextEvent,
+  pollUntil,
+  rejection,
+  withTimeout,
+} from "./_util.ts";
 
 const leaks = new LeakCheck();
 const ROGUE = new URL("./fixtures/rogue_worker.ts", import.meta.url);
@@ -401,6 +407,104 @@ for (
     },
   );
 }
+
+Deno.test(
+  "Pool hangs up at once on connections beyond 256 waiting for the handshake, and still takes workers",
+  async () => {
+    const pool = await leaks.open({ workers: 1 });
+    await using _ = closeNow(pool);
+    const path = await socketPath(pool);
+    const silent: Deno.Conn[] = [];
+    try {
+      for (let i = 0; i < 256; i++) {
+        const conn = await Deno.connect({ transport: "unix", path });
+        silent.push(conn);
+        await readChallenge(conn);
+      }
+      const extra = await Deno.connect({ transport: "unix", path });
+      silent.push(extra);
+      // No challenge: the end, long before the 10 s handshake limit.
+      const buffer = new Uint8Array(64);
+      const read = await withTimeout(extra.read(buffer), 5_000, "hang-up")
+        .catch((error) =>
+          error instanceof Deno.errors.ConnectionReset
+            ? null
+            : Promise.reject(error)
+        );
+      assert.equal(read, null, "the 257th connection was challenged");
+      for (const conn of silent.splice(0)) conn.close();
+      await rejection(pool.run(() => Deno.exit(1)));
+      assert.equal(await pool.run(double, 4), 8);
+    } finally {
+      for (const conn of silent) conn.close();
+    }
+  },
+);
+
+Deno.test(
+  "Pool's accept loop survives running out of file descriptors (EMFILE) and takes workers again",
+  async () => {
+    const limit = 96;
+    const owner = new Deno.Command("prlimit", {
+      args: [
+        `--nofile=${limit}:${limit}`,
+        Deno.execPath(),
+        "run",
+        "-A",
+        new URL("./fixtures/fd_owner.ts", import.meta.url).href,
+      ],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    const stdin = owner.stdin.getWriter();
+    const lines = owner.stdout.pipeThrough(new TextDecoderStream())
+      .getReader();
+    let text = "";
+    const line = async (): Promise<string> => {
+      while (!text.includes("\n")) {
+        const { value, done } = await lines.read();
+        if (done) throw new Error(`the owner ended; it said: ${text}`);
+        text += value;
+      }
+      const at = text.indexOf("\n");
+      const first = text.slice(0, at);
+      text = text.slice(at + 1);
+      return first;
+    };
+    const conns: Deno.Conn[] = [];
+    try {
+      const path = await withTimeout(line(), 60_000, "the owner's socket");
+      // Connect until the owner has no descriptor left to accept with.
+      const fds = () => [...Deno.readDirSync(`/proc/${owner.pid}/fd`)].length;
+      for (let i = 0; i < 2 * limit && fds() < limit; i++) {
+        conns.push(
+          await withTimeout(
+            Deno.connect({ transport: "unix", path }),
+            10_000,
+            "a connection",
+          ),
+        );
+      }
+      assert.ok(
+        await pollUntil(() => fds() >= limit - 1, 10_000),
+        `the owner has ${fds()} descriptors, not ${limit}`,
+      );
+      for (const conn of conns.splice(0)) conn.close();
+      await stdin.write(new TextEncoder().encode("go\n"));
+      assert.equal(await withTimeout(line(), 60_000, "the replacement"), "42");
+      assert.equal((await owner.status).code, 0);
+    } finally {
+      for (const conn of conns) conn.close();
+      try {
+        owner.kill("SIGKILL");
+      } catch { /* gone */ }
+      await owner.status;
+      await stdin.close().catch(() => {});
+      await lines.cancel().catch(() => {});
+    }
+  },
+);
 
 // ---- the worker's side ----------------------------------------------------------
 
