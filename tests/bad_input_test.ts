@@ -453,8 +453,8 @@ Deno.test("bad values, task options and map inputs fail with what to send instea
     [
       "a result over maxFrameBytes",
       (p) => p.run(() => "x".repeat(2 << 20)),
-      WorkerLostError,
-      /dropped it because it broke the protocol \(frame of \d+ bytes exceeds the limit of 1048576 bytes\)/,
+      RangeError,
+      /A value of \d+ bytes \(encoded\) is over the frame limit of 1048576 bytes \(the pool option maxFrameBytes\)/,
     ],
     [
       "apply() arguments not in an array",
