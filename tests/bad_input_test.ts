@@ -11,7 +11,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { Pool, type PoolOptions, WorkerLostError } from "../mod.ts";
+import { Pool, type PoolOptions } from "../mod.ts";
 import { LeakCheck } from "./_leaks.ts";
 import { withTimeout } from "./_util.ts";
 
