@@ -60,9 +60,9 @@ function watchdogThread(): void {
         const rss = Deno.memoryUsage().rss;
         if (rss > limit) {
           end(
-            `distex worker: out of memory: its resident memory (${
+            `distex worker: ran out of memory at ${
               Math.round(rss / 1048576)
-            } MiB) passed maxMemoryMB (${maxMemoryMB}); the worker was ended`,
+            } MiB resident, which passed maxMemoryMB (${maxMemoryMB}); the worker was ended`,
           );
         }
       }, pollMs);

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { escapeControls } from "./_terminal.ts";
 import { encode } from "./_codec.ts";
 
 /** How a worker process ended. */
@@ -21,8 +22,14 @@ export interface WorkerExit {
   reason?: string | undefined;
 }
 
+/** A worker's own last word that it ran out of memory (launcher.ts, _watchdog.ts). */
+const OUT_OF_MEMORY = /^distex(?: worker)?: (ran out of memory .*)$/;
+
 function describeExit(exit: WorkerExit): string {
-  const how = exit.signal
+  const oom = exit.stderr?.findLast((line) => OUT_OF_MEMORY.test(line));
+  const how = oom
+    ? OUT_OF_MEMORY.exec(oom)![1]
+    : exit.signal
     ? `killed by ${exit.signal}`
     : exit.code !== undefined
     ? `exited with code ${exit.code}`
@@ -35,7 +42,7 @@ function describeExit(exit: WorkerExit): string {
     : "";
   const where = exit.host === "local" ? "" : ` on ${exit.host}`;
   const tail = exit.stderr?.length
-    ? `; its last stderr lines:\n  ${exit.stderr.join("\n  ")}`
+    ? `; its last stderr lines:\n  ${escapeControls(exit.stderr.join("\n  "))}`
     : "";
   return `worker ${exit.workerId}${where} ${how}${why}${tail}`;
 }
@@ -136,8 +143,9 @@ export class HostError extends Error {
     stderr = "",
     options?: ErrorOptions,
   ) {
-    const quoted = stderr.trim()
-      ? `\nssh said:\n  ${stderr.trim().split("\n").slice(-10).join("\n  ")}`
+    const text = escapeControls(stderr).trim();
+    const quoted = text
+      ? `\nssh said:\n  ${text.split("\n").slice(-10).join("\n  ")}`
       : "";
     super(`Host ${host}: ${message}${quoted}`, options);
     this.name = "HostError";

@@ -132,7 +132,7 @@ function summariseOutOfMemory(tail: string[]): void {
   tail.splice(
     start >= 0 && start < at ? start : at,
     Infinity,
-    `distex: the worker ran out of memory${
+    `distex: ran out of memory${
       mb ? ` at ${Math.round(Number(mb))} MB` : ""
     } (its JavaScript heap reached V8's limit; raise it with maxMemoryMB or --v8-flags=--max-old-space-size)`,
   );
