@@ -19,6 +19,8 @@ interface Group {
   down: boolean;
   /** Ids of the current launch that have connected at least once. */
   connected: Set<number>;
+  /** The current launch's startTimeout timer, until all its ids connected. */
+  startTimer?: ReturnType<typeof setTimeout> | undefined;
 }
 
 /** How a lost worker's process ended, as far as its launch can tell. */
@@ -57,6 +59,8 @@ export class LaunchSupervisor {
   #members = new Map<number, Group>();
   #timers = new Set<ReturnType<typeof setTimeout>>();
   #pending = new Set<Promise<unknown>>();
+  /** Whether launches and timers keep the program alive (see setRef). */
+  #refd = true;
 
   /**
    * @param launchers One per group (a local worker, or a host).
@@ -112,6 +116,28 @@ export class LaunchSupervisor {
     this.#expected.delete(workerId);
     this.#members.set(workerId, group);
     group.connected.add(workerId);
+    if (group.connected.size >= group.ids.length) {
+      clearTimeout(group.startTimer);
+      group.startTimer = undefined;
+    }
+  }
+
+  /**
+   * Whether the launches (their processes and pipes) and the restart timers
+   * keep this program alive. An idle pool turns it off, so a pool that is
+   * never closed does not hold the program; its workers still end with it
+   * (their lifeline is this process).
+   */
+  setRef(on: boolean): void {
+    if (this.#refd === on) return;
+    this.#refd = on;
+    for (const group of this.#groups) group.launch?.ref?.(on);
+    for (const timer of this.#timers) this.#refTimer(timer);
+  }
+
+  #refTimer(timer: ReturnType<typeof setTimeout>): void {
+    if (this.#refd) Deno.refTimer(timer as unknown as number);
+    else Deno.unrefTimer(timer as unknown as number);
   }
 
   /** The host of a connected worker. */
@@ -225,6 +251,7 @@ export class LaunchSupervisor {
       return;
     }
     group.launch = launch;
+    if (!this.#refd) launch.ref?.(false);
     const connected = group.connected;
     for (const id of ids) this.#expected.set(id, group);
     let timedOut = false;
@@ -234,6 +261,7 @@ export class LaunchSupervisor {
         launch.kill();
       }
     }, this.#startTimeout);
+    group.startTimer = timer;
     this.#track(launch.exited.then((exit) => {
       clearTimeout(timer);
       if (group.launch === launch) group.launch = undefined;
@@ -277,5 +305,6 @@ export class LaunchSupervisor {
       if (this.#hooks.running() && !group.launch) this.#launch(group);
     }, backoffMs(group.failures));
     this.#timers.add(timer);
+    if (!this.#refd) this.#refTimer(timer);
   }
 }

@@ -57,6 +57,11 @@ export interface Launch {
    * connected (`timeoutMs` set when the pool gave up waiting).
    */
   failure(exit: LaunchExit, timeoutMs?: number): Error;
+  /**
+   * Whether the launch's process (and its pipes) keep this program alive:
+   * an idle pool unrefs them. Optional: a launch without it always does.
+   */
+  ref?(on: boolean): void;
 }
 
 /** Starts workers somewhere. */
@@ -199,6 +204,10 @@ export function _childLaunch(
           child.kill(signal);
         } catch { /* already exited */ }
       }
+    },
+    ref(on: boolean) {
+      if (on) child.ref();
+      else child.unref();
     },
     killWorker(id: number) {
       // A line to the remote supervisor, after the secret; stdin stays open.

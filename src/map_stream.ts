@@ -135,6 +135,8 @@ export interface MapContext {
   options: MapOptions;
   /** The pool's default retries. */
   retries: number;
+  /** Called once when the map ends (done, failed or cancelled). */
+  ended?: () => void;
 }
 
 /** Adaptive chunks keep a worker busy for about this long (ms). */
@@ -318,6 +320,7 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     // ones of a zip that ended with its shortest source.
     if (!sourceDone || endedBy >= 0) closeSources();
     sourceDone = true;
+    ctx.ended?.();
   }
 
   function fail(error: unknown): void {

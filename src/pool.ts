@@ -108,6 +108,12 @@ export class Pool extends EventTarget implements AsyncDisposable {
   #closing: Promise<void> | undefined;
   /** Reports of lost workers still being written (awaited by close). */
   #pending = new Set<Promise<void>>();
+  /** Whether the pool keeps the program alive (see #keepAlive). */
+  #refd = true;
+  /** Maps that have sent a task and not ended: close() waits for them. */
+  #maps = 0;
+  /** runOnAll() calls waiting for workers (they hold the program too). */
+  #waiting = 0;
 
   /**
    * Creates a pool and starts its workers (unless `lazy`). Await
@@ -165,7 +171,10 @@ export class Pool extends EventTarget implements AsyncDisposable {
     }, {
       stopWorker: (w) => this.#stopWorker(w),
       running: () => life.running,
-      changed: () => life.notify(),
+      changed: () => {
+        life.notify();
+        this.#idleCheck();
+      },
     });
     this.#server = new WorkerServer({
       secret: newSecret(),
@@ -461,15 +470,52 @@ export class Pool extends EventTarget implements AsyncDisposable {
     }
     const spec = this.#functions.lookup(fn);
     const dispatcher = this.#dispatcher;
+    const life = this.#life;
+    /**
+     * From its first task to its end, a map holds the pool open: close()
+     * waits for it, and its tasks are taken while the pool drains.
+     */
+    let open = false;
+    const send = (
+      args: unknown[],
+      kind: CallKind,
+      taskOptions: TaskOptions,
+    ): Promise<unknown> => {
+      if (open && life.phase === "draining") {
+        return dispatcher.submit(spec, args, kind, taskOptions);
+      }
+      if (!open) {
+        try {
+          this.#open();
+        } catch (error) {
+          if (!(error instanceof PoolClosedError)) throw error;
+          throw new PoolClosedError(
+            "The pool was closed before this map was first read: a map " +
+              "runs as it is read, so read it before closing its pool (inside " +
+              "the pool's `await using` scope), or close the pool after the " +
+              "map is done",
+            { cause: error },
+          );
+        }
+        open = true;
+        this.#maps++;
+      }
+      return this.#submit(spec, args, kind, taskOptions);
+    };
     return createMapStream({
       submit: (args, kind, taskOptions) => {
         const reading = _readBlobs(args); // Blob bytes, read before sending
         if (reading) {
-          return reading.then(() =>
-            this.#submit(spec, args, kind, taskOptions)
-          );
+          return reading.then(() => send(args, kind, taskOptions));
         }
-        return this.#submit(spec, args, kind, taskOptions);
+        return send(args, kind, taskOptions);
+      },
+      ended: () => {
+        if (!open) return;
+        open = false;
+        this.#maps--;
+        life.notify();
+        this.#idleCheck();
       },
       slots: () => dispatcher.slots(this.#supervisor.targetWorkers),
       itemMs: () => dispatcher.itemMs(spec.id),
@@ -613,18 +659,27 @@ export class Pool extends EventTarget implements AsyncDisposable {
   ): Promise<Awaited<R>[]> {
     const spec = this.#functions.lookup(fn as TaskFunction);
     this.#open();
-    await this.#life.ready;
-    await this.#dispatcher.settledBefore();
-    for (;;) {
-      this.#life.checkOpen();
-      if (this.#dispatcher.inService().length >= this.totalWorkers) break;
-      await this.#life.changed();
+    // Waiting for workers is work too: hold the program meanwhile.
+    this.#waiting++;
+    try {
+      await this.#life.ready;
+      await this.#dispatcher.settledBefore();
+      for (;;) {
+        this.#life.checkOpen();
+        if (this.#dispatcher.inService().length >= this.totalWorkers) break;
+        await this.#life.changed();
+      }
+      return await Promise.all(
+        this.#dispatcher.inService().map((w) =>
+          this.#dispatcher.runPinned(w, spec, args, "call") as Promise<
+            Awaited<R>
+          >
+        ),
+      );
+    } finally {
+      this.#waiting--;
+      this.#idleCheck();
     }
-    return await Promise.all(
-      this.#dispatcher.inService().map((w) =>
-        this.#dispatcher.runPinned(w, spec, args, "call") as Promise<Awaited<R>>
-      ),
-    );
   }
 
   /**
@@ -667,9 +722,15 @@ export class Pool extends EventTarget implements AsyncDisposable {
   }
 
   /**
-   * Stops the pool. By default waits for queued and running tasks; with
-   * `{ wait: false }` rejects them with a {@link PoolClosedError}. New work is
-   * refused as soon as closing starts. Safe to call more than once.
+   * Stops the pool. By default waits for queued and running tasks, and for
+   * maps that have started (been read) until they end or are cancelled: a
+   * map keeps its pool's workers to its end (cancel a map you stop reading,
+   * or close() waits for it). With `{ wait: false }` rejects them all with a
+   * {@link PoolClosedError}. New work is refused as soon as closing starts;
+   * a map first read after that fails with a `PoolClosedError` saying so.
+   * Safe to call more than once. A pool that is never closed does not keep
+   * the program alive while it is idle (nothing queued, running or mapping);
+   * its workers end with the program.
    *
    * @param options `wait`: drain first (default) or stop now.
    * @returns When every worker process has exited and the socket is removed.
@@ -690,19 +751,25 @@ export class Pool extends EventTarget implements AsyncDisposable {
       return this.#closing;
     }
     const immediate = options.wait === false || life.phase === "idle";
+    // Closing is work: it holds the program until the workers have exited.
+    this.#keepAlive(true);
     this.#closing = (async () => {
       if (immediate) {
         this.#stopNow();
       } else {
         life.drain();
         // Tasks queued while the workers start need them up to finish.
-        if (!life.wasReady && this.#dispatcher.liveCount > 0) {
+        if (
+          !life.wasReady &&
+          (this.#dispatcher.liveCount > 0 || this.#maps > 0)
+        ) {
           await life.ready.catch(() => {});
         }
         // Meanwhile the pool still replaces workers that die and retries
         // their tasks, or a queue left without workers would never drain.
         while (
-          this.#dispatcher.liveCount > 0 && life.phase === "draining"
+          (this.#dispatcher.liveCount > 0 || this.#maps > 0) &&
+          life.phase === "draining"
         ) {
           await life.changed();
         }
@@ -742,6 +809,28 @@ export class Pool extends EventTarget implements AsyncDisposable {
   #open(): void {
     this.#life.checkOpen();
     this.#start();
+    if (!this.#refd) this.#keepAlive(true);
+  }
+
+  /**
+   * Whether the pool's socket, connections, worker processes and timers keep
+   * the program alive: while it starts, has work or closes, yes; idle, no.
+   * Workers still die with the program (their lifeline is this process).
+   */
+  #keepAlive(on: boolean): void {
+    if (this.#refd === on) return;
+    this.#refd = on;
+    this.#server.setRef(on);
+    this.#supervisor.setRef(on);
+  }
+
+  /** Lets go of the program once the pool is ready and has nothing to do. */
+  #idleCheck(): void {
+    if (
+      this.#refd && this.#life.phase === "running" &&
+      this.#dispatcher.liveCount === 0 && this.#maps === 0 &&
+      this.#waiting === 0
+    ) this.#keepAlive(false);
   }
 
   #start(): void {
@@ -833,6 +922,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
       this.#dispatcher.inService().length >= this.#supervisor.targetWorkers
     ) {
       life.markReady();
+      this.#idleCheck();
     }
     const detail = {
       workerId: handle.id,

@@ -196,6 +196,7 @@ export class TlsLauncher implements Launcher {
     let problem: HostError | undefined;
     let conn: Deno.TlsConn | undefined;
     let killed = false;
+    let refd = true;
     const ended = Promise.withResolvers<LaunchExit>();
     const fail = (why: string, cause?: unknown) => {
       problem ??= new HostError(host, why, tail.join("\n"), { cause });
@@ -230,6 +231,7 @@ export class TlsLauncher implements Launcher {
           "connecting",
         );
         if (killed) throw new Error("stopped");
+        if (!refd) conn.unref();
         return await withDeadline(
           this.#handshake(conn, token, ids),
           HANDSHAKE_MS,
@@ -305,6 +307,11 @@ export class TlsLauncher implements Launcher {
         } catch { /* closed */ }
       },
       stderrTail: () => tail.slice(),
+      ref(on) {
+        refd = on;
+        if (on) conn?.ref();
+        else conn?.unref();
+      },
     };
     return linkLaunch(transport, host, endpoint, (exit, lines, timeoutMs) => {
       if (problem) return problem;

@@ -258,6 +258,7 @@ export class SshLauncher implements Launcher {
     // Auto: try the tunnel; if the server refuses it, use a stdio link.
     let current = this.#launch(ids, endpoint, "forward", "");
     let stopped = false;
+    let refd = true;
     const exited = current.exited.then((exit) => {
       const refused = /remote port forwarding failed/i.test(
         current.stderrTail().join("\n"),
@@ -275,6 +276,7 @@ export class SshLauncher implements Launcher {
           " (the server refused the reverse UNIX-socket forward, " +
             "so the pool used a stdio link, which failed too)",
         );
+        current.ref?.(refd);
       } catch (error) {
         const failed = error;
         return Promise.reject(failed);
@@ -296,6 +298,10 @@ export class SshLauncher implements Launcher {
         current.kill(signal);
       },
       killWorker: (id) => current.killWorker(id),
+      ref: (on) => {
+        refd = on;
+        current.ref?.(on);
+      },
     };
   }
 

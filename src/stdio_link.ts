@@ -110,6 +110,8 @@ export interface LinkTransport {
   kill(signal?: Deno.Signal): void;
   /** The last stderr lines (for messages). */
   stderrTail(): string[];
+  /** Whether the transport keeps this program alive (an idle pool unrefs it). */
+  ref?(on: boolean): void;
 }
 
 /** Wraps a spawned child (stdin piped; stdout piped for a stdio link). */
@@ -138,6 +140,7 @@ export function childTransport(
       } catch { /* already exited */ }
     },
     stderrTail: () => tail.slice(),
+    ref: (on) => on ? child.ref() : child.unref(),
   };
 }
 
@@ -239,5 +242,6 @@ export function linkLaunch(
     stop,
     kill: (signal) => transport.kill(signal),
     killWorker: (id) => control({ kind: "kill", id }),
+    ref: (on) => transport.ref?.(on),
   };
 }

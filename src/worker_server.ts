@@ -75,6 +75,15 @@ function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** Refs or unrefs a channel that can (a socket connection; relays cannot). */
+function refChannel(channel: ByteChannel, on: boolean): void {
+  const c = channel as Partial<Pick<Deno.Conn, "ref" | "unref">>;
+  try {
+    if (on) c.ref?.();
+    else c.unref?.();
+  } catch { /* closed */ }
+}
+
 /** Listens for workers and serves their connections. */
 export class WorkerServer {
   #options: WorkerServerOptions;
@@ -92,6 +101,15 @@ export class WorkerServer {
   #accepting: Promise<void> | undefined;
   #channels = new Set<ByteChannel>();
   #serving = new Set<Promise<void>>();
+  /** Whether the listener and connections keep the program alive. */
+  #refd = true;
+  /** Removes the socket's directory if the program exits unclosed. */
+  #onUnload = (): void => {
+    if (this.#dir === undefined) return;
+    try {
+      Deno.removeSync(this.#dir, { recursive: true });
+    } catch { /* gone already */ }
+  };
 
   /**
    * @param options Secret, frame limit and the welcome's settings.
@@ -123,6 +141,7 @@ export class WorkerServer {
       this.#unguard = removeOnSignal(this.#dir);
       await Deno.chmod(this.#dir, 0o700);
       const path = `${this.#dir}/pool.sock`;
+      globalThis.addEventListener("unload", this.#onUnload);
       this.#socketPath = path;
       this.#bind();
     } catch (error) {
@@ -146,6 +165,7 @@ export class WorkerServer {
   #bind(): void {
     const path = this.#socketPath!;
     this.#listener = Deno.listen({ transport: "unix", path });
+    if (!this.#refd) this.#listener.unref();
     Deno.chmodSync(path, 0o600);
     this.#made = made(Deno.lstatSync(path));
   }
@@ -188,6 +208,20 @@ export class WorkerServer {
     serving.finally(() => this.#serving.delete(serving));
   }
 
+  /**
+   * Whether the listener and the connections keep this program alive: off
+   * while the pool is idle, so an unclosed pool does not hold the program.
+   */
+  setRef(on: boolean): void {
+    if (this.#refd === on) return;
+    this.#refd = on;
+    try {
+      if (on) this.#listener?.ref();
+      else this.#listener?.unref();
+    } catch { /* closed */ }
+    for (const channel of this.#channels) refChannel(channel, on);
+  }
+
   /** Closes one channel (idempotent). */
   hangUp(channel: ByteChannel): void {
     if (!this.#channels.delete(channel)) return;
@@ -218,6 +252,7 @@ export class WorkerServer {
     }
     if (this.#dir) {
       await Deno.remove(this.#dir, { recursive: true }).catch(() => {});
+      globalThis.removeEventListener("unload", this.#onUnload);
     }
     this.#unguard?.();
     this.#unguard = undefined;
@@ -257,6 +292,7 @@ export class WorkerServer {
 
   async #serve(channel: ByteChannel): Promise<void> {
     this.#channels.add(channel);
+    if (!this.#refd) refChannel(channel, false);
     let connection: Connection | undefined;
     let failure: unknown;
     try {

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { Pool } from "../mod.ts";
-import { rejection, withTimeout } from "./_util.ts";
+import { isGone, pollUntil, rejection, withTimeout } from "./_util.ts";
 
 Deno.test("Pool.run() runs tasks as strict-mode code", async () => {
   await using pool = new Pool(1);
@@ -86,12 +86,19 @@ Deno.test("Pool.apply(): timeout counts the task's own run time, not its wait in
   assert.deepEqual(await Promise.all([first, second]), [1, 2]);
 });
 
-/** Runs `code` (a module that may import `POOL`) in a fresh Deno; its output. */
+/**
+ * Runs `code` (a module; `POOL` stands for this package's mod.ts) in a fresh
+ * Deno and returns its output; kills it (by pid) if it has not exited after
+ * `ms`, and says so in `timedOut`.
+ */
 async function runOwner(
   code: string,
-): Promise<{ code: number; stdout: string; stderr: string }> {
+  ms = 60_000,
+): Promise<
+  { code: number; stdout: string; stderr: string; timedOut: boolean }
+> {
   const modUrl = new URL("../mod.ts", import.meta.url).href;
-  const out = await new Deno.Command(Deno.execPath(), {
+  const child = new Deno.Command(Deno.execPath(), {
     args: [
       "eval",
       "--config",
@@ -101,13 +108,26 @@ async function runOwner(
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: out.code,
-    stdout: decoder.decode(out.stdout),
-    stderr: decoder.decode(out.stderr),
-  };
+  }).spawn();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    try {
+      child.kill("SIGKILL");
+    } catch { /* exited meanwhile */ }
+  }, ms);
+  try {
+    const out = await child.output();
+    const decoder = new TextDecoder();
+    return {
+      code: out.code,
+      stdout: decoder.decode(out.stdout),
+      stderr: decoder.decode(out.stderr),
+      timedOut,
+    };
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 Deno.test("A task's stdout reaches the owner's stderr, prefixed with the worker id, never its stdout", async () => {
@@ -140,4 +160,60 @@ Deno.test("Pool option stdout: 'capture' hands each line of a task's stdout to a
   } finally {
     await pool.close();
   }
+});
+
+Deno.test("An idle pool that is never closed does not keep the program alive; its workers die with it", async () => {
+  const { code, stdout, stderr, timedOut } = await runOwner(`
+import { Pool } from "POOL";
+new Pool(1); // the README's snippet, as written
+const pool = new Pool(2);
+console.log(JSON.stringify(await pool.runOnAll(() => Deno.pid)));
+`);
+  assert.ok(!timedOut, `the program did not exit on its own: ${stderr}`);
+  assert.equal(code, 0, stderr);
+  const pids = JSON.parse(stdout) as number[];
+  assert.equal(pids.length, 2);
+  for (const pid of pids) {
+    assert.ok(
+      await pollUntil(() => isGone(pid), 30_000),
+      `worker ${pid} lives on`,
+    );
+  }
+});
+
+Deno.test("Pool.close() while a map is being read waits for the map, which keeps its workers to its end", async () => {
+  const pool = new Pool(2);
+  try {
+    const items = Array.from({ length: 30 }, (_, i) => i);
+    const reader = pool.map(
+      (x: number) => new Promise<number>((r) => setTimeout(() => r(x * 2), 5)),
+      items,
+      { chunkSize: 1 },
+    ).getReader();
+    const got: number[] = [];
+    for (let i = 0; i < 3; i++) got.push((await reader.read()).value!);
+    const closing = pool.close();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      got.push(value);
+    }
+    assert.deepEqual(got, items.map((x) => x * 2));
+    await closing;
+    // New work is refused all the same.
+    assert.equal((await rejection(pool.run(() => 1))).name, "PoolClosedError");
+  } finally {
+    await pool.close({ wait: false });
+  }
+});
+
+Deno.test("Pool.map() returned out of an `await using` scope unread fails with a PoolClosedError that says why", async () => {
+  async function squares(): Promise<ReadableStream<number>> {
+    await using pool = new Pool(1);
+    return pool.map((x: number) => x * x, [1, 2, 3]);
+  }
+  const stream = await squares();
+  const error = await rejection(Array.fromAsync(stream));
+  assert.equal(error.name, "PoolClosedError");
+  assert.match(error.message, /closed before this map was first read/);
 });
