@@ -44,6 +44,15 @@ export interface PoolOptions {
    * enough to hide the round trip for tiny tasks, shallow for long ones.
    */
   qsize?: number;
+  /**
+   * What tasks' relative specifiers are resolved against: `import("./x.ts")`
+   * in task code, `import.meta` there, and `{ module: "./x.ts" }`. By
+   * default the module that called the pool method (found from the call's
+   * stack, once per function value), or the current directory when the
+   * library itself called (the CLI). A URL, or a path relative to the
+   * current directory; end a directory with `/`.
+   */
+  base?: string | URL;
   /** Runs on every worker (also replacements) before it gets tasks. */
   initializer?: TaskFunction;
   /**
@@ -197,6 +206,7 @@ const OPTION_NAMES: readonly string[] = [
   "workers",
   "hosts",
   "qsize",
+  "base",
   "initializer",
   "initArgs",
   "initTimeout",
@@ -335,6 +345,12 @@ export function validatePoolOptions(
         JSON.stringify(opts.stdout)
       }`,
     );
+  }
+  if (
+    opts.base !== undefined && typeof opts.base !== "string" &&
+    !(opts.base instanceof URL)
+  ) {
+    throw new TypeError("Pool option 'base' must be a URL or a string");
   }
   if (opts.initArgs !== undefined && !Array.isArray(opts.initArgs)) {
     throw new TypeError("Pool option 'initArgs' must be an array");

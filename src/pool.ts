@@ -94,7 +94,7 @@ function withCallerStack(error: unknown): never {
 export class Pool extends EventTarget implements AsyncDisposable {
   #options: PoolOptions;
   #life = new Lifecycle();
-  #functions = new FunctionTable();
+  #functions: FunctionTable;
   #initSpec: FunctionSpec | undefined;
   #dispatcher: Dispatcher;
   #server: WorkerServer;
@@ -128,6 +128,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
   constructor(options?: number | PoolOptions) {
     super();
     const { opts, specs, workers, qsize } = validatePoolOptions(options);
+    this.#functions = new FunctionTable(opts.base);
     if (opts.initializer !== undefined) {
       try {
         this.#initSpec = this.#functions.lookup(opts.initializer);

@@ -342,7 +342,9 @@ Deno.test("bad functions and module references fail the call with what to do ins
         (p) => p.run({ module: "./no/such/module.ts", name: "f" }),
         TypeError,
         new RegExp(
-          `Cannot import module file://${Deno.cwd()}/no/such/module\\.ts`,
+          `Cannot import module ${
+            new URL("./no/such/module.ts", import.meta.url).href
+          }`.replaceAll(".", "\\."),
         ),
       ],
       [

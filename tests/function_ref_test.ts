@@ -91,7 +91,8 @@ Deno.test("FunctionTable.lookup() refuses values that are not tasks", () => {
 
 Deno.test("FunctionTable.lookup() resolves module references once", () => {
   const table = new FunctionTable();
-  const cwd = new URL(`file://${Deno.cwd()}/`);
+  // Relative paths are relative to the calling module: this file.
+  const cwd = new URL("./", import.meta.url);
   const relative = table.lookup({ module: "./tasks/fib.ts", name: "fib" });
   assert.equal(relative.module, new URL("./tasks/fib.ts", cwd).href);
   assert.equal(relative.name, "fib");
@@ -113,6 +114,17 @@ Deno.test("FunctionTable.lookup() resolves module references once", () => {
   ) {
     assert.equal(table.lookup({ module, name: "f" }).module, module);
   }
+  // The option base instead of the caller; a path is relative to the cwd.
+  const based = new FunctionTable("lib/");
+  assert.equal(
+    based.lookup({ module: "./m.ts", name: "f" }).module,
+    new URL("lib/m.ts", `file://${Deno.cwd()}/`).href,
+  );
+  // A bare name goes through this process's import map (deno.json).
+  assert.match(
+    table.lookup({ module: "msgpackr", name: "pack" }).module!,
+    /^npm:msgpackr@/,
+  );
 });
 
 Deno.test("compileFunction() rebuilds every function form", async () => {

@@ -217,3 +217,55 @@ Deno.test("Pool.map() returned out of an `await using` scope unread fails with a
   assert.equal(error.name, "PoolClosedError");
   assert.match(error.message, /closed before this map was first read/);
 });
+
+Deno.test("A task's import() and import.meta resolve against the calling module", async () => {
+  await using pool = new Pool(1);
+  // A literal specifier, relative to this test file (not to the library).
+  assert.equal(
+    await pool.run(async (x: number) => {
+      const { double } = await import("./fixtures/task_helper.ts");
+      return double(x);
+    }, 21),
+    42,
+  );
+  // A specifier only known at run time.
+  assert.equal(
+    await pool.run(async (path: string) => {
+      const { double } = await import(path);
+      return double(2);
+    }, "./fixtures/task_helper.ts"),
+    4,
+  );
+  // import.meta is the caller's.
+  assert.equal(
+    await pool.run(() => import.meta.url),
+    import.meta.url,
+  );
+  assert.equal(
+    await pool.run(() => import.meta.resolve("./fixtures/x.ts")),
+    new URL("./fixtures/x.ts", import.meta.url).href,
+  );
+});
+
+Deno.test("A module reference's relative path resolves against the calling module, or the pool option base", async () => {
+  await using pool = new Pool(1);
+  assert.equal(
+    await pool.run(
+      { module: "./fixtures/task_helper.ts", name: "double" },
+      5,
+    ),
+    10,
+  );
+  await using based = new Pool({
+    workers: 1,
+    base: new URL("./fixtures/", import.meta.url),
+  });
+  assert.equal(
+    await based.run({ module: "./task_helper.ts", name: "double" }, 6),
+    12,
+  );
+  assert.equal(
+    await based.run(async () => (await import("./task_helper.ts")).double(7)),
+    14,
+  );
+});
