@@ -289,9 +289,13 @@ export class FunctionTable {
           }`,
         );
       }
+      // The caller's stack is captured only for a relative path.
       const resolved = /^[a-z][a-z0-9+.-]*:/i.test(module)
         ? module
-        : _resolveSpecifier(module, this.#baseNow());
+        : _resolveSpecifier(
+          module,
+          /^(\.{1,2})?\//.test(module) ? this.#baseNow() : "",
+        );
       return this.#intern(`${resolved}#${name}`, () => ({
         module: resolved,
         name,
