@@ -238,6 +238,8 @@ export interface LocalLauncherOptions {
    * stderr (never its stdout).
    */
   stdout?: StdoutSink | undefined;
+  /** Environment variables for the workers, on top of this process's. */
+  env?: Record<string, string> | undefined;
 }
 
 /** The kinds of access the socket needs, with their short flags. */
@@ -331,6 +333,7 @@ export class LocalLauncher implements Launcher {
         String(ids[0]),
         ...(maxMemoryMB ? ["--max-memory-mb", String(maxMemoryMB)] : []),
       ],
+      ...(this.#options.env ? { env: this.#options.env } : {}),
       stdin: "piped",
       // Task output must not mix into the owner's stdout (its data).
       stdout: "piped",

@@ -96,6 +96,13 @@ export interface PoolOptions {
    * @default {"stderr"}
    */
   stdout?: "stderr" | "capture";
+  /**
+   * Environment variables for local workers, on top of the pool's own
+   * environment (which they inherit). Remote workers get their host's
+   * environment. With `permissions`, a task reads them only with
+   * `--allow-env`.
+   */
+  env?: Record<string, string>;
   /** Extra `deno run` flags for local workers, e.g. `["--v8-flags=--max-old-space-size=512"]`. */
   denoArgs?: string[];
   /**
@@ -216,6 +223,7 @@ const OPTION_NAMES: readonly string[] = [
   "tls",
   "permissions",
   "denoArgs",
+  "env",
   "stdout",
   "maxTasksPerWorker",
   "maxMemoryMB",
@@ -344,6 +352,16 @@ export function validatePoolOptions(
       `Pool option 'stdout' must be "stderr" or "capture", got ${
         JSON.stringify(opts.stdout)
       }`,
+    );
+  }
+  if (
+    opts.env !== undefined &&
+    (typeof opts.env !== "object" || opts.env === null ||
+      Array.isArray(opts.env) ||
+      Object.values(opts.env).some((v) => typeof v !== "string"))
+  ) {
+    throw new TypeError(
+      "Pool option 'env' must be an object of strings, e.g. { TZ: 'UTC' }",
     );
   }
   if (

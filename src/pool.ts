@@ -146,6 +146,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
       workerUrl: opts.workerUrl,
       permissions: opts.permissions,
       maxMemoryMB: opts.maxMemoryMB,
+      env: opts.env,
       stdout: opts.stdout === "capture"
         ? (workerId, line) =>
           this.#emit("stdout", { workerId, host: "local", line })

@@ -160,6 +160,8 @@ export function linkLaunch(
   const channels = new Map<number, LinkChannel>();
   let relayDone: Promise<void> = Promise.resolve();
   let silenced = false;
+  /** The link's ping timer (a stdio link's); unref'd with the launch. */
+  let pinger: ReturnType<typeof setInterval> | undefined;
   const readable = transport.readable;
   if (readable) {
     const accept = endpoint.accept;
@@ -181,7 +183,7 @@ export function linkLaunch(
     // heard from: before that it may be queued (srun), pulling an image or
     // downloading the package, and the pool's startTimeout applies.
     let heard = Infinity;
-    const pinger = setInterval(() => {
+    pinger = setInterval(() => {
       if (Date.now() - heard > SILENCE_MS) {
         silenced = true;
         console.error(
@@ -242,6 +244,11 @@ export function linkLaunch(
     stop,
     kill: (signal) => transport.kill(signal),
     killWorker: (id) => control({ kind: "kill", id }),
-    ref: (on) => transport.ref?.(on),
+    ref: (on) => {
+      transport.ref?.(on);
+      if (pinger === undefined) return;
+      if (on) Deno.refTimer(pinger as unknown as number);
+      else Deno.unrefTimer(pinger as unknown as number);
+    },
   };
 }

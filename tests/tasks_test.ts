@@ -269,3 +269,19 @@ Deno.test("A module reference's relative path resolves against the calling modul
     14,
   );
 });
+
+Deno.test("Pool option env sets environment variables of local workers", async () => {
+  await using pool = new Pool({
+    workers: 1,
+    env: { DISTEX_TEST_GREETING: "hello" },
+  });
+  assert.equal(
+    await pool.run(() => Deno.env.get("DISTEX_TEST_GREETING")),
+    "hello",
+  );
+  assert.throws(
+    // @ts-expect-error: values must be strings
+    () => new Pool({ workers: 1, env: { A: 1 } }),
+    TypeError,
+  );
+});
