@@ -312,7 +312,9 @@ export class Pool extends EventTarget implements AsyncDisposable {
   /**
    * Runs `fn(...args)` with per-task options: `signal`, `timeout`, `retries`.
    * `timeout` counts the task's time on a worker, not its wait in the pool's
-   * queue. An abort or timeout rejects at once; a queued task is removed, a running
+   * queue. In the worker, `distex.signal` (a global, read before the task's
+   * first `await`) is the task's `AbortSignal`: it aborts when the task is
+   * cancelled, so a long task can stop cooperatively. An abort or timeout rejects at once; a queued task is removed, a running
    * one is told to drop its result (sync code in the worker runs to its end).
    *
    * @param fn The function or module reference.

@@ -45,6 +45,54 @@ export interface WorkerRuntimeOptions {
   workerId: number;
 }
 
+/**
+ * Tasks' abort signals: `distex.signal`, read by a task as it starts, is
+ * that task's; it aborts when the pool cancels the task (its `signal`
+ * aborted, its `timeout` passed, its map cancelled). Made only for tasks that
+ * ask for one.
+ */
+const signals = {
+  /** The task being started (its synchronous part runs now). */
+  current: undefined as number | undefined,
+  controllers: new Map<number, AbortController>(),
+  /** Aborts task `taskId`'s signal, if it asked for one. */
+  abort(taskId: number): void {
+    const controller = this.controllers.get(taskId);
+    if (!controller) return;
+    this.controllers.delete(taskId);
+    controller.abort(
+      new DOMException("The pool cancelled this task", "AbortError"),
+    );
+  },
+  /** Forgets task `taskId`'s signal (it settled). */
+  done(taskId: number): void {
+    if (this.controllers.size > 0) this.controllers.delete(taskId);
+  },
+};
+
+Object.defineProperty(globalThis, "distex", {
+  configurable: true,
+  value: Object.freeze({
+    /** The running task's AbortSignal: read it before the task's first await. */
+    get signal(): AbortSignal {
+      const taskId = signals.current;
+      if (taskId === undefined) {
+        throw new Error(
+          "distex.signal is the signal of the task that reads it as it starts: " +
+            "read it in the task's synchronous part, before its first await " +
+            "(const signal = distex.signal;)",
+        );
+      }
+      let controller = signals.controllers.get(taskId);
+      if (!controller) {
+        controller = new AbortController();
+        signals.controllers.set(taskId, controller);
+      }
+      return controller.signal;
+    },
+  }),
+});
+
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value !== null &&
     (typeof value === "object" || typeof value === "function") &&
@@ -99,6 +147,7 @@ export async function runWorker(options: WorkerRuntimeOptions): Promise<void> {
   }
 
   function reply(taskId: number, value: unknown, started: number): void {
+    signals.done(taskId);
     const workUs = Math.round((performance.now() - started) * 1000);
     if (cancelled.delete(taskId)) {
       // Drop the value but still report the end: the pool frees the slot.
@@ -129,6 +178,7 @@ export async function runWorker(options: WorkerRuntimeOptions): Promise<void> {
   }
 
   function fail(taskId: number, fnId: number, error: unknown): void {
+    signals.done(taskId);
     if (cancelled.delete(taskId)) {
       writer.send(resultMessage(taskId, undefined, undefined));
       return;
@@ -155,6 +205,7 @@ export async function runWorker(options: WorkerRuntimeOptions): Promise<void> {
 
   function invoke(fn: Fn, [op, taskId, fnId, args]: CallMessage): void {
     const started = performance.now();
+    signals.current = taskId;
     try {
       if (op === Op.Call) {
         settle(taskId, fnId, fn(...args), started);
@@ -191,6 +242,8 @@ export async function runWorker(options: WorkerRuntimeOptions): Promise<void> {
       settle(taskId, fnId, async ? Promise.all(results) : results, started);
     } catch (error) {
       fail(taskId, fnId, error);
+    } finally {
+      signals.current = undefined;
     }
   }
 
@@ -210,6 +263,7 @@ export async function runWorker(options: WorkerRuntimeOptions): Promise<void> {
     switch (m[0]) {
       case Op.Cancel:
         cancelled.add(m[1]);
+        signals.abort(m[1]);
         return;
       case Op.Calls: {
         const [, fnId, taskIds, argsList] = m;

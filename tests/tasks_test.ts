@@ -285,3 +285,46 @@ Deno.test("Pool option env sets environment variables of local workers", async (
     TypeError,
   );
 });
+
+Deno.test("distex.signal: a task reads its AbortSignal, which aborts when the task is cancelled or times out", async () => {
+  await using pool = new Pool(1);
+  const controller = new AbortController();
+  const running = pool.apply(
+    () => {
+      const signal =
+        (globalThis as unknown as { distex: { signal: AbortSignal } })
+          .distex.signal;
+      return new Promise((resolve) => {
+        signal.addEventListener("abort", () => resolve("stopped"));
+      });
+    },
+    [],
+    { signal: controller.signal },
+  );
+  // The task is running once a later task on the same worker has run.
+  await pool.run(() => 0);
+  controller.abort(new Error("enough"));
+  assert.equal((await rejection(running)).message, "enough");
+  // The task saw the abort and stopped: the worker is free and answers.
+  const saw = await pool.run(() => {
+    const signal =
+      (globalThis as unknown as { distex: { signal: AbortSignal } })
+        .distex.signal;
+    return signal.aborted;
+  });
+  assert.equal(saw, false);
+  const timedOut = await rejection(pool.apply(
+    () => {
+      const signal =
+        (globalThis as unknown as { distex: { signal: AbortSignal } })
+          .distex.signal;
+      return new Promise((_, reject) =>
+        signal.addEventListener("abort", () => reject(signal.reason))
+      );
+    },
+    [],
+    { timeout: 100 },
+  ));
+  assert.equal(timedOut.name, "TimeoutError");
+  assert.ok(await pollUntil(() => pool.stats().inFlight === 0, 30_000));
+});
