@@ -184,7 +184,7 @@ function parseJsonc(text: string): Record<string, unknown> {
     return JSON.parse(
       text.replace(
         /("(?:[^"\\]|\\.)*")|\/\/[^\n]*|\/\*[\s\S]*?\*\//g,
-        (m, str) => str ?? "",
+        (_m, str) => str ?? "",
       )
         .replace(/,(\s*[}\]])/g, "$1"),
     );
