@@ -56,6 +56,14 @@ export interface PoolOptions {
   /** Runs on every worker (also replacements) before it gets tasks. */
   initializer?: TaskFunction;
   /**
+   * Runs on a worker before it is stopped: when it is retired
+   * (`maxTasksPerWorker`, `maxMemoryMB`) and, for each worker, when the pool
+   * closes gracefully (`close()`, `await using`); waited for up to 10 s.
+   * Not run by `close({ wait: false })`, nor on a worker that died or was
+   * killed for a timeout. What it throws is reported as an `error` event.
+   */
+  teardown?: TaskFunction;
+  /**
    * How long (ms) the initializer may take on one worker. Past it the pool
    * fails (`ready` and {@link Pool.create} reject with a `TimeoutError`
    * naming the worker) and its workers are stopped.
@@ -217,6 +225,7 @@ const OPTION_NAMES: readonly string[] = [
   "initializer",
   "initArgs",
   "initTimeout",
+  "teardown",
   "lazy",
   "retries",
   "ssh",

@@ -52,6 +52,9 @@ import type { PoolEventListener, PoolEventMap } from "./events.ts";
  */
 export type MapSource<T> = Iterable<T> | AsyncIterable<T> | ReadableStream<T>;
 
+/** How long (ms) close() and retiring wait for a worker's teardown. */
+const TEARDOWN_MS = 10_000;
+
 /**
  * Appends the caller's frames to a task's error. Run as a rejection handler:
  * V8's async stack there shows the code that awaited the task.
@@ -96,6 +99,9 @@ export class Pool extends EventTarget implements AsyncDisposable {
   #life = new Lifecycle();
   #functions: FunctionTable;
   #initSpec: FunctionSpec | undefined;
+  #teardownSpec: FunctionSpec | undefined;
+  /** Workers whose teardown has been started (it runs once per worker). */
+  #tornDown = new WeakSet<WorkerHandle>();
   #dispatcher: Dispatcher;
   #server: WorkerServer;
   #supervisor: LaunchSupervisor;
@@ -135,6 +141,18 @@ export class Pool extends EventTarget implements AsyncDisposable {
       } catch (error) {
         throw new TypeError(
           `Pool option 'initializer': ${
+            error instanceof Error ? error.message : error
+          }`,
+          { cause: error },
+        );
+      }
+    }
+    if (opts.teardown !== undefined) {
+      try {
+        this.#teardownSpec = this.#functions.lookup(opts.teardown);
+      } catch (error) {
+        throw new TypeError(
+          `Pool option 'teardown': ${
             error instanceof Error ? error.message : error
           }`,
           { cause: error },
@@ -777,6 +795,13 @@ export class Pool extends EventTarget implements AsyncDisposable {
         ) {
           await life.changed();
         }
+        if (life.phase === "draining") {
+          await Promise.all(
+            [...this.#workers.values()].map(({ handle }) =>
+              this.#teardown(handle)
+            ),
+          );
+        }
         life.stop();
       }
       await this.#shutdown();
@@ -969,9 +994,42 @@ export class Pool extends EventTarget implements AsyncDisposable {
    * supervisor starts it again).
    */
   #stopWorker(w: WorkerHandle): void {
+    if (this.#teardownSpec && !w.hardKilled && !w.lost) {
+      if (!this.#tornDown.has(w)) {
+        // Its teardown first; its answer brings the worker back here.
+        this.#teardown(w).finally(() => {
+          if (!w.lost) this.#stopWorker(w);
+        });
+        return;
+      }
+    }
     if (this.#supervisor.stopWorker(w.id, w.hardKilled)) {
       this.#workers.get(w.id)?.connection.close();
     }
+  }
+
+  /**
+   * Runs the pool option `teardown` on `w`, once; settles when it has, after
+   * TEARDOWN_MS at most, never rejects (a failing teardown is reported as
+   * an `error` event).
+   */
+  #teardown(w: WorkerHandle): Promise<void> {
+    const spec = this.#teardownSpec;
+    if (!spec || this.#tornDown.has(w) || w.lost || w.hardKilled) {
+      return Promise.resolve();
+    }
+    this.#tornDown.add(w);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, TEARDOWN_MS);
+    });
+    const done = this.#dispatcher.runPinned(w, spec, [], "call").then(
+      () => {},
+      (error) => {
+        if (!w.lost) this.#emit("error", error);
+      },
+    );
+    return Promise.race([done, late]).finally(() => clearTimeout(timer));
   }
 
   async #shutdown(): Promise<void> {

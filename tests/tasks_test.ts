@@ -328,3 +328,49 @@ Deno.test("distex.signal: a task reads its AbortSignal, which aborts when the ta
   assert.equal(timedOut.name, "TimeoutError");
   assert.ok(await pollUntil(() => pool.stats().inFlight === 0, 30_000));
 });
+
+Deno.test("Pool option teardown runs on a worker when it is retired and on each worker when the pool closes", async () => {
+  const dir = await Deno.makeTempDir();
+  const teardown = () =>
+    Deno.writeTextFile(
+      `${Deno.env.get("DISTEX_TEARDOWN_DIR")}/${Deno.pid}`,
+      "bye",
+    );
+  const tornDown = (pid: number) =>
+    Deno.stat(`${dir}/${pid}`).then(() => true, () => false);
+  try {
+    const retiring = new Pool({
+      workers: 1,
+      maxTasksPerWorker: 1,
+      env: { DISTEX_TEARDOWN_DIR: dir },
+      teardown,
+    });
+    try {
+      const first = await retiring.run(() => Deno.pid);
+      // Retired after its one task: torn down before it is stopped.
+      assert.ok(
+        await pollUntil(() => tornDown(first), 30_000),
+        "no teardown on the retired worker",
+      );
+    } finally {
+      await retiring.close();
+    }
+    const pool = new Pool({
+      workers: 2,
+      env: { DISTEX_TEARDOWN_DIR: dir },
+      teardown,
+    });
+    let pids: number[] = [];
+    try {
+      pids = await pool.runOnAll(() => Deno.pid);
+    } finally {
+      await pool.close();
+    }
+    assert.equal(pids.length, 2);
+    for (const pid of pids) {
+      assert.ok(await tornDown(pid), `not torn down: ${pid}`);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
