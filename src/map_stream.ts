@@ -25,27 +25,27 @@ export interface MapOptions {
    * default the size follows the measured time per item: about 1 ms of work
    * per chunk, at most 4096 items.
    */
-  chunkSize?: number;
+  chunkSize?: number | undefined;
   /**
    * Deliver results in input order (`true`) or as they complete (`false`).
    * @default {true}
    */
-  ordered?: boolean;
+  ordered?: boolean | undefined;
   /**
    * Spread each item of a single source into the function's arguments
    * (`starmap`): `[[1, 2], [3, 4]]` calls `fn(1, 2)` and `fn(3, 4)`.
    * @default {false}
    */
-  star?: boolean;
+  star?: boolean | undefined;
   /** Milliseconds for the whole map; then the stream errors with a `TimeoutError`. */
-  timeout?: number;
+  timeout?: number | undefined;
   /**
    * Milliseconds for each item: an item that runs longer fails with a
    * `TimeoutError` (the stream errors with it, or with `outcomes` that item
    * is rejected). Items then go one per task unless `chunkSize` is given; a
    * chunk of n items gets n times as long.
    */
-  itemTimeout?: number;
+  itemTimeout?: number | undefined;
   /**
    * Yield a {@link MapOutcome} per item, `{ index, status: "fulfilled",
    * value }` or `{ index, status: "rejected", reason }`, instead of the plain
@@ -57,11 +57,11 @@ export interface MapOptions {
    * `chunkSize: 1` for functions with side effects.
    * @default {false}
    */
-  outcomes?: boolean;
+  outcomes?: boolean | undefined;
   /** Aborting errors the stream with `signal.reason` and drops work in flight. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** Resend a task whose worker died up to this many times. */
-  retries?: number;
+  retries?: number | undefined;
   /**
    * Most items read from the sources and not yet taken by the consumer (in
    * tasks, results waiting for an earlier one, results in the stream's
@@ -69,7 +69,7 @@ export interface MapOptions {
    * slow item or consumer; smaller holds less memory for many small items.
    * @default {16384}
    */
-  maxItemsInFlight?: number;
+  maxItemsInFlight?: number | undefined;
   /**
    * Most bytes of arguments and results (estimated: exact for byte arrays and
    * strings, sampled for arrays and objects) held in this process for the
@@ -77,7 +77,7 @@ export interface MapOptions {
    * large. Larger keeps more big items in flight; smaller holds less memory.
    * @default {67108864} (64 MiB)
    */
-  maxBytesInFlight?: number;
+  maxBytesInFlight?: number | undefined;
 }
 
 /**

@@ -31,19 +31,19 @@ export interface PoolOptions {
    * Local workers to start.
    * @default {navigator.hardwareConcurrency} one per CPU when no `hosts` are given, else 0
    */
-  workers?: number;
+  workers?: number | undefined;
   /**
    * Remote hosts: `ssh://[user@]host[:port]/N` (SSH), `tls://host[:port]/N`
    * or `host[:port]/N` (a `cli.ts serve` spawning server), or
    * `{ command: [...], workers: N, name? }` (any command that gives a pipe:
    * `srun`, `kubectl exec -i`, `docker exec -i`, …).
    */
-  hosts?: HostEntry[];
+  hosts?: HostEntry[] | undefined;
   /**
    * Most tasks in flight on one worker. By default the pool chooses: deep
    * enough to hide the round trip for tiny tasks, shallow for long ones.
    */
-  qsize?: number;
+  qsize?: number | undefined;
   /**
    * What tasks' relative specifiers are resolved against: `import("./x.ts")`
    * in task code, `import.meta` there, and `{ module: "./x.ts" }`. By
@@ -52,9 +52,9 @@ export interface PoolOptions {
    * library itself called (the CLI). A URL, or a path relative to the
    * current directory; end a directory with `/`.
    */
-  base?: string | URL;
+  base?: string | URL | undefined;
   /** Runs on every worker (also replacements) before it gets tasks. */
-  initializer?: TaskFunction;
+  initializer?: TaskFunction | undefined;
   /**
    * Runs on a worker before it is stopped: when it is retired
    * (`maxTasksPerWorker`, `maxMemoryMB`) and, for each worker, when the pool
@@ -62,38 +62,38 @@ export interface PoolOptions {
    * Not run by `close({ wait: false })`, nor on a worker that died or was
    * killed for a timeout. What it throws is reported as an `error` event.
    */
-  teardown?: TaskFunction;
+  teardown?: TaskFunction | undefined;
   /**
    * How long (ms) the initializer may take on one worker. Past it the pool
    * fails (`ready` and {@link Pool.create} reject with a `TimeoutError`
    * naming the worker) and its workers are stopped.
    * @default {30000}
    */
-  initTimeout?: number;
+  initTimeout?: number | undefined;
   /**
    * Arguments for `initializer`.
    * @default {[]}
    */
-  initArgs?: unknown[];
+  initArgs?: unknown[] | undefined;
   /**
    * Start workers on first use instead of at once.
    * @default {false}
    */
-  lazy?: boolean;
+  lazy?: boolean | undefined;
   /**
    * How many times a task whose worker died is sent again elsewhere.
    * @default {0}
    */
-  retries?: number;
+  retries?: number | undefined;
   /** SSH settings for `ssh://` hosts. */
-  ssh?: SshOptions;
+  ssh?: SshOptions | undefined;
   /** Token and certificate for `tls://` (spawning server) hosts. */
-  tls?: TlsOptions;
+  tls?: TlsOptions | undefined;
   /**
    * Deno permission flags for local workers instead of `-A`, e.g.
    * `["--allow-read=/data"]`. The worker can always reach its socket.
    */
-  permissions?: string[];
+  permissions?: string[] | undefined;
   /**
    * Where what tasks write to stdout goes. `"stderr"`: to the owner's
    * stderr, line by line, prefixed with `[worker N]` when stderr is not a
@@ -103,21 +103,21 @@ export interface PoolOptions {
    * stderr (through their host's connection), prefixed the same way.
    * @default {"stderr"}
    */
-  stdout?: "stderr" | "capture";
+  stdout?: "stderr" | "capture" | undefined;
   /**
    * Environment variables for local workers, on top of the pool's own
    * environment (which they inherit). Remote workers get their host's
    * environment. With `permissions`, a task reads them only with
    * `--allow-env`.
    */
-  env?: Record<string, string>;
+  env?: Record<string, string> | undefined;
   /** Extra `deno run` flags for local workers, e.g. `["--v8-flags=--max-old-space-size=512"]`. */
-  denoArgs?: string[];
+  denoArgs?: string[] | undefined;
   /**
    * Retire a worker after it finished this many tasks (a fresh one takes its
    * place, initializer first). Bounds leaks in task code.
    */
-  maxTasksPerWorker?: number;
+  maxTasksPerWorker?: number | undefined;
   /**
    * Memory limit per worker in MiB: local workers get it as V8's old-space
    * limit, and a watchdog thread ends a local worker whose resident memory
@@ -125,7 +125,7 @@ export interface PoolOptions {
    * task runs (that task fails with a {@link WorkerLostError} naming the
    * limit). Other workers past it are retired after their current tasks.
    */
-  maxMemoryMB?: number;
+  maxMemoryMB?: number | undefined;
   /**
    * After a task's `timeout` expires, how long (ms) its worker may keep
    * running it before the worker is killed and replaced, so a sync busy loop
@@ -133,14 +133,14 @@ export interface PoolOptions {
    * another worker or to its replacement (not counted as retries of theirs).
    * @default {1000}
    */
-  killGrace?: number;
+  killGrace?: number | undefined;
   /**
    * A task during which this many workers died is not retried again, even
    * with retries left: it fails with a {@link WorkerLostError} listing each
    * death (poison-task protection).
    * @default {3}
    */
-  poisonThreshold?: number;
+  poisonThreshold?: number | undefined;
   /**
    * The script local workers run (a URL or path): for custom worker builds,
    * and for tests that need a misbehaving worker. It is started as
@@ -148,18 +148,18 @@ export interface PoolOptions {
    * `--max-memory-mb <n>` with `maxMemoryMB`) with the secret on
    * stdin, like this package's `worker.ts` (the default).
    */
-  workerUrl?: string;
+  workerUrl?: string | undefined;
   /**
    * How long (ms) a launch may take until all its workers have connected;
    * then it is killed and counts as failed (for a host: a `HostError`).
    * @default {30000}
    */
-  startTimeout?: number;
+  startTimeout?: number | undefined;
   /**
    * Largest frame accepted from a worker, in bytes.
    * @default {1073741824}
    */
-  maxFrameBytes?: number;
+  maxFrameBytes?: number | undefined;
   /**
    * The most tasks that may wait for a worker: past it `run()`, `submit()`
    * and `apply()` reject with a {@link QueueFullError} (await
@@ -167,7 +167,7 @@ export interface PoolOptions {
    * is bounded by its own budget and never rejected. Unbounded by default.
    * @default {Infinity}
    */
-  maxQueue?: number;
+  maxQueue?: number | undefined;
 }
 
 /** Per-task options, for {@link Pool.prototype.apply}. */
@@ -193,7 +193,7 @@ export interface CloseOptions {
    * a {@link PoolClosedError} and stop the workers now.
    * @default {true}
    */
-  wait?: boolean;
+  wait?: boolean | undefined;
 }
 
 /** Checks an optional integer option against its minimum. */

@@ -402,12 +402,37 @@ export class Pool extends EventTarget implements AsyncDisposable {
     source: MapSource<T>,
     options: MapOptions & { outcomes: true },
   ): ReadableStream<MapOutcome<Awaited<R>>>;
-  /** `map()` with `outcomes: true` over several sources or with `star`. */
+  /** `map()` with `outcomes: true` and `star`. */
+  map<A extends unknown[], R>(
+    fn: TaskFunction<A, R>,
+    source: MapSource<A>,
+    options: MapOptions & { outcomes: true; star: true },
+  ): ReadableStream<MapOutcome<Awaited<R>>>;
+  /** `map()` with `outcomes: true` over two sources. */
+  map<T1, T2, R>(
+    fn: TaskFunction<[T1, T2], R>,
+    source1: MapSource<T1>,
+    source2: MapSource<T2>,
+    options: MapOptions & { outcomes: true },
+  ): ReadableStream<MapOutcome<Awaited<R>>>;
+  /** `map()` with `outcomes: true` over three sources. */
+  map<T1, T2, T3, R>(
+    fn: TaskFunction<[T1, T2, T3], R>,
+    source1: MapSource<T1>,
+    source2: MapSource<T2>,
+    source3: MapSource<T3>,
+    options: MapOptions & { outcomes: true },
+  ): ReadableStream<MapOutcome<Awaited<R>>>;
+  /** `map()` with `outcomes: true` over four or more sources (not type checked). */
   // deno-lint-ignore no-explicit-any
   map<R = any>(
     // deno-lint-ignore no-explicit-any
     fn: TaskFunction<any[], R>,
-    ...args: [...sources: unknown[], options: MapOptions & { outcomes: true }]
+    source1: MapSource<unknown>,
+    source2: MapSource<unknown>,
+    source3: MapSource<unknown>,
+    source4: MapSource<unknown>,
+    ...more: (MapSource<unknown> | MapOptions & { outcomes: true })[]
   ): ReadableStream<MapOutcome<Awaited<R>>>;
   /**
    * Maps `fn` over one or more (async) iterables or streams, zipped, and
@@ -439,14 +464,14 @@ export class Pool extends EventTarget implements AsyncDisposable {
   map<T, R>(
     fn: TaskFunction<[T], R>,
     source: MapSource<T>,
-    options?: MapOptions & { outcomes?: false },
+    options?: MapOptions,
   ): ReadableStream<Awaited<R>>;
   /** `map()` over two sources, zipped: `fn(a, b)` per pair. */
   map<T1, T2, R>(
     fn: TaskFunction<[T1, T2], R>,
     source1: MapSource<T1>,
     source2: MapSource<T2>,
-    options?: MapOptions & { outcomes?: false },
+    options?: MapOptions,
   ): ReadableStream<Awaited<R>>;
   /** `map()` over three sources, zipped. */
   map<T1, T2, T3, R>(
@@ -454,7 +479,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
     source1: MapSource<T1>,
     source2: MapSource<T2>,
     source3: MapSource<T3>,
-    options?: MapOptions & { outcomes?: false },
+    options?: MapOptions,
   ): ReadableStream<Awaited<R>>;
   /** `map()` over four sources, zipped. */
   map<T1, T2, T3, T4, R>(
@@ -463,7 +488,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
     source2: MapSource<T2>,
     source3: MapSource<T3>,
     source4: MapSource<T4>,
-    options?: MapOptions & { outcomes?: false },
+    options?: MapOptions,
   ): ReadableStream<Awaited<R>>;
   /** `map()` over five or more sources (not type checked past four). */
   map<R>(
@@ -597,7 +622,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
     const readable = this.map(
       fn,
       input.readable,
-      options as MapOptions & { outcomes?: false },
+      options,
     );
     return { writable: input.writable, readable };
   }
