@@ -5,6 +5,7 @@
  * @module
  */
 import type { TaskFunction } from "./function_ref.ts";
+import type { MapOptions } from "./map_stream.ts";
 import type { SshOptions } from "./ssh_launcher.ts";
 import type { TlsOptions } from "./serve.ts";
 import { type HostEntry, type HostSpec, parseHostSpec } from "./host_spec.ts";
@@ -196,99 +197,275 @@ export interface CloseOptions {
   wait?: boolean | undefined;
 }
 
-/** Checks an optional integer option against its minimum. */
-export function checkCount(
+// ---- validation: one message style for every option ------------------------
+
+/** Who takes the options, as messages name it. */
+type Where = "Pool" | "Pool.apply()" | "Pool.map()" | "Pool.close()";
+
+/** Every option name of each kind (a missing or extra name fails to compile). */
+const NAMES = {
+  Pool: names<PoolOptions>({
+    workers: 1,
+    hosts: 1,
+    qsize: 1,
+    base: 1,
+    initializer: 1,
+    initArgs: 1,
+    initTimeout: 1,
+    teardown: 1,
+    lazy: 1,
+    retries: 1,
+    ssh: 1,
+    tls: 1,
+    permissions: 1,
+    denoArgs: 1,
+    env: 1,
+    stdout: 1,
+    maxTasksPerWorker: 1,
+    maxMemoryMB: 1,
+    killGrace: 1,
+    poisonThreshold: 1,
+    workerUrl: 1,
+    maxFrameBytes: 1,
+    startTimeout: 1,
+    maxQueue: 1,
+  }),
+  "Pool.apply()": names<TaskOptions>({ signal: 1, timeout: 1, retries: 1 }),
+  "Pool.map()": names<MapOptions>({
+    chunkSize: 1,
+    ordered: 1,
+    star: 1,
+    timeout: 1,
+    signal: 1,
+    retries: 1,
+    maxItemsInFlight: 1,
+    maxBytesInFlight: 1,
+    itemTimeout: 1,
+    outcomes: 1,
+  }),
+  "Pool.close()": names<CloseOptions>({ wait: 1 }),
+};
+
+function names<T>(all: Record<keyof T, 1>): readonly string[] {
+  return Object.keys(all);
+}
+
+function show(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "bigint") return `${value}n`;
+  if (value === null || typeof value !== "object") return String(value);
+  return Array.isArray(value) ? "an array" : "an object";
+}
+
+function invalid(
+  where: Where,
+  name: string,
+  must: string,
+  value: unknown,
+): string {
+  return `${where} option '${name}' must be ${must}, got ${show(value)}`;
+}
+
+/**
+ * Edits (insert, delete, replace, swap two neighbours) from `a` to `b`, or
+ * `max + 1` when clearly more.
+ */
+function distance(a: string, b: string, max: number): number {
+  if (Math.abs(a.length - b.length) > max) return max + 1;
+  const d: number[][] = [];
+  for (let i = 0; i <= a.length; i++) {
+    d[i] = [i];
+    for (let j = 1; j <= b.length; j++) {
+      if (i === 0) {
+        d[0]![j] = j;
+        continue;
+      }
+      let best = Math.min(
+        d[i - 1]![j]! + 1,
+        d[i]![j - 1]! + 1,
+        d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        best = Math.min(best, d[i - 2]![j - 2]! + 1);
+      }
+      d[i]![j] = best;
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/**
+ * The known name `key` was most likely meant to be: the same but for case, a
+ * prefix either way, or a typo or two away.
+ */
+export function didYouMean(
+  key: string,
+  known: readonly string[],
+): string | undefined {
+  const lower = key.toLowerCase();
+  const max = Math.max(1, Math.floor(key.length / 4));
+  let best: string | undefined;
+  let bestDistance = max + 1;
+  for (const name of known) {
+    const candidate = name.toLowerCase();
+    if (candidate === lower) return name;
+    if (candidate.startsWith(lower) || lower.startsWith(candidate)) {
+      return name;
+    }
+    const d = distance(lower, candidate, max);
+    if (d < bestDistance) {
+      best = name;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+/** Refuses a non-object and unknown option names, suggesting the right one. */
+function checkObject(where: Where, options: unknown): void {
+  if (
+    typeof options !== "object" || options === null || Array.isArray(options)
+  ) {
+    throw new TypeError(
+      `${where} options must be an object, got ${show(options)}`,
+    );
+  }
+  const known = NAMES[where];
+  for (const key of Object.keys(options)) {
+    if (known.includes(key)) continue;
+    const near = didYouMean(key, known);
+    throw new TypeError(
+      `Unknown ${where} option '${key}'${
+        near ? ` (did you mean '${near}'?)` : ""
+      }; the options are ${known.join(", ")}`,
+    );
+  }
+}
+
+/**
+ * An optional integer option at least `min` (`Infinity` allowed with
+ * `infinite`).
+ */
+function checkInteger(
+  where: Where,
   name: string,
   value: unknown,
   min: number,
+  infinite = false,
 ): number | undefined {
   if (value === undefined) return undefined;
-  if (typeof value !== "number" || !Number.isInteger(value)) {
-    throw new TypeError(
-      `Pool option '${name}' must be an integer, got ${String(value)}`,
-    );
+  const must = `an integer >= ${min}${infinite ? " (or Infinity)" : ""}`;
+  if (typeof value !== "number") {
+    throw new TypeError(invalid(where, name, must, value));
   }
-  if (value < min) {
-    throw new RangeError(
-      `Pool option '${name}' must be ${min} or more, got ${value}`,
-    );
+  if (
+    !(Number.isInteger(value) || (infinite && value === Infinity)) ||
+    value < min
+  ) {
+    throw new RangeError(invalid(where, name, must, value));
   }
   return value;
 }
 
-/** Every key of {@link PoolOptions}, to catch misspelt ones. */
-const OPTION_NAMES: readonly string[] = [
-  "workers",
-  "hosts",
-  "qsize",
-  "base",
-  "initializer",
-  "initArgs",
-  "initTimeout",
-  "teardown",
-  "lazy",
-  "retries",
-  "ssh",
-  "tls",
-  "permissions",
-  "denoArgs",
-  "env",
-  "stdout",
-  "maxTasksPerWorker",
-  "maxMemoryMB",
-  "killGrace",
-  "poisonThreshold",
-  "workerUrl",
-  "maxFrameBytes",
-  "startTimeout",
-  "maxQueue",
-] satisfies (keyof PoolOptions)[];
-
-export function checkOptionNames(opts: object): void {
-  for (const key of Object.keys(opts)) {
-    if (OPTION_NAMES.includes(key)) continue;
-    const lower = key.toLowerCase();
-    const near = OPTION_NAMES.find((name) =>
-      name.toLowerCase().startsWith(lower) ||
-      lower.startsWith(name.toLowerCase())
-    );
-    throw new TypeError(
-      `Unknown Pool option '${key}'${
-        near ? ` (did you mean '${near}'?)` : ""
-      }; the options are ${OPTION_NAMES.join(", ")}`,
-    );
+function checkMs(where: Where, name: string, value: unknown): void {
+  if (value === undefined) return;
+  const must = "a finite number of milliseconds >= 0";
+  if (typeof value !== "number") {
+    throw new TypeError(invalid(where, name, must, value));
+  }
+  if (!(value >= 0) || !Number.isFinite(value)) {
+    throw new RangeError(invalid(where, name, must, value));
   }
 }
 
-/** Checks per-task options. */
-export function checkTaskOptions(options: TaskOptions | undefined): void {
+function checkBoolean(where: Where, name: string, value: unknown): void {
+  if (value !== undefined && typeof value !== "boolean") {
+    throw new TypeError(invalid(where, name, "true or false", value));
+  }
+}
+
+function checkSignal(where: Where, value: unknown): void {
+  if (value !== undefined && !(value instanceof AbortSignal)) {
+    throw new TypeError(invalid(where, "signal", "an AbortSignal", value));
+  }
+}
+
+function checkStrings(where: Where, name: string, value: unknown): void {
+  if (
+    value !== undefined &&
+    (!Array.isArray(value) || value.some((v) => typeof v !== "string"))
+  ) {
+    throw new TypeError(invalid(where, name, "an array of strings", value));
+  }
+}
+
+/**
+ * Checks the options of `Pool.apply()`.
+ * @throws {TypeError} for unknown names and values of the wrong type.
+ * @throws {RangeError} for values out of range.
+ */
+export function validateTaskOptions(options: unknown): void {
   if (options === undefined) return;
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError("Task options must be an object");
-  }
-  const { timeout, retries, signal } = options;
+  const where = "Pool.apply()";
+  checkObject(where, options);
+  const { timeout, retries, signal } = options as TaskOptions;
+  checkMs(where, "timeout", timeout);
+  checkInteger(where, "retries", retries, 0);
+  checkSignal(where, signal);
+}
+
+/**
+ * Checks the options of `Pool.map()` (the map engine's own, see
+ * `map_stream.ts`).
+ * @throws {TypeError} for unknown names and values of the wrong type.
+ * @throws {RangeError} for values out of range.
+ */
+export function validateMapOptions(options: unknown): void {
+  const where = "Pool.map()";
+  checkObject(where, options);
+  const o = options as MapOptions;
+  checkInteger(where, "chunkSize", o.chunkSize, 1);
+  checkBoolean(where, "ordered", o.ordered);
+  checkBoolean(where, "star", o.star);
+  checkMs(where, "timeout", o.timeout);
+  checkMs(where, "itemTimeout", o.itemTimeout);
+  checkBoolean(where, "outcomes", o.outcomes);
+  checkSignal(where, o.signal);
+  checkInteger(where, "retries", o.retries, 0);
+  checkInteger(where, "maxItemsInFlight", o.maxItemsInFlight, 1, true);
+  checkInteger(where, "maxBytesInFlight", o.maxBytesInFlight, 1, true);
+}
+
+/**
+ * Takes `Pool.map()`'s options off the end of its arguments, if the last one
+ * is an options object (the one argument that is not iterable), and checks
+ * them.
+ * @param sources The arguments after the function; the options are removed.
+ * @returns The options (`{}` when none were given).
+ * @throws {TypeError} for unknown names and values of the wrong type.
+ * @throws {RangeError} for values out of range.
+ */
+export function splitMapOptions(sources: unknown[]): MapOptions {
+  const last = sources[sources.length - 1];
   if (
-    timeout !== undefined &&
-    (typeof timeout !== "number" || !(timeout >= 0) ||
-      !Number.isFinite(timeout))
+    last === null || typeof last !== "object" || Symbol.iterator in last ||
+    Symbol.asyncIterator in last || last instanceof ReadableStream
   ) {
-    throw new RangeError(
-      `Option 'timeout' must be a finite number of milliseconds >= 0, got ${
-        String(timeout)
-      }`,
-    );
+    return {};
   }
-  if (
-    retries !== undefined &&
-    (typeof retries !== "number" || !Number.isInteger(retries) || retries < 0)
-  ) {
-    throw new RangeError(
-      `Option 'retries' must be an integer >= 0, got ${String(retries)}`,
-    );
-  }
-  if (signal !== undefined && !(signal instanceof AbortSignal)) {
-    throw new TypeError("Option 'signal' must be an AbortSignal");
-  }
+  sources.pop();
+  validateMapOptions(last);
+  return last as MapOptions;
+}
+
+/**
+ * Checks the options of `Pool.close()`.
+ * @throws {TypeError} for unknown names and values of the wrong type.
+ */
+export function validateCloseOptions(options: unknown): void {
+  if (options === undefined) return;
+  checkObject("Pool.close()", options);
+  checkBoolean("Pool.close()", "wait", (options as CloseOptions).wait);
 }
 
 /** Pool options after validation, with what the pool derives from them. */
@@ -315,17 +492,14 @@ export function validatePoolOptions(
   const opts: PoolOptions = typeof options === "number"
     ? { workers: options }
     : options ?? {};
-  if (typeof opts !== "object" || opts === null) {
+  if (typeof opts !== "object" || opts === null || Array.isArray(opts)) {
     throw new TypeError(
       `Pool options must be a worker count or an object, got ${typeof options}`,
     );
   }
-  checkOptionNames(opts);
-  if (opts.lazy !== undefined && typeof opts.lazy !== "boolean") {
-    throw new TypeError(
-      `Pool option 'lazy' must be true or false, got ${String(opts.lazy)}`,
-    );
-  }
+  const where = "Pool";
+  checkObject(where, opts);
+  checkBoolean(where, "lazy", opts.lazy);
   if (
     opts.ssh !== undefined &&
     (typeof opts.ssh !== "object" || opts.ssh === null ||
@@ -341,26 +515,24 @@ export function validatePoolOptions(
   }
   const specs = hosts.map(parseHostSpec);
   checkTlsOptions(opts.tls, specs);
-  const workers = checkCount("workers", opts.workers, 0) ??
+  const workers = checkInteger(where, "workers", opts.workers, 0) ??
     (specs.length ? 0 : navigator.hardwareConcurrency || 1);
-  const qsize = checkCount("qsize", opts.qsize, 1);
-  checkCount("retries", opts.retries, 0);
-  checkCount("maxFrameBytes", opts.maxFrameBytes, 1024);
-  checkCount("maxTasksPerWorker", opts.maxTasksPerWorker, 1);
-  checkCount("maxMemoryMB", opts.maxMemoryMB, 16);
-  checkCount("killGrace", opts.killGrace, 0);
-  checkCount("poisonThreshold", opts.poisonThreshold, 1);
-  checkCount("startTimeout", opts.startTimeout, 1);
-  if (opts.maxQueue !== Infinity) checkCount("maxQueue", opts.maxQueue, 1);
-  checkCount("initTimeout", opts.initTimeout, 1);
+  const qsize = checkInteger(where, "qsize", opts.qsize, 1);
+  checkInteger(where, "retries", opts.retries, 0);
+  checkInteger(where, "maxFrameBytes", opts.maxFrameBytes, 1024);
+  checkInteger(where, "maxTasksPerWorker", opts.maxTasksPerWorker, 1);
+  checkInteger(where, "maxMemoryMB", opts.maxMemoryMB, 16);
+  checkMs(where, "killGrace", opts.killGrace);
+  checkInteger(where, "poisonThreshold", opts.poisonThreshold, 1);
+  checkInteger(where, "startTimeout", opts.startTimeout, 1);
+  checkInteger(where, "initTimeout", opts.initTimeout, 1);
+  checkInteger(where, "maxQueue", opts.maxQueue, 1, true);
   if (
     opts.stdout !== undefined && opts.stdout !== "stderr" &&
     opts.stdout !== "capture"
   ) {
     throw new TypeError(
-      `Pool option 'stdout' must be "stderr" or "capture", got ${
-        JSON.stringify(opts.stdout)
-      }`,
+      invalid(where, "stdout", '"stderr" or "capture"', opts.stdout),
     );
   }
   if (
@@ -370,31 +542,29 @@ export function validatePoolOptions(
       Object.values(opts.env).some((v) => typeof v !== "string"))
   ) {
     throw new TypeError(
-      "Pool option 'env' must be an object of strings, e.g. { TZ: 'UTC' }",
+      invalid(
+        where,
+        "env",
+        "an object of strings, e.g. { TZ: 'UTC' }",
+        opts.env,
+      ),
     );
   }
   if (
     opts.base !== undefined && typeof opts.base !== "string" &&
     !(opts.base instanceof URL)
   ) {
-    throw new TypeError("Pool option 'base' must be a URL or a string");
+    throw new TypeError(invalid(where, "base", "a URL or a string", opts.base));
   }
   if (opts.initArgs !== undefined && !Array.isArray(opts.initArgs)) {
-    throw new TypeError("Pool option 'initArgs' must be an array");
+    throw new TypeError(invalid(where, "initArgs", "an array", opts.initArgs));
   }
-  for (const name of ["permissions", "denoArgs"] as const) {
-    const value = opts[name];
-    if (
-      value !== undefined &&
-      (!Array.isArray(value) || value.some((v) => typeof v !== "string"))
-    ) {
-      throw new TypeError(
-        `Pool option '${name}' must be an array of strings`,
-      );
-    }
-  }
+  checkStrings(where, "permissions", opts.permissions);
+  checkStrings(where, "denoArgs", opts.denoArgs);
   if (opts.workerUrl !== undefined && typeof opts.workerUrl !== "string") {
-    throw new TypeError("Pool option 'workerUrl' must be a string");
+    throw new TypeError(
+      invalid(where, "workerUrl", "a string", opts.workerUrl),
+    );
   }
   const ssh = opts.ssh;
   if (

@@ -32,12 +32,14 @@ import {
   type MapOutcome,
 } from "./map_stream.ts";
 import {
-  checkTaskOptions,
   type CloseOptions,
   DEFAULTS,
   type PoolOptions,
+  splitMapOptions,
   type TaskOptions,
+  validateCloseOptions,
   validatePoolOptions,
+  validateTaskOptions,
 } from "./options.ts";
 import { createHostLauncher } from "./ssh_launcher.ts";
 import type { PoolStats } from "./stats.ts";
@@ -355,7 +357,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
     options?: TaskOptions,
   ): Promise<Awaited<R>> {
     try {
-      checkTaskOptions(options);
+      validateTaskOptions(options);
       if (!Array.isArray(args)) {
         throw new TypeError("Pool.apply() takes its arguments as an array");
       }
@@ -505,16 +507,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
     fn: TaskFunction,
     ...sources: unknown[]
   ): ReadableStream<unknown> {
-    let options: MapOptions = {};
-    const last = sources[sources.length - 1];
-    if (
-      last !== null && typeof last === "object" &&
-      !(Symbol.iterator in last) && !(Symbol.asyncIterator in last) &&
-      !(last instanceof ReadableStream)
-    ) {
-      options = last as MapOptions;
-      sources = sources.slice(0, -1);
-    }
+    const options = splitMapOptions(sources);
     const spec = this.#functions.lookup(fn);
     const dispatcher = this.#dispatcher;
     const life = this.#life;
@@ -792,6 +785,11 @@ export class Pool extends EventTarget implements AsyncDisposable {
    * ```
    */
   close(options: CloseOptions = {}): Promise<void> {
+    try {
+      validateCloseOptions(options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const life = this.#life;
     if (this.#closing) {
       if (options.wait === false) this.#stopNow();

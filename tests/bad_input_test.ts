@@ -135,15 +135,15 @@ Deno.test("bad options and host specs throw at once, naming what is wrong", asyn
   await corpus({ workers: 1 }, [
     option(
       { workers: NaN },
-      TypeError,
-      /'workers' must be an integer, got NaN/,
+      RangeError,
+      /Pool option 'workers' must be an integer >= 0, got NaN/,
     ),
     option(
       { workers: 2.5 },
-      TypeError,
-      /'workers' must be an integer, got 2\.5/,
+      RangeError,
+      /'workers' must be an integer >= 0, got 2\.5/,
     ),
-    option({ workers: 1, qsize: Infinity }, TypeError, /'qsize'.*Infinity/),
+    option({ workers: 1, qsize: Infinity }, RangeError, /'qsize'.*Infinity/),
     option(
       { workers: 1, retries: "2" },
       TypeError,
@@ -152,27 +152,27 @@ Deno.test("bad options and host specs throw at once, naming what is wrong", asyn
     option(
       { workers: 1, killGrace: -1 },
       RangeError,
-      /'killGrace' must be 0 or more, got -1/,
+      /'killGrace' must be a finite number of milliseconds >= 0, got -1/,
     ),
     option(
       { workers: 1, maxTasksPerWorker: 0 },
       RangeError,
-      /'maxTasksPerWorker' must be 1 or more, got 0/,
+      /'maxTasksPerWorker' must be an integer >= 1, got 0/,
     ),
     option(
       { workers: 1, maxMemoryMB: 8 },
       RangeError,
-      /'maxMemoryMB' must be 16 or more, got 8/,
+      /'maxMemoryMB' must be an integer >= 16, got 8/,
     ),
     option(
       { workers: 1, poisonThreshold: 0 },
       RangeError,
-      /'poisonThreshold' must be 1 or more/,
+      /'poisonThreshold' must be an integer >= 1/,
     ),
     option(
       { workers: 1, maxFrameBytes: 10 },
       RangeError,
-      /'maxFrameBytes' must be 1024 or more/,
+      /'maxFrameBytes' must be an integer >= 1024/,
     ),
     option(
       { workers: 1, workerUrl: 5 },
@@ -182,7 +182,7 @@ Deno.test("bad options and host specs throw at once, naming what is wrong", asyn
     option(
       { workers: 1, lazy: "yes" },
       TypeError,
-      /'lazy' must be true or false, got yes/,
+      /'lazy' must be true or false, got "yes"/,
     ),
     option(
       { workers: 1, ssh: "ssh -p 22" },
@@ -468,7 +468,7 @@ Deno.test("bad values, task options and map inputs fail with what to send instea
       "timeout: NaN",
       (p) => p.apply(double, [1], { timeout: NaN }),
       RangeError,
-      /'timeout' must be a finite number of milliseconds >= 0, got NaN/,
+      /Pool\.apply\(\) option 'timeout' must be a finite number of milliseconds >= 0, got NaN/,
     ],
     [
       "timeout: Infinity",
@@ -492,7 +492,25 @@ Deno.test("bad values, task options and map inputs fail with what to send instea
       "task options that are a string",
       (p) => p.apply(double, [1], "fast" as never),
       TypeError,
-      /Task options must be an object/,
+      /Pool\.apply\(\) options must be an object, got "fast"/,
+    ],
+    [
+      "apply() with a misspelt option",
+      (p) => p.apply(double, [1], { timout: 5 } as never),
+      TypeError,
+      /Unknown Pool\.apply\(\) option 'timout' \(did you mean 'timeout'\?\); the options are signal, timeout, retries/,
+    ],
+    [
+      "map() with a misspelt option",
+      (p) => p.map(double, [1], { chunksize: 10 } as never),
+      TypeError,
+      /Unknown Pool\.map\(\) option 'chunksize' \(did you mean 'chunkSize'\?\)/,
+    ],
+    [
+      'map() with ordered: "no"',
+      (p) => p.map(double, [1], { ordered: "no" } as never),
+      TypeError,
+      /Pool\.map\(\) option 'ordered' must be true or false, got "no"/,
     ],
     [
       "map() without an iterable",
@@ -530,7 +548,7 @@ Deno.test("bad values, task options and map inputs fail with what to send instea
       "map() with timeout: -5",
       (p) => p.map(double, [1], { timeout: -5 }),
       RangeError,
-      /'timeout' must be a finite number of ms >= 0, got -5/,
+      /Pool\.map\(\) option 'timeout' must be a finite number of milliseconds >= 0, got -5/,
     ],
     [
       "map() with an uncloneable item",

@@ -38,11 +38,11 @@ Deno.test("new Pool() throws synchronously for bad options, naming them", () => 
   const cases: [unknown, ErrorConstructor, RegExp][] = [
     [{ workers: -1 }, RangeError, /'workers'.*-1/],
     [-3, RangeError, /'workers'.*-3/],
-    [{ workers: 1.5 }, TypeError, /'workers'.*1\.5/],
+    [{ workers: 1.5 }, RangeError, /'workers'.*1\.5/],
     [{ workers: "2" }, TypeError, /'workers'.*2/],
     [{ workers: 0 }, RangeError, /at least one worker/],
     [{ workers: 2, qsize: 0 }, RangeError, /'qsize'.*0/],
-    [{ workers: 2, qsize: 2.5 }, TypeError, /'qsize'.*2\.5/],
+    [{ workers: 2, qsize: 2.5 }, RangeError, /'qsize'.*2\.5/],
     [{ workers: 2, retries: -1 }, RangeError, /'retries'.*-1/],
     [{ hosts: ["maxi"] }, TypeError, /"maxi".*\/N/],
     [{ hosts: ["ssh://maxi:99999/2"] }, RangeError, /99999/],
@@ -827,4 +827,11 @@ Deno.test("Pool.run() in a burst: frames that would pass maxFrameBytes together 
     assert.equal(r[r.length - 1], i + 1);
   });
   assert.equal(pool.stats().lost, 0);
+});
+
+Deno.test("Pool.close() rejects a misspelt option and leaves the pool open", async () => {
+  await using pool = new Pool({ workers: 1, lazy: true });
+  const error = await rejection(pool.close({ wiat: false } as never));
+  assert.match(error.message, /did you mean 'wait'/);
+  assert.equal(await pool.run(() => 7), 7);
 });

@@ -51,7 +51,7 @@ Deno.test("Pool.drained() resolves at once when nothing waits, and paces a produ
 
 Deno.test("Pool option maxQueue is validated", () => {
   assert.throws(() => new Pool({ lazy: true, maxQueue: 0 }), RangeError);
-  assert.throws(() => new Pool({ lazy: true, maxQueue: 1.5 }), TypeError);
+  assert.throws(() => new Pool({ lazy: true, maxQueue: 1.5 }), RangeError);
   assert.throws(
     // deno-lint-ignore no-explicit-any
     () => new Pool({ lazy: true, maxQueue: "9" as any }),
