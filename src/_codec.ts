@@ -1,6 +1,6 @@
 /**
- * The one place that knows which MessagePack library is used. Swapping the
- * codec (for example back to `@std/msgpack`) is a change to this file only.
+ * The wire's value codec: MessagePack (written by `src/_msgpack.ts`) with
+ * extension types of our own for what MessagePack has no format for.
  *
  * Values get structured-clone semantics, checked against `structuredClone`
  * itself (tests/codec_test.ts): what `structuredClone` copies arrives as its
@@ -20,7 +20,7 @@
  *
  * @module
  */
-import { addExtension, Packr } from "msgpackr/pack";
+import { Reader, Writer } from "./_msgpack.ts";
 
 /**
  * A `DataCloneError`: `what` could not be cloned for a worker.
@@ -44,21 +44,6 @@ export function _dataCloneError(
   }
   return error;
 }
-
-// Extension type codes (msgpackr's own use 0x00, 0x42, 0x62, 0x65, 0x69,
-// 0x70, 0x72, 0x73, 0x74, 0x78 and 0xff).
-const EXT_NEG_ZERO = 0x50;
-const EXT_ARRAY = 0x51;
-const EXT_BOXED = 0x52;
-const EXT_ERROR = 0x53;
-const EXT_URL = 0x54;
-const EXT_BLOB = 0x55;
-const EXT_BUFFER = 0x56;
-const EXT_PLAIN = 0x57;
-const EXT_OBJECT = 0x58;
-const EXT_USER = 0x5f;
-
-const packr = new Packr({ structuredClone: true, bundleStrings: false });
 
 // ---------------------------------------------------------------------------
 // User types (registerType)
@@ -95,10 +80,6 @@ function readUserType(data: unknown): unknown {
   return type.decode(payload);
 }
 
-// Every process reads the user-type extension, registered or not, so that an
-// unknown type fails with a message that says what to do.
-addExtension({ type: EXT_USER, read: readUserType } as never);
-
 /**
  * Registers a class with the codec under `name`: see `registerType` in
  * `src/register_type.ts` for the public contract.
@@ -126,15 +107,6 @@ export function _registerType(
   const type: UserType = { name, Class, encode, decode };
   userTypes.set(name, type);
   userClasses.push(type);
-  addExtension({
-    Class: Class as unknown as new () => unknown,
-    type: EXT_USER,
-    write: (value: unknown): unknown => [
-      type.name,
-      type.encode(value as never),
-    ],
-    read: readUserType,
-  });
 }
 
 // ---------------------------------------------------------------------------
@@ -288,8 +260,6 @@ type Walk = {
   seen: Set<object>;
   /** The path to the value being walked. */
   path: (string | number)[];
-  /** Set when the value needs rewriting before msgpackr sees it. */
-  rewrite: boolean;
   /** Blobs found whose bytes have not been read. */
   unread: Blob[] | undefined;
   /** Where the first of them is. */
@@ -313,14 +283,12 @@ function fail(walk: Walk, root: unknown, what: string): never {
 
 /**
  * Checks that `value` can cross, throwing a `DataCloneError` that names the
- * first offender and its position, and notes whether it needs rewriting
- * (`-0`, array holes or extra array properties).
+ * first offender and its position. The encoder runs it only once it has met
+ * something it refuses, for the message; it also lists unread Blobs.
  */
 function check(value: unknown, walk: Walk, root: unknown): void {
   switch (typeof value) {
     case "number":
-      if (value === 0 && 1 / value < 0) walk.rewrite = true;
-      return;
     case "string":
     case "boolean":
     case "undefined":
@@ -337,7 +305,6 @@ function check(value: unknown, walk: Walk, root: unknown): void {
   const path = walk.path;
   if (Array.isArray(object)) {
     const keys = Object.keys(object);
-    if (keys.length !== object.length) walk.rewrite = true;
     for (const key of keys) {
       path.push(key);
       check((object as unknown as Record<string, unknown>)[key], walk, root);
@@ -401,326 +368,11 @@ function check(value: unknown, walk: Walk, root: unknown): void {
   }
   for (const key in object) {
     if (!Object.hasOwn(object, key)) continue;
-    if (key === "__proto__") walk.rewrite = true; // msgpackr renames it
     path.push(key);
     check((object as Record<string, unknown>)[key], walk, root);
     path.pop();
   }
 }
-
-/** {@link quick} found a -0 or an unusual array: rewrite before packing. */
-const REWRITE = 1;
-/** {@link quick} cannot vouch for the value: run the full {@link check}. */
-const SLOW = 2;
-/** {@link quick} ran out of its visit budget: run it again with a set. */
-const OVER = 4;
-/** What makes {@link quick} stop at once. */
-const STOP = SLOW | OVER;
-/** Objects {@link quick} visits before it needs a set of seen objects. */
-const QUICK_BUDGET = 4096;
-let budget = 0;
-/** Nesting {@link quick} follows before it needs a set (cycles end there). */
-const QUICK_DEPTH = 64;
-/** Objects seen, in {@link quick}'s second run (larger values). */
-let quickSeen: Set<object> | undefined;
-/** Arrays up to this length are checked for non-index properties. */
-const ARRAY_PROPS_CHECKED = 1024;
-
-/**
- * The hot path's check: plain objects, arrays, primitives and the common
- * built-ins, without paths. Small values are walked without a set of seen
- * objects (the visit budget bounds the walk on shared or circular
- * references: {@link OVER}); larger ones with {@link quickSeen}. Anything
- * else returns {@link SLOW}: {@link check} knows it.
- */
-function quick(value: unknown, depth = 0): number {
-  if (typeof value !== "object") {
-    if (typeof value === "number") {
-      return value === 0 && 1 / value < 0 ? REWRITE : 0;
-    }
-    return typeof value === "symbol" || typeof value === "function" ? SLOW : 0;
-  }
-  if (value === null) return 0;
-  if (quickSeen) {
-    if (quickSeen.has(value)) return 0;
-    quickSeen.add(value);
-  } else if (--budget < 0 || depth > QUICK_DEPTH) return OVER;
-  let flags = 0;
-  if (Array.isArray(value)) {
-    const length = value.length;
-    for (let i = 0; i < length; i++) {
-      const v = value[i];
-      switch (typeof v) {
-        case "number":
-          if (v === 0 && 1 / v < 0) flags |= REWRITE;
-          continue;
-        case "string":
-        case "boolean":
-        case "bigint":
-          continue;
-        case "undefined":
-          if (!(i in value)) flags |= REWRITE;
-          continue;
-      }
-      flags |= quick(v, depth + 1);
-      if (flags & STOP) return flags;
-    }
-    // Properties besides the indices (structuredClone copies them; a RegExp
-    // match has `index`, `input` and `groups`). Listing the keys of a long
-    // array costs more than encoding it, so only short ones are checked.
-    if (
-      depth > 0 && length <= ARRAY_PROPS_CHECKED &&
-      Object.keys(value).length !== length
-    ) {
-      flags |= REWRITE;
-    }
-    return flags;
-  }
-  const constructor = value.constructor;
-  if (constructor === Object) {
-    for (const key in value) {
-      if (key === "__proto__") flags |= REWRITE; // msgpackr renames it
-      flags |= quick((value as Record<string, unknown>)[key], depth + 1);
-      if (flags & STOP) return flags;
-    }
-    return flags;
-  }
-  if (constructor === Map) {
-    for (const [k, v] of value as Map<unknown, unknown>) {
-      flags |= quick(k, depth + 1) | quick(v, depth + 1);
-      if (flags & STOP) return flags;
-    }
-    return flags;
-  }
-  if (constructor === Set) {
-    for (const v of value as Set<unknown>) {
-      flags |= quick(v, depth + 1);
-      if (flags & STOP) return flags;
-    }
-    return flags;
-  }
-  if (
-    constructor === Uint8Array || constructor === Date ||
-    constructor === Float64Array || constructor === Int32Array ||
-    constructor === Uint32Array || constructor === Float32Array ||
-    constructor === Int8Array || constructor === Int16Array ||
-    constructor === Uint16Array || constructor === Uint8ClampedArray ||
-    constructor === BigInt64Array || constructor === BigUint64Array ||
-    constructor === DataView
-  ) {
-    return 0;
-  }
-  return SLOW;
-}
-
-/**
- * {@link quick} on `value`: a second time with a set if the first ran over.
- * The root, a protocol message tuple built by the library, is not checked for
- * non-index properties (values are always inside one).
- */
-function quickCheck(value: unknown): number {
-  budget = QUICK_BUDGET;
-  const flags = quick(value);
-  if (!(flags & OVER) || flags & SLOW) return flags;
-  quickSeen = new Set();
-  try {
-    return quick(value);
-  } finally {
-    quickSeen = undefined;
-  }
-}
-
-// ---------------------------------------------------------------------------
-// Rewriting: -0 and arrays msgpack would change (holes, extra properties)
-
-class NegZero {}
-/** An array with holes or non-index properties: its length and own entries. */
-/** An object with an own `__proto__` key: its keys and values. */
-class ObjectShape {
-  constructor(readonly keys: string[], readonly values: unknown[]) {}
-}
-
-/** Sets an own data property, whatever its name (`__proto__` included). */
-function own(target: object, key: string, value: unknown): void {
-  Object.defineProperty(target, key, {
-    value,
-    writable: true,
-    enumerable: true,
-    configurable: true,
-  });
-}
-
-class ArrayShape {
-  constructor(
-    readonly length: number,
-    readonly keys: string[],
-    readonly values: unknown[],
-  ) {}
-}
-
-/** A copy of `value` with -0 and unusual arrays replaced by markers. */
-function rewrite(value: unknown, copies: Map<object, unknown>): unknown {
-  if (typeof value === "number") {
-    return value === 0 && 1 / value < 0 ? new NegZero() : value;
-  }
-  if (typeof value !== "object" || value === null) return value;
-  const known = copies.get(value);
-  if (known !== undefined) return known;
-  if (Array.isArray(value)) {
-    const keys = Object.keys(value);
-    if (keys.length === value.length && keys.every((k, i) => k === String(i))) {
-      const copy: unknown[] = [];
-      copies.set(value, copy);
-      for (let i = 0; i < value.length; i++) {
-        copy.push(rewrite(value[i], copies));
-      }
-      return copy;
-    }
-    const values: unknown[] = [];
-    const shape = new ArrayShape(value.length, keys, values);
-    copies.set(value, shape);
-    for (const key of keys) {
-      values.push(
-        rewrite((value as unknown as Record<string, unknown>)[key], copies),
-      );
-    }
-    return shape;
-  }
-  const constructor = (value as { constructor?: unknown }).constructor;
-  if (value instanceof Map) {
-    const copy = new Map();
-    copies.set(value, copy);
-    for (const [k, v] of value) {
-      copy.set(rewrite(k, copies), rewrite(v, copies));
-    }
-    return copy;
-  }
-  if (value instanceof Set) {
-    const copy = new Set();
-    copies.set(value, copy);
-    for (const v of value) copy.add(rewrite(v, copies));
-    return copy;
-  }
-  if (value instanceof Error || value instanceof DOMException) {
-    const snapshot = errorSnapshot(value);
-    copies.set(value, snapshot);
-    if (snapshot.length > 5) snapshot[5] = rewrite(snapshot[5], copies);
-    return new ErrorCopy(snapshot);
-  }
-  if (
-    constructor === Object || constructor === undefined ||
-    isClassInstance(value)
-  ) {
-    if (Object.hasOwn(value, "__proto__")) {
-      const keys = Object.keys(value);
-      const values: unknown[] = [];
-      const shape = new ObjectShape(keys, values);
-      copies.set(value, shape);
-      for (const key of keys) {
-        values.push(rewrite((value as Record<string, unknown>)[key], copies));
-      }
-      return shape;
-    }
-    const copy: Record<string, unknown> = {};
-    copies.set(value, copy);
-    for (const key in value) {
-      if (Object.hasOwn(value, key)) {
-        copy[key] = rewrite((value as Record<string, unknown>)[key], copies);
-      }
-    }
-    return copy;
-  }
-  return value;
-}
-
-// ---------------------------------------------------------------------------
-// Extensions for what msgpackr does not carry as structuredClone does
-
-// Registered first, so every more specific extension below (and every user
-// type) is tried before it: msgpackr tries the latest registration first.
-/** A class instance (or a platform object structuredClone copies as plain). */
-function isClassInstance(value: object): boolean {
-  if (value instanceof Map) return value.constructor !== Map;
-  const proto = Object.getPrototypeOf(value);
-  return proto !== null && proto !== Object.prototype &&
-    !Array.isArray(value) &&
-    Object.prototype.toString.call(value) === "[object Object]";
-}
-class ClassInstance {
-  static [Symbol.hasInstance](value: unknown): boolean {
-    return typeof value === "object" && value !== null &&
-      isClassInstance(value);
-  }
-}
-addExtension({
-  Class: ClassInstance as unknown as new () => unknown,
-  type: EXT_PLAIN,
-  // Own enumerable properties, as structuredClone copies them (never toJSON).
-  write: (value: Record<string, unknown>): unknown => {
-    if (value instanceof Map) return new Map(value);
-    const copy: Record<string, unknown> = {};
-    for (const key in value) {
-      if (Object.hasOwn(value, key)) copy[key] = value[key];
-    }
-    return copy;
-  },
-  read: (copy: unknown): unknown => copy,
-});
-
-addExtension({
-  Class: NegZero,
-  type: EXT_NEG_ZERO,
-  write: (): unknown => null,
-  read: (): number => -0,
-});
-
-addExtension({
-  Class: ObjectShape,
-  type: EXT_OBJECT,
-  write: (shape: ObjectShape): unknown => [shape.keys, shape.values],
-  read: ([keys, values]: [string[], unknown[]]): object => {
-    const object = {};
-    for (let i = 0; i < keys.length; i++) own(object, keys[i]!, values[i]);
-    return object;
-  },
-});
-
-addExtension({
-  Class: ArrayShape,
-  type: EXT_ARRAY,
-  write: (
-    shape: ArrayShape,
-  ): unknown => [shape.length, shape.keys, shape.values],
-  read: (data: [number, string[], unknown[]]): unknown[] => {
-    const [length, keys, values] = data;
-    const array = new Array(length);
-    for (let i = 0; i < keys.length; i++) own(array, keys[i]!, values[i]);
-    return array;
-  },
-});
-
-/** Boxed primitives: `new Boolean(false)`, `new String("s")`, `Object(1n)`, … */
-class Boxed {
-  static [Symbol.hasInstance](value: unknown): boolean {
-    return value instanceof Boolean || value instanceof Number ||
-      value instanceof String ||
-      (typeof value === "object" && value !== null &&
-        Object.prototype.toString.call(value) === "[object BigInt]");
-  }
-}
-addExtension({
-  Class: Boxed as unknown as new () => unknown,
-  type: EXT_BOXED,
-  write: (value: object): unknown => {
-    const primitive = (value as { valueOf(): unknown }).valueOf();
-    // -0 inside new Number(-0) is kept as its sign.
-    return typeof primitive === "number" && primitive === 0 && 1 / primitive < 0
-      ? ["-0"]
-      : [primitive];
-  },
-  read: ([primitive]: [unknown]): unknown =>
-    primitive === "-0" ? Object(-0) : Object(primitive),
-});
 
 // Error values, as structuredClone copies them: the class when its name is a
 // built-in one (otherwise Error), message, stack and cause.
@@ -734,121 +386,69 @@ const ERROR_CLASSES: Record<string, ErrorConstructor> = {
   URIError,
 };
 
-/** `[kind, name, message, stack, hasCause, cause?]`; kind 0 Error, 1 DOMException. */
-type ErrorSnapshot = unknown[];
+// ---------------------------------------------------------------------------
+// Blobs: their bytes are read (asynchronously) before a value is encoded
 
-function errorSnapshot(error: Error | DOMException): ErrorSnapshot {
-  const isDom = error instanceof DOMException;
-  const name = String(error.name);
-  const stack = typeof error.stack === "string" ? error.stack : undefined;
-  const message = Object.hasOwn(error, "message") || isDom
-    ? String(error.message)
-    : undefined;
-  const snapshot: ErrorSnapshot = [
-    isDom ? 1 : 0,
-    isDom || Object.hasOwn(ERROR_CLASSES, name) ? name : "Error",
-    message,
-    stack,
-  ];
-  if (!isDom && Object.hasOwn(error, "cause")) snapshot.push(true, error.cause);
-  return snapshot;
-}
-
-class ErrorCopy {
-  constructor(readonly snapshot: ErrorSnapshot) {}
-}
-class ErrorLike {
-  static [Symbol.hasInstance](value: unknown): boolean {
-    return value instanceof Error || value instanceof DOMException ||
-      value instanceof ErrorCopy;
-  }
-}
-addExtension({
-  Class: ErrorLike as unknown as new () => unknown,
-  type: EXT_ERROR,
-  write: (value: Error | ErrorCopy): unknown =>
-    value instanceof ErrorCopy ? value.snapshot : errorSnapshot(value),
-  read: (data: ErrorSnapshot): Error => {
-    const [kind, name, message, stack] = data as [
-      number,
-      string,
-      string | undefined,
-      string | undefined,
-    ];
-    let error: Error;
-    if (kind === 1) {
-      error = new DOMException(message ?? "", name);
-    } else {
-      const Class = Object.hasOwn(ERROR_CLASSES, name)
-        ? ERROR_CLASSES[name]!
-        : Error;
-      error = data.length > 4
-        ? new Class(message, { cause: data[5] })
-        : new Class(message);
-      if (message === undefined) delete (error as { message?: string }).message;
-    }
-    Object.defineProperty(error, "stack", {
-      value: stack,
-      writable: true,
-      configurable: true,
-    });
-    return error;
-  },
-});
-
-addExtension({
-  Class: URL,
-  type: EXT_URL,
-  write: (url: URL): unknown => url.href,
-  read: (href: string): URL => new URL(href),
-});
+/** Bytes of Blobs read by {@link _readBlobs}, so encoding stays synchronous. */
+const blobBytes = new WeakMap<Blob, Uint8Array>();
 
 function unreadKind(blobs: Blob[]): string {
   return blobs[0] instanceof File ? "File" : "Blob";
 }
 
-/** Bytes of Blobs read by {@link _readBlobs}, so encoding stays synchronous. */
-const blobBytes = new WeakMap<Blob, Uint8Array>();
+/** Objects {@link mayHoldBlob} visits before it gives up (and says yes). */
+const BLOB_SCAN_BUDGET = 4096;
+let scanBudget = 0;
 
-addExtension({
-  Class: Blob,
-  type: EXT_BLOB,
-  write: (blob: Blob): unknown => {
-    const bytes = blobBytes.get(blob);
-    if (!bytes) {
-      throw _dataCloneError(
-        `A ${unreadKind([blob])}`,
-        undefined,
-        " (its bytes are read before sending only for task arguments and " +
-          "results; elsewhere send `await blob.bytes()` instead)",
-      );
+/**
+ * Whether `value` may hold a Blob: `false` only for plain objects, arrays,
+ * primitives and the common built-ins, found within a visit budget (shared
+ * or circular references end there too).
+ */
+function mayHoldBlob(value: unknown): boolean {
+  if (typeof value !== "object" || value === null) return false;
+  if (--scanBudget < 0) return true;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const v = value[i];
+      if (typeof v === "object" && v !== null && mayHoldBlob(v)) return true;
     }
-    return blob instanceof File
-      ? [blob.type, bytes, blob.name, blob.lastModified]
-      : [blob.type, bytes];
-  },
-  read: (data: [string, Uint8Array<ArrayBuffer>, string?, number?]): Blob => {
-    const [type, bytes, name, lastModified] = data;
-    return name === undefined
-      ? new Blob([bytes], { type })
-      : new File([bytes], name, { type, lastModified: lastModified! });
-  },
-});
+    return false;
+  }
+  const constructor = value.constructor;
+  if (constructor === Object) {
+    for (const key in value) {
+      if (mayHoldBlob((value as Record<string, unknown>)[key])) return true;
+    }
+    return false;
+  }
+  if (constructor === Map) {
+    for (const [k, v] of value as Map<unknown, unknown>) {
+      if (mayHoldBlob(k) || mayHoldBlob(v)) return true;
+    }
+    return false;
+  }
+  if (constructor === Set) {
+    for (const v of value as Set<unknown>) if (mayHoldBlob(v)) return true;
+    return false;
+  }
+  return !(ArrayBuffer.isView(value) || constructor === Date);
+}
 
 /**
  * Reads the bytes of every `Blob`/`File` in `value` so that {@link encode}
  * can send them. Returns `undefined` (no await needed) when there is none
  * left to read, or when `value` cannot cross at all ({@link encode} says why).
- * Cheap for values without Blobs: one pass of the hot-path check.
+ * Cheap for values without Blobs: one pass over plain data.
  */
 export function _readBlobs(value: unknown): Promise<void> | undefined {
-  if (!(quickCheck(value) & SLOW)) return undefined;
-  const walk: Walk = {
-    seen: new Set(),
-    path: [],
-    rewrite: false,
-    unread: undefined,
-  };
+  scanBudget = BLOB_SCAN_BUDGET;
+  try {
+    if (!mayHoldBlob(value)) return undefined;
+  } catch {
+    return undefined; // a throwing getter: encode() reports it
+  }
+  const walk: Walk = { seen: new Set(), path: [], unread: undefined };
   try {
     check(value, walk, value);
   } catch {
@@ -861,33 +461,313 @@ export function _readBlobs(value: unknown): Promise<void> | undefined {
   })).then(() => {});
 }
 
-// Float16Array (unknown to msgpackr) and resizable ArrayBuffers.
-class ExtraBuffer {
-  static [Symbol.hasInstance](value: unknown): boolean {
-    return (typeof Float16Array === "function" &&
-      value instanceof Float16Array) ||
-      (value instanceof ArrayBuffer && value.resizable);
+// ---------------------------------------------------------------------------
+// The encoder: one walk that checks and writes
+
+// Extension type codes. Each payload is a sequence of MessagePack values.
+/** `undefined` (fixext 1). */
+const EXT_UNDEFINED = 0x00;
+/** `-0` (fixext 1). */
+const EXT_NEG_ZERO = 0x01;
+/** A second reference to an object: its number in encounter order (fixext 4). */
+const EXT_REF = 0x02;
+/** Wraps a whole message that holds {@link EXT_REF}s. */
+const EXT_REFS = 0x03;
+/** A bigint: its hex digits (with a leading `-` if negative). */
+const EXT_BIGINT = 0x04;
+/** An array with holes or other properties: length, count, key/value pairs. */
+const EXT_SPARSE = 0x05;
+/** A Map: size, then key and value of each entry. */
+const EXT_MAP = 0x06;
+/** A Set: size, then its values. */
+const EXT_SET = 0x07;
+/** A Date: its time (float64). */
+const EXT_DATE = 0x08;
+/** A RegExp: source and flags. */
+const EXT_REGEXP = 0x09;
+/** An Error or DOMException: kind, name, message, stack, cause if any. */
+const EXT_ERROR = 0x0a;
+/** A URL: its href. */
+const EXT_URL = 0x0b;
+/** A Blob (type, bytes) or a File (type, bytes, name, lastModified). */
+const EXT_BLOB = 0x0c;
+/** A boxed primitive: the primitive. */
+const EXT_BOXED = 0x0d;
+/** A typed array or DataView other than Uint8Array: kind, bin. */
+const EXT_VIEW = 0x0e;
+/** An ArrayBuffer: bin, and maxByteLength if resizable. */
+const EXT_BUFFER = 0x0f;
+/** A registered user type: its name and what its encode gave. */
+const EXT_USER = 0x10;
+
+/** Kinds of {@link EXT_VIEW}, by their index here. */
+const VIEW_KINDS: (new (buffer: ArrayBuffer) => ArrayBufferView)[] = [
+  Int8Array,
+  Uint8Array,
+  Uint8ClampedArray,
+  Int16Array,
+  Uint16Array,
+  Int32Array,
+  Uint32Array,
+  Float32Array,
+  Float64Array,
+  BigInt64Array,
+  BigUint64Array,
+  DataView,
+];
+if (typeof Float16Array === "function") VIEW_KINDS.push(Float16Array);
+
+/** Arrays up to this length are checked for holes and other properties first. */
+const ARRAY_PROPS_CHECKED = 1024;
+/** Bytes left free before a message, for an {@link EXT_REFS} header. */
+const RESERVE = 6;
+
+/** Thrown inside the walk: a value it refuses ({@link check} says why). */
+const REFUSED = { refused: true };
+/** Thrown inside the walk: a hole in an unchecked array; walk again. */
+const RESTART = { restart: true };
+
+let w = new Writer();
+/** Objects written so far, by their number in encounter order. */
+let ids = new Map<object, number>();
+let nextId = 0;
+let usedRefs = false;
+/** After a {@link RESTART}: check every array for holes and properties. */
+let checkAllArrays = false;
+let busy = false;
+
+function put(value: unknown, depth: number): void {
+  switch (typeof value) {
+    case "number":
+      if (value === 0 && 1 / value < 0) {
+        w.extHeader(EXT_NEG_ZERO, 1);
+        return w.byte(0);
+      }
+      return w.number(value);
+    case "string":
+      return w.string(value);
+    case "object":
+      if (value === null) return w.nil();
+      return putObject(value, depth);
+    case "boolean":
+      return w.bool(value);
+    case "undefined":
+      w.extHeader(EXT_UNDEFINED, 1);
+      return w.byte(0);
+    case "bigint":
+      return putBigInt(value);
+  }
+  throw REFUSED;
+}
+
+function putBigInt(value: bigint): void {
+  const at = w.beginExt(EXT_BIGINT);
+  w.string(value.toString(16));
+  w.endExt(at);
+}
+
+function putObject(object: object, depth: number): void {
+  const id = ids.get(object);
+  if (id !== undefined) {
+    usedRefs = true;
+    w.extHeader(EXT_REF, 4);
+    w.ensure(4);
+    w.view.setUint32(w.pos, id);
+    w.pos += 4;
+    return;
+  }
+  ids.set(object, nextId++);
+  if (Array.isArray(object)) return putArray(object, depth);
+  const constructor = object.constructor;
+  if (constructor === Object) return putPlain(object, depth);
+  putOther(object, constructor, depth);
+}
+
+function putArray(array: unknown[], depth: number): void {
+  const length = array.length;
+  if (checkAllArrays || (depth > 0 && length <= ARRAY_PROPS_CHECKED)) {
+    // Holes and other properties (structuredClone copies them; a RegExp
+    // match has `index`, `input` and `groups`). Listing the keys of a long
+    // array costs more than encoding it, so only short ones are checked
+    // unless a hole was found.
+    const keys = Object.keys(array);
+    if (
+      keys.length !== length ||
+      (length > 0 && keys[length - 1] !== String(length - 1))
+    ) {
+      return putSparse(array, keys, depth);
+    }
+  }
+  w.arrayHeader(length);
+  for (let i = 0; i < length; i++) {
+    const v = array[i];
+    if (v === undefined && !(i in array)) throw RESTART;
+    put(v, depth + 1);
   }
 }
-addExtension({
-  Class: ExtraBuffer as unknown as new () => unknown,
-  type: EXT_BUFFER,
-  write: (value: ArrayBuffer | Float16Array): unknown =>
-    value instanceof ArrayBuffer
-      ? [0, new Uint8Array(value.slice(0)), value.maxByteLength]
-      : [1, new Uint8Array(value.buffer, value.byteOffset, value.byteLength)],
-  read: (data: [number, Uint8Array, number?]): unknown => {
-    const [kind, bytes, max] = data;
-    if (kind === 0) {
-      const buffer = new ArrayBuffer(bytes.byteLength, { maxByteLength: max! });
-      new Uint8Array(buffer).set(bytes);
-      return buffer;
-    }
-    return new Float16Array(bytes.slice().buffer);
-  },
-});
 
-// ---------------------------------------------------------------------------
+function putSparse(array: unknown[], keys: string[], depth: number): void {
+  const at = w.beginExt(EXT_SPARSE);
+  w.number(array.length);
+  w.number(keys.length);
+  for (const key of keys) {
+    w.string(key);
+    put((array as unknown as Record<string, unknown>)[key], depth + 1);
+  }
+  w.endExt(at);
+}
+
+/** Own enumerable string-keyed properties, as structuredClone copies them. */
+function putPlain(object: object, depth: number): void {
+  const at = w.pos;
+  w.byte(0x80);
+  let n = 0;
+  for (const key in object) {
+    if (!Object.hasOwn(object, key)) continue;
+    w.string(key);
+    put((object as Record<string, unknown>)[key], depth + 1);
+    n++;
+  }
+  w.patchMapHeader(at, n);
+}
+
+function putOther(object: object, constructor: unknown, depth: number): void {
+  if (userClasses.length) {
+    const type = findUserType(object);
+    if (type) {
+      const at = w.beginExt(EXT_USER);
+      w.string(type.name);
+      put(type.encode(object as never), depth + 1);
+      return w.endExt(at);
+    }
+  }
+  if (constructor === Uint8Array) return w.bin(object as Uint8Array);
+  if (ArrayBuffer.isView(object)) {
+    const kind = object instanceof DataView
+      ? 11
+      : VIEW_KINDS.indexOf(object.constructor as never);
+    if (kind < 0) {
+      // A subclass: the nearest built-in kind.
+      for (let k = 0; k < VIEW_KINDS.length; k++) {
+        if (object instanceof VIEW_KINDS[k]!) return putView(object, k);
+      }
+      throw REFUSED;
+    }
+    return putView(object, kind);
+  }
+  let at: number;
+  if (object instanceof Map) {
+    at = w.beginExt(EXT_MAP);
+    w.number(object.size);
+    for (const [k, v] of object) {
+      put(k, depth + 1);
+      put(v, depth + 1);
+    }
+  } else if (object instanceof Set) {
+    at = w.beginExt(EXT_SET);
+    w.number(object.size);
+    for (const v of object) put(v, depth + 1);
+  } else if (object instanceof Date) {
+    at = w.beginExt(EXT_DATE);
+    w.float64(object.getTime());
+  } else if (object instanceof RegExp) {
+    at = w.beginExt(EXT_REGEXP);
+    w.string(object.source);
+    w.string(object.flags);
+  } else if (object instanceof Error || object instanceof DOMException) {
+    at = w.beginExt(EXT_ERROR);
+    putError(object, depth);
+  } else if (object instanceof ArrayBuffer) {
+    at = w.beginExt(EXT_BUFFER);
+    w.bin(new Uint8Array(object));
+    if (object.resizable) w.number(object.maxByteLength);
+  } else if (object instanceof URL) {
+    at = w.beginExt(EXT_URL);
+    w.string(object.href);
+  } else if (object instanceof Blob) {
+    const bytes = blobBytes.get(object);
+    if (!bytes) throw REFUSED;
+    at = w.beginExt(EXT_BLOB);
+    w.string(object.type);
+    w.bin(bytes);
+    if (object instanceof File) {
+      w.string(object.name);
+      w.number(object.lastModified);
+    }
+  } else if (
+    object instanceof Boolean || object instanceof Number ||
+    object instanceof String
+  ) {
+    at = w.beginExt(EXT_BOXED);
+    put(object.valueOf(), depth + 1);
+  } else {
+    const tag = Object.prototype.toString.call(object);
+    if (tag === "[object BigInt]") {
+      at = w.beginExt(EXT_BOXED);
+      putBigInt((object as { valueOf(): bigint }).valueOf());
+    } else if (
+      tag === "[object Object]" || tag === "[object Arguments]" ||
+      refusal(object) === undefined
+    ) {
+      // A class instance (or a platform object structuredClone copies as
+      // plain): its own enumerable properties, never toJSON.
+      return putPlain(object, depth);
+    } else {
+      throw REFUSED;
+    }
+  }
+  w.endExt(at);
+}
+
+function putView(view: ArrayBufferView, kind: number): void {
+  const at = w.beginExt(EXT_VIEW);
+  w.number(kind);
+  w.bin(new Uint8Array(view.buffer, view.byteOffset, view.byteLength));
+  w.endExt(at);
+}
+
+function putError(error: Error | DOMException, depth: number): void {
+  // As structuredClone copies them: the class when its name is a built-in
+  // one (otherwise Error), message, stack and cause.
+  const isDom = error instanceof DOMException;
+  const name = String(error.name);
+  const stack = typeof error.stack === "string" ? error.stack : undefined;
+  const message = Object.hasOwn(error, "message") || isDom
+    ? String(error.message)
+    : undefined;
+  w.number(isDom ? 1 : 0);
+  w.string(isDom || Object.hasOwn(ERROR_CLASSES, name) ? name : "Error");
+  if (message === undefined) w.nil();
+  else w.string(message);
+  if (stack === undefined) w.nil();
+  else w.string(stack);
+  if (!isDom && Object.hasOwn(error, "cause")) {
+    put((error as Error).cause, depth + 1);
+  }
+}
+
+/** One walk over `value`: a {@link RESTART} walks again checking all arrays. */
+function walkValue(value: unknown): Uint8Array {
+  for (;;) {
+    w.reset(RESERVE);
+    try {
+      put(value, 0);
+      break;
+    } catch (error) {
+      if (error !== RESTART || checkAllArrays) throw error;
+      checkAllArrays = true;
+      ids.clear();
+      nextId = 0;
+      usedRefs = false;
+    }
+  }
+  if (!usedRefs) return w.buf.subarray(RESERVE, w.pos);
+  // An ext32 header around the message, in the bytes left free before it.
+  w.buf[0] = 0xc9;
+  w.view.setUint32(1, w.pos - RESERVE);
+  w.buf[5] = EXT_REFS;
+  return w.buf.subarray(0, w.pos);
+}
 
 /**
  * Encodes a value to MessagePack with structured-clone semantics.
@@ -898,43 +778,357 @@ addExtension({
  * naming the type and its position.
  */
 export function encode(value: unknown): Uint8Array {
-  let rewriting: number;
-  try {
-    rewriting = quickCheck(value);
-  } catch (error) {
-    // Nesting deeper than the stack allows.
-    throw _dataCloneError(`A value (${error})`, error);
+  if (busy) {
+    // Called from inside a walk (a getter or a registered type's encode):
+    // on a writer of its own.
+    const saved = [w, ids, nextId, usedRefs, checkAllArrays] as const;
+    w = new Writer();
+    ids = new Map();
+    nextId = 0;
+    usedRefs = false;
+    checkAllArrays = false;
+    busy = false;
+    try {
+      return encode(value).slice();
+    } finally {
+      [w, ids, nextId, usedRefs, checkAllArrays] = saved;
+      busy = true;
+    }
   }
-  if (rewriting & SLOW) {
-    const walk: Walk = {
-      seen: new Set(),
-      path: [],
-      rewrite: false,
-      unread: undefined,
-    };
-    check(value, walk, value);
+  busy = true;
+  try {
+    return walkValue(value);
+  } catch (error) {
+    throw cloneError(value, error);
+  } finally {
+    busy = false;
+    checkAllArrays = false;
+    ids.clear();
+    nextId = 0;
+    usedRefs = false;
+  }
+}
+
+/** The `DataCloneError` for what made the walk over `value` throw. */
+function cloneError(value: unknown, error: unknown): unknown {
+  if (error === REFUSED) {
+    const walk: Walk = { seen: new Set(), path: [], unread: undefined };
+    check(value, walk, value); // throws, naming the type and where it was
     if (walk.unread) {
-      throw _dataCloneError(
+      return _dataCloneError(
         `A ${unreadKind(walk.unread)} at ${walk.unreadAt}`,
         undefined,
         " (task arguments and results are read before sending; elsewhere " +
           "send `await blob.bytes()` instead)",
       );
     }
-    rewriting = walk.rewrite ? REWRITE : 0;
+    return _dataCloneError("A value");
   }
-  try {
-    return packr.pack(rewriting ? rewrite(value, new Map()) : value);
-  } catch (error) {
-    if (error instanceof DOMException && error.name === "DataCloneError") {
-      throw error;
-    }
-    const message = error instanceof Error ? error.message : String(error);
-    throw _dataCloneError(`A value (${message})`, error);
+  if (error instanceof DOMException && error.name === "DataCloneError") {
+    return error;
   }
+  // A throwing getter or registered encode, or nesting deeper than the
+  // stack allows.
+  const message = error instanceof Error ? error.message : String(error);
+  return _dataCloneError(`A value (${message})`, error);
 }
+
+// ---------------------------------------------------------------------------
+// The decoder
+
+/** Objects decoded so far, when the message holds {@link EXT_REF}s. */
+let refs: unknown[] | undefined;
 
 /** Decodes one MessagePack value. The result never aliases `bytes`. */
 export function decode(bytes: Uint8Array): unknown {
-  return packr.unpack(bytes);
+  const saved = refs;
+  const r = new Reader(bytes);
+  if (bytes.length > RESERVE && bytes[0] === 0xc9 && bytes[5] === EXT_REFS) {
+    r.pos = RESERVE;
+    refs = [];
+  } else {
+    refs = undefined;
+  }
+  try {
+    return get(r);
+  } finally {
+    refs = saved;
+  }
+}
+
+function get(r: Reader): unknown {
+  const type = r.u8();
+  if (type < 0x80) return type;
+  if (type >= 0xe0) return type - 0x100;
+  if (type < 0x90) return getMap(r, type & 0x0f, {});
+  if (type < 0xa0) return getArray(r, type & 0x0f);
+  if (type < 0xc0) return r.str(type & 0x1f);
+  switch (type) {
+    case 0xc0:
+      return null;
+    case 0xc2:
+      return false;
+    case 0xc3:
+      return true;
+    case 0xc4:
+    case 0xc5:
+    case 0xc6: {
+      const bytes = getBin(r, type);
+      if (refs) refs.push(bytes);
+      return bytes;
+    }
+    case 0xd9:
+      return r.str(r.u8());
+    case 0xda:
+      return r.str(r.u16());
+    case 0xdb:
+      return r.str(r.u32());
+    case 0xdc:
+      return getArray(r, r.u16());
+    case 0xdd:
+      return getArray(r, r.u32());
+    case 0xde:
+      return getMap(r, r.u16(), {});
+    case 0xdf:
+      return getMap(r, r.u32(), {});
+    case 0xc7:
+    case 0xc8:
+    case 0xc9:
+    case 0xd4:
+    case 0xd5:
+    case 0xd6:
+    case 0xd7:
+    case 0xd8:
+      return getExt(r, type);
+    case 0xc1:
+      throw new TypeError("Malformed message: 0xc1 is never used");
+  }
+  return r.number(type);
+}
+
+function getBin(r: Reader, type: number): Uint8Array<ArrayBuffer> {
+  switch (type) {
+    case 0xc4:
+      return r.bytes(r.u8());
+    case 0xc5:
+      return r.bytes(r.u16());
+    case 0xc6:
+      return r.bytes(r.u32());
+  }
+  throw new TypeError("Malformed message: a bin expected");
+}
+
+function getArray(r: Reader, n: number): unknown[] {
+  r.need(n); // each element takes at least one byte
+  const array = new Array(n);
+  if (refs) refs.push(array);
+  for (let i = 0; i < n; i++) array[i] = get(r);
+  return array;
+}
+
+function getMap(
+  r: Reader,
+  n: number,
+  object: Record<string, unknown>,
+): Record<string, unknown> {
+  r.need(n * 2);
+  if (refs) refs.push(object);
+  for (let i = 0; i < n; i++) {
+    const type = r.buf[r.pos]!;
+    let key: string;
+    if (type >= 0xa0 && type < 0xc0) {
+      r.pos++;
+      key = r.str(type & 0x1f);
+    } else {
+      key = String(get(r));
+    }
+    const value = get(r);
+    if (key === "__proto__") own(object, key, value);
+    else object[key] = value;
+  }
+  return object;
+}
+
+/** Sets an own data property, whatever its name (`__proto__` included). */
+function own(target: object, key: string, value: unknown): void {
+  Object.defineProperty(target, key, {
+    value,
+    writable: true,
+    enumerable: true,
+    configurable: true,
+  });
+}
+
+function getString(r: Reader): string {
+  const value = get(r);
+  if (typeof value !== "string") {
+    throw new TypeError("Malformed message: a string expected");
+  }
+  return value;
+}
+
+function getNumber(r: Reader): number {
+  const value = get(r);
+  if (typeof value !== "number") {
+    throw new TypeError("Malformed message: a number expected");
+  }
+  return value;
+}
+
+function getExt(r: Reader, type: number): unknown {
+  const size = r.extSize(type);
+  const ext = r.extType;
+  const end = r.pos + size;
+  let value: unknown;
+  switch (ext) {
+    case EXT_UNDEFINED:
+      r.pos = end;
+      return undefined;
+    case EXT_NEG_ZERO:
+      r.pos = end;
+      return -0;
+    case EXT_REF: {
+      const id = r.u32();
+      if (!refs || id >= refs.length) {
+        throw new TypeError("Malformed message: a reference to nothing");
+      }
+      return refs[id];
+    }
+    case EXT_BIGINT: {
+      const hex = getString(r);
+      value = hex[0] === "-"
+        ? -BigInt(`0x${hex.slice(1)}`)
+        : BigInt(`0x${hex}`);
+      break;
+    }
+    case EXT_SPARSE: {
+      const array = new Array(getNumber(r));
+      if (refs) refs.push(array);
+      const n = getNumber(r);
+      for (let i = 0; i < n; i++) own(array, getString(r), get(r));
+      value = array;
+      break;
+    }
+    case EXT_MAP: {
+      const map = new Map();
+      if (refs) refs.push(map);
+      const n = getNumber(r);
+      for (let i = 0; i < n; i++) map.set(get(r), get(r));
+      value = map;
+      break;
+    }
+    case EXT_SET: {
+      const set = new Set();
+      if (refs) refs.push(set);
+      const n = getNumber(r);
+      for (let i = 0; i < n; i++) set.add(get(r));
+      value = set;
+      break;
+    }
+    case EXT_DATE:
+      value = new Date(getNumber(r));
+      if (refs) refs.push(value);
+      break;
+    case EXT_REGEXP:
+      value = new RegExp(getString(r), getString(r));
+      if (refs) refs.push(value);
+      break;
+    case EXT_ERROR:
+      value = getError(r, end);
+      break;
+    case EXT_URL:
+      value = new URL(getString(r));
+      if (refs) refs.push(value);
+      break;
+    case EXT_BLOB: {
+      const type = getString(r);
+      const bytes = getBin(r, r.u8());
+      value = r.pos < end
+        ? new File([bytes], getString(r), { type, lastModified: getNumber(r) })
+        : new Blob([bytes], { type });
+      if (refs) refs.push(value);
+      break;
+    }
+    case EXT_BOXED:
+      value = Object(get(r));
+      if (refs) refs.push(value);
+      break;
+    case EXT_VIEW: {
+      const Kind = VIEW_KINDS[getNumber(r)];
+      if (!Kind) throw new TypeError("Malformed message: unknown view kind");
+      value = new Kind(getBin(r, r.u8()).buffer);
+      if (refs) refs.push(value);
+      break;
+    }
+    case EXT_BUFFER: {
+      const bytes = getBin(r, r.u8());
+      if (r.pos < end) {
+        const buffer = new ArrayBuffer(bytes.byteLength, {
+          maxByteLength: getNumber(r),
+        });
+        new Uint8Array(buffer).set(bytes);
+        value = buffer;
+      } else {
+        value = bytes.buffer;
+      }
+      if (refs) refs.push(value);
+      break;
+    }
+    case EXT_USER: {
+      const at = refs ? refs.push(undefined) - 1 : -1;
+      const name = getString(r);
+      const type = userTypes.get(name);
+      if (!type) {
+        throw new DOMException(
+          `A value of type '${name}' arrived, but this process has not registered ` +
+            `'${name}' with registerType(): import the module that registers it ` +
+            `from your initializer (a { module, name } initializer), so every ` +
+            `worker registers it before its first task`,
+          "DataCloneError",
+        );
+      }
+      value = type.decode(get(r));
+      if (refs) refs[at] = value;
+      break;
+    }
+    default:
+      throw new TypeError(
+        `Malformed message: unknown extension type ${ext}`,
+      );
+  }
+  if (r.pos !== end) {
+    throw new TypeError(`Malformed message: extension ${ext} of wrong size`);
+  }
+  return value;
+}
+
+function getError(r: Reader, end: number): Error {
+  const kind = getNumber(r);
+  const name = getString(r);
+  const message = get(r) as string | null;
+  const stack = get(r) as string | null;
+  let error: Error;
+  if (kind === 1) {
+    error = new DOMException(message ?? "", name);
+  } else {
+    const Class = Object.hasOwn(ERROR_CLASSES, name)
+      ? ERROR_CLASSES[name]!
+      : Error;
+    error = new Class(message ?? undefined);
+    if (message === null) delete (error as { message?: string }).message;
+  }
+  Object.defineProperty(error, "stack", {
+    value: stack ?? undefined,
+    writable: true,
+    configurable: true,
+  });
+  if (refs) refs.push(error);
+  if (r.pos < end) {
+    Object.defineProperty(error, "cause", {
+      value: get(r),
+      writable: true,
+      configurable: true,
+    });
+  }
+  return error;
 }
