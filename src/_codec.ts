@@ -65,8 +65,8 @@ function findUserType(value: object): UserType | undefined {
   return undefined;
 }
 
-function readUserType(data: unknown): unknown {
-  const [name, payload] = data as [string, unknown];
+/** The registered type called `name`: a value of it arrived. */
+function userTypeNamed(name: string): UserType {
   const type = userTypes.get(name);
   if (!type) {
     throw new DOMException(
@@ -77,7 +77,7 @@ function readUserType(data: unknown): unknown {
       "DataCloneError",
     );
   }
-  return type.decode(payload);
+  return type;
 }
 
 /**
@@ -836,13 +836,21 @@ function cloneError(value: unknown, error: unknown): unknown {
 // ---------------------------------------------------------------------------
 // The decoder
 
+const EMPTY = new Uint8Array(0);
+const reader = new Reader(EMPTY);
+let decoding = false;
 /** Objects decoded so far, when the message holds {@link EXT_REF}s. */
 let refs: unknown[] | undefined;
 
 /** Decodes one MessagePack value. The result never aliases `bytes`. */
 export function decode(bytes: Uint8Array): unknown {
   const saved = refs;
-  const r = new Reader(bytes);
+  // One reader, unless a registered type's decode decodes again.
+  const r = decoding ? new Reader(bytes) : reader;
+  if (r === reader) {
+    reader.reset(bytes);
+    decoding = true;
+  }
   if (bytes.length > RESERVE && bytes[0] === 0xc9 && bytes[5] === EXT_REFS) {
     r.pos = RESERVE;
     refs = [];
@@ -853,6 +861,10 @@ export function decode(bytes: Uint8Array): unknown {
     return get(r);
   } finally {
     refs = saved;
+    if (r === reader) {
+      decoding = false;
+      reader.reset(EMPTY);
+    }
   }
 }
 
@@ -860,7 +872,7 @@ function get(r: Reader): unknown {
   const type = r.u8();
   if (type < 0x80) return type;
   if (type >= 0xe0) return type - 0x100;
-  if (type < 0x90) return getMap(r, type & 0x0f, {});
+  if (type < 0x90) return getMap(r, type & 0x0f);
   if (type < 0xa0) return getArray(r, type & 0x0f);
   if (type < 0xc0) return r.str(type & 0x1f);
   switch (type) {
@@ -888,9 +900,9 @@ function get(r: Reader): unknown {
     case 0xdd:
       return getArray(r, r.u32());
     case 0xde:
-      return getMap(r, r.u16(), {});
+      return getMap(r, r.u16());
     case 0xdf:
-      return getMap(r, r.u32(), {});
+      return getMap(r, r.u32());
     case 0xc7:
     case 0xc8:
     case 0xc9:
@@ -926,27 +938,163 @@ function getArray(r: Reader, n: number): unknown[] {
   return array;
 }
 
-function getMap(
+/** A map key: short ones through the key cache. */
+function readKey(r: Reader): string {
+  const type = r.buf[r.pos]!;
+  if (type >= 0xa0 && type <= 0xa0 + KEY_MAX) {
+    r.pos++;
+    return getKey(r, type & 0x1f);
+  }
+  return String(get(r));
+}
+
+// Objects of a batch mostly share their keys. Once a map with the same keys
+// (in the same order) has been read SHAPE_AFTER times running, maps of that
+// size are read by a function made for those keys: it checks each key's
+// bytes and builds the object as one literal (one hidden class, no
+// property-by-property growth). A map with other keys falls back midway.
+const SHAPE_MAX = 16;
+const SHAPE_AFTER = 4;
+const SHAPE_READERS = 256;
+type ShapeReader = (r: Reader) => Record<string, unknown>;
+type Shape = { keys: string[]; seen: number; read: ShapeReader | undefined };
+/** By map size: the keys of the last map read the slow way. */
+const shapes: (Shape | undefined)[] = new Array(SHAPE_MAX + 1);
+/** Readers made, by their keys joined with NUL. */
+const shapeReaders = new Map<string, ShapeReader>();
+/** False once `new Function` failed (code generation disallowed). */
+let codegen = true;
+const textEncoder = new TextEncoder();
+
+function getMap(r: Reader, n: number): Record<string, unknown> {
+  r.need(n * 2);
+  if (!refs && n <= SHAPE_MAX) {
+    const read = shapes[n]?.read;
+    if (read !== undefined) return read(r);
+  }
+  return getMapBy(r, n, {}, 0);
+}
+
+/** Reads pairs `from` to `n` into `object` (and notes its keys). */
+function getMapBy(
   r: Reader,
   n: number,
   object: Record<string, unknown>,
+  from: number,
 ): Record<string, unknown> {
-  r.need(n * 2);
   if (refs) refs.push(object);
-  for (let i = 0; i < n; i++) {
-    const type = r.buf[r.pos]!;
-    let key: string;
-    if (type >= 0xa0 && type < 0xc0) {
-      r.pos++;
-      key = r.str(type & 0x1f);
-    } else {
-      key = String(get(r));
-    }
+  for (let i = from; i < n; i++) {
+    const key = readKey(r);
     const value = get(r);
     if (key === "__proto__") own(object, key, value);
     else object[key] = value;
   }
+  if (n > 0 && n <= SHAPE_MAX && !refs) noteShape(object, n);
   return object;
+}
+
+function noteShape(object: Record<string, unknown>, n: number): void {
+  const keys = Object.keys(object);
+  if (keys.length !== n) return;
+  const shape = shapes[n];
+  if (shape === undefined || !sameKeys(shape.keys, keys)) {
+    shapes[n] = { keys, seen: 1, read: undefined };
+  } else if (++shape.seen >= SHAPE_AFTER && codegen) {
+    shape.read = shapeReader(keys);
+  }
+}
+
+function sameKeys(a: string[], b: string[]): boolean {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** A map's pairs after a shape reader met a key it did not expect. */
+function shapeMiss(
+  r: Reader,
+  keys: string[],
+  i: number,
+  values: unknown[],
+): Record<string, unknown> {
+  const object: Record<string, unknown> = {};
+  for (let j = 0; j < i; j++) object[keys[j]!] = values[j];
+  return getMapBy(r, keys.length, object, i);
+}
+
+/** A reader for maps with `keys`, or `undefined` if there cannot be one. */
+function shapeReader(keys: string[]): ShapeReader | undefined {
+  const id = keys.join("\0");
+  const known = shapeReaders.get(id);
+  if (known !== undefined || shapeReaders.size >= SHAPE_READERS) return known;
+  const lines = ["const buf = r.buf;", "let p = r.pos;"];
+  const values: string[] = [];
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
+    // Index-like keys are listed out of order; __proto__ in a literal sets
+    // the prototype: neither is read by a shape reader.
+    if (key === "__proto__" || /^(0|[1-9]\d*)$/.test(key)) return undefined;
+    const bytes = textEncoder.encode(key);
+    if (bytes.length > 31) return undefined;
+    const test = [`buf[p] === ${0xa0 | bytes.length}`];
+    bytes.forEach((b, j) => test.push(`buf[p + ${j + 1}] === ${b}`));
+    lines.push(
+      `if (!(${test.join(" && ")})) return miss(r, keys, ${i}, [${values}]);`,
+      `r.pos = p + ${bytes.length + 1};`,
+      `const v${i} = get(r);`,
+      "p = r.pos;",
+    );
+    values.push(`v${i}`);
+  }
+  const fields = keys.map((key, i) => `${JSON.stringify(key)}: v${i}`);
+  lines.push(`return { ${fields.join(", ")} };`);
+  let read: ShapeReader;
+  try {
+    read = new Function(
+      "get",
+      "miss",
+      "keys",
+      `return function readShape(r) {\n${lines.join("\n")}\n};`,
+    )(get, shapeMiss, keys);
+  } catch {
+    codegen = false;
+    return undefined;
+  }
+  shapeReaders.set(id, read);
+  return read;
+}
+
+// Map keys repeat: a cache of the strings of short ones (one instance per
+// key, so stores with it stay fast), indexed by a hash of their bytes.
+const KEY_SLOTS = 4096;
+const KEY_MAX = 16;
+const keyStrings: string[] = new Array(KEY_SLOTS).fill("");
+const keyBytes = new Uint8Array(KEY_SLOTS * KEY_MAX);
+const keyLengths = new Uint8Array(KEY_SLOTS);
+
+/** A map key of `size` (at most 16) bytes. */
+function getKey(r: Reader, size: number): string {
+  const buf = r.buf;
+  const start = r.pos;
+  if (start + size > r.end) r.need(size);
+  let hash = size;
+  for (let i = start; i < start + size; i++) {
+    hash = (Math.imul(hash, 31) + buf[i]!) | 0;
+  }
+  const slot = (hash ^ (hash >>> 13)) & (KEY_SLOTS - 1);
+  const at = slot * KEY_MAX;
+  if (keyLengths[slot] === size) {
+    let i = 0;
+    while (i < size && keyBytes[at + i] === buf[start + i]) i++;
+    if (i === size) {
+      r.pos = start + size;
+      return keyStrings[slot]!;
+    }
+  }
+  const key = r.str(size);
+  keyStrings[slot] = key;
+  keyLengths[slot] = size;
+  keyBytes.set(buf.subarray(start, start + size), at);
+  return key;
 }
 
 /** Sets an own data property, whatever its name (`__proto__` included). */
@@ -1076,17 +1224,7 @@ function getExt(r: Reader, type: number): unknown {
     }
     case EXT_USER: {
       const at = refs ? refs.push(undefined) - 1 : -1;
-      const name = getString(r);
-      const type = userTypes.get(name);
-      if (!type) {
-        throw new DOMException(
-          `A value of type '${name}' arrived, but this process has not registered ` +
-            `'${name}' with registerType(): import the module that registers it ` +
-            `from your initializer (a { module, name } initializer), so every ` +
-            `worker registers it before its first task`,
-          "DataCloneError",
-        );
-      }
+      const type = userTypeNamed(getString(r));
       value = type.decode(get(r));
       if (refs) refs[at] = value;
       break;

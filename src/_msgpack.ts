@@ -337,14 +337,30 @@ export class Writer {
 /** Reads MessagePack from a byte array, from `pos` on. */
 export class Reader {
   buf: Uint8Array;
-  view: DataView;
+  #view: DataView | undefined;
   pos = 0;
   end: number;
 
   constructor(bytes: Uint8Array) {
     this.buf = bytes;
-    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.end = bytes.length;
+  }
+
+  /** Starts reading `bytes` (a reader can be reused). */
+  reset(bytes: Uint8Array): void {
+    this.buf = bytes;
+    this.#view = undefined;
+    this.pos = 0;
+    this.end = bytes.length;
+  }
+
+  /** A DataView of the input, made when first needed. */
+  get view(): DataView {
+    return this.#view ??= new DataView(
+      this.buf.buffer,
+      this.buf.byteOffset,
+      this.buf.byteLength,
+    );
   }
 
   /** Throws unless `n` more bytes are there. */
@@ -357,20 +373,23 @@ export class Reader {
   }
 
   u8(): number {
-    this.need(1);
+    if (this.pos >= this.end) this.need(1);
     return this.buf[this.pos++]!;
   }
   u16(): number {
     this.need(2);
-    const v = this.view.getUint16(this.pos);
+    const buf = this.buf;
+    const v = (buf[this.pos]! << 8) | buf[this.pos + 1]!;
     this.pos += 2;
     return v;
   }
   u32(): number {
     this.need(4);
-    const v = this.view.getUint32(this.pos);
-    this.pos += 4;
-    return v;
+    const buf = this.buf;
+    const p = this.pos;
+    this.pos = p + 4;
+    return ((buf[p]! << 24) | (buf[p + 1]! << 16) | (buf[p + 2]! << 8) |
+      buf[p + 3]!) >>> 0;
   }
 
   /** `size` UTF-8 bytes as a string: short ASCII by hand. */
@@ -390,11 +409,17 @@ export class Reader {
         }
       }
       if (ascii) {
+        // Explicit arguments: much faster than apply() or concatenation.
         switch (size) {
           case 1:
-            return String.fromCharCode(buf[start]!);
+            return String.fromCharCode(
+              buf[start]!,
+            );
           case 2:
-            return String.fromCharCode(buf[start]!, buf[start + 1]!);
+            return String.fromCharCode(
+              buf[start]!,
+              buf[start + 1]!,
+            );
           case 3:
             return String.fromCharCode(
               buf[start]!,
@@ -408,11 +433,150 @@ export class Reader {
               buf[start + 2]!,
               buf[start + 3]!,
             );
+          case 5:
+            return String.fromCharCode(
+              buf[start]!,
+              buf[start + 1]!,
+              buf[start + 2]!,
+              buf[start + 3]!,
+              buf[start + 4]!,
+            );
+          case 6:
+            return String.fromCharCode(
+              buf[start]!,
+              buf[start + 1]!,
+              buf[start + 2]!,
+              buf[start + 3]!,
+              buf[start + 4]!,
+              buf[start + 5]!,
+            );
+          case 7:
+            return String.fromCharCode(
+              buf[start]!,
+              buf[start + 1]!,
+              buf[start + 2]!,
+              buf[start + 3]!,
+              buf[start + 4]!,
+              buf[start + 5]!,
+              buf[start + 6]!,
+            );
+          case 8:
+            return String.fromCharCode(
+              buf[start]!,
+              buf[start + 1]!,
+              buf[start + 2]!,
+              buf[start + 3]!,
+              buf[start + 4]!,
+              buf[start + 5]!,
+              buf[start + 6]!,
+              buf[start + 7]!,
+            );
+          case 9:
+            return String.fromCharCode(
+              buf[start]!,
+              buf[start + 1]!,
+              buf[start + 2]!,
+              buf[start + 3]!,
+              buf[start + 4]!,
+              buf[start + 5]!,
+              buf[start + 6]!,
+              buf[start + 7]!,
+              buf[start + 8]!,
+            );
+          case 10:
+            return String.fromCharCode(
+              buf[start]!,
+              buf[start + 1]!,
+              buf[start + 2]!,
+              buf[start + 3]!,
+              buf[start + 4]!,
+              buf[start + 5]!,
+              buf[start + 6]!,
+              buf[start + 7]!,
+              buf[start + 8]!,
+              buf[start + 9]!,
+            );
+          case 11:
+            return String.fromCharCode(
+              buf[start]!,
+              buf[start + 1]!,
+              buf[start + 2]!,
+              buf[start + 3]!,
+              buf[start + 4]!,
+              buf[start + 5]!,
+              buf[start + 6]!,
+              buf[start + 7]!,
+              buf[start + 8]!,
+              buf[start + 9]!,
+              buf[start + 10]!,
+            );
+          case 12:
+            return String.fromCharCode(
+              buf[start]!,
+              buf[start + 1]!,
+              buf[start + 2]!,
+              buf[start + 3]!,
+              buf[start + 4]!,
+              buf[start + 5]!,
+              buf[start + 6]!,
+              buf[start + 7]!,
+              buf[start + 8]!,
+              buf[start + 9]!,
+              buf[start + 10]!,
+              buf[start + 11]!,
+            );
+          case 13:
+            return String.fromCharCode(
+              buf[start]!,
+              buf[start + 1]!,
+              buf[start + 2]!,
+              buf[start + 3]!,
+              buf[start + 4]!,
+              buf[start + 5]!,
+              buf[start + 6]!,
+              buf[start + 7]!,
+              buf[start + 8]!,
+              buf[start + 9]!,
+              buf[start + 10]!,
+              buf[start + 11]!,
+              buf[start + 12]!,
+            );
+          case 14:
+            return String.fromCharCode(
+              buf[start]!,
+              buf[start + 1]!,
+              buf[start + 2]!,
+              buf[start + 3]!,
+              buf[start + 4]!,
+              buf[start + 5]!,
+              buf[start + 6]!,
+              buf[start + 7]!,
+              buf[start + 8]!,
+              buf[start + 9]!,
+              buf[start + 10]!,
+              buf[start + 11]!,
+              buf[start + 12]!,
+              buf[start + 13]!,
+            );
+          case 15:
+            return String.fromCharCode(
+              buf[start]!,
+              buf[start + 1]!,
+              buf[start + 2]!,
+              buf[start + 3]!,
+              buf[start + 4]!,
+              buf[start + 5]!,
+              buf[start + 6]!,
+              buf[start + 7]!,
+              buf[start + 8]!,
+              buf[start + 9]!,
+              buf[start + 10]!,
+              buf[start + 11]!,
+              buf[start + 12]!,
+              buf[start + 13]!,
+              buf[start + 14]!,
+            );
         }
-        return String.fromCharCode.apply(
-          null,
-          buf.subarray(start, end) as unknown as number[],
-        );
       }
     }
     return decoder.decode(buf.subarray(start, end));
@@ -453,8 +617,7 @@ export class Reader {
         this.pos += 8;
         return v;
       case 0xd0:
-        this.need(1);
-        return this.view.getInt8(this.pos++);
+        return (this.u8() << 24) >> 24;
       case 0xd1:
         this.need(2);
         v = this.view.getInt16(this.pos);
@@ -507,7 +670,7 @@ export class Reader {
         size = this.u32();
     }
     this.need(1 + size);
-    this.extType = this.view.getInt8(this.pos++);
+    this.extType = (this.buf[this.pos++]! << 24) >> 24;
     return size;
   }
   /** The type code of the ext header read last. */
