@@ -455,3 +455,31 @@ Deno.test("Pool: Blob and File cross a real pool, as arguments, map items and re
   );
   assert.deepEqual(sizes, [1, 2]);
 });
+
+Deno.test("the library loads in a fresh DENO_DIR with no npm package and no warning box", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "codec_deno_dir_" });
+  try {
+    const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--no-prompt",
+        new URL("../mod.ts", import.meta.url).pathname,
+      ],
+      env: { DENO_DIR: dir, NO_COLOR: "1" },
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    const err = new TextDecoder().decode(stderr);
+    assert.equal(code, 0, err);
+    // msgpackr's optional msgpackr-extract printed "Ignored build scripts".
+    assert.doesNotMatch(err, /Warning|Ignored build scripts/);
+    // No npm package was fetched (Deno makes an empty npm/ folder anyway).
+    const npm = await Array.fromAsync(
+      Deno.readDir(`${dir}/npm`),
+      (e) => e.name,
+    ).catch(() => []);
+    assert.deepEqual(npm, []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
