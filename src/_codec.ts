@@ -16,7 +16,21 @@
  *   the value is encoded.
  * - Properties besides the indices are carried for arrays of up to 1,024
  *   elements (a RegExp match's `index`, `input`, `groups`); on longer arrays
- *   they are not looked for (listing them costs more than the encoding).
+ *   they are not looked for (listing them costs more than the encoding)
+ *   unless a hole was found somewhere in the value.
+ *
+ * The wire: nil, booleans, numbers, strings, `Uint8Array` (bin), arrays and
+ * plain objects (maps with string keys; class instances as their own
+ * enumerable fields) are standard MessagePack. Everything else is an
+ * extension type of ours (the `EXT_*` codes below), whose payload is a
+ * sequence of MessagePack values: `undefined`, `-0`, bigints, arrays with
+ * holes or other properties, Map, Set, Date, RegExp, errors, URL, Blob/File,
+ * boxed primitives, typed arrays and DataView, ArrayBuffer, registered user
+ * types. Objects are numbered in the order they are first met; a second
+ * meeting is written as a reference to that number, and a message with
+ * references is wrapped in one extension so that the decoder numbers objects
+ * only then. One walk checks and writes: only when it meets something it
+ * refuses does {@link check} walk again, for the position in the message.
  *
  * @module
  */
