@@ -546,6 +546,14 @@ let w = new Writer();
 let ids = new Map<object, number>();
 let nextId = 0;
 let usedRefs = false;
+/**
+ * Arrays up to this depth are the protocol's own (a call's argument list, a
+ * chunk's list of them, a list of map items): not checked for other
+ * properties, which a task could not see (arguments are spread).
+ */
+let libraryDepth = 0;
+/** Object.prototype has no enumerable properties (as it should). */
+let protoClean = true;
 /** After a {@link RESTART}: check every array for holes and properties. */
 let checkAllArrays = false;
 let busy = false;
@@ -599,7 +607,9 @@ function putObject(object: object, depth: number): void {
 
 function putArray(array: unknown[], depth: number): void {
   const length = array.length;
-  if (checkAllArrays || (depth > 0 && length <= ARRAY_PROPS_CHECKED)) {
+  if (
+    checkAllArrays || (depth > libraryDepth && length <= ARRAY_PROPS_CHECKED)
+  ) {
     // Holes and other properties (structuredClone copies them; a RegExp
     // match has `index`, `input` and `groups`). Listing the keys of a long
     // array costs more than encoding it, so only short ones are checked
@@ -636,6 +646,15 @@ function putPlain(object: object, depth: number): void {
   const at = w.pos;
   w.byte(0x80);
   let n = 0;
+  if (protoClean && Object.getPrototypeOf(object) === Object.prototype) {
+    // Nothing inherited to skip.
+    for (const key in object) {
+      w.string(key);
+      put((object as Record<string, unknown>)[key], depth + 1);
+      n++;
+    }
+    return w.patchMapHeader(at, n);
+  }
   for (const key in object) {
     if (!Object.hasOwn(object, key)) continue;
     w.string(key);
@@ -643,6 +662,12 @@ function putPlain(object: object, depth: number): void {
     n++;
   }
   w.patchMapHeader(at, n);
+}
+
+/** Whether someone gave Object.prototype an enumerable property. */
+function objectProtoEnumerable(): boolean {
+  for (const _ in Object.prototype) return true;
+  return false;
 }
 
 function putOther(object: object, constructor: unknown, depth: number): void {
@@ -762,6 +787,12 @@ function putError(error: Error | DOMException, depth: number): void {
 
 /** One walk over `value`: a {@link RESTART} walks again checking all arrays. */
 function walkValue(value: unknown): Uint8Array {
+  // The layouts of src/protocol.ts: [op, taskId, fnId, args] for a call or
+  // an initializer, [op, taskId, fnId, [args, …]] for a chunk,
+  // [op, taskId, fnId, [item, …]] for map items.
+  const op = Array.isArray(value) ? value[0] : undefined;
+  libraryDepth = op === 4 || op === 8 || op === 9 ? 1 : op === 5 ? 2 : 0;
+  protoClean = !objectProtoEnumerable();
   for (;;) {
     w.reset(RESERVE);
     try {

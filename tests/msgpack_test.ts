@@ -444,3 +444,31 @@ Deno.test("codec: importing and using it needs no permissions (no --allow-env)",
   assert.equal(new TextDecoder().decode(stdout).trim(), "true");
   assert.doesNotMatch(err, /NotCapable|--allow-env|Warning/);
 });
+
+Deno.test("codec: enumerable properties on Object.prototype are not sent as own fields", () => {
+  const proto = Object.prototype as Record<string, unknown>;
+  Object.defineProperty(proto, "codecTestPolluted", {
+    value: 1,
+    enumerable: true,
+    configurable: true,
+    writable: true,
+  });
+  try {
+    const back = (decode(encode([0, { own: 1 }]).slice()) as unknown[])[1];
+    assert.deepEqual(Object.keys(back as object), ["own"]);
+  } finally {
+    delete proto.codecTestPolluted;
+  }
+});
+
+Deno.test("codec: a call's own argument list is not checked, values in it are", async () => {
+  const sparse = [1, , 3];
+  const extra = Object.assign([1], { extra: "x" });
+  const back = decode(encode([4, 1, 2, [sparse, extra]]).slice()) as unknown[];
+  const args = back[3] as unknown[][];
+  assert.equal(await differ(structuredClone(sparse), args[0]), undefined);
+  assert.equal(await differ(structuredClone(extra), args[1]), undefined);
+  // A hole in the argument list itself still arrives as a hole.
+  const holed = decode(encode([4, 1, 2, [1, , 3]]).slice()) as unknown[][];
+  assert.ok(!(1 in holed[3]!));
+});
