@@ -552,6 +552,20 @@ let usedRefs = false;
  * properties, which a task could not see (arguments are spread).
  */
 let libraryDepth = 0;
+/**
+ * {@link libraryDepth} by message type, as laid out in src/protocol.ts:
+ * Call and Init `[op, taskId, fnId, args]`, Items `[op, taskId, fnId,
+ * [item, …]]`, Chunk `[op, taskId, fnId, [args, …]]`, Calls `[op, fnId,
+ * taskIds, [args, …]]`, Results `[op, taskIds, [value, …], workUs]`.
+ */
+const LIBRARY_DEPTH: Record<number, number> = {
+  4: 1,
+  5: 2,
+  8: 1,
+  9: 1,
+  10: 2,
+  24: 1,
+};
 /** Object.prototype has no enumerable properties (as it should). */
 let protoClean = true;
 /** After a {@link RESTART}: check every array for holes and properties. */
@@ -787,11 +801,8 @@ function putError(error: Error | DOMException, depth: number): void {
 
 /** One walk over `value`: a {@link RESTART} walks again checking all arrays. */
 function walkValue(value: unknown): Uint8Array {
-  // The layouts of src/protocol.ts: [op, taskId, fnId, args] for a call or
-  // an initializer, [op, taskId, fnId, [args, …]] for a chunk,
-  // [op, taskId, fnId, [item, …]] for map items.
   const op = Array.isArray(value) ? value[0] : undefined;
-  libraryDepth = op === 4 || op === 8 || op === 9 ? 1 : op === 5 ? 2 : 0;
+  libraryDepth = (typeof op === "number" && LIBRARY_DEPTH[op]) || 0;
   protoClean = !objectProtoEnumerable();
   for (;;) {
     w.reset(RESERVE);

@@ -472,3 +472,24 @@ Deno.test("codec: a call's own argument list is not checked, values in it are", 
   const holed = decode(encode([4, 1, 2, [1, , 3]]).slice()) as unknown[][];
   assert.ok(!(1 in holed[3]!));
 });
+
+Deno.test("codec: values in a Calls or Results frame keep holes and array properties", async () => {
+  const extra = Object.assign([1, , 3], { extra: "x" });
+  const calls = decode(encode([10, 1, [7, 8], [[extra], [2]]]).slice()) as [
+    number,
+    number,
+    number[],
+    unknown[][],
+  ];
+  assert.equal(
+    await differ(structuredClone(extra), calls[3][0]![0]),
+    undefined,
+  );
+  const results = decode(encode([24, [7, 8], [extra, 1], [5, 6]]).slice()) as [
+    number,
+    number[],
+    unknown[],
+    number[],
+  ];
+  assert.equal(await differ(structuredClone(extra), results[2][0]), undefined);
+});
