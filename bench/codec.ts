@@ -50,6 +50,32 @@ const cases: [string, unknown, number][] = [
     20_000,
   ],
   ["1 MiB Uint8Array", [4, 9, 3, [bytes]], 300],
+  [
+    "Calls frame of 50 one-call tasks",
+    [
+      10,
+      3,
+      Array.from({ length: 50 }, (_, i) => 1000 + i),
+      Array.from(
+        { length: 50 },
+        (_, i) => [i],
+      ),
+    ],
+    20_000,
+  ],
+  [
+    "Results frame of 50 values",
+    [
+      24,
+      Array.from({ length: 50 }, (_, i) => 1000 + i),
+      Array.from(
+        { length: 50 },
+        (_, i) => i + 2,
+      ),
+      Array.from({ length: 50 }, (_, i) => 3.25 + i),
+    ],
+    20_000,
+  ],
 ];
 
 function run(codec: Codec, value: unknown, n: number): number {
