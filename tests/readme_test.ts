@@ -1,6 +1,6 @@
 /**
- * The README's snippets. Plain ```ts blocks run as doc tests (`deno task test`
- * passes README.md to `deno test --doc`); ```ts ignore blocks, which need
+ * The README's snippets. Plain `ts` code blocks run as doc tests (`deno task
+ * test` passes README.md to `deno test --doc`); `ts ignore` blocks, which need
  * remote hosts (SSH, Slurm, a spawning server), are type-checked here, and
  * what they do is run by the contract suites over those hosts
  * (ssh_test, command_host_test, serve_test, slurm_test). A block importing
@@ -13,7 +13,7 @@ import assert from "node:assert/strict";
 
 const root = new URL("../", import.meta.url);
 
-/** The ```ts blocks of the README, with their attributes and line numbers. */
+/** The `ts` code blocks of the README, with their attributes and line numbers. */
 async function snippets(): Promise<
   { attrs: string; line: number; code: string }[]
 > {
