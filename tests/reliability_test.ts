@@ -14,6 +14,7 @@ import {
 } from "../mod.ts";
 import { LeakCheck } from "./_leaks.ts";
 import {
+  exists,
   fileGate,
   isGone,
   nextEvent,
@@ -31,16 +32,6 @@ const double = (x: number): number => x * 2;
 /** Workers that are connected and ready. */
 function readyPids(pool: Pool): number[] {
   return pool.stats().workers.filter((w) => w.ready).map((w) => w.pid);
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
 }
 
 // ---- retries ---------------------------------------------------------------

@@ -23,6 +23,7 @@ import {
 import { LeakCheck } from "./_leaks.ts";
 import {
   closeNow,
+  exists,
   nextEvent,
   pollUntil,
   rejection,
@@ -65,16 +66,6 @@ function concat(...parts: Uint8Array[]): Uint8Array {
     at += p.length;
   }
   return out;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
 }
 
 /** Reads the pool's challenge from a fresh connection; returns its nonce. */
