@@ -374,3 +374,31 @@ Deno.test("Pool option teardown runs on a worker when it is retired and on each 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("cli.ts map: what tasks print goes to stderr; stdout holds only the JSON lines", async () => {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("../cli.ts", import.meta.url).pathname,
+      "map",
+      "-w",
+      "1",
+      "-e",
+      "(x) => { console.log('noise from the task'); return x * 2; }",
+    ],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode("1\n2\n3\n"));
+  await writer.close();
+  const out = await child.output();
+  const stdout = new TextDecoder().decode(out.stdout);
+  const stderr = new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 0, stderr);
+  assert.equal(stdout, "2\n4\n6\n");
+  assert.match(stderr, /noise from the task/);
+});
