@@ -559,6 +559,12 @@ export function validatePoolOptions(
   if (opts.initArgs !== undefined && !Array.isArray(opts.initArgs)) {
     throw new TypeError(invalid(where, "initArgs", "an array", opts.initArgs));
   }
+  if (opts.initArgs !== undefined && opts.initializer === undefined) {
+    throw new TypeError(
+      `${where} option 'initArgs' is given without 'initializer': they are ` +
+        `the initializer's arguments (add an initializer, or drop initArgs)`,
+    );
+  }
   checkStrings(where, "permissions", opts.permissions);
   checkStrings(where, "denoArgs", opts.denoArgs);
   if (opts.workerUrl !== undefined && typeof opts.workerUrl !== "string") {

@@ -50,7 +50,10 @@ export type ProgressOutput = NonNullable<ProgressOptions["output"]>;
 export interface ProgressState {
   /** Items finished (successes and failures). */
   done: number;
-  /** Items that failed, among `done`. */
+  /**
+   * Items that failed, among `done` (which counts every item processed; the
+   * text shows `done - failed` as done).
+   */
   failed: number;
   /** Items expected, if known. */
   total: number | undefined;
@@ -109,11 +112,14 @@ export function formatProgress(
         ? `[${"#".repeat(filled)}${"-".repeat(width - filled)}] `
         : "";
       parts.push(`${drawn}${percent.padStart(4)} ${done}/${total}`);
+    } else if (failed > 0) {
+      // Failed items are processed, not done.
+      parts.push(`${done}/${total} (${percent})`, `${done - failed} done`);
     } else {
       parts.push(`${done}/${total} done (${percent})`);
     }
   } else {
-    parts.push(`${done} done`);
+    parts.push(`${done - failed} done`);
   }
   if (failed > 0) parts.push(`${failed} failed`);
   parts.push(formatRate(rate));

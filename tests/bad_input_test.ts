@@ -215,6 +215,11 @@ Deno.test("bad options and host specs throw at once, naming what is wrong", asyn
       /'initArgs' must be an array/,
     ),
     option(
+      { workers: 1, initArgs: [1] },
+      TypeError,
+      /'initArgs' is given without 'initializer'/,
+    ),
+    option(
       { workers: 1, permissions: [1] },
       TypeError,
       /'permissions' must be an array of strings/,

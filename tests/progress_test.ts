@@ -65,11 +65,11 @@ Deno.test("formatProgress() without a total shows count, rate and elapsed; failu
   const state = { done: 300, failed: 2, total: undefined, elapsedMs: 1_500 };
   assert.equal(
     formatProgress(state, false),
-    "300 done · 2 failed · 200/s · 0:01 elapsed",
+    "298 done · 2 failed · 200/s · 0:01 elapsed",
   );
   assert.equal(
     formatProgress(state, true),
-    "300 done · 2 failed · 200/s · 0:01 elapsed",
+    "298 done · 2 failed · 200/s · 0:01 elapsed",
   );
 });
 
@@ -110,7 +110,7 @@ Deno.test("ProgressMeter off a terminal writes plain lines, one at the end", () 
   meter.stop();
   assert.equal(
     output.text(),
-    "progress: 4 done · 1 failed · 2.00/s · 0:02 elapsed\n",
+    "progress: 3 done · 1 failed · 2.00/s · 0:02 elapsed\n",
   );
   assert.deepEqual(meter.state(), {
     done: 4,
@@ -191,4 +191,11 @@ Deno.test("progress() counts the results of Pool.map()", async () => {
   );
   assert.deepEqual(results, inputs.map((x) => x + 1));
   assert.match(output.text(), /^progress: 50\/50 done \(100%\)/);
+});
+
+Deno.test("formatProgress() does not count failed items as done", () => {
+  const state = { done: 10, failed: 3, total: 20, elapsedMs: 1_000 };
+  const text = formatProgress(state, false);
+  assert.match(text, /^10\/20 \(50%\) · 7 done · 3 failed · /);
+  assert.doesNotMatch(text, /10\/20 done/);
 });
