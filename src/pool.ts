@@ -1,31 +1,25 @@
 /**
- * The pool's facade: the public methods, their argument checks, the events,
- * and the wiring of the parts that do the work. A task goes from here to the
- * dispatcher (queue, slots, task life cycle), which writes it to a worker's
- * connection; the worker server accepts and handshakes those connections;
- * the launch supervisor starts the processes behind them; the life cycle
- * object says what the pool does in each phase.
+ * The pool's facade: the public methods, their argument checks (`options.ts`)
+ * and the events, over three parts: the dispatcher (queue, slots, the task
+ * life cycle), the worker fleet (the socket server, the launches, the
+ * workers' own life cycle) and the pool's life cycle (one state machine).
  *
  * @module
  */
-import { newSecret } from "./auth.ts";
-import { Dispatcher } from "./dispatcher.ts";
 import { _readBlobs } from "./_codec.ts";
+import { Dispatcher } from "./dispatcher.ts";
 import {
   _callerStack,
   _withCallerStack,
   PoolClosedError,
   QueueFullError,
-  type WorkerExit,
 } from "./errors.ts";
+import type { PoolEventListener, PoolEventMap } from "./events.ts";
 import {
   type FunctionSpec,
   FunctionTable,
   type TaskFunction,
 } from "./function_ref.ts";
-import { LaunchSupervisor } from "./launch_supervisor.ts";
-import { type Launcher, LocalLauncher } from "./launcher.ts";
-import { Lifecycle } from "./pool_lifecycle.ts";
 import {
   createMapStream,
   type MapOptions,
@@ -41,21 +35,16 @@ import {
   validatePoolOptions,
   validateTaskOptions,
 } from "./options.ts";
-import { createHostLauncher } from "./ssh_launcher.ts";
+import { Lifecycle } from "./pool_lifecycle.ts";
+import type { CallKind } from "./protocol.ts";
 import type { PoolStats } from "./stats.ts";
-import type { CallKind, WorkerMessage } from "./protocol.ts";
-import { WorkerHandle } from "./worker_handle.ts";
-import { type Connection, WorkerServer } from "./worker_server.ts";
-import type { PoolEventListener, PoolEventMap } from "./events.ts";
+import { WorkerFleet } from "./worker_fleet.ts";
 
 /**
  * What `Pool.map()` reads items from: a sync or async iterable (an array, a
  * generator, a `Set`, a string) or a `ReadableStream`.
  */
 export type MapSource<T> = Iterable<T> | AsyncIterable<T> | ReadableStream<T>;
-
-/** How long (ms) close() and retiring wait for a worker's teardown. */
-const TEARDOWN_MS = 10_000;
 
 /**
  * Appends the caller's frames to a task's error. Run as a rejection handler:
@@ -100,22 +89,9 @@ export class Pool extends EventTarget implements AsyncDisposable {
   #options: PoolOptions;
   #life = new Lifecycle();
   #functions: FunctionTable;
-  #initSpec: FunctionSpec | undefined;
-  #teardownSpec: FunctionSpec | undefined;
-  /** Workers whose teardown has been started (it runs once per worker). */
-  #tornDown = new WeakSet<WorkerHandle>();
   #dispatcher: Dispatcher;
-  #server: WorkerServer;
-  #supervisor: LaunchSupervisor;
-  /** Connected workers by id, with their connections. */
-  #workers = new Map<
-    number,
-    { handle: WorkerHandle; connection: Connection }
-  >();
-  #booting: Promise<void> | undefined;
+  #fleet: WorkerFleet;
   #closing: Promise<void> | undefined;
-  /** Reports of lost workers still being written (awaited by close). */
-  #pending = new Set<Promise<void>>();
   /** Whether the pool keeps the program alive (see #keepAlive). */
   #refd = true;
   /** Maps that have sent a task and not ended: close() waits for them. */
@@ -136,52 +112,20 @@ export class Pool extends EventTarget implements AsyncDisposable {
   constructor(options?: number | PoolOptions) {
     super();
     const { opts, specs, workers, qsize } = validatePoolOptions(options);
-    this.#functions = new FunctionTable(opts.base);
-    if (opts.initializer !== undefined) {
+    const functions = this.#functions = new FunctionTable(opts.base);
+    const lookup = (fn: TaskFunction | undefined, name: string) => {
       try {
-        this.#initSpec = this.#functions.lookup(opts.initializer);
+        return fn === undefined ? undefined : functions.lookup(fn);
       } catch (error) {
         throw new TypeError(
-          `Pool option 'initializer': ${
-            error instanceof Error ? error.message : error
-          }`,
+          `Pool option '${name}': ${(error as Error).message}`,
           { cause: error },
         );
       }
-    }
-    if (opts.teardown !== undefined) {
-      try {
-        this.#teardownSpec = this.#functions.lookup(opts.teardown);
-      } catch (error) {
-        throw new TypeError(
-          `Pool option 'teardown': ${
-            error instanceof Error ? error.message : error
-          }`,
-          { cause: error },
-        );
-      }
-    }
+    };
+    const initSpec = lookup(opts.initializer, "initializer");
+    const teardownSpec = lookup(opts.teardown, "teardown");
     this.#options = opts;
-    const local = new LocalLauncher({
-      workerUrl: opts.workerUrl,
-      permissions: opts.permissions,
-      maxMemoryMB: opts.maxMemoryMB,
-      env: opts.env,
-      stdout: opts.stdout === "capture"
-        ? (workerId, line) =>
-          this.#emit("stdout", { workerId, host: "local", line })
-        : undefined,
-      denoArgs: opts.maxMemoryMB
-        ? [
-          `--v8-flags=--max-old-space-size=${opts.maxMemoryMB}`,
-          ...(opts.denoArgs ?? []),
-        ]
-        : opts.denoArgs,
-    });
-    const launchers: Launcher[] = Array(workers).fill(local);
-    for (const spec of specs) {
-      launchers.push(createHostLauncher(spec, opts.ssh ?? {}, opts.tls));
-    }
     const life = this.#life;
     this.#dispatcher = new Dispatcher({
       qsize,
@@ -191,49 +135,25 @@ export class Pool extends EventTarget implements AsyncDisposable {
       maxTasksPerWorker: opts.maxTasksPerWorker,
       maxMemoryMB: opts.maxMemoryMB,
     }, {
-      stopWorker: (w) => this.#stopWorker(w),
+      stopWorker: (w) => this.#fleet.stopWorker(w),
       running: () => life.running,
       changed: () => {
         life.notify();
         this.#idleCheck();
       },
     });
-    this.#server = new WorkerServer({
-      secret: newSecret(),
-      maxFrameBytes: opts.maxFrameBytes,
-      settings: {
-        statsMs: DEFAULTS.statsMs,
-        maxFrameBytes: opts.maxFrameBytes ?? DEFAULTS.maxFrameBytes,
-      },
-    }, {
-      admit: ({ workerId }) => {
-        if (!life.running) throw new Error("the pool is closing");
-        this.#supervisor.claim(workerId);
-      },
-      connected: (connection) => this.#connected(connection),
-      lost: (connection, reason) => this.#lost(connection, reason),
-      rejected: (reason) => {
-        if (life.running) this.#emit("rejected", reason);
-      },
+    this.#fleet = new WorkerFleet({
+      options: opts,
+      workers,
+      specs,
+      initSpec,
+      teardownSpec,
+      life,
+      dispatcher: this.#dispatcher,
+      emit: (type, detail) => this.#emit(type, detail),
+      fail: (error) => this.#fail(error),
+      ready: () => this.#idleCheck(),
     });
-    this.#supervisor = new LaunchSupervisor(
-      launchers,
-      opts.startTimeout ?? DEFAULTS.startTimeout,
-      {
-        running: () => life.running,
-        failed: (error) => {
-          // Still starting: fail fast instead of retrying forever.
-          if (!life.wasReady) {
-            this.#fail(error);
-            return false;
-          }
-          this.#emit("error", error);
-          return true;
-        },
-        hostLost: (host, exit) => this.#emit("hostlost", { host, exit }),
-        changed: () => life.notify(),
-      },
-    );
     if (!opts.lazy) this.#start();
   }
 
@@ -278,7 +198,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
    * hosts that are currently lost.
    */
   get totalWorkers(): number {
-    return this.#supervisor.totalWorkers;
+    return this.#fleet.totalWorkers;
   }
 
   /**
@@ -557,7 +477,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
         life.notify();
         this.#idleCheck();
       },
-      slots: () => dispatcher.slots(this.#supervisor.targetWorkers),
+      slots: () => dispatcher.slots(this.#fleet.targetWorkers),
       itemMs: () => dispatcher.itemMs(spec.id),
       sources,
       options,
@@ -704,13 +624,8 @@ export class Pool extends EventTarget implements AsyncDisposable {
     try {
       await this.#life.ready;
       await this.#dispatcher.settledBefore();
-      for (;;) {
-        this.#life.checkOpen();
-        if (this.#dispatcher.inService().length >= this.totalWorkers) break;
-        await this.#life.changed();
-      }
       return await Promise.all(
-        this.#dispatcher.inService().map((w) =>
+        (await this.#fleet.allInService()).map((w) =>
           this.#dispatcher.runPinned(w, spec, args, "call") as Promise<
             Awaited<R>
           >
@@ -818,16 +733,11 @@ export class Pool extends EventTarget implements AsyncDisposable {
         ) {
           await life.changed();
         }
-        if (life.phase === "draining") {
-          await Promise.all(
-            [...this.#workers.values()].map(({ handle }) =>
-              this.#teardown(handle)
-            ),
-          );
-        }
+        if (life.phase === "draining") await this.#fleet.teardown();
         life.stop();
       }
-      await this.#shutdown();
+      this.#dispatcher.close();
+      await this.#fleet.close();
       life.closed();
     })();
     return this.#closing;
@@ -872,8 +782,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
   #keepAlive(on: boolean): void {
     if (this.#refd === on) return;
     this.#refd = on;
-    this.#server.setRef(on);
-    this.#supervisor.setRef(on);
+    this.#fleet.setRef(on);
   }
 
   /** Lets go of the program once the pool is ready and has nothing to do. */
@@ -887,28 +796,14 @@ export class Pool extends EventTarget implements AsyncDisposable {
 
   #start(): void {
     if (!this.#life.start()) return;
-    this.#booting = (async () => {
-      try {
-        await this.#server.listen();
-      } catch (error) {
-        this.#fail(error);
-        return;
-      }
-      if (!this.#life.running) return;
-      const server = this.#server;
-      this.#supervisor.start({
-        socketPath: server.socketPath,
-        secret: server.secret,
-        accept: (channel) => server.accept(channel),
-      });
-    })();
+    this.#fleet.start().catch((error) => this.#fail(error));
   }
 
   /** The pool cannot go on: reject everything with `error` and stop workers. */
   #fail(error: unknown): void {
     if (!this.#life.fail(error)) return;
     this.#dispatcher.failAll(error);
-    this.#supervisor.killAll();
+    this.#fleet.killAll();
   }
 
   #stopNow(): void {
@@ -916,156 +811,5 @@ export class Pool extends EventTarget implements AsyncDisposable {
     this.#dispatcher.failAll(
       new PoolClosedError("The pool was closed before the task finished"),
     );
-  }
-
-  /** A worker passed the handshake: initialise it, then give it tasks. */
-  #connected(connection: Connection): (message: WorkerMessage) => void {
-    const { workerId } = connection;
-    const handle = new WorkerHandle(
-      workerId,
-      this.#supervisor.hostOf(workerId),
-      connection.writer,
-      this.#dispatcher.initialCapacity,
-    );
-    handle.pid = connection.pid;
-    this.#workers.set(workerId, { handle, connection });
-    const dispatcher = this.#dispatcher;
-    dispatcher.connect(handle);
-    if (this.#initSpec) {
-      const ms = this.#options.initTimeout ?? DEFAULTS.initTimeout;
-      const timer = setTimeout(() => {
-        if (handle.lost || !this.#life.running) return;
-        this.#fail(
-          new DOMException(
-            `The initializer did not settle within ${ms} ms on worker ` +
-              `${workerId} (${handle.host}): make it settle, or raise the ` +
-              `pool option initTimeout`,
-            "TimeoutError",
-          ),
-        );
-      }, ms);
-      dispatcher.runPinned(
-        handle,
-        this.#initSpec,
-        this.#options.initArgs ?? [],
-        "init",
-      ).finally(() => clearTimeout(timer)).then(
-        () => this.#activate(handle),
-        (error) => {
-          if (!handle.lost) this.#fail(error);
-        },
-      );
-    } else {
-      this.#activate(handle);
-    }
-    return (message) => dispatcher.onMessage(handle, message);
-  }
-
-  #activate(handle: WorkerHandle): void {
-    const life = this.#life;
-    if (handle.lost || !life.running) return;
-    const replacement = life.wasReady;
-    this.#supervisor.ready(handle.id);
-    this.#dispatcher.attach(handle);
-    // Ready once as many workers are up at the same time as were asked for
-    // (a worker lost while the pool starts does not count).
-    if (
-      !replacement &&
-      this.#dispatcher.inService().length >= this.#supervisor.targetWorkers
-    ) {
-      life.markReady();
-      this.#idleCheck();
-    }
-    const detail = {
-      workerId: handle.id,
-      host: handle.host,
-      pid: handle.pid,
-      replacement,
-    };
-    this.#emit("workerstart", detail);
-    if (replacement) this.#emit("workerreplace", detail);
-    life.notify();
-  }
-
-  #lost(connection: Connection, reason: string): void {
-    const entry = this.#workers.get(connection.workerId);
-    if (!entry) return;
-    this.#workers.delete(connection.workerId);
-    const w = entry.handle;
-    const tasks = this.#dispatcher.detach(w);
-    const report = (async () => {
-      // Give the process a moment to exit so the error can say how it ended.
-      const end = await this.#supervisor.lost(w.id);
-      const exit: WorkerExit = {
-        workerId: w.id,
-        host: end.host,
-        code: end.code,
-        signal: end.signal,
-        stderr: end.stderr,
-        reason: w.retiring ? `retired: ${w.retiring}` : reason,
-      };
-      this.#dispatcher.requeueOrFail(w, tasks, exit, this.#life.failure);
-      this.#emit("workerexit", exit);
-    })();
-    this.#pending.add(report);
-    report.finally(() => this.#pending.delete(report));
-  }
-
-  /**
-   * Ends a worker's process: a local one is killed (its group starts a new
-   * one); a remote one has its connection closed (it exits and the host's
-   * supervisor starts it again).
-   */
-  #stopWorker(w: WorkerHandle): void {
-    if (this.#teardownSpec && !w.hardKilled && !w.lost) {
-      if (!this.#tornDown.has(w)) {
-        // Its teardown first; its answer brings the worker back here.
-        this.#teardown(w).finally(() => {
-          if (!w.lost) this.#stopWorker(w);
-        });
-        return;
-      }
-    }
-    if (this.#supervisor.stopWorker(w.id, w.hardKilled)) {
-      this.#workers.get(w.id)?.connection.close();
-    }
-  }
-
-  /**
-   * Runs the pool option `teardown` on `w`, once; settles when it has, after
-   * TEARDOWN_MS at most, never rejects (a failing teardown is reported as
-   * an `error` event).
-   */
-  #teardown(w: WorkerHandle): Promise<void> {
-    const spec = this.#teardownSpec;
-    if (!spec || this.#tornDown.has(w) || w.lost || w.hardKilled) {
-      return Promise.resolve();
-    }
-    this.#tornDown.add(w);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, TEARDOWN_MS);
-    });
-    const done = this.#dispatcher.runPinned(w, spec, [], "call").then(
-      () => {},
-      (error) => {
-        if (!w.lost) this.#emit("error", error);
-      },
-    );
-    return Promise.race([done, late]).finally(() => clearTimeout(timer));
-  }
-
-  async #shutdown(): Promise<void> {
-    this.#dispatcher.close();
-    await this.#booting;
-    await this.#server.stopListening();
-    // Workers end on the closed lifeline and close their connections
-    // themselves; closing those first would look like a protocol error, and a
-    // remote supervisor would restart workers that lost it before its stdin.
-    await this.#supervisor.stop();
-    await this.#server.close();
-    while (this.#pending.size > 0) {
-      await Promise.allSettled([...this.#pending]);
-    }
   }
 }

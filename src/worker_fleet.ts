@@ -1,0 +1,351 @@
+/**
+ * The pool's workers as a whole: the worker server they connect to and the
+ * launch supervisor that starts their processes, joined into
+ * {@link WorkerHandle}s for the dispatcher. A worker that connects runs the
+ * initializer, then joins the dispatcher (`workerstart`); one that is
+ * retired runs the teardown first; one whose connection ends leaves the
+ * dispatcher, and once its launch can tell how it ended, its tasks are
+ * retried or failed (`workerexit`).
+ *
+ * @module
+ */
+import { newSecret } from "./auth.ts";
+import type { Dispatcher } from "./dispatcher.ts";
+import type { WorkerExit } from "./errors.ts";
+import type { PoolEventMap } from "./events.ts";
+import type { FunctionSpec } from "./function_ref.ts";
+import type { HostSpec } from "./host_spec.ts";
+import { LaunchSupervisor } from "./launch_supervisor.ts";
+import { type Launcher, LocalLauncher } from "./launcher.ts";
+import { DEFAULTS, type PoolOptions } from "./options.ts";
+import type { Lifecycle } from "./pool_lifecycle.ts";
+import type { WorkerMessage } from "./protocol.ts";
+import { createHostLauncher } from "./ssh_launcher.ts";
+import { WorkerHandle } from "./worker_handle.ts";
+import { type Connection, WorkerServer } from "./worker_server.ts";
+
+/** How long (ms) close() and retiring wait for a worker's teardown. */
+const TEARDOWN_MS = 10_000;
+
+/** What the fleet needs from the pool. */
+export interface FleetContext {
+  /** The pool's options (validated). */
+  options: PoolOptions;
+  /** Local workers to start. */
+  workers: number;
+  /** Remote hosts. */
+  specs: HostSpec[];
+  /** What each worker runs first, and last, if anything. */
+  initSpec: FunctionSpec | undefined;
+  teardownSpec: FunctionSpec | undefined;
+  life: Lifecycle;
+  dispatcher: Dispatcher;
+  /** Dispatches a pool event. */
+  emit<K extends keyof PoolEventMap>(
+    type: K,
+    detail: PoolEventMap[K]["detail"],
+  ): void;
+  /** The pool cannot go on. */
+  fail(error: unknown): void;
+  /** The first full set of workers is up. */
+  ready(): void;
+}
+
+/** One launcher per launch group: each local worker, each host. */
+function launchersFor(ctx: FleetContext): Launcher[] {
+  const opts = ctx.options;
+  const local = new LocalLauncher({
+    workerUrl: opts.workerUrl,
+    permissions: opts.permissions,
+    maxMemoryMB: opts.maxMemoryMB,
+    env: opts.env,
+    stdout: opts.stdout === "capture"
+      ? (workerId, line) =>
+        ctx.emit("stdout", { workerId, host: "local", line })
+      : undefined,
+    denoArgs: opts.maxMemoryMB
+      ? [
+        `--v8-flags=--max-old-space-size=${opts.maxMemoryMB}`,
+        ...(opts.denoArgs ?? []),
+      ]
+      : opts.denoArgs,
+  });
+  const launchers: Launcher[] = Array(ctx.workers).fill(local);
+  for (const spec of ctx.specs) {
+    launchers.push(createHostLauncher(spec, opts.ssh ?? {}, opts.tls));
+  }
+  return launchers;
+}
+
+/** Starts, admits, initialises, replaces and stops the pool's workers. */
+export class WorkerFleet {
+  #ctx: FleetContext;
+  #server: WorkerServer;
+  #supervisor: LaunchSupervisor;
+  /** Connected workers by id, with their connections. */
+  #workers = new Map<
+    number,
+    { handle: WorkerHandle; connection: Connection }
+  >();
+  /** Workers whose teardown has been started (it runs once per worker). */
+  #tornDown = new WeakSet<WorkerHandle>();
+  #booting: Promise<void> | undefined;
+  /** Reports of lost workers still being made (awaited by close). */
+  #pending = new Set<Promise<void>>();
+
+  /** @param ctx The pool's options and parts. */
+  constructor(ctx: FleetContext) {
+    this.#ctx = ctx;
+    const { life, options } = ctx;
+    this.#server = new WorkerServer({
+      secret: newSecret(),
+      maxFrameBytes: options.maxFrameBytes,
+      settings: {
+        statsMs: DEFAULTS.statsMs,
+        maxFrameBytes: options.maxFrameBytes ?? DEFAULTS.maxFrameBytes,
+      },
+    }, {
+      admit: ({ workerId }) => {
+        if (!life.running) throw new Error("the pool is closing");
+        this.#supervisor.claim(workerId);
+      },
+      connected: (connection) => this.#connected(connection),
+      lost: (connection, reason) => this.#lost(connection, reason),
+      rejected: (reason) => {
+        if (life.running) ctx.emit("rejected", reason);
+      },
+    });
+    this.#supervisor = new LaunchSupervisor(
+      launchersFor(ctx),
+      options.startTimeout ?? DEFAULTS.startTimeout,
+      {
+        running: () => life.running,
+        failed: (error) => {
+          // Still starting: fail fast instead of retrying forever.
+          if (!life.wasReady) {
+            ctx.fail(error);
+            return false;
+          }
+          ctx.emit("error", error);
+          return true;
+        },
+        hostLost: (host, exit) => ctx.emit("hostlost", { host, exit }),
+        changed: () => life.notify(),
+      },
+    );
+  }
+
+  /** Workers asked for, all hosts up. */
+  get targetWorkers(): number {
+    return this.#supervisor.targetWorkers;
+  }
+
+  /** Workers of the hosts that are not lost. */
+  get totalWorkers(): number {
+    return this.#supervisor.totalWorkers;
+  }
+
+  /**
+   * Opens the socket, then launches every group.
+   * @throws {Error} when the socket cannot be opened.
+   */
+  start(): Promise<void> {
+    this.#booting = (async () => {
+      const server = this.#server;
+      await server.listen();
+      if (!this.#ctx.life.running) return;
+      this.#supervisor.start({
+        socketPath: server.socketPath,
+        secret: server.secret,
+        accept: (channel) => server.accept(channel),
+      });
+    })();
+    return this.#booting;
+  }
+
+  /** Whether the socket, connections, processes and timers hold the program. */
+  setRef(on: boolean): void {
+    this.#server.setRef(on);
+    this.#supervisor.setRef(on);
+  }
+
+  /**
+   * Waits until every worker of the hosts that are up is in service (the
+   * pool replaces lost ones meanwhile).
+   * @returns Those workers.
+   * @throws {unknown} when the pool closes or fails meanwhile.
+   */
+  async allInService(): Promise<WorkerHandle[]> {
+    const { life, dispatcher } = this.#ctx;
+    for (;;) {
+      life.checkOpen();
+      const workers = dispatcher.inService();
+      if (workers.length >= this.totalWorkers) return workers;
+      await life.changed();
+    }
+  }
+
+  /**
+   * Ends a worker's process, after its teardown: a local one is killed (its
+   * group starts a new one); a remote one has its connection closed (it
+   * exits and the host's supervisor starts it again).
+   */
+  stopWorker(w: WorkerHandle): void {
+    if (this.#ctx.teardownSpec && !w.hardKilled && !w.lost) {
+      if (!this.#tornDown.has(w)) {
+        // Its teardown first; its answer brings the worker back here.
+        this.teardown(w).finally(() => {
+          if (!w.lost) this.stopWorker(w);
+        });
+        return;
+      }
+    }
+    if (this.#supervisor.stopWorker(w.id, w.hardKilled)) {
+      this.#workers.get(w.id)?.connection.close();
+    }
+  }
+
+  /**
+   * Runs the pool option `teardown` on `w` (every connected worker when
+   * `w` is undefined), once per worker; settles when it has, after
+   * TEARDOWN_MS at most, never rejects (a failing teardown is reported as
+   * an `error` event).
+   */
+  teardown(w?: WorkerHandle): Promise<void> {
+    if (w === undefined) {
+      return Promise.all(
+        [...this.#workers.values()].map(({ handle }) => this.teardown(handle)),
+      ).then(() => {});
+    }
+    const spec = this.#ctx.teardownSpec;
+    if (!spec || this.#tornDown.has(w) || w.lost || w.hardKilled) {
+      return Promise.resolve();
+    }
+    this.#tornDown.add(w);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, TEARDOWN_MS);
+    });
+    const done = this.#ctx.dispatcher.runPinned(w, spec, [], "call").then(
+      () => {},
+      (error) => {
+        if (!w.lost) this.#ctx.emit("error", error);
+      },
+    );
+    return Promise.race([done, late]).finally(() => clearTimeout(timer));
+  }
+
+  /** Kills every launch now (the pool failed). */
+  killAll(): void {
+    this.#supervisor.killAll();
+  }
+
+  /**
+   * Stops accepting, stops the launches (workers end on their closed
+   * lifeline), hangs up on what is left and removes the socket.
+   */
+  async close(): Promise<void> {
+    await this.#booting?.catch(() => {});
+    await this.#server.stopListening();
+    // Workers end on the closed lifeline and close their connections
+    // themselves; closing those first would look like a protocol error, and a
+    // remote supervisor would restart workers that lost it before its stdin.
+    await this.#supervisor.stop();
+    await this.#server.close();
+    while (this.#pending.size > 0) {
+      await Promise.allSettled([...this.#pending]);
+    }
+  }
+
+  /** A worker passed the handshake: initialise it, then give it tasks. */
+  #connected(connection: Connection): (message: WorkerMessage) => void {
+    const { workerId } = connection;
+    const { dispatcher, initSpec } = this.#ctx;
+    const handle = new WorkerHandle(
+      workerId,
+      this.#supervisor.hostOf(workerId),
+      connection.writer,
+      dispatcher.initialCapacity,
+    );
+    handle.pid = connection.pid;
+    this.#workers.set(workerId, { handle, connection });
+    dispatcher.connect(handle);
+    if (initSpec) {
+      const { initArgs = [], initTimeout = DEFAULTS.initTimeout } =
+        this.#ctx.options;
+      const timer = setTimeout(() => {
+        if (handle.lost || !this.#ctx.life.running) return;
+        this.#ctx.fail(
+          new DOMException(
+            `The initializer did not settle within ${initTimeout} ms on ` +
+              `worker ${workerId} (${handle.host}): make it settle, or raise ` +
+              `the pool option initTimeout`,
+            "TimeoutError",
+          ),
+        );
+      }, initTimeout);
+      dispatcher.runPinned(handle, initSpec, initArgs, "init").finally(() =>
+        clearTimeout(timer)
+      ).then(
+        () => this.#activate(handle),
+        (error) => {
+          if (!handle.lost) this.#ctx.fail(error);
+        },
+      );
+    } else {
+      this.#activate(handle);
+    }
+    return (message) => dispatcher.onMessage(handle, message);
+  }
+
+  #activate(handle: WorkerHandle): void {
+    const { life, dispatcher } = this.#ctx;
+    if (handle.lost || !life.running) return;
+    const replacement = life.wasReady;
+    this.#supervisor.ready(handle.id);
+    dispatcher.attach(handle);
+    // Ready once as many workers are up at the same time as were asked for
+    // (a worker lost while the pool starts does not count).
+    if (
+      !replacement &&
+      dispatcher.inService().length >= this.#supervisor.targetWorkers
+    ) {
+      life.markReady();
+      this.#ctx.ready();
+    }
+    const detail = {
+      workerId: handle.id,
+      host: handle.host,
+      pid: handle.pid,
+      replacement,
+    };
+    this.#ctx.emit("workerstart", detail);
+    if (replacement) this.#ctx.emit("workerreplace", detail);
+    life.notify();
+  }
+
+  #lost(connection: Connection, reason: string): void {
+    const entry = this.#workers.get(connection.workerId);
+    if (!entry) return;
+    this.#workers.delete(connection.workerId);
+    const w = entry.handle;
+    const { dispatcher, life } = this.#ctx;
+    const tasks = dispatcher.detach(w);
+    const report = (async () => {
+      // Give the process a moment to exit so the error can say how it ended.
+      const end = await this.#supervisor.lost(w.id);
+      const exit: WorkerExit = {
+        workerId: w.id,
+        host: end.host,
+        code: end.code,
+        signal: end.signal,
+        stderr: end.stderr,
+        reason: w.retiring ? `retired: ${w.retiring}` : reason,
+      };
+      dispatcher.requeueOrFail(w, tasks, exit, life.failure);
+      this.#ctx.emit("workerexit", exit);
+    })();
+    this.#pending.add(report);
+    report.finally(() => this.#pending.delete(report));
+  }
+}
