@@ -23,8 +23,11 @@ export {
   readFrames,
 } from "./framing.ts";
 
-/** Protocol version; both sides must agree. */
-export const PROTOCOL_VERSION = 2;
+/**
+ * Protocol version; both sides must agree. 3: the library's own MessagePack
+ * codec (its extension types are not msgpackr's).
+ */
+export const PROTOCOL_VERSION = 3;
 
 /** Message tags. Pool → worker below 20, worker → pool from 20. */
 export const Op = {

@@ -193,7 +193,9 @@ Deno.test(
         [
           "a Hello for another protocol version",
           (c) => c.write(message([Op.Hello, 99, 1, new Uint8Array(32), 1])),
-          /protocol version 99, the pool 2 \(use the same @distex\/pool version/,
+          new RegExp(
+            `protocol version 99, the pool ${PROTOCOL_VERSION} \\(use the same @distex/pool version`,
+          ),
         ],
         [
           "a Hello whose worker id is not a number",
