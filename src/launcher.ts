@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { signalGroup } from "./_process_group.ts";
 import { escapeControls } from "./_terminal.ts";
 import { workerKey } from "./auth.ts";
 import { forwardStdout, type StdoutSink } from "./_task_output.ts";
@@ -141,20 +142,6 @@ function summariseOutOfMemory(tail: string[]): void {
       mb ? ` at ${Math.round(Number(mb))} MB` : ""
     } (its JavaScript heap reached V8's limit; raise it with maxMemoryMB or --v8-flags=--max-old-space-size)`,
   );
-}
-
-/** Signals `pid`'s process group, or `child` alone when it leads none. */
-function signalGroup(
-  child: Deno.ChildProcess,
-  signal: Deno.Signal,
-): void {
-  try {
-    Deno.kill(-child.pid, signal);
-    return;
-  } catch { /* no such group */ }
-  try {
-    child.kill(signal);
-  } catch { /* already exited */ }
 }
 
 /**

@@ -15,6 +15,7 @@
  * @module
  */
 import { forwardStdout } from "./_task_output.ts";
+import { signalGroup } from "./_process_group.ts";
 import { parseCommandLine } from "./_args.ts";
 import { backoffMs } from "./_backoff.ts";
 import { workerKey } from "./auth.ts";
@@ -161,10 +162,11 @@ async function supervise(
         // A worker stuck in sync code never notices that the pool closed its
         // connection, so the pool asks for it to be killed (and restarted).
         const slot = slots.find((s) => s.id === control.id);
-        try {
-          slot?.child?.kill("SIGKILL");
-          if (slot?.child) slot.killed = true;
-        } catch { /* already gone */ }
+        if (slot?.child) {
+          // The whole group: what the stuck task started goes too.
+          signalGroup(slot.child, "SIGKILL");
+          slot.killed = true;
+        }
       }
     } else if (op === LinkOp.Data) {
       const entry = conns.get(channel);
@@ -264,6 +266,9 @@ async function supervise(
       // owner's data.
       stdout: "piped",
       stderr: "inherit",
+      // A process group of its own, as local workers have: killing it (a
+      // hard timeout, stop) takes whatever its tasks started along.
+      detached: true,
     }).spawn();
     forwardStdout(child.stdout, slot.id);
     slot.child = child;
@@ -274,6 +279,7 @@ async function supervise(
     child.status.then((status) => {
       writer.close().catch(() => {});
       slot.child = undefined;
+      signalGroup(child, "SIGKILL"); // what its tasks left behind
       if (stopping) return;
       console.error(
         `distex: worker ${slot.id} ended (${
@@ -300,11 +306,7 @@ async function supervise(
   // Closing their stdin makes the workers exit on their own.
   for (const slot of slots) slot.stdin?.close().catch(() => {});
   const timer = setTimeout(() => {
-    for (const child of children) {
-      try {
-        child.kill("SIGKILL");
-      } catch { /* gone */ }
-    }
+    for (const child of children) signalGroup(child, "SIGKILL");
   }, 2_000);
   await Promise.all(children.map((c) => c.status));
   clearTimeout(timer);
