@@ -403,45 +403,60 @@ async function containerRuntime(): Promise<
   return "neither podman nor docker runs here (no daemon or not installed)";
 }
 
-const container = await containerRuntime();
-if (typeof container === "string") {
+// Opt-in: a container test needs an image with Deno, which no registry this
+// suite may reach provides; set DISTEX_TEST_IMAGE to run it. Without it the
+// test is not registered (CI has no container runtime), and says so here.
+const container = Deno.env.get("DISTEX_TEST_IMAGE")
+  ? await containerRuntime()
+  : undefined;
+if (container === undefined) {
+  console.error(
+    "note: the docker/podman command-host test is opt-in (set DISTEX_TEST_IMAGE " +
+      "to an image with deno on PATH); the same path runs above over ip netns exec",
+  );
+} else if (typeof container === "string") {
   skipMessage("docker/podman exec -i command hosts", container);
 }
 
-Deno.test({
-  name:
-    "A command host in a container (docker/podman run -i): workers run there and answer",
-  ignore: typeof container === "string",
-  async fn() {
-    const { runtime, image } = container as { runtime: string; image: string };
-    const checkout = new URL("..", import.meta.url).pathname;
-    await using pool = await withTimeout(
-      Pool.create({
-        workers: 0,
-        hosts: [{
-          command: [
-            runtime,
-            "run",
-            "-i",
-            "--rm",
-            "-v",
-            `${checkout}:${checkout}:ro`,
-            image,
-            "deno",
-            "run",
-            "-A",
-            CLI_PATH,
-          ],
-          workers: 2,
-          name: runtime,
-        }],
-      }),
-      120_000,
-      "Pool.create()",
-    );
-    assert.deepEqual(await pool.runOnAll(() => 6 * 7), [42, 42]);
-  },
-});
+if (container !== undefined) {
+  Deno.test({
+    name:
+      "A command host in a container (docker/podman run -i): workers run there and answer",
+    ignore: typeof container === "string",
+    async fn() {
+      const { runtime, image } = container as {
+        runtime: string;
+        image: string;
+      };
+      const checkout = new URL("..", import.meta.url).pathname;
+      await using pool = await withTimeout(
+        Pool.create({
+          workers: 0,
+          hosts: [{
+            command: [
+              runtime,
+              "run",
+              "-i",
+              "--rm",
+              "-v",
+              `${checkout}:${checkout}:ro`,
+              image,
+              "deno",
+              "run",
+              "-A",
+              CLI_PATH,
+            ],
+            workers: 2,
+            name: runtime,
+          }],
+        }),
+        120_000,
+        "Pool.create()",
+      );
+      assert.deepEqual(await pool.runOnAll(() => 6 * 7), [42, 42]);
+    },
+  });
+}
 
 Deno.test({
   name:
