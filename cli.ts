@@ -66,7 +66,11 @@ Examples:
   deno run -A jsr:@distex/pool/cli              # is distex usable here?
   ssh maxi deno run -A jsr:@distex/pool/cli     # ... and on host maxi?
   deno run -A jsr:@distex/pool/cli check        # ... and can it run a task?
-  seq 1 100 | deno run -A jsr:@distex/pool/cli map ./square.ts#square -w 4`;
+  seq 1 100 | deno run -A jsr:@distex/pool/cli map ./square.ts#square -w 4
+
+Install it as a command named distex:
+  deno install -g -A -n distex jsr:@distex/pool/cli
+  distex map ./square.ts#square < in.jsonl > out.jsonl`;
 
 const CHECK_HELP = `distex check: verify the installation
 

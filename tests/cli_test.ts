@@ -128,7 +128,18 @@ Deno.test("cli.ts check verifies Deno and a worker, then prints 'distex installe
 Deno.test("cli.ts --help lists the commands with examples", async () => {
   const { code, stdout } = await cli(["--help"]);
   assert.equal(code, 0);
-  for (const word of ["map", "check", "worker", "remote", "Examples:"]) {
+  for (
+    const word of [
+      "map",
+      "check",
+      "worker",
+      "remote",
+      "serve",
+      "Examples:",
+      "jsr:@distex/pool/cli",
+      "deno install -g -A -n distex jsr:@distex/pool/cli",
+    ]
+  ) {
     assert.ok(stdout.includes(word), `--help lacks '${word}'`);
   }
 });
