@@ -12,6 +12,7 @@
  */
 import type { TaskOptions } from "./options.ts";
 import { _atItem, PoolClosedError } from "./errors.ts";
+import { CHUNK_ITEM } from "./protocol.ts";
 import { estimateBytes, settlesSoon, toSource } from "./_map_input.ts";
 
 export { settlesSoon };
@@ -174,6 +175,21 @@ function rejected(index: number, reason: unknown): MapOutcome<unknown> {
 }
 
 /** A moving average that starts at the first sample. */
+/**
+ * The position in its chunk of the item whose error this is, as the worker
+ * noted it (the note is taken off); undefined when it did not.
+ */
+function chunkItem(error: unknown, count: number): number | undefined {
+  if (error === null || typeof error !== "object") return undefined;
+  const record = error as Record<string, unknown>;
+  const at = record[CHUNK_ITEM];
+  if (!Number.isInteger(at) || (at as number) < 0 || (at as number) >= count) {
+    return undefined;
+  }
+  delete record[CHUNK_ITEM];
+  return at as number;
+}
+
 function average(old: number, sample: number): number {
   return old === 0 ? sample : old * 0.75 + sample * 0.25;
 }
@@ -469,10 +485,11 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
         if (!outcomes || error instanceof PoolClosedError || finished) {
           bytes -= entry.bytes;
           entry.bytes = 0;
-          // One item's failure says which item (a chunk's cannot tell).
-          entry.error = count === 1 && !(error instanceof PoolClosedError)
-            ? _atItem(error, entry.index)
-            : error;
+          // Which item failed: the only one, or the one the worker named.
+          const at = count === 1 ? 0 : chunkItem(error, count);
+          entry.error = error instanceof PoolClosedError || at === undefined
+            ? error
+            : _atItem(error, entry.index + at);
           entry.failed = true;
           entry.done = true;
           if (!ordered) fail(error);

@@ -29,6 +29,13 @@ export {
  */
 export const PROTOCOL_VERSION = 3;
 
+/**
+ * The own field a worker sets on the error of a chunk (`"chunk"`/`"items"`
+ * call) to the position of the item that threw; the map turns it into the
+ * item's index in its input.
+ */
+export const CHUNK_ITEM = "chunkItem";
+
 /** Message tags. Pool → worker below 20, worker → pool from 20. */
 export const Op = {
   /** {@link ChallengeMessage}: the first frame on a new connection. */

@@ -23,6 +23,7 @@ import {
 import { answerChallenge, welcomeSettings } from "./handshake.ts";
 import {
   type CallMessage,
+  CHUNK_ITEM,
   errorMessage,
   Op,
   parsePoolMessage,
@@ -92,6 +93,25 @@ Object.defineProperty(globalThis, "distex", {
     },
   }),
 });
+
+/**
+ * Notes on a chunk's error which of its items threw (`chunkItem`, an own
+ * field that crosses with the error); the pool turns it into the item's
+ * index in the map and removes it.
+ */
+function markChunkItem(error: unknown, at: number): unknown {
+  if (error instanceof Error && Object.isExtensible(error)) {
+    try {
+      Object.defineProperty(error, CHUNK_ITEM, {
+        value: at,
+        enumerable: true,
+        configurable: true,
+        writable: true,
+      });
+    } catch { /* a frozen or exotic error: no index */ }
+  }
+  return error;
+}
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value !== null &&
@@ -226,18 +246,24 @@ export async function runWorker(options: WorkerRuntimeOptions): Promise<void> {
       }
       const results = new Array(args.length);
       let async = false;
-      if (op === Op.Items) {
-        for (let i = 0; i < args.length; i++) {
-          const r = fn(args[i]);
-          if (isThenable(r)) async = true;
-          results[i] = r;
+      let i = 0;
+      try {
+        for (; i < args.length; i++) {
+          const r = op === Op.Items
+            ? fn(args[i])
+            : fn(...(args[i] as unknown[]));
+          if (isThenable(r)) {
+            async = true;
+            const at = i;
+            results[i] = Promise.resolve(r).catch((error) => {
+              throw markChunkItem(error, at);
+            });
+          } else {
+            results[i] = r;
+          }
         }
-      } else {
-        for (let i = 0; i < args.length; i++) {
-          const r = fn(...(args[i] as unknown[]));
-          if (isThenable(r)) async = true;
-          results[i] = r;
-        }
+      } catch (error) {
+        throw markChunkItem(error, i);
       }
       settle(taskId, fnId, async ? Promise.all(results) : results, started);
     } catch (error) {

@@ -579,6 +579,53 @@ Deno.test("Pool.map() errors with the failing item's index", async () => {
   assert.equal((error as { itemIndex?: number }).itemIndex, 6);
 });
 
+Deno.test("Pool.map() errors with the failing item's index inside a chunk too (sync, async, zipped)", async () => {
+  await using pool = await Pool.create(2);
+  const xs = Array.from({ length: 30 }, (_, i) => i + 30); // 35 is item 5
+  for (
+    const [label, stream] of [
+      ["sync", pool.map(failOnSevens, xs, { chunkSize: 10 })],
+      [
+        "async",
+        pool.map(
+          async (x: number) => {
+            await Promise.resolve();
+            if (x % 7 === 0) throw new RangeError(`${x} is a multiple of 7`);
+            return x;
+          },
+          xs,
+          { chunkSize: 10 },
+        ),
+      ],
+      [
+        "zipped",
+        pool.map(
+          (x: number, y: number) => {
+            if ((x + y) % 7 === 0) {
+              throw new RangeError(`${x + y} is a multiple of 7`);
+            }
+            return x + y;
+          },
+          xs,
+          xs.map(() => 0),
+          { chunkSize: 10 },
+        ),
+      ],
+    ] as const
+  ) {
+    const error = await Array.fromAsync(stream as ReadableStream<unknown>)
+      .then(() => assert.fail(`${label}: the map did not fail`), (e) => e);
+    assert.ok(error instanceof RangeError, `${label}: ${error}`);
+    assert.equal(error.message, "35 is a multiple of 7 (map item 5)", label);
+    assert.equal((error as { itemIndex?: number }).itemIndex, 5, label);
+    assert.equal(
+      Object.hasOwn(error, "chunkItem"),
+      false,
+      `${label}: the worker's note is left on the error`,
+    );
+  }
+});
+
 Deno.test("Pool.map() with outcomes gives every item its own outcome, also in automatic chunks", async () => {
   await using pool = await Pool.create(2);
   const n = 5_000;
