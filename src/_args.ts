@@ -5,6 +5,7 @@
  * @module
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { didYouMean } from "./_did_you_mean.ts";
 
 /** Option declarations, as `node:util` `parseArgs` takes them. */
 export type OptionSpec = NonNullable<ParseArgsConfig["options"]>;
@@ -33,6 +34,21 @@ export function parseCommandLine(
     });
     return { values: values as ParsedValues, positionals };
   } catch (error) {
-    throw new TypeError(error instanceof Error ? error.message : String(error));
+    const message = error instanceof Error ? error.message : String(error);
+    // "Unknown option '--wokers'. To specify a positional …": name the flag
+    // that was meant instead of the positional-argument advice.
+    const unknown = /^Unknown option '(--?[^']+)'/.exec(message)?.[1];
+    if (unknown !== undefined) {
+      const flags = Object.entries(options).flatMap(([name, spec]) =>
+        spec.short ? [`--${name}`, `-${spec.short}`] : [`--${name}`]
+      );
+      const near = didYouMean(unknown, flags.filter((f) => f.startsWith("--")));
+      throw new TypeError(
+        `Unknown option '${unknown}'${
+          near ? ` (did you mean '${near}'?)` : ""
+        }; the options are ${flags.join(", ")}`,
+      );
+    }
+    throw new TypeError(message);
   }
 }

@@ -552,6 +552,10 @@ Deno.test("cli.ts map exits 2 for usage errors, saying what is wrong", async () 
     [["map"], /missing the function/],
     [["map", `${TASKS}#square`, "--bogus"], /--bogus/],
     [
+      ["map", `${TASKS}#square`, "--wokers", "2"],
+      /Unknown option '--wokers' \(did you mean '--workers'\?\)/,
+    ],
+    [
       ["map", `${TASKS}#square`, "--on-error", "ignore"],
       /--on-error must be stop, skip or emit/,
     ],

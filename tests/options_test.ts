@@ -5,9 +5,9 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { didYouMean } from "../src/_did_you_mean.ts";
 import {
   DEFAULTS,
-  didYouMean,
   validateCloseOptions,
   validateMapOptions,
   validatePoolOptions,
