@@ -950,7 +950,9 @@ Deno.test(
         });
         const answer = await pool.run(
           async (url: string) => (await import(url)).answer,
-          `http://${origin}/mod.js`,
+          // A fresh URL each run: Deno caches remote modules by URL, and a
+          // port can come round again.
+          `http://${origin}/mod.js?run=${crypto.randomUUID()}`,
         );
         assert.equal(answer, 42);
         assert.equal(requests.length, 1);
