@@ -9,7 +9,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { WorkerLostError } from "../mod.ts";
+import { type PoolOptions, WorkerLostError } from "../mod.ts";
 import { LeakCheck } from "./_leaks.ts";
 import {
   closeNow,
@@ -183,10 +183,26 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
 
 // ---- grandchildren ---------------------------------------------------------------
 
-Deno.test(
-  "Pool.close() ends what the workers' tasks started",
-  async () => {
-    const pool = await leaks.open({ workers: 2 });
+/** A host given as a command: the remote supervisor of this checkout, run here. */
+const COMMAND_HOST = {
+  command: [
+    Deno.execPath(),
+    "run",
+    "-A",
+    new URL("../cli.ts", import.meta.url).pathname,
+  ],
+  workers: 1,
+};
+
+/** Local workers, and workers of a remote supervisor (a command host). */
+const WORKER_KINDS: [string, PoolOptions][] = [
+  ["the workers'", { workers: 2 }],
+  ["a remote supervisor's workers'", { workers: 0, hosts: [COMMAND_HOST] }],
+];
+
+for (const [kind, options] of WORKER_KINDS) {
+  Deno.test(`Pool.close() ends what ${kind} tasks started`, async () => {
+    const pool = await leaks.open(options);
     let grandchildren: number[] = [];
     try {
       grandchildren = (await pool.runOnAll(startGrandchild)).map((s) =>
@@ -199,79 +215,6 @@ Deno.test(
       assert.ok(
         await pollUntil(
           async () => (await alive(grandchildren)).length === 0,
-          5_000,
-        ),
-        `left running after close(): ${await alive(grandchildren)}`,
-      );
-    } finally {
-      await killAll(grandchildren);
-      await pool.close();
-    }
-  },
-);
-
-Deno.test(
-  "Pool's hard timeout kills the stuck worker's children with it",
-  async () => {
-    const dir = await Deno.makeTempDir({ prefix: "distex-test-" });
-    const pool = await leaks.open({ workers: 1, killGrace: 100 });
-    const file = `${dir}/grandchild`;
-    let grandchild = 0;
-    try {
-      const error = await rejection(pool.apply(
-        (file: string) => {
-          const child = new Deno.Command("sleep", {
-            args: ["300"],
-            stdin: "null",
-            stdout: "null",
-          }).spawn();
-          Deno.writeTextFileSync(file, String(child.pid));
-          while (true) { /* stuck */ }
-        },
-        [file],
-        { timeout: 2_000 },
-      ));
-      assert.equal(error.name, "TimeoutError");
-      grandchild = Number(await Deno.readTextFile(file));
-      assert.ok(grandchild > 0);
-      assert.ok(
-        await pollUntil(() => isGone(grandchild), 10_000),
-        `the stuck task's child ${grandchild} lives on`,
-      );
-      assert.equal(await pool.run((x: number) => x + 1, 1), 2);
-    } finally {
-      await pool.close({ wait: false });
-      if (grandchild) await killAll([grandchild]);
-      await Deno.remove(dir, { recursive: true });
-    }
-  },
-);
-
-/** A host given as a command: the remote supervisor of this checkout, run here. */
-const COMMAND_HOST = {
-  command: [
-    Deno.execPath(),
-    "run",
-    "-A",
-    new URL("../cli.ts", import.meta.url).pathname,
-  ],
-  workers: 1,
-};
-
-Deno.test(
-  "Pool.close() ends what the tasks of a remote supervisor's workers started",
-  async () => {
-    const pool = await leaks.open({ workers: 0, hosts: [COMMAND_HOST] });
-    let grandchildren: number[] = [];
-    try {
-      grandchildren = (await pool.runOnAll(startGrandchild)).map((s) =>
-        s.grandchild
-      );
-      assert.deepEqual(await alive(grandchildren), grandchildren);
-      await withTimeout(pool.close(), 30_000, "close()");
-      assert.ok(
-        await pollUntil(
-          async () => (await alive(grandchildren)).length === 0,
           10_000,
         ),
         `left running after close(): ${await alive(grandchildren)}`,
@@ -280,49 +223,45 @@ Deno.test(
       await killAll(grandchildren);
       await pool.close();
     }
-  },
-);
+  });
 
-Deno.test(
-  "Pool's hard timeout on a remote supervisor's worker kills the worker's children with it",
-  async () => {
-    const dir = await Deno.makeTempDir({ prefix: "distex-test-" });
-    const pool = await leaks.open({
-      workers: 0,
-      hosts: [COMMAND_HOST],
-      killGrace: 100,
-    });
-    const file = `${dir}/grandchild`;
-    let grandchild = 0;
-    try {
-      const error = await rejection(pool.apply(
-        (file: string) => {
-          const child = new Deno.Command("sleep", {
-            args: ["300"],
-            stdin: "null",
-            stdout: "null",
-          }).spawn();
-          Deno.writeTextFileSync(file, String(child.pid));
-          while (true) { /* stuck */ }
-        },
-        [file],
-        { timeout: 2_000 },
-      ));
-      assert.equal(error.name, "TimeoutError");
-      grandchild = Number(await Deno.readTextFile(file));
-      assert.ok(grandchild > 0);
-      assert.ok(
-        await pollUntil(() => isGone(grandchild), 10_000),
-        `the stuck task's child ${grandchild} lives on`,
-      );
-      assert.equal(await pool.run((x: number) => x + 1, 1), 2);
-    } finally {
-      await pool.close({ wait: false });
-      if (grandchild) await killAll([grandchild]);
-      await Deno.remove(dir, { recursive: true });
-    }
-  },
-);
+  Deno.test(
+    `Pool's hard timeout kills the stuck worker's children with it (${kind} tasks)`,
+    async () => {
+      const dir = await Deno.makeTempDir({ prefix: "distex-test-" });
+      const pool = await leaks.open({ ...options, killGrace: 100 });
+      const file = `${dir}/grandchild`;
+      let grandchild = 0;
+      try {
+        const error = await rejection(pool.apply(
+          (file: string) => {
+            const child = new Deno.Command("sleep", {
+              args: ["300"],
+              stdin: "null",
+              stdout: "null",
+            }).spawn();
+            Deno.writeTextFileSync(file, String(child.pid));
+            while (true) { /* stuck */ }
+          },
+          [file],
+          { timeout: 2_000 },
+        ));
+        assert.equal(error.name, "TimeoutError");
+        grandchild = Number(await Deno.readTextFile(file));
+        assert.ok(grandchild > 0);
+        assert.ok(
+          await pollUntil(() => isGone(grandchild), 10_000),
+          `the stuck task's child ${grandchild} lives on`,
+        );
+        assert.equal(await pool.run((x: number) => x + 1, 1), 2);
+      } finally {
+        await pool.close({ wait: false });
+        if (grandchild) await killAll([grandchild]);
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  );
+}
 
 // ---- memory ----------------------------------------------------------------------
 
