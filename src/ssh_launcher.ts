@@ -314,11 +314,20 @@ export class SshLauncher implements Launcher {
     const spec = this.#spec;
     const command = this.#options.command ?? DEFAULT_REMOTE_COMMAND;
     const remoteSocket = `/tmp/distex-${randomTag()}.sock`;
-    const remote = [
+    let remote = [
       command,
       ..._remoteArgs(ids, link === "stdio" ? "stdio" : { unix: remoteSocket })
         .map(shellQuote),
     ].join(" ");
+    if (link === "forward") {
+      // sshd makes the forwarded socket and never removes it: remove it
+      // after the remote side ends, however it ends (a command that is not
+      // distex, a version mismatch, a killed supervisor). Through `sh -c`, so
+      // it holds whatever the login shell is.
+      remote = `sh -c ${
+        shellQuote(`${remote}; s=$?; rm -f ${shellQuote(remoteSocket)}; exit $s`)
+      }`;
+    }
     const args = [
       ...(this.#options.args ?? []),
       "-T",
