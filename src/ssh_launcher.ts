@@ -325,7 +325,9 @@ export class SshLauncher implements Launcher {
       // distex, a version mismatch, a killed supervisor). Through `sh -c`, so
       // it holds whatever the login shell is.
       remote = `sh -c ${
-        shellQuote(`${remote}; s=$?; rm -f ${shellQuote(remoteSocket)}; exit $s`)
+        shellQuote(
+          `${remote}; s=$?; rm -f ${shellQuote(remoteSocket)}; exit $s`,
+        )
       }`;
     }
     const args = [
