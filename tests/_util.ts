@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import type { Pool, PoolEventMap } from "../mod.ts";
+import { LineReader } from "../src/_lines.ts";
 
 /** The error `promise` rejects with; fails the test when it resolves. */
 export async function rejection(promise: Promise<unknown>): Promise<Error> {
@@ -167,4 +168,16 @@ export function nextEvent<K extends keyof PoolEventMap>(
   };
   pool.addEventListener(type, listener);
   return promise;
+}
+
+/** The first line of `stream` ("" when it ends without one); the rest is cancelled. */
+export async function firstLine(
+  stream: ReadableStream<Uint8Array>,
+): Promise<string> {
+  const lines = new LineReader(stream);
+  try {
+    return (await lines.next()) ?? "";
+  } finally {
+    await lines.cancel();
+  }
 }

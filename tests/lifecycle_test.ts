@@ -13,6 +13,7 @@ import { type PoolOptions, WorkerLostError } from "../mod.ts";
 import { LeakCheck } from "./_leaks.ts";
 import {
   closeNow,
+  firstLine,
   isGone,
   pollUntil,
   rejection,
@@ -21,22 +22,6 @@ import {
 
 const leaks = new LeakCheck();
 const OWNER = new URL("./fixtures/spinning_owner.ts", import.meta.url);
-
-/** Reads the first line of `stream`, then cancels the rest. */
-async function firstLine(stream: ReadableStream<Uint8Array>): Promise<string> {
-  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  try {
-    while (!text.includes("\n")) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += value;
-    }
-  } finally {
-    await reader.cancel().catch(() => {});
-  }
-  return text.split("\n")[0]!;
-}
 
 /** SIGKILLs every pid in `pids` that still runs (test clean-up). */
 async function killAll(pids: number[]): Promise<void> {

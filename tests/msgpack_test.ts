@@ -7,7 +7,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { Ext, pack, unpack, Writer } from "../src/_msgpack.ts";
+import { Writer } from "../src/_msgpack.ts";
+import { Ext, pack, unpack } from "./_msgpack_plain.ts";
 import { decode, encode } from "../src/_codec.ts";
 import { differ } from "./_differ.ts";
 

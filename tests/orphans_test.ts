@@ -5,25 +5,9 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { isGone, pollUntil, withTimeout } from "./_util.ts";
+import { firstLine, isGone, pollUntil, withTimeout } from "./_util.ts";
 
 const PARENT = new URL("./fixtures/orphan_parent.ts", import.meta.url);
-
-/** Reads the first line of `stream`, then cancels the rest. */
-async function firstLine(stream: ReadableStream<Uint8Array>): Promise<string> {
-  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  try {
-    while (!text.includes("\n")) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += value;
-    }
-  } finally {
-    await reader.cancel().catch(() => {});
-  }
-  return text.split("\n")[0]!;
-}
 
 Deno.test(
   "Pool workers exit when the pool's process is killed with SIGKILL",
