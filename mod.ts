@@ -76,6 +76,8 @@ export {
 } from "./src/errors.ts";
 export type { WorkerExit } from "./src/errors.ts";
 export { progress } from "./src/progress.ts";
+export { distex } from "./src/task_context.ts";
+export type { TaskContext } from "./src/task_context.ts";
 export { registerType } from "./src/register_type.ts";
 export type { TypeCodec } from "./src/register_type.ts";
 export type { ProgressOptions } from "./src/progress.ts";
