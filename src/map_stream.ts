@@ -10,10 +10,16 @@
  *
  * @module
  */
-import type { TaskOptions } from "./options.ts";
+import { type TaskOptions, validateMapOptions } from "./options.ts";
 import { _atItem, PoolClosedError } from "./errors.ts";
 import { CHUNK_ITEM } from "./protocol.ts";
 import { estimateBytes, settlesSoon, toSource } from "./_map_input.ts";
+import {
+  CHUNK_BYTES,
+  ChunkSizer,
+  MapBudget,
+  windowItems,
+} from "./_map_flow.ts";
 
 export { settlesSoon };
 
@@ -140,15 +146,6 @@ export interface MapContext {
   ended?: () => void;
 }
 
-/** Adaptive chunks keep a worker busy for about this long (ms). */
-const CHUNK_TARGET_MS = 1;
-/** Most items in an adaptive chunk. */
-const MAX_CHUNK = 4096;
-/** A chunk ends once its arguments reach this many bytes (estimated). */
-const CHUNK_BYTES = 1 << 20;
-/** The budget of a map by default. */
-const DEFAULT_MAX_ITEMS = 16384;
-const DEFAULT_MAX_BYTES = 64 << 20;
 /** What `nextUnit()` returns at the end of the sources. */
 const END = Symbol("end");
 
@@ -174,7 +171,6 @@ function rejected(index: number, reason: unknown): MapOutcome<unknown> {
   return { index, status: "rejected", reason };
 }
 
-/** A moving average that starts at the first sample. */
 /**
  * The position in its chunk of the item whose error this is, as the worker
  * noted it (the note is taken off); undefined when it did not.
@@ -190,61 +186,6 @@ function chunkItem(error: unknown, count: number): number | undefined {
   return at as number;
 }
 
-function average(old: number, sample: number): number {
-  return old === 0 ? sample : old * 0.75 + sample * 0.25;
-}
-
-/** A budget option: an integer >= 1 (or Infinity). */
-function checkLimit(name: string, value: unknown): void {
-  if (value === undefined) return;
-  if (typeof value !== "number") {
-    throw new TypeError(
-      `Pool.map() option '${name}' must be a number, got ${typeof value}`,
-    );
-  }
-  if (!(value >= 1) || !(Number.isInteger(value) || value === Infinity)) {
-    throw new RangeError(
-      `Pool.map() option '${name}' must be an integer >= 1 (or Infinity), got ${value}`,
-    );
-  }
-}
-
-function checkOptions(options: MapOptions): void {
-  const { chunkSize, timeout, retries } = options;
-  if (
-    chunkSize !== undefined &&
-    (!Number.isInteger(chunkSize) || chunkSize < 1)
-  ) {
-    throw new RangeError(
-      `Pool.map() option 'chunkSize' must be an integer >= 1, got ${chunkSize}`,
-    );
-  }
-  for (
-    const [name, ms] of [["timeout", timeout], [
-      "itemTimeout",
-      options.itemTimeout,
-    ]] as const
-  ) {
-    if (ms !== undefined && !(ms >= 0 && Number.isFinite(ms))) {
-      throw new RangeError(
-        `Pool.map() option '${name}' must be a finite number of ms >= 0, got ${ms}`,
-      );
-    }
-  }
-  if (retries !== undefined && (!Number.isInteger(retries) || retries < 0)) {
-    throw new RangeError(
-      `Pool.map() option 'retries' must be an integer >= 0, got ${retries}`,
-    );
-  }
-  checkLimit("maxItemsInFlight", options.maxItemsInFlight);
-  checkLimit("maxBytesInFlight", options.maxBytesInFlight);
-  if (
-    options.signal !== undefined && !(options.signal instanceof AbortSignal)
-  ) {
-    throw new TypeError("Pool.map() option 'signal' must be an AbortSignal");
-  }
-}
-
 /**
  * Builds the stream behind `Pool.map()`.
  * @throws {TypeError} for a source that is not iterable.
@@ -252,12 +193,11 @@ function checkOptions(options: MapOptions): void {
  */
 export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
   const { options } = ctx;
-  checkOptions(options);
+  validateMapOptions(options);
   if (ctx.sources.length === 0) {
     throw new TypeError("Pool.map() needs at least one iterable");
   }
   const sources = ctx.sources.map(toSource);
-  const fixedChunk = options.chunkSize;
   const ordered = options.ordered ?? true;
   const star = options.star ?? false;
   if (star && sources.length > 1) {
@@ -267,8 +207,15 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
   }
   /** One source, no spreading: tasks carry the items themselves. */
   const single = sources.length === 1 && !star;
-  const maxItems = options.maxItemsInFlight ?? DEFAULT_MAX_ITEMS;
-  const maxBytes = options.maxBytesInFlight ?? DEFAULT_MAX_BYTES;
+  const budget = new MapBudget(
+    options.maxItemsInFlight,
+    options.maxBytesInFlight,
+  );
+  const sizer = new ChunkSizer(
+    options.chunkSize,
+    options.itemTimeout !== undefined,
+    budget.maxItems,
+  );
   const outcomes = options.outcomes ?? false;
   const itemTimeout = options.itemTimeout;
   const abort = new AbortController();
@@ -282,24 +229,6 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
   const completed: Entry[] = [];
   /** Items submitted and not yet handed to the stream (the work window). */
   let outstanding = 0;
-  /** Items read from the sources: the index of the next one. */
-  let index = 0;
-  /** Items handed to the stream. */
-  let handed = 0;
-  /**
-   * Estimated bytes held for this map: items read, arguments of tasks in
-   * flight, results not yet taken by the consumer.
-   */
-  let bytes = 0;
-  /**
-   * Results handed to the stream and perhaps still in its queue, as pairs
-   * (value of `handed` after them, their bytes); dropped once taken.
-   */
-  const queued: number[] = [];
-  let queuedHead = 0;
-  /** Moving averages of estimated bytes per item, of arguments and results. */
-  let argItemBytes = 0;
-  let resultItemBytes = 0;
   /** A source read that had not settled when its chunk was sent. */
   let carried: Promise<unknown> | undefined;
   let sourceDone = false;
@@ -352,27 +281,10 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     fail(options.signal!.reason);
   }
 
-  /**
-   * Items the consumer has taken: those handed to the stream minus those
-   * still in its queue. Releases the bytes of results taken.
-   */
-  function taken(): number {
+  /** Results handed to the stream and still in its queue. */
+  function inQueue(): number {
     const size = controller.desiredSize;
-    const count = handed - (size === null ? 0 : Math.max(0, -size));
-    while (queuedHead < queued.length && queued[queuedHead]! <= count) {
-      bytes -= queued[queuedHead + 1]!;
-      queuedHead += 2;
-    }
-    if (queuedHead > 2048 && queuedHead * 2 > queued.length) {
-      queued.splice(0, queuedHead);
-      queuedHead = 0;
-    }
-    return count;
-  }
-
-  /** Whether the budget allows reading another item. */
-  function hasRoom(): boolean {
-    return index - taken() < maxItems && bytes < maxBytes;
+    return size === null ? 0 : Math.max(0, -size);
   }
 
   function toArgs(items: unknown[]): unknown[] {
@@ -380,7 +292,7 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
       const item = items[0];
       if (!Array.isArray(item)) {
         throw new TypeError(
-          `Pool.map() with 'star' needs each item to be an array of arguments, item ${index} is ${typeof item}`,
+          `Pool.map() with 'star' needs each item to be an array of arguments, item ${budget.read} is ${typeof item}`,
         );
       }
       return item;
@@ -429,36 +341,10 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     return END;
   }
 
-  /**
-   * Items for the next task. A `chunkSize` fixes it; else a chunk keeps a
-   * worker busy for about CHUNK_TARGET_MS (tiny tasks go in large chunks, long
-   * ones one by one, so no worker holds a backlog while another idles),
-   * holds about CHUNK_BYTES of arguments or results at most, and a quarter
-   * of the item budget at most (so several chunks are in flight).
-   */
-  function chunkSize(): number {
-    if (fixedChunk !== undefined) return fixedChunk;
-    if (itemTimeout !== undefined) return 1;
-    const itemMs = ctx.itemMs();
-    if (itemMs === undefined) return 1;
-    const byTime = Math.floor(CHUNK_TARGET_MS / Math.max(itemMs, 1e-5));
-    const itemBytes = Math.max(argItemBytes, resultItemBytes, 1);
-    const byBytes = Math.floor(CHUNK_BYTES / itemBytes);
-    return Math.max(
-      1,
-      Math.min(MAX_CHUNK, byTime, byBytes, Math.floor(maxItems / 4)),
-    );
-  }
-
-  /** Items that may be submitted and not yet handed over: two tasks a slot. */
-  function window(size: number): number {
-    return Math.max(4, 2 * ctx.slots()) * size;
-  }
-
   function launch(units: unknown[], argBytes: number, size: number): void {
     const count = units.length;
     const entry: Entry = {
-      index: index - count,
+      index: budget.read - count,
       count,
       bytes: argBytes,
       done: false,
@@ -468,7 +354,7 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     };
     if (ordered) entries.push(entry);
     outstanding += count;
-    argItemBytes = average(argItemBytes, argBytes / count);
+    sizer.noteArgs(argBytes, count);
     const kind: CallKind = size === 1 ? "call" : single ? "items" : "chunk";
     const args = kind !== "call" || single ? units : units[0] as unknown[];
     submit(args, kind, count).then(
@@ -483,7 +369,7 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
       },
       (error) => {
         if (!outcomes || error instanceof PoolClosedError || finished) {
-          bytes -= entry.bytes;
+          budget.bytes -= entry.bytes;
           entry.bytes = 0;
           // Which item failed: the only one, or the one the worker named.
           const at = count === 1 ? 0 : chunkItem(error, count);
@@ -520,8 +406,8 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
   /** An entry's results are in: it now holds their bytes instead of the arguments'. */
   function settle(entry: Entry, values: unknown[]): void {
     const resultBytes = estimateBytes(values);
-    resultItemBytes = average(resultItemBytes, resultBytes / entry.count);
-    bytes += resultBytes - entry.bytes;
+    sizer.noteResults(resultBytes, entry.count);
+    budget.bytes += resultBytes - entry.bytes;
     entry.bytes = resultBytes;
     entry.values = values;
     entry.done = true;
@@ -564,8 +450,8 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     const units: unknown[] = [];
     let chunkBytes = 0;
     // The budget left (it only grows while the chunk is read).
-    const items = maxItems - (index - taken());
-    const room = Math.min(CHUNK_BYTES, maxBytes - bytes);
+    const items = budget.itemsLeft(inQueue());
+    const room = Math.min(CHUNK_BYTES, budget.maxBytes - budget.bytes);
     while (units.length < size) {
       if (units.length > 0 && (units.length >= items || chunkBytes >= room)) {
         break;
@@ -584,10 +470,10 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
         sourceDone = true;
         break;
       }
-      index++;
+      budget.read++;
       const b = estimateBytes(unit);
       chunkBytes += b;
-      bytes += b;
+      budget.bytes += b;
       units.push(unit);
     }
     if (units.length) launch(units, chunkBytes, size);
@@ -599,9 +485,11 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     feeding = true;
     try {
       for (;;) {
-        const size = chunkSize();
+        const size = sizer.size(ctx.itemMs());
         if (
-          sourceDone || finished || outstanding >= window(size) || !hasRoom()
+          sourceDone || finished ||
+          outstanding >= windowItems(ctx.slots(), size) ||
+          !budget.hasRoom(inQueue())
         ) break;
         if (!await take(size)) return;
       }
@@ -636,8 +524,7 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     outstanding -= entry.count;
     const values = entry.values!;
     for (let i = 0; i < values.length; i++) controller.enqueue(values[i] as R);
-    handed += values.length;
-    queued.push(handed, entry.bytes);
+    budget.handOver(values.length, entry.bytes);
   }
 
   return new ReadableStream<R>({
