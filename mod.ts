@@ -52,7 +52,7 @@
  * @module
  */
 export { Pool } from "./src/pool.ts";
-export type { MapSource } from "./src/pool.ts";
+export type { MapSource } from "./src/pool_map.ts";
 export type {
   HostLostDetail,
   PoolEventListener,

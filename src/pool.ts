@@ -1,33 +1,15 @@
 /**
- * The pool's facade: the public methods, their argument checks (`options.ts`)
- * and the events, over three parts: the dispatcher (queue, slots, the task
- * life cycle), the worker fleet (the socket server, the launches, the
- * workers' own life cycle) and the pool's life cycle (one state machine).
+ * The pool's facade: the public methods and their argument checks
+ * (`options.ts`); the work goes to the pool's parts (`pool_parts.ts`) through
+ * `pool_call.ts`, `pool_map.ts` and `pool_close.ts`.
  *
  * @module
  */
-import { _readBlobs } from "./_codec.ts";
-import { Dispatcher } from "./dispatcher.ts";
-import {
-  _callerStack,
-  _withCallerStack,
-  PoolClosedError,
-  QueueFullError,
-} from "./errors.ts";
 import type { PoolEventListener, PoolEventMap } from "./events.ts";
-import {
-  type FunctionSpec,
-  FunctionTable,
-  type TaskFunction,
-} from "./function_ref.ts";
-import {
-  createMapStream,
-  type MapOptions,
-  type MapOutcome,
-} from "./map_stream.ts";
+import type { TaskFunction } from "./function_ref.ts";
+import type { MapOptions, MapOutcome } from "./map_stream.ts";
 import {
   type CloseOptions,
-  DEFAULTS,
   type PoolOptions,
   splitMapOptions,
   type TaskOptions,
@@ -35,24 +17,11 @@ import {
   validatePoolOptions,
   validateTaskOptions,
 } from "./options.ts";
-import { Lifecycle } from "./pool_lifecycle.ts";
-import type { CallKind } from "./protocol.ts";
+import { call, callOnAll } from "./pool_call.ts";
+import { closePool, stopWork } from "./pool_close.ts";
+import { mapOnPool, type MapSource, transformPair } from "./pool_map.ts";
+import { assemble, failPool, type PoolParts } from "./pool_parts.ts";
 import type { PoolStats } from "./stats.ts";
-import { WorkerFleet } from "./worker_fleet.ts";
-
-/**
- * What `Pool.map()` reads items from: a sync or async iterable (an array, a
- * generator, a `Set`, a string) or a `ReadableStream`.
- */
-export type MapSource<T> = Iterable<T> | AsyncIterable<T> | ReadableStream<T>;
-
-/**
- * Appends the caller's frames to a task's error. Run as a rejection handler:
- * V8's async stack there shows the code that awaited the task.
- */
-function withCallerStack(error: unknown): never {
-  throw _withCallerStack(error, _callerStack(withCallerStack));
-}
 
 /**
  * An async process pool: runs functions on local worker processes and on
@@ -86,18 +55,8 @@ function withCallerStack(error: unknown): never {
  * ```
  */
 export class Pool extends EventTarget implements AsyncDisposable {
-  #options: PoolOptions;
-  #life = new Lifecycle();
-  #functions: FunctionTable;
-  #dispatcher: Dispatcher;
-  #fleet: WorkerFleet;
+  #parts: PoolParts;
   #closing: Promise<void> | undefined;
-  /** Whether the pool keeps the program alive (see #keepAlive). */
-  #refd = true;
-  /** Maps that have sent a task and not ended: close() waits for them. */
-  #maps = 0;
-  /** runOnAll() calls waiting for workers (they hold the program too). */
-  #waiting = 0;
 
   /**
    * Creates a pool and starts its workers (unless `lazy`). Await
@@ -111,50 +70,12 @@ export class Pool extends EventTarget implements AsyncDisposable {
    */
   constructor(options?: number | PoolOptions) {
     super();
-    const { opts, specs, workers, qsize } = validatePoolOptions(options);
-    const functions = this.#functions = new FunctionTable(opts.base);
-    const lookup = (fn: TaskFunction | undefined, name: string) => {
-      try {
-        return fn === undefined ? undefined : functions.lookup(fn);
-      } catch (error) {
-        throw new TypeError(
-          `Pool option '${name}': ${(error as Error).message}`,
-          { cause: error },
-        );
-      }
-    };
-    const initSpec = lookup(opts.initializer, "initializer");
-    const teardownSpec = lookup(opts.teardown, "teardown");
-    this.#options = opts;
-    const life = this.#life;
-    this.#dispatcher = new Dispatcher({
-      qsize,
-      retries: opts.retries ?? DEFAULTS.retries,
-      poisonThreshold: opts.poisonThreshold ?? DEFAULTS.poisonThreshold,
-      killGrace: opts.killGrace ?? DEFAULTS.killGrace,
-      maxTasksPerWorker: opts.maxTasksPerWorker,
-      maxMemoryMB: opts.maxMemoryMB,
-    }, {
-      stopWorker: (w) => this.#fleet.stopWorker(w),
-      running: () => life.running,
-      changed: () => {
-        life.notify();
-        this.#idleCheck();
-      },
+    this.#parts = assemble(validatePoolOptions(options), {
+      emit: (type, detail) =>
+        this.dispatchEvent(new CustomEvent(type, { detail })),
+      open: () => this.#open(),
     });
-    this.#fleet = new WorkerFleet({
-      options: opts,
-      workers,
-      specs,
-      initSpec,
-      teardownSpec,
-      life,
-      dispatcher: this.#dispatcher,
-      emit: (type, detail) => this.#emit(type, detail),
-      fail: (error) => this.#fail(error),
-      ready: () => this.#idleCheck(),
-    });
-    if (!opts.lazy) this.#start();
+    if (!this.#parts.options.lazy) this.#start();
   }
 
   /**
@@ -190,7 +111,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
    */
   get ready(): Promise<void> {
     this.#start();
-    return this.#life.ready;
+    return this.#parts.life.ready;
   }
 
   /**
@@ -198,7 +119,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
    * hosts that are currently lost.
    */
   get totalWorkers(): number {
-    return this.#fleet.totalWorkers;
+    return this.#parts.fleet.totalWorkers;
   }
 
   /**
@@ -281,17 +202,8 @@ export class Pool extends EventTarget implements AsyncDisposable {
       if (!Array.isArray(args)) {
         throw new TypeError("Pool.apply() takes its arguments as an array");
       }
-      const spec = this.#functions.lookup(fn as TaskFunction);
-      const maxQueue = this.#options.maxQueue ?? Infinity;
-      if (this.#dispatcher.waiting >= maxQueue) {
-        throw new QueueFullError(maxQueue);
-      }
-      const reading = _readBlobs(args); // Blob bytes, read before sending
-      return (reading
-        ? reading.then(() => this.#submit(spec, args, "call", options))
-        : this.#submit(spec, args, "call", options)).catch(
-          withCallerStack,
-        ) as Promise<Awaited<R>>;
+      const spec = this.#parts.functions.lookup(fn as TaskFunction);
+      return call(this.#parts, spec, args, options) as Promise<Awaited<R>>;
     } catch (error) {
       return Promise.reject(error);
     }
@@ -428,61 +340,8 @@ export class Pool extends EventTarget implements AsyncDisposable {
     ...sources: unknown[]
   ): ReadableStream<unknown> {
     const options = splitMapOptions(sources);
-    const spec = this.#functions.lookup(fn);
-    const dispatcher = this.#dispatcher;
-    const life = this.#life;
-    /**
-     * From its first task to its end, a map holds the pool open: close()
-     * waits for it, and its tasks are taken while the pool drains.
-     */
-    let open = false;
-    const send = (
-      args: unknown[],
-      kind: CallKind,
-      taskOptions: TaskOptions,
-    ): Promise<unknown> => {
-      if (open && life.phase === "draining") {
-        return dispatcher.submit(spec, args, kind, taskOptions);
-      }
-      if (!open) {
-        try {
-          this.#open();
-        } catch (error) {
-          if (!(error instanceof PoolClosedError)) throw error;
-          throw new PoolClosedError(
-            "The pool was closed before this map was first read: a map " +
-              "runs as it is read, so read it before closing its pool (inside " +
-              "the pool's `await using` scope), or close the pool after the " +
-              "map is done",
-            { cause: error },
-          );
-        }
-        open = true;
-        this.#maps++;
-      }
-      return this.#submit(spec, args, kind, taskOptions);
-    };
-    return createMapStream({
-      submit: (args, kind, taskOptions) => {
-        const reading = _readBlobs(args); // Blob bytes, read before sending
-        if (reading) {
-          return reading.then(() => send(args, kind, taskOptions));
-        }
-        return send(args, kind, taskOptions);
-      },
-      ended: () => {
-        if (!open) return;
-        open = false;
-        this.#maps--;
-        life.notify();
-        this.#idleCheck();
-      },
-      slots: () => dispatcher.slots(this.#fleet.targetWorkers),
-      itemMs: () => dispatcher.itemMs(spec.id),
-      sources,
-      options,
-      retries: this.#options.retries ?? DEFAULTS.retries,
-    });
+    const spec = this.#parts.functions.lookup(fn);
+    return mapOnPool(this.#parts, spec, sources, options);
   }
 
   /**
@@ -518,26 +377,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
     fn: TaskFunction,
     options: MapOptions = {},
   ): ReadableWritablePair<unknown, unknown> {
-    if (options === null || typeof options !== "object") {
-      throw new TypeError(
-        `Pool.transform() options must be an object, got ${
-          options === null ? "null" : typeof options
-        }`,
-      );
-    }
-    // The identity stream's buffer holds one item: the map pulls from it only
-    // as its budget allows, so the writer waits while the workers are busy.
-    const input = new TransformStream<unknown, unknown>(
-      undefined,
-      { highWaterMark: 1 },
-      { highWaterMark: 0 },
-    );
-    const readable = this.map(
-      fn,
-      input.readable,
-      options,
-    );
-    return { writable: input.writable, readable };
+    return transformPair((input) => this.map(fn, input, options), options);
   }
 
   /**
@@ -562,11 +402,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
     listener: PoolEventListener<K> | null,
     options?: boolean | AddEventListenerOptions,
   ): void {
-    super.addEventListener(
-      type,
-      listener as EventListenerOrEventListenerObject | null,
-      options,
-    );
+    super.addEventListener(type, listener as EventListener, options);
   }
 
   /**
@@ -590,11 +426,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
     listener: PoolEventListener<K> | null,
     options?: boolean | EventListenerOptions,
   ): void {
-    super.removeEventListener(
-      type,
-      listener as EventListenerOrEventListenerObject | null,
-      options,
-    );
+    super.removeEventListener(type, listener as EventListener, options);
   }
 
   /**
@@ -617,24 +449,8 @@ export class Pool extends EventTarget implements AsyncDisposable {
     fn: ((...args: A) => R) | TaskFunction<A, R>,
     ...args: A
   ): Promise<Awaited<R>[]> {
-    const spec = this.#functions.lookup(fn as TaskFunction);
-    this.#open();
-    // Waiting for workers is work too: hold the program meanwhile.
-    this.#waiting++;
-    try {
-      await this.#life.ready;
-      await this.#dispatcher.settledBefore();
-      return await Promise.all(
-        (await this.#fleet.allInService()).map((w) =>
-          this.#dispatcher.runPinned(w, spec, args, "call") as Promise<
-            Awaited<R>
-          >
-        ),
-      );
-    } finally {
-      this.#waiting--;
-      this.#idleCheck();
-    }
+    const spec = this.#parts.functions.lookup(fn as TaskFunction);
+    return await callOnAll(this.#parts, spec, args) as Awaited<R>[];
   }
 
   /**
@@ -656,7 +472,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
    * ```
    */
   drained(): Promise<void> {
-    return this.#dispatcher.drained();
+    return this.#parts.dispatcher.drained();
   }
 
   /**
@@ -673,7 +489,10 @@ export class Pool extends EventTarget implements AsyncDisposable {
    * ```
    */
   stats(): PoolStats {
-    return { ...this.#dispatcher.stats(), totalWorkers: this.totalWorkers };
+    return {
+      ...this.#parts.dispatcher.stats(),
+      totalWorkers: this.totalWorkers,
+    };
   }
 
   /**
@@ -705,42 +524,13 @@ export class Pool extends EventTarget implements AsyncDisposable {
     } catch (error) {
       return Promise.reject(error);
     }
-    const life = this.#life;
+    const stopNow = options.wait === false;
     if (this.#closing) {
-      if (options.wait === false) this.#stopNow();
+      if (stopNow) stopWork(this.#parts);
       return this.#closing;
     }
-    const immediate = options.wait === false || life.phase === "idle";
-    // Closing is work: it holds the program until the workers have exited.
-    this.#keepAlive(true);
-    this.#closing = (async () => {
-      if (immediate) {
-        this.#stopNow();
-      } else {
-        life.drain();
-        // Tasks queued while the workers start need them up to finish.
-        if (
-          !life.wasReady &&
-          (this.#dispatcher.liveCount > 0 || this.#maps > 0)
-        ) {
-          await life.ready.catch(() => {});
-        }
-        // Meanwhile the pool still replaces workers that die and retries
-        // their tasks, or a queue left without workers would never drain.
-        while (
-          (this.#dispatcher.liveCount > 0 || this.#maps > 0) &&
-          life.phase === "draining"
-        ) {
-          await life.changed();
-        }
-        if (life.phase === "draining") await this.#fleet.teardown();
-        life.stop();
-      }
-      this.#dispatcher.close();
-      await this.#fleet.close();
-      life.closed();
-    })();
-    return this.#closing;
+    const idle = this.#parts.life.phase === "idle";
+    return this.#closing = closePool(this.#parts, stopNow || idle);
   }
 
   /** Closes the pool (waiting for work in flight); used by `await using`. */
@@ -750,66 +540,15 @@ export class Pool extends EventTarget implements AsyncDisposable {
 
   // ---- internals -------------------------------------------------------
 
-  #emit<K extends keyof PoolEventMap>(
-    type: K,
-    detail: PoolEventMap[K]["detail"],
-  ): void {
-    this.dispatchEvent(new CustomEvent(type, { detail }));
-  }
-
-  #submit(
-    spec: FunctionSpec,
-    args: unknown[],
-    kind: CallKind,
-    options: TaskOptions | undefined,
-  ): Promise<unknown> {
-    this.#open();
-    return this.#dispatcher.submit(spec, args, kind, options);
-  }
-
-  /** Refuses new work once closing, and starts a lazy pool. */
+  /** Refuses new work once closing, starts a lazy pool, holds the program. */
   #open(): void {
-    this.#life.checkOpen();
+    this.#parts.life.checkOpen();
     this.#start();
-    if (!this.#refd) this.#keepAlive(true);
-  }
-
-  /**
-   * Whether the pool's socket, connections, worker processes and timers keep
-   * the program alive: while it starts, has work or closes, yes; idle, no.
-   * Workers still die with the program (their lifeline is this process).
-   */
-  #keepAlive(on: boolean): void {
-    if (this.#refd === on) return;
-    this.#refd = on;
-    this.#fleet.setRef(on);
-  }
-
-  /** Lets go of the program once the pool is ready and has nothing to do. */
-  #idleCheck(): void {
-    if (
-      this.#refd && this.#life.phase === "running" &&
-      this.#dispatcher.liveCount === 0 && this.#maps === 0 &&
-      this.#waiting === 0
-    ) this.#keepAlive(false);
+    this.#parts.keepAlive.hold();
   }
 
   #start(): void {
-    if (!this.#life.start()) return;
-    this.#fleet.start().catch((error) => this.#fail(error));
-  }
-
-  /** The pool cannot go on: reject everything with `error` and stop workers. */
-  #fail(error: unknown): void {
-    if (!this.#life.fail(error)) return;
-    this.#dispatcher.failAll(error);
-    this.#fleet.killAll();
-  }
-
-  #stopNow(): void {
-    this.#life.stop();
-    this.#dispatcher.failAll(
-      new PoolClosedError("The pool was closed before the task finished"),
-    );
+    if (!this.#parts.life.start()) return;
+    this.#parts.fleet.start().catch((error) => failPool(this.#parts, error));
   }
 }
