@@ -64,6 +64,34 @@ export function depthFor(sample: DepthSample): number {
   return Math.min(MAX_DEPTH, Math.max(MIN_DEPTH, depth));
 }
 
+/** A worker's measurements and the depth chosen from them. */
+export interface Adaptive extends DepthSample {
+  /** Its depth: the tasks it may hold in flight. */
+  capacity: number;
+}
+
+/**
+ * Folds one finished task into a worker's measurements (in place) and
+ * chooses its depth again.
+ *
+ * @param w The worker's measurements and depth, updated.
+ * @param latencyMs Send-to-result time of this task, if it was timed.
+ * @param workMs What the worker says the task took, if it said.
+ * @returns How much its depth grew (negative when it shrank).
+ */
+export function adapt(
+  w: Adaptive,
+  latencyMs: number | undefined,
+  workMs: number | undefined,
+): number {
+  const sample = observe(w, latencyMs, workMs);
+  w.workMs = sample.workMs;
+  w.minLatencyMs = sample.minLatencyMs;
+  const before = w.capacity;
+  w.capacity = depthFor(sample);
+  return w.capacity - before;
+}
+
 /**
  * The moving average of a function's time per item (what `map` sizes its
  * chunks by).

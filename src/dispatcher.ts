@@ -15,26 +15,27 @@ import {
   WorkerLostError,
 } from "./errors.ts";
 import type { FunctionSpec } from "./function_ref.ts";
-import {
-  averageItemMs,
-  depthFor,
-  type DepthSample,
-  observe,
-  sampled,
-} from "./depth.ts";
+import { adapt, averageItemMs, depthFor, sampled } from "./depth.ts";
 import type { TaskOptions } from "./options.ts";
+import { AbortWatch } from "./abort_watch.ts";
+import { CallBatcher } from "./call_batcher.ts";
 import {
   type CallKind,
   callMessage,
-  callsMessage,
   cancelMessage,
   defineMessage,
   Op,
   type WorkerMessage,
 } from "./protocol.ts";
 import { SlotIndex } from "./scheduler.ts";
+import { TaskQueue } from "./task_queue.ts";
 import type { PoolStats } from "./stats.ts";
-import type { Barrier, Task, WorkerHandle } from "./worker_handle.ts";
+import {
+  type Barrier,
+  itemCount,
+  Task,
+  type WorkerHandle,
+} from "./worker_handle.ts";
 
 /** The pool options the dispatcher applies (validated, defaults filled in). */
 export interface DispatcherOptions {
@@ -83,10 +84,7 @@ export class Dispatcher {
   #connected = new Map<number, WorkerHandle>();
   /** Ready workers: the scheduler's candidates. */
   #ready: WorkerHandle[] = [];
-  #queue: Task[] = [];
-  #queueHead = 0;
-  /** Callers of {@link drained}, waiting for the queue to empty. */
-  #drainedWaiters: PromiseWithResolvers<void> | undefined;
+  #queue = new TaskQueue<Task>();
   #live = new Set<Task>();
   #nextTaskId = 1;
   /**
@@ -99,9 +97,20 @@ export class Dispatcher {
   /** Moving average of each function's time per item in workers (ms). */
   #itemMs = new Map<number, number>();
   #timers = new Set<ReturnType<typeof setTimeout>>();
-  /** Workers with one-call tasks waiting for the end of the turn. */
-  #batching: WorkerHandle[] = [];
-  #watched = new Map<AbortSignal, { tasks: Set<Task>; onAbort: () => void }>();
+  /** Sends one-call tasks at the end of the turn, several in a frame. */
+  #batcher = new CallBatcher<WorkerHandle>((w, tasks, errors) => {
+    for (let i = 0; i < tasks.length; i++) {
+      const task = tasks[i]!;
+      if (w.inflight.get(task.id) === task) {
+        w.inflight.delete(task.id);
+        w.load--;
+      }
+      this.#settle(task, undefined, errors[i]);
+    }
+    if (!w.retiring) this.#fill(w);
+  });
+  /** Cancels tasks whose signal aborts (one listener per signal). */
+  #aborts = new AbortWatch<Task>((task, reason) => this.#cancel(task, reason));
   #counters: Counters = {
     done: 0,
     failed: 0,
@@ -237,15 +246,10 @@ export class Dispatcher {
   onMessage(w: WorkerHandle, message: WorkerMessage): void {
     if (message[0] === Op.Stats) {
       w.rss = message[1];
-      const limit = this.#options.maxMemoryMB;
-      if (limit && w.rss > limit * 1024 * 1024 && !w.retiring) {
-        this.retire(
-          w,
-          `its memory (${
-            Math.round(w.rss / 1048576)
-          } MiB) passed maxMemoryMB (${limit})`,
-        );
-      }
+      const over = w.retiring
+        ? undefined
+        : w.overMemory(this.#options.maxMemoryMB);
+      if (over !== undefined) this.retire(w, over);
       return;
     }
     if (message[0] === Op.Results) {
@@ -300,25 +304,17 @@ export class Dispatcher {
     pinned: boolean,
   ): [Task, Promise<unknown>] {
     const { promise, resolve, reject } = Promise.withResolvers<unknown>();
-    const task: Task = {
-      id: this.#nextTaskId++,
+    const id = this.#nextTaskId++;
+    const task = new Task(
+      id,
       spec,
       args,
       kind,
       resolve,
       reject,
       retries,
-      exits: undefined,
-      worker: undefined,
       pinned,
-      cancelled: false,
-      settled: false,
-      cleanup: undefined,
-      barriers: undefined,
-      sentAt: 0,
-      timeout: undefined,
-      timer: undefined,
-    };
+    );
     this.#live.add(task);
     return [task, promise];
   }
@@ -343,18 +339,10 @@ export class Dispatcher {
       options?.retries ?? this.#options.retries,
       false,
     );
-    if (signal) this.#watch(signal, task);
-    const timeout = options?.timeout;
-    if (timeout !== undefined) {
-      // Armed when the task is sent to a worker (see #send): the pool's
-      // queue time does not count.
-      task.timeout = timeout;
-      const unwatch = task.cleanup;
-      task.cleanup = () => {
-        unwatch?.();
-        clearTimeout(task.timer);
-      };
-    }
+    if (signal) this.#aborts.add(signal, task);
+    // Armed when the task is sent to a worker (see #send): the pool's queue
+    // time does not count.
+    task.timeout = options?.timeout;
     this.#enqueue(task);
     return promise;
   }
@@ -386,9 +374,7 @@ export class Dispatcher {
       if (task.worker && !task.settled) this.#cancel(task, reason);
       else this.#settle(task, undefined, reason);
     }
-    this.#queue = [];
-    this.#queueHead = 0;
-    this.#emptied();
+    this.#queue.clear();
   }
 
   /** Stops the kill-grace timers (the pool is shutting down). */
@@ -404,49 +390,13 @@ export class Dispatcher {
     return {
       ...this.#counters,
       inFlight,
-      queued: this.#queue.length - this.#queueHead,
-      workers: [...this.#connected.values()].map((w) => ({
-        id: w.id,
-        host: w.host,
-        pid: w.pid,
-        ready: w.ready,
-        inFlight: w.load,
-        capacity: w.capacity,
-        done: w.done,
-        rssBytes: w.rss,
-      })),
-    };
-  }
-
-  /**
-   * Cancels `task` when `signal` aborts. Tasks sharing a signal (a map's)
-   * share one listener, added with the first and removed with the last.
-   */
-  #watch(signal: AbortSignal, task: Task): void {
-    let watched = this.#watched.get(signal);
-    if (!watched) {
-      const tasks = new Set<Task>();
-      const onAbort = () => {
-        this.#watched.delete(signal);
-        for (const t of tasks) this.#cancel(t, signal.reason);
-      };
-      watched = { tasks, onAbort };
-      this.#watched.set(signal, watched);
-      signal.addEventListener("abort", onAbort, { once: true });
-    }
-    const entry = watched;
-    entry.tasks.add(task);
-    task.cleanup = () => {
-      entry.tasks.delete(task);
-      if (entry.tasks.size === 0 && this.#watched.get(signal) === entry) {
-        this.#watched.delete(signal);
-        signal.removeEventListener("abort", entry.onAbort);
-      }
+      queued: this.#queue.length,
+      workers: [...this.#connected.values()].map((w) => w.stats()),
     };
   }
 
   #enqueue(task: Task, front = false): void {
-    if (this.#queueHead === this.#queue.length) {
+    if (this.#queue.length === 0) {
       // Fast path: nothing waits; send straight to a worker with room.
       const w = this.#pick();
       if (w !== undefined) {
@@ -454,51 +404,25 @@ export class Dispatcher {
         return;
       }
     }
-    if (front) {
-      if (this.#queueHead > 0) this.#queue[--this.#queueHead] = task;
-      else this.#queue.unshift(task);
-    } else {
-      this.#queue.push(task);
-    }
-  }
-
-  #dequeue(): Task | undefined {
-    while (this.#queueHead < this.#queue.length) {
-      const task = this.#queue[this.#queueHead]!;
-      this.#queue[this.#queueHead++] = undefined as unknown as Task;
-      if (this.#queueHead > 1024 && this.#queueHead * 2 > this.#queue.length) {
-        this.#queue = this.#queue.slice(this.#queueHead);
-        this.#queueHead = 0;
-      }
-      if (this.#queueHead === this.#queue.length) this.#emptied();
-      if (!task.settled) return task;
-    }
-    return undefined;
+    if (front) this.#queue.unshift(task);
+    else this.#queue.push(task);
   }
 
   /** Tasks waiting for a worker (queued, not yet sent). */
   get waiting(): number {
-    return this.#queue.length - this.#queueHead;
+    return this.#queue.length;
   }
 
   /** Resolves once no task waits for a worker. */
   drained(): Promise<void> {
-    if (this.waiting === 0) return Promise.resolve();
-    this.#drainedWaiters ??= Promise.withResolvers<void>();
-    return this.#drainedWaiters.promise;
-  }
-
-  #emptied(): void {
-    const waiters = this.#drainedWaiters;
-    this.#drainedWaiters = undefined;
-    waiters?.resolve();
+    return this.#queue.drained();
   }
 
   #dispatch(): void {
-    while (this.#queueHead < this.#queue.length) {
+    while (this.#queue.length > 0) {
       const w = this.#pick();
       if (w === undefined) return;
-      const task = this.#dequeue();
+      const task = this.#queue.shift();
       if (!task) return;
       this.#send(w, task);
     }
@@ -506,7 +430,7 @@ export class Dispatcher {
 
   #fill(w: WorkerHandle): void {
     while (this.canTake(w)) {
-      const task = this.#dequeue();
+      const task = this.#queue.shift();
       if (!task) break;
       this.#send(w, task);
     }
@@ -541,13 +465,7 @@ export class Dispatcher {
       if (task.kind === "call" && !task.pinned) {
         // One-call tasks go out together at the end of the turn, several in
         // a frame (a burst of run() calls); each keeps its own life cycle.
-        if (w.batch === undefined) {
-          w.batch = [];
-          if (this.#batching.push(w) === 1) {
-            queueMicrotask(() => this.#sendBatches());
-          }
-        }
-        w.batch.push(task);
+        this.#batcher.add(w, task);
       } else {
         w.writer.send(callMessage(task.kind, task.id, spec.id, task.args));
       }
@@ -574,89 +492,32 @@ export class Dispatcher {
     }
   }
 
-  /** Sends the one-call tasks each worker was given this turn. */
-  #sendBatches(): void {
-    const workers = this.#batching;
-    this.#batching = [];
-    for (const w of workers) {
-      const tasks = w.batch!;
-      w.batch = undefined;
-      // A lost worker's tasks were taken back (and maybe sent elsewhere).
-      if (w.lost) continue;
-      let failed = false;
-      for (let i = 0; i < tasks.length;) {
-        const fnId = tasks[i]!.spec.id;
-        let j = i + 1;
-        while (j < tasks.length && tasks[j]!.spec.id === fnId) j++;
-        if (j - i > 1) {
-          const ids = new Array<number>(j - i);
-          const argsList = new Array<unknown[]>(j - i);
-          for (let k = i; k < j; k++) {
-            ids[k - i] = tasks[k]!.id;
-            argsList[k - i] = tasks[k]!.args;
-          }
-          try {
-            w.writer.send(callsMessage(fnId, ids, argsList));
-            i = j;
-            continue;
-          } catch {
-            // One cannot be sent: each on its own, to fail just that one.
-          }
-        }
-        for (let k = i; k < j; k++) {
-          const task = tasks[k]!;
-          try {
-            w.writer.send(callMessage("call", task.id, fnId, task.args));
-          } catch (error) {
-            if (w.inflight.get(task.id) === task) {
-              w.inflight.delete(task.id);
-              w.load--;
-            }
-            this.#settle(task, undefined, error);
-            failed = true;
-          }
-        }
-        i = j;
-      }
-      if (failed && !w.retiring) this.#fill(w);
-    }
-  }
-
   /** Feeds a finished task's times into the item average and the depth. */
   #measure(w: WorkerHandle, task: Task, workUs: number | undefined): void {
     const workMs = workUs === undefined ? undefined : workUs / 1000;
     if (workMs !== undefined) {
-      const items = task.kind === "chunk" || task.kind === "items"
-        ? task.args.length
-        : 1;
       const id = task.spec.id;
+      const items = itemCount(task);
       this.#itemMs.set(id, averageItemMs(this.#itemMs.get(id), workMs, items));
     }
     if (this.#options.qsize !== undefined) return;
     const latency = task.sentAt > 0
       ? performance.now() - task.sentAt
       : undefined;
-    const sample: DepthSample = observe(w, latency, workMs);
-    w.workMs = sample.workMs;
-    w.minLatencyMs = sample.minLatencyMs;
-    const before = w.capacity;
-    w.capacity = depthFor(sample);
-    if (w.ready) this.#capacity += w.capacity - before;
+    const grown = adapt(w, latency, workMs);
+    if (w.ready) this.#capacity += grown;
   }
 
   #settle(task: Task, value: unknown, error: unknown): void {
     if (task.settled) return;
     task.settled = true;
     if (!task.pinned) {
-      // Counted in items (a map chunk is many); initializer and runOnAll
-      // calls are not counted.
-      const items = task.kind === "chunk" || task.kind === "items"
-        ? task.args.length
-        : 1;
-      if (error === undefined) this.#counters.done += items;
-      else this.#counters.failed += items;
+      // Counted in items; initializer and runOnAll calls are not counted.
+      if (error === undefined) this.#counters.done += itemCount(task);
+      else this.#counters.failed += itemCount(task);
     }
-    task.cleanup?.();
+    if (task.signal !== undefined) this.#aborts.delete(task);
+    if (task.timer !== undefined) clearTimeout(task.timer);
     this.#live.delete(task);
     if (task.barriers) {
       for (const b of task.barriers) if (--b.remaining === 0) b.done();
@@ -696,10 +557,8 @@ export class Dispatcher {
     const w = task.worker;
     if (w && w.inflight.get(task.id) === task) {
       task.cancelled = true;
-      const unsent = w.batch?.indexOf(task) ?? -1;
-      if (unsent >= 0) {
+      if (this.#batcher.remove(w, task)) {
         // Still waiting for the end of the turn: never send it.
-        w.batch!.splice(unsent, 1);
         w.inflight.delete(task.id);
         w.load--;
         task.worker = undefined;

@@ -8,35 +8,54 @@ import type { WorkerExit } from "./errors.ts";
 import type { FunctionSpec } from "./function_ref.ts";
 import type { Message } from "./framing.ts";
 import type { CallKind } from "./protocol.ts";
+import type { WorkerStats } from "./stats.ts";
 import { MIN_DEPTH } from "./depth.ts";
 
 /** Bytes queued on one connection beyond which no further task is sent. */
 export const MAX_PENDING_BYTES = 4 * 1024 * 1024;
 
-/** A queued or running task. */
-export interface Task {
-  id: number;
-  spec: FunctionSpec;
-  args: unknown[];
-  /** How the worker runs it. */
-  kind: CallKind;
-  resolve: (value: unknown) => void;
-  reject: (error: unknown) => void;
-  retries: number;
-  exits: WorkerExit[] | undefined;
-  worker: WorkerHandle | undefined;
-  /** Set for runOnAll and initializer calls: only this worker may run it. */
-  pinned: boolean;
-  cancelled: boolean;
-  settled: boolean;
-  cleanup: (() => void) | undefined;
-  barriers: Barrier[] | undefined;
+/** A queued or running task (a plain record: no methods). */
+export class Task {
+  exits: WorkerExit[] | undefined = undefined;
+  worker: WorkerHandle | undefined = undefined;
+  cancelled = false;
+  settled = false;
+  /** The signal that cancels it, while it is watched (see AbortWatch). */
+  signal: AbortSignal | undefined = undefined;
+  barriers: Barrier[] | undefined = undefined;
   /** performance.now() when the task was sent (adaptive depth only). */
-  sentAt: number;
+  sentAt = 0;
   /** Its `timeout` (ms): counted from each send to a worker. */
-  timeout: number | undefined;
+  timeout: number | undefined = undefined;
   /** The running timeout, while the task is on a worker. */
-  timer: ReturnType<typeof setTimeout> | undefined;
+  timer: ReturnType<typeof setTimeout> | undefined = undefined;
+
+  /**
+   * @param id Its id within the pool.
+   * @param spec The function it calls.
+   * @param args Its arguments (a map chunk's items).
+   * @param kind How the worker runs it.
+   * @param resolve Settles its promise with a result.
+   * @param reject Settles its promise with an error.
+   * @param retries Sends left after its worker died.
+   * @param pinned Set for runOnAll and initializer calls: only the worker it
+   * was given to may run it.
+   */
+  constructor(
+    readonly id: number,
+    readonly spec: FunctionSpec,
+    readonly args: unknown[],
+    readonly kind: CallKind,
+    readonly resolve: (value: unknown) => void,
+    readonly reject: (error: unknown) => void,
+    public retries: number,
+    readonly pinned: boolean,
+  ) {}
+}
+
+/** Items a task carries: a map chunk's, or 1. */
+export function itemCount(task: Task): number {
+  return task.kind === "chunk" || task.kind === "items" ? task.args.length : 1;
 }
 
 /** Waits for a set of tasks to settle (used by runOnAll). */
@@ -57,7 +76,7 @@ export interface TaskWriter {
 
 /** A connected worker as the dispatcher sees it. */
 export class WorkerHandle {
-  /** One-call tasks given to this worker in this turn, sent together at its end. */
+  /** One-call tasks given to this worker in this turn, sent together at its end (CallBatcher's). */
   batch: Task[] | undefined = undefined;
   readonly inflight = new Map<number, Task>();
   readonly defined = new Set<number>();
@@ -106,6 +125,30 @@ export class WorkerHandle {
   get blocked(): boolean {
     return this.retiring !== undefined || this.suspect !== undefined ||
       this.writer.pendingBytes > MAX_PENDING_BYTES;
+  }
+
+  /**
+   * Why it is to be retired for its memory, if its last report passed
+   * `limitMB` (the pool option maxMemoryMB).
+   */
+  overMemory(limitMB: number | undefined): string | undefined {
+    if (!limitMB || this.rss <= limitMB * 1024 * 1024) return undefined;
+    const mib = Math.round(this.rss / 1048576);
+    return `its memory (${mib} MiB) passed maxMemoryMB (${limitMB})`;
+  }
+
+  /** Its entry in `Pool.stats()`. */
+  stats(): WorkerStats {
+    return {
+      id: this.id,
+      host: this.host,
+      pid: this.pid,
+      ready: this.ready,
+      inFlight: this.load,
+      capacity: this.capacity,
+      done: this.done,
+      rssBytes: this.rss,
+    };
   }
 
   /** Ready, and neither retiring nor holding a timed-out task. */

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import {
+  adapt,
   averageItemMs,
   depthFor,
   MAX_DEPTH,
@@ -51,4 +52,13 @@ Deno.test("averageItemMs() divides a chunk's time by its items and halves toward
   assert.equal(averageItemMs(undefined, 8, 4), 2);
   assert.equal(averageItemMs(2, 4, 1), 3);
   assert.equal(averageItemMs(undefined, 3, 0), 3);
+});
+
+Deno.test("adapt() updates a worker's measurements in place and returns how its depth changed", () => {
+  const w = { workMs: 0, minLatencyMs: Infinity, capacity: MIN_DEPTH };
+  assert.equal(adapt(w, undefined, 0.01), 0, "no round trip yet");
+  assert.equal(adapt(w, 1, 0.1), 10 - MIN_DEPTH);
+  assert.deepEqual(w, { workMs: 0.1, minLatencyMs: 1, capacity: 10 });
+  assert.equal(adapt(w, 2, 1.1), 5 - 10);
+  assert.equal(w.capacity, 5);
 });
