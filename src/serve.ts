@@ -12,6 +12,10 @@
  * When the connection ends (the pool closed, died or lost the network), the
  * server closes the supervisor's stdin and the workers stop.
  *
+ * Here: the pool's launcher (`TlsLauncher`) and the server (its command
+ * line, the accept loop, the relay). The handshake between them, both sides,
+ * is in `serve_handshake.ts`.
+ *
  * @module
  */
 import { parseCommandLine } from "./_args.ts";
@@ -19,6 +23,14 @@ import { HostError } from "./errors.ts";
 import type { HostSpec } from "./host_spec.ts";
 import { DEFAULT_SERVE_PORT } from "./host_spec.ts";
 import type { Endpoint, Launch, Launcher, LaunchExit } from "./launcher.ts";
+import {
+  answerPool,
+  askServer,
+  HANDSHAKE_MS,
+  readToken,
+  withDeadline,
+  writeAll,
+} from "./serve_handshake.ts";
 import { linkLaunch, type LinkTransport } from "./stdio_link.ts";
 import { VERSION } from "./version.ts";
 
@@ -34,109 +46,6 @@ export interface TlsOptions {
    * root certificates.
    */
   caFile?: string;
-}
-
-const HANDSHAKE_MS = 10_000;
-const MAX_LINE = 4096;
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-
-function hex(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-function nonce(): string {
-  return hex(crypto.getRandomValues(new Uint8Array(32)));
-}
-
-/** HMAC-SHA256 of `role:nonce` under the token, as hex. */
-async function tokenProof(
-  token: string,
-  role: "pool" | "server",
-  challenge: string,
-): Promise<string> {
-  const key = await crypto.subtle.importKey(
-    "raw",
-    encoder.encode(token),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
-  return hex(
-    new Uint8Array(
-      await crypto.subtle.sign(
-        "HMAC",
-        key,
-        encoder.encode(`${role}:${challenge}`),
-      ),
-    ),
-  );
-}
-
-function sameText(a: unknown, b: string): boolean {
-  if (typeof a !== "string" || a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < b.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
-  return diff === 0;
-}
-
-/** Reads a token file: its first line, trimmed; at least 16 characters. */
-async function readToken(path: string): Promise<string> {
-  const token = (await Deno.readTextFile(path)).split("\n")[0]!.trim();
-  if (token.length < 16) {
-    throw new Error(
-      `the token in ${path} is too short (${token.length} characters; use 16 or more, e.g. 'openssl rand -hex 32 > ${path}')`,
-    );
-  }
-  return token;
-}
-
-/** Reads one JSON line from `conn`; returns it and any bytes after it. */
-async function readLine(
-  conn: Deno.Conn,
-  buffered: Uint8Array,
-): Promise<{ value: Record<string, unknown>; rest: Uint8Array }> {
-  let data = buffered;
-  for (;;) {
-    const end = data.indexOf(10);
-    if (end >= 0) {
-      const value = JSON.parse(decoder.decode(data.subarray(0, end)));
-      if (typeof value !== "object" || value === null) {
-        throw new Error("malformed handshake line");
-      }
-      return { value, rest: data.slice(end + 1) };
-    }
-    if (data.length > MAX_LINE) throw new Error("handshake line too long");
-    const chunk = new Uint8Array(MAX_LINE);
-    const n = await conn.read(chunk);
-    if (n === null) throw new Deno.errors.UnexpectedEof("connection closed");
-    const grown = new Uint8Array(data.length + n);
-    grown.set(data);
-    grown.set(chunk.subarray(0, n), data.length);
-    data = grown;
-  }
-}
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let at = 0;
-  while (at < bytes.length) at += await conn.write(bytes.subarray(at));
-}
-
-function writeLine(conn: Deno.Conn, value: unknown): Promise<void> {
-  return writeAll(conn, encoder.encode(JSON.stringify(value) + "\n"));
-}
-
-function withDeadline<T>(promise: Promise<T>, ms: number, what: string) {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`${what} timed out after ${ms} ms`)),
-        ms,
-      );
-    }),
-  ]).finally(() => clearTimeout(timer));
 }
 
 // ---- the pool's side ---------------------------------------------------
@@ -233,7 +142,7 @@ export class TlsLauncher implements Launcher {
         if (killed) throw new Error("stopped");
         if (!refd) conn.unref();
         return await withDeadline(
-          this.#handshake(conn, token, ids),
+          askServer(conn, host, token, ids),
           HANDSHAKE_MS,
           "the handshake",
         );
@@ -331,51 +240,6 @@ export class TlsLauncher implements Launcher {
       );
     });
   }
-
-  async #handshake(
-    conn: Deno.TlsConn,
-    token: string,
-    ids: number[],
-  ): Promise<Uint8Array> {
-    const host = this.host;
-    const hello = await readLine(conn, new Uint8Array(0));
-    if (hello.value.distex !== "serve") {
-      throw new HostError(host, "the server is not a distex spawning server");
-    }
-    const ours = nonce();
-    await writeLine(conn, {
-      version: VERSION,
-      workers: ids.length,
-      ids,
-      nonce: ours,
-      proof: await tokenProof(token, "pool", String(hello.value.nonce)),
-    });
-    const answer = await readLine(conn, hello.rest);
-    const reply = answer.value;
-    if (reply.ok !== true) {
-      const error = String(reply.error);
-      const theirs = String(reply.version ?? hello.value.version);
-      const why = error === "token"
-        ? "bad token: the server refused the pool's token (give the server's token file as tls.tokenFile)"
-        : error === "version"
-        ? `the server runs @distex/pool ${theirs} and the pool ${VERSION}: both sides need the same version; ` +
-          `start the server with 'deno run -A jsr:@distex/pool@${VERSION}/cli serve …' ` +
-          `(install with 'deno cache jsr:@distex/pool@${VERSION}/cli')`
-        : error === "full"
-        ? `server full: it already serves its maximum of ${reply.max} pools`
-        : error === "workers"
-        ? `server full: it starts at most ${reply.max} workers per pool, the pool asked for ${ids.length}`
-        : `the server refused the pool: ${error}`;
-      throw new HostError(host, why);
-    }
-    if (!sameText(reply.proof, await tokenProof(token, "server", ours))) {
-      throw new HostError(
-        host,
-        "bad token: the server could not prove that it knows the token (is it the server you meant?)",
-      );
-    }
-    return answer.rest;
-  }
 }
 
 // ---- the server --------------------------------------------------------
@@ -423,6 +287,57 @@ function count(value: unknown, name: string, fallback: number, min: number) {
   return n;
 }
 
+/** The server's settings, from its command line. */
+interface ServeConfig {
+  hostname: string;
+  port: number;
+  maxWorkers: number;
+  maxPools: number;
+  certFile: string;
+  keyFile: string;
+  tokenFile: string;
+  /** Deno permission flags for the workers. */
+  permissions: string[];
+}
+
+/**
+ * Reads the command line of `cli.ts serve`.
+ * @throws {TypeError} for a missing file option or a bad count.
+ */
+function parseServeArgs(args: string[]): ServeConfig {
+  const { values } = parseCommandLine(args, {
+    listen: { type: "string" },
+    port: { type: "string" },
+    "max-workers": { type: "string" },
+    "max-pools": { type: "string" },
+    "cert-file": { type: "string" },
+    "key-file": { type: "string" },
+    "token-file": { type: "string" },
+    "worker-permissions": { type: "string" },
+  });
+  for (const name of ["cert-file", "key-file", "token-file"]) {
+    if (typeof values[name] !== "string") {
+      throw new TypeError(`--${name} is required`);
+    }
+  }
+  return {
+    hostname: (values.listen as string | undefined) ?? "0.0.0.0",
+    port: count(values.port, "port", DEFAULT_SERVE_PORT, 0),
+    maxWorkers: count(
+      values["max-workers"],
+      "max-workers",
+      navigator.hardwareConcurrency || 1,
+      1,
+    ),
+    maxPools: count(values["max-pools"], "max-pools", 4, 1),
+    certFile: values["cert-file"] as string,
+    keyFile: values["key-file"] as string,
+    tokenFile: values["token-file"] as string,
+    permissions: String(values["worker-permissions"] ?? "").split(/\s+/)
+      .filter(Boolean),
+  };
+}
+
 /**
  * Runs `cli.ts serve` until the process is stopped.
  *
@@ -434,39 +349,9 @@ export async function serveMain(
   args: string[],
   signal?: AbortSignal,
 ): Promise<number> {
-  let config;
+  let config: ServeConfig;
   try {
-    const { values } = parseCommandLine(args, {
-      listen: { type: "string" },
-      port: { type: "string" },
-      "max-workers": { type: "string" },
-      "max-pools": { type: "string" },
-      "cert-file": { type: "string" },
-      "key-file": { type: "string" },
-      "token-file": { type: "string" },
-      "worker-permissions": { type: "string" },
-    });
-    for (const name of ["cert-file", "key-file", "token-file"]) {
-      if (typeof values[name] !== "string") {
-        throw new TypeError(`--${name} is required`);
-      }
-    }
-    config = {
-      hostname: (values.listen as string | undefined) ?? "0.0.0.0",
-      port: count(values.port, "port", DEFAULT_SERVE_PORT, 0),
-      maxWorkers: count(
-        values["max-workers"],
-        "max-workers",
-        navigator.hardwareConcurrency || 1,
-        1,
-      ),
-      maxPools: count(values["max-pools"], "max-pools", 4, 1),
-      certFile: values["cert-file"] as string,
-      keyFile: values["key-file"] as string,
-      tokenFile: values["token-file"] as string,
-      permissions: String(values["worker-permissions"] ?? "").split(/\s+/)
-        .filter(Boolean),
-    };
+    config = parseServeArgs(args);
   } catch (error) {
     console.error(
       `distex serve: ${
@@ -504,62 +389,21 @@ export async function serveMain(
       const session = (async () => {
         let counted = false;
         try {
-          await withDeadline(
-            conn.handshake(),
-            HANDSHAKE_MS,
-            "the TLS handshake",
-          );
-          const ours = nonce();
-          await writeLine(conn, {
-            distex: "serve",
-            version: VERSION,
-            nonce: ours,
+          const pool = await answerPool(conn, token, {
+            maxWorkers: config.maxWorkers,
+            maxPools: config.maxPools,
+            claim: () => {
+              if (pools >= config.maxPools) return false;
+              pools++;
+              return counted = true;
+            },
           });
-          const { value: hello, rest } = await withDeadline(
-            readLine(conn, new Uint8Array(0)),
-            HANDSHAKE_MS,
-            "the handshake",
-          );
-          const peer = (conn.remoteAddr as Deno.NetAddr).hostname;
-          if (!sameText(hello.proof, await tokenProof(token, "pool", ours))) {
-            console.error(`distex serve: ${peer}: bad token`);
-            await writeLine(conn, { error: "token" });
-            return;
-          }
-          const ids = hello.ids;
-          if (
-            !Array.isArray(ids) || ids.length === 0 ||
-            ids.some((id) => !Number.isSafeInteger(id))
-          ) {
-            await writeLine(conn, { error: "malformed request" });
-            return;
-          }
-          if (hello.version !== VERSION) {
-            console.error(
-              `distex serve: ${peer}: pool version ${hello.version}, ours ${VERSION}`,
-            );
-            await writeLine(conn, { error: "version", version: VERSION });
-            return;
-          }
-          if (ids.length > config.maxWorkers) {
-            await writeLine(conn, { error: "workers", max: config.maxWorkers });
-            return;
-          }
-          if (pools >= config.maxPools) {
-            console.error(`distex serve: ${peer}: refused, server full`);
-            await writeLine(conn, { error: "full", max: config.maxPools });
-            return;
-          }
-          pools++;
-          counted = true;
-          await writeLine(conn, {
-            ok: true,
-            proof: await tokenProof(token, "server", String(hello.nonce)),
-          });
+          if (pool === undefined) return;
+          const { ids, peer } = pool;
           console.error(
             `distex serve: ${peer}: starting ${ids.length} workers`,
           );
-          await relay(conn, rest, ids as number[], config.permissions);
+          await relay(conn, pool.rest, ids, config.permissions);
           console.error(`distex serve: ${peer}: pool gone, workers stopped`);
         } catch (error) {
           console.error(
