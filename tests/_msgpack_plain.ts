@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { Reader, Writer } from "../src/_msgpack.ts";
+import { Writer } from "../src/_msgpack.ts";
+import { Reader } from "../src/_msgpack_reader.ts";
 
 /** An extension value: a type code (-128..127) and its bytes. */
 export class Ext {

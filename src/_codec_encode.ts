@@ -1,0 +1,384 @@
+/**
+ * The codec's encoder: one walk over a value that checks it and writes it as
+ * MessagePack (`src/_msgpack.ts`), with the extension types of
+ * `src/_codec_ext.ts` for what MessagePack has no format for. Objects are
+ * numbered as they are met; a second meeting is a reference, and a message
+ * with references is wrapped in one `Ext.Refs` so that the decoder numbers
+ * objects only then. When the walk meets something it refuses, the check of
+ * `src/_codec_check.ts` walks again to name it and its position.
+ *
+ * @module
+ */
+import { Writer } from "./_msgpack.ts";
+import {
+  _dataCloneError,
+  check,
+  refusal,
+  unreadKind,
+  type Walk,
+} from "./_codec_check.ts";
+import {
+  blobBytes,
+  ERROR_CLASSES,
+  Ext,
+  findUserType,
+  RESERVE,
+  userClasses,
+  VIEW_KINDS,
+} from "./_codec_ext.ts";
+
+/** Arrays up to this length are checked for holes and other properties first. */
+const ARRAY_PROPS_CHECKED = 1024;
+
+/** Thrown inside the walk: a value it refuses ({@link check} says why). */
+const REFUSED = { refused: true };
+/** Thrown inside the walk: a hole in an unchecked array; walk again. */
+const RESTART = { restart: true };
+
+let w = new Writer();
+/** Objects written so far, by their number in encounter order. */
+let ids = new Map<object, number>();
+let nextId = 0;
+let usedRefs = false;
+/**
+ * Arrays up to this depth are the protocol's own (a call's argument list, a
+ * chunk's list of them, a list of map items): not checked for other
+ * properties, which a task could not see (arguments are spread).
+ */
+let libraryDepth = 0;
+/**
+ * {@link libraryDepth} by message type, as laid out in src/protocol.ts:
+ * Call and Init `[op, taskId, fnId, args]`, Items `[op, taskId, fnId,
+ * [item, …]]`, Chunk `[op, taskId, fnId, [args, …]]`, Calls `[op, fnId,
+ * taskIds, [args, …]]`, Results `[op, taskIds, [value, …], workUs]`.
+ */
+const LIBRARY_DEPTH: Record<number, number> = {
+  4: 1,
+  5: 2,
+  8: 1,
+  9: 1,
+  10: 2,
+  24: 1,
+};
+/** Object.prototype has no enumerable properties (as it should). */
+let protoClean = true;
+/** After a {@link RESTART}: check every array for holes and properties. */
+let checkAllArrays = false;
+let busy = false;
+
+function put(value: unknown, depth: number): void {
+  switch (typeof value) {
+    case "number":
+      if (value === 0 && 1 / value < 0) {
+        w.extHeader(Ext.NegZero, 1);
+        return w.byte(0);
+      }
+      return w.number(value);
+    case "string":
+      return w.string(value);
+    case "object":
+      if (value === null) return w.nil();
+      return putObject(value, depth);
+    case "boolean":
+      return w.bool(value);
+    case "undefined":
+      w.extHeader(Ext.Undefined, 1);
+      return w.byte(0);
+    case "bigint":
+      return putBigInt(value);
+  }
+  throw REFUSED;
+}
+
+function putBigInt(value: bigint): void {
+  const at = w.beginExt(Ext.BigInt);
+  w.string(value.toString(16));
+  w.endExt(at);
+}
+
+function putObject(object: object, depth: number): void {
+  const id = ids.get(object);
+  if (id !== undefined) {
+    usedRefs = true;
+    w.extHeader(Ext.Ref, 4);
+    w.ensure(4);
+    w.view.setUint32(w.pos, id);
+    w.pos += 4;
+    return;
+  }
+  ids.set(object, nextId++);
+  if (Array.isArray(object)) return putArray(object, depth);
+  const constructor = object.constructor;
+  if (constructor === Object) return putPlain(object, depth);
+  putOther(object, constructor, depth);
+}
+
+function putArray(array: unknown[], depth: number): void {
+  const length = array.length;
+  if (
+    checkAllArrays || (depth > libraryDepth && length <= ARRAY_PROPS_CHECKED)
+  ) {
+    // Holes and other properties (structuredClone copies them; a RegExp
+    // match has `index`, `input` and `groups`). Listing the keys of a long
+    // array costs more than encoding it, so only short ones are checked
+    // unless a hole was found.
+    const keys = Object.keys(array);
+    if (
+      keys.length !== length ||
+      (length > 0 && keys[length - 1] !== String(length - 1))
+    ) {
+      return putSparse(array, keys, depth);
+    }
+  }
+  w.arrayHeader(length);
+  for (let i = 0; i < length; i++) {
+    const v = array[i];
+    if (v === undefined && !(i in array)) throw RESTART;
+    put(v, depth + 1);
+  }
+}
+
+function putSparse(array: unknown[], keys: string[], depth: number): void {
+  const at = w.beginExt(Ext.Sparse);
+  w.number(array.length);
+  w.number(keys.length);
+  for (const key of keys) {
+    w.string(key);
+    put((array as unknown as Record<string, unknown>)[key], depth + 1);
+  }
+  w.endExt(at);
+}
+
+/** Own enumerable string-keyed properties, as structuredClone copies them. */
+function putPlain(object: object, depth: number): void {
+  const at = w.pos;
+  w.byte(0x80);
+  let n = 0;
+  if (protoClean && Object.getPrototypeOf(object) === Object.prototype) {
+    // Nothing inherited to skip.
+    for (const key in object) {
+      w.string(key);
+      put((object as Record<string, unknown>)[key], depth + 1);
+      n++;
+    }
+    return w.patchMapHeader(at, n);
+  }
+  for (const key in object) {
+    if (!Object.hasOwn(object, key)) continue;
+    w.string(key);
+    put((object as Record<string, unknown>)[key], depth + 1);
+    n++;
+  }
+  w.patchMapHeader(at, n);
+}
+
+/** Whether someone gave Object.prototype an enumerable property. */
+function objectProtoEnumerable(): boolean {
+  for (const _ in Object.prototype) return true;
+  return false;
+}
+
+function putOther(object: object, constructor: unknown, depth: number): void {
+  if (userClasses.length) {
+    const type = findUserType(object);
+    if (type) {
+      const at = w.beginExt(Ext.User);
+      w.string(type.name);
+      put(type.encode(object as never), depth + 1);
+      return w.endExt(at);
+    }
+  }
+  if (constructor === Uint8Array) return w.bin(object as Uint8Array);
+  if (ArrayBuffer.isView(object)) {
+    const kind = object instanceof DataView
+      ? 11
+      : VIEW_KINDS.indexOf(object.constructor as never);
+    if (kind < 0) {
+      // A subclass: the nearest built-in kind.
+      for (let k = 0; k < VIEW_KINDS.length; k++) {
+        if (object instanceof VIEW_KINDS[k]!) return putView(object, k);
+      }
+      throw REFUSED;
+    }
+    return putView(object, kind);
+  }
+  let at: number;
+  if (object instanceof Map) {
+    at = w.beginExt(Ext.Map);
+    w.number(object.size);
+    for (const [k, v] of object) {
+      put(k, depth + 1);
+      put(v, depth + 1);
+    }
+  } else if (object instanceof Set) {
+    at = w.beginExt(Ext.Set);
+    w.number(object.size);
+    for (const v of object) put(v, depth + 1);
+  } else if (object instanceof Date) {
+    at = w.beginExt(Ext.Date);
+    w.float64(object.getTime());
+  } else if (object instanceof RegExp) {
+    at = w.beginExt(Ext.RegExp);
+    w.string(object.source);
+    w.string(object.flags);
+  } else if (object instanceof Error || object instanceof DOMException) {
+    at = w.beginExt(Ext.Error);
+    putError(object, depth);
+  } else if (object instanceof ArrayBuffer) {
+    at = w.beginExt(Ext.Buffer);
+    w.bin(new Uint8Array(object));
+    if (object.resizable) w.number(object.maxByteLength);
+  } else if (object instanceof URL) {
+    at = w.beginExt(Ext.Url);
+    w.string(object.href);
+  } else if (object instanceof Blob) {
+    const bytes = blobBytes.get(object);
+    if (!bytes) throw REFUSED;
+    at = w.beginExt(Ext.Blob);
+    w.string(object.type);
+    w.bin(bytes);
+    if (object instanceof File) {
+      w.string(object.name);
+      w.number(object.lastModified);
+    }
+  } else if (
+    object instanceof Boolean || object instanceof Number ||
+    object instanceof String
+  ) {
+    at = w.beginExt(Ext.Boxed);
+    put(object.valueOf(), depth + 1);
+  } else {
+    const tag = Object.prototype.toString.call(object);
+    if (tag === "[object BigInt]") {
+      at = w.beginExt(Ext.Boxed);
+      putBigInt((object as { valueOf(): bigint }).valueOf());
+    } else if (
+      tag === "[object Object]" || tag === "[object Arguments]" ||
+      refusal(object) === undefined
+    ) {
+      // A class instance (or a platform object structuredClone copies as
+      // plain): its own enumerable properties, never toJSON.
+      return putPlain(object, depth);
+    } else {
+      throw REFUSED;
+    }
+  }
+  w.endExt(at);
+}
+
+function putView(view: ArrayBufferView, kind: number): void {
+  const at = w.beginExt(Ext.View);
+  w.number(kind);
+  w.bin(new Uint8Array(view.buffer, view.byteOffset, view.byteLength));
+  w.endExt(at);
+}
+
+function putError(error: Error | DOMException, depth: number): void {
+  // As structuredClone copies them: the class when its name is a built-in
+  // one (otherwise Error), message, stack and cause.
+  const isDom = error instanceof DOMException;
+  const name = String(error.name);
+  const stack = typeof error.stack === "string" ? error.stack : undefined;
+  const message = Object.hasOwn(error, "message") || isDom
+    ? String(error.message)
+    : undefined;
+  w.number(isDom ? 1 : 0);
+  w.string(isDom || Object.hasOwn(ERROR_CLASSES, name) ? name : "Error");
+  if (message === undefined) w.nil();
+  else w.string(message);
+  if (stack === undefined) w.nil();
+  else w.string(stack);
+  if (!isDom && Object.hasOwn(error, "cause")) {
+    put((error as Error).cause, depth + 1);
+  }
+}
+
+/** One walk over `value`: a {@link RESTART} walks again checking all arrays. */
+function walkValue(value: unknown): Uint8Array {
+  const op = Array.isArray(value) ? value[0] : undefined;
+  libraryDepth = (typeof op === "number" && LIBRARY_DEPTH[op]) || 0;
+  protoClean = !objectProtoEnumerable();
+  for (;;) {
+    w.reset(RESERVE);
+    try {
+      put(value, 0);
+      break;
+    } catch (error) {
+      if (error !== RESTART || checkAllArrays) throw error;
+      checkAllArrays = true;
+      ids.clear();
+      nextId = 0;
+      usedRefs = false;
+    }
+  }
+  if (!usedRefs) return w.buf.subarray(RESERVE, w.pos);
+  // An ext32 header around the message, in the bytes left free before it.
+  w.buf[0] = 0xc9;
+  w.view.setUint32(1, w.pos - RESERVE);
+  w.buf[5] = Ext.Refs;
+  return w.buf.subarray(0, w.pos);
+}
+
+/**
+ * Encodes a value to MessagePack with structured-clone semantics.
+ * The returned bytes may share a buffer with later calls: copy or write them
+ * out before the next call.
+ *
+ * @throws {DOMException} `DataCloneError` for values that cannot be sent,
+ * naming the type and its position.
+ */
+export function encode(value: unknown): Uint8Array {
+  if (busy) {
+    // Called from inside a walk (a getter or a registered type's encode):
+    // on a writer of its own.
+    const saved = [w, ids, nextId, usedRefs, checkAllArrays] as const;
+    w = new Writer();
+    ids = new Map();
+    nextId = 0;
+    usedRefs = false;
+    checkAllArrays = false;
+    busy = false;
+    try {
+      return encode(value).slice();
+    } finally {
+      [w, ids, nextId, usedRefs, checkAllArrays] = saved;
+      busy = true;
+    }
+  }
+  busy = true;
+  try {
+    return walkValue(value);
+  } catch (error) {
+    throw cloneError(value, error);
+  } finally {
+    busy = false;
+    checkAllArrays = false;
+    ids.clear();
+    nextId = 0;
+    usedRefs = false;
+  }
+}
+
+/** The `DataCloneError` for what made the walk over `value` throw. */
+function cloneError(value: unknown, error: unknown): unknown {
+  if (error === REFUSED) {
+    const walk: Walk = { seen: new Set(), path: [], unread: undefined };
+    check(value, walk, value); // throws, naming the type and where it was
+    if (walk.unread) {
+      return _dataCloneError(
+        `A ${unreadKind(walk.unread)} at ${walk.unreadAt}`,
+        undefined,
+        " (task arguments and results are read before sending; elsewhere " +
+          "send `await blob.bytes()` instead)",
+      );
+    }
+    return _dataCloneError("A value");
+  }
+  if (error instanceof DOMException && error.name === "DataCloneError") {
+    return error;
+  }
+  // A throwing getter or registered encode, or nesting deeper than the
+  // stack allows.
+  const message = error instanceof Error ? error.message : String(error);
+  return _dataCloneError(`A value (${message})`, error);
+}
