@@ -18,7 +18,7 @@ import {
   validateTaskOptions,
 } from "./options.ts";
 import { call, callOnAll } from "./pool_call.ts";
-import { closePool, stopWork } from "./pool_close.ts";
+import { closer } from "./pool_close.ts";
 import { mapOnPool, type MapSource, transformPair } from "./pool_map.ts";
 import { assemble, failPool, type PoolParts } from "./pool_parts.ts";
 import type { PoolStats } from "./stats.ts";
@@ -56,7 +56,7 @@ import type { PoolStats } from "./stats.ts";
  */
 export class Pool extends EventTarget implements AsyncDisposable {
   #parts: PoolParts;
-  #closing: Promise<void> | undefined;
+  #close: (force: boolean) => Promise<void>;
 
   /**
    * Creates a pool and starts its workers (unless `lazy`). Await
@@ -75,6 +75,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
         this.dispatchEvent(new CustomEvent(type, { detail })),
       open: () => this.#open(),
     });
+    this.#close = closer(this.#parts);
     if (!this.#parts.options.lazy) this.#start();
   }
 
@@ -524,13 +525,7 @@ export class Pool extends EventTarget implements AsyncDisposable {
     } catch (error) {
       return Promise.reject(error);
     }
-    const stopNow = options.wait === false;
-    if (this.#closing) {
-      if (stopNow) stopWork(this.#parts);
-      return this.#closing;
-    }
-    const idle = this.#parts.life.phase === "idle";
-    return this.#closing = closePool(this.#parts, stopNow || idle);
+    return this.#close(options.wait === false);
   }
 
   /** Closes the pool (waiting for work in flight); used by `await using`. */

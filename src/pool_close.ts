@@ -43,7 +43,7 @@ function busy({ dispatcher, keepAlive }: ClosingParts): boolean {
  * @param immediate Fail the work in flight instead of waiting for it.
  * @returns When every worker process has exited and the socket is removed.
  */
-export async function closePool(
+async function closePool(
   parts: ClosingParts,
   immediate: boolean,
 ): Promise<void> {
@@ -65,4 +65,24 @@ export async function closePool(
   dispatcher.close();
   await fleet.close();
   life.closed();
+}
+
+/**
+ * A pool's `close()`: the first call starts closing (at once when `force`d
+ * or nothing was started), later calls share it; a forced call while a
+ * graceful close waits fails the work in flight.
+ *
+ * @param parts The pool's parts.
+ * @returns `close(force)`, which resolves once the pool is closed.
+ */
+export function closer(parts: ClosingParts): (force: boolean) => Promise<void> {
+  let closing: Promise<void> | undefined;
+  return (force) => {
+    if (closing) {
+      if (force) stopWork(parts);
+      return closing;
+    }
+    const immediate = force || parts.life.phase === "idle";
+    return closing = closePool(parts, immediate);
+  };
 }

@@ -1,0 +1,90 @@
+/**
+ * The pool's side of a map (`mapContext()`) and `transformPair()`, without
+ * processes: fake parts (`_pool_parts_fake.ts`) log what a map asks.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { PoolClosedError } from "../src/errors.ts";
+import type { FunctionSpec } from "../src/function_ref.ts";
+import { DEFAULTS } from "../src/options.ts";
+import { mapContext, transformPair } from "../src/pool_map.ts";
+import { fakeParts } from "./_pool_parts_fake.ts";
+
+const spec: FunctionSpec = { id: 5, source: "(x) => x", label: "(x) => x" };
+
+Deno.test("mapContext() opens the pool at a map's first task and holds it until the map ends", async () => {
+  const { parts, log } = fakeParts();
+  const ctx = mapContext(parts, spec, [[1, 2]], {});
+  assert.equal(parts.keepAlive.maps, 0, "a map not read holds nothing");
+  assert.deepEqual(await ctx.submit([1], "call", {}), [1]);
+  assert.deepEqual(await ctx.submit([[2, 3]], "items", {}), [[2, 3]]);
+  assert.equal(parts.keepAlive.maps, 1, "counted once");
+  assert.deepEqual(log, [
+    "open",
+    "open",
+    "submit call [1]",
+    "open",
+    "submit items [[2,3]]",
+  ]);
+  ctx.ended!();
+  ctx.ended!();
+  assert.equal(parts.keepAlive.maps, 0, "uncounted once");
+});
+
+Deno.test("mapContext(): a started map's tasks are taken while the pool drains; a map first read then fails saying why", async () => {
+  const { parts, log } = fakeParts();
+  const started = mapContext(parts, spec, [[1, 2]], {});
+  const late = mapContext(parts, spec, [[1, 2]], {});
+  await started.submit([1], "call", {});
+  parts.life.drain();
+  log.length = 0;
+  assert.deepEqual(await started.submit([2], "call", {}), [2]);
+  assert.deepEqual(log, ["submit call [2]"], "straight to the dispatcher");
+  assert.throws(
+    () => late.submit([1], "call", {}),
+    (error: unknown) =>
+      error instanceof PoolClosedError &&
+      /closed before this map was first read/.test(error.message) &&
+      error.cause instanceof PoolClosedError,
+  );
+  late.ended!();
+  assert.equal(
+    parts.keepAlive.maps,
+    1,
+    "a map that never started ends without uncounting",
+  );
+});
+
+Deno.test("mapContext() lends the engine the pool's slots, this function's time per item and the retries", () => {
+  const { parts } = fakeParts({ targetWorkers: 4 });
+  const ctx = mapContext(parts, spec, [[1]], { ordered: false });
+  assert.equal(ctx.slots(), 8, "slots for the target workers");
+  assert.equal(ctx.itemMs(), 0.5, "measured for spec.id");
+  assert.equal(ctx.retries, DEFAULTS.retries);
+  assert.deepEqual(ctx.options, { ordered: false });
+  assert.equal(
+    mapContext(fakeParts({ retries: 3 }).parts, spec, [], {}).retries,
+    3,
+  );
+});
+
+Deno.test("transformPair() maps what is written through a one-item buffer, and rejects options that are not an object", async () => {
+  const sources: ReadableStream<unknown>[] = [];
+  const pair = transformPair((source) => {
+    sources.push(source);
+    return source.pipeThrough(
+      new TransformStream({ transform: (x, c) => c.enqueue(`<${x}>`) }),
+    );
+  }, {});
+  assert.equal(sources.length, 1);
+  const written = ReadableStream.from(["a", "b"]).pipeTo(pair.writable);
+  assert.deepEqual(await Array.fromAsync(pair.readable), ["<a>", "<b>"]);
+  await written;
+  for (const bad of [null, 5]) {
+    assert.throws(
+      () => transformPair(() => new ReadableStream(), bad as never),
+      /Pool\.transform\(\) options must be an object, got (null|number)/,
+    );
+  }
+});
