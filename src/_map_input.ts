@@ -54,6 +54,140 @@ export function toSource(value: unknown, position: number): Source {
   );
 }
 
+/** What {@link MapInputs.next} returns at the end of the sources. */
+export const END: unique symbol = Symbol("end");
+
+const ARRAY_VALUES = Array.prototype[Symbol.iterator];
+const ARRAY_ITERATOR = Object.getPrototypeOf([][Symbol.iterator]());
+const ARRAY_NEXT = ARRAY_ITERATOR.next;
+
+/**
+ * Whether `value` is an array that iterates as arrays do by default: it is
+ * then read by index, which is what its iterator would do, without the
+ * iterator's cost per item.
+ */
+function plainArray(value: unknown): value is readonly unknown[] {
+  return Array.isArray(value) && value[Symbol.iterator] === ARRAY_VALUES &&
+    ARRAY_ITERATOR.next === ARRAY_NEXT;
+}
+
+/**
+ * The sources of one `Pool.map()`, zipped: yields units of work, each an
+ * item (one source, no `star`) or an argument list.
+ */
+export class MapInputs {
+  /** One source and no `star`: units are the items themselves. */
+  readonly single: boolean;
+  readonly #sources: Source[];
+  readonly #star: boolean;
+  /** The one source when it is a plain array, read by index. */
+  readonly #array: readonly unknown[] | undefined;
+  #at = 0;
+  /** Units returned so far (the index of the next one). */
+  #count = 0;
+  /** Whether the sources ended (a zip ends with its shortest source). */
+  #done = false;
+  /** The source whose end ended a zip (the others are closed at the end). */
+  #endedBy = -1;
+
+  /**
+   * @throws {TypeError} for no source, a source that is not iterable, or
+   * `star` with several sources.
+   */
+  constructor(sources: unknown[], star: boolean) {
+    if (sources.length === 0) {
+      throw new TypeError("Pool.map() needs at least one iterable");
+    }
+    this.#sources = sources.map(toSource);
+    if (star && sources.length > 1) {
+      throw new TypeError(
+        "Pool.map() option 'star' takes one iterable of argument lists, got several iterables",
+      );
+    }
+    this.#star = star;
+    this.single = sources.length === 1 && !star;
+    this.#array = sources.length === 1 && plainArray(sources[0])
+      ? sources[0]
+      : undefined;
+  }
+
+  /**
+   * The next unit, `END` at the end of the sources, or a promise of either
+   * for async ones. Call it again only once a promise it gave settled.
+   * @throws {TypeError} for a `star` item that is not an argument list.
+   */
+  next(): unknown {
+    if (this.#done) return END;
+    const array = this.#array;
+    if (array !== undefined) {
+      if (this.#at < array.length) return this.#unit(array[this.#at++]);
+      return this.#ended(0);
+    }
+    const sources = this.#sources;
+    if (sources.length === 1) {
+      const r = sources[0]!.next();
+      if (r instanceof Promise) {
+        return r.then((v) => v.done ? this.#ended(0) : this.#unit(v.value));
+      }
+      return r.done ? this.#ended(0) : this.#unit(r.value);
+    }
+    const items = new Array(sources.length);
+    for (let i = 0; i < sources.length; i++) {
+      const r = sources[i]!.next();
+      if (r instanceof Promise) {
+        // An async source: finish this unit asynchronously.
+        return r.then(async (first) => {
+          if (first.done) return this.#ended(i);
+          items[i] = first.value;
+          for (let j = i + 1; j < sources.length; j++) {
+            let rj = sources[j]!.next();
+            if (rj instanceof Promise) rj = await rj;
+            if (rj.done) return this.#ended(j);
+            items[j] = rj.value;
+          }
+          return this.#unit(items);
+        });
+      }
+      if (r.done) return this.#ended(i);
+      items[i] = r.value;
+    }
+    return this.#unit(items);
+  }
+
+  #unit(value: unknown): unknown {
+    if (this.#star && !Array.isArray(value)) {
+      throw new TypeError(
+        `Pool.map() with 'star' needs each item to be an array of arguments, item ${this.#count} is ${typeof value}`,
+      );
+    }
+    this.#count++;
+    return value;
+  }
+
+  /** Source `i` is exhausted: the zip ends there. */
+  #ended(i: number): typeof END {
+    this.#done = true;
+    if (this.#sources.length > 1) this.#endedBy = i;
+    return END;
+  }
+
+  /**
+   * Closes the sources still open (`return()`): all of them when the map
+   * stopped early, the longer ones of a zip that ended with its shortest.
+   */
+  close(): void {
+    if (this.#done && this.#endedBy < 0) return;
+    this.#done = true;
+    for (let i = 0; i < this.#sources.length; i++) {
+      if (i === this.#endedBy) continue;
+      try {
+        this.#sources[i]!.return();
+      } catch { /* the source's return() threw: nothing to do */ }
+    }
+    this.#endedBy = -1;
+  }
+}
+
 /**
  * A cheap estimate of the bytes `value` takes, for the map's budget: exact
  * for byte arrays, blobs and (as UTF-16 units) strings; a constant for

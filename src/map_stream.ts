@@ -13,13 +13,14 @@
 import { type TaskOptions, validateMapOptions } from "./options.ts";
 import { _atItem, PoolClosedError } from "./errors.ts";
 import { CHUNK_ITEM } from "./protocol.ts";
-import { estimateBytes, settlesSoon, toSource } from "./_map_input.ts";
+import { END, estimateBytes, MapInputs, settlesSoon } from "./_map_input.ts";
 import {
   CHUNK_BYTES,
   ChunkSizer,
   MapBudget,
   windowItems,
 } from "./_map_flow.ts";
+import { MapOutput } from "./_map_output.ts";
 
 export { settlesSoon };
 
@@ -146,9 +147,6 @@ export interface MapContext {
   ended?: () => void;
 }
 
-/** What `nextUnit()` returns at the end of the sources. */
-const END = Symbol("end");
-
 /** One task of a map, from its submission until its results are handed over. */
 interface Entry {
   /** Index of its first item. */
@@ -194,19 +192,9 @@ function chunkItem(error: unknown, count: number): number | undefined {
 export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
   const { options } = ctx;
   validateMapOptions(options);
-  if (ctx.sources.length === 0) {
-    throw new TypeError("Pool.map() needs at least one iterable");
-  }
-  const sources = ctx.sources.map(toSource);
+  const inputs = new MapInputs(ctx.sources, options.star ?? false);
   const ordered = options.ordered ?? true;
-  const star = options.star ?? false;
-  if (star && sources.length > 1) {
-    throw new TypeError(
-      "Pool.map() option 'star' takes one iterable of argument lists, got several iterables",
-    );
-  }
-  /** One source, no spreading: tasks carry the items themselves. */
-  const single = sources.length === 1 && !star;
+  const single = inputs.single;
   const budget = new MapBudget(
     options.maxItemsInFlight,
     options.maxBytesInFlight,
@@ -216,6 +204,8 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     options.itemTimeout !== undefined,
     budget.maxItems,
   );
+  /** The least chunk worth waiting for room for (see feed()). */
+  const minChunk = Math.max(1, Math.floor(budget.maxItems / 4));
   const outcomes = options.outcomes ?? false;
   const itemTimeout = options.itemTimeout;
   const abort = new AbortController();
@@ -223,7 +213,6 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     signal: abort.signal,
     retries: options.retries ?? ctx.retries,
   };
-  let controller!: ReadableStreamDefaultController<R>;
   const entries: Entry[] = [];
   let entryHead = 0;
   const completed: Entry[] = [];
@@ -232,8 +221,6 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
   /** A source read that had not settled when its chunk was sent. */
   let carried: Promise<unknown> | undefined;
   let sourceDone = false;
-  /** The source whose end ended the zip (the others are closed at the end). */
-  let endedBy = -1;
   let feeding = false;
   let finished = false;
   let failure: unknown = undefined;
@@ -247,23 +234,12 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     w?.resolve();
   }
 
-  function closeSources(): void {
-    for (let i = 0; i < sources.length; i++) {
-      if (i === endedBy) continue;
-      try {
-        sources[i]!.return();
-      } catch { /* the source's return() threw: nothing to do */ }
-    }
-  }
-
   function finish(): void {
     if (finished) return;
     finished = true;
     if (timer !== undefined) clearTimeout(timer);
     options.signal?.removeEventListener("abort", onAbort);
-    // Sources still open: all of them when cancelled or failed, the longer
-    // ones of a zip that ended with its shortest source.
-    if (!sourceDone || endedBy >= 0) closeSources();
+    inputs.close();
     sourceDone = true;
     ctx.ended?.();
   }
@@ -281,64 +257,9 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     fail(options.signal!.reason);
   }
 
-  /** Results handed to the stream and still in its queue. */
+  /** Results handed to the consumer and not yet taken. */
   function inQueue(): number {
-    const size = controller.desiredSize;
-    return size === null ? 0 : Math.max(0, -size);
-  }
-
-  function toArgs(items: unknown[]): unknown[] {
-    if (star) {
-      const item = items[0];
-      if (!Array.isArray(item)) {
-        throw new TypeError(
-          `Pool.map() with 'star' needs each item to be an array of arguments, item ${budget.read} is ${typeof item}`,
-        );
-      }
-      return item;
-    }
-    return items;
-  }
-
-  /**
-   * The next unit of work: an item (one plain source) or an argument list,
-   * `END` at the end of the sources, or a promise of either for async ones.
-   */
-  function nextUnit(): unknown {
-    if (single) {
-      const r = sources[0]!.next();
-      if (r instanceof Promise) {
-        return r.then((v) => v.done ? END : v.value);
-      }
-      return r.done ? END : r.value;
-    }
-    const items = new Array(sources.length);
-    for (let i = 0; i < sources.length; i++) {
-      const r = sources[i]!.next();
-      if (r instanceof Promise) {
-        // An async source: finish this item asynchronously.
-        return r.then(async (first) => {
-          if (first.done) return ended(i);
-          items[i] = first.value;
-          for (let j = i + 1; j < sources.length; j++) {
-            let rj = sources[j]!.next();
-            if (rj instanceof Promise) rj = await rj;
-            if (rj.done) return ended(j);
-            items[j] = rj.value;
-          }
-          return toArgs(items);
-        });
-      }
-      if (r.done) return ended(i);
-      items[i] = r.value;
-    }
-    return toArgs(items);
-  }
-
-  /** Source `i` is exhausted: the zip ends there. */
-  function ended(i: number): typeof END {
-    if (sources.length > 1) endedBy = i;
-    return END;
+    return output.inQueue();
   }
 
   function launch(units: unknown[], argBytes: number, size: number): void {
@@ -439,45 +360,91 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     }
   }
 
+  /** A task being read: its units, their bytes, and where it must end. */
+  interface Chunk {
+    units: unknown[];
+    bytes: number;
+    /** Most units: the chunk size, or the items the budget has left. */
+    limit: number;
+    /** Bytes at which it ends (it holds one unit at least). */
+    room: number;
+  }
+
   /**
    * Reads up to `size` units and submits them as one task. Only the first is
    * waited for: a chunk ends early at a read of an async source that does not
    * settle at once (slow input is not held back to fill a chunk; that read
    * starts the next chunk), at CHUNK_BYTES, and where the budget ends.
-   * False if the map finished meanwhile.
+   * False if the map finished meanwhile; a promise only when an async source
+   * had to be waited for.
    */
-  async function take(size: number): Promise<boolean> {
-    const units: unknown[] = [];
-    let chunkBytes = 0;
-    // The budget left (it only grows while the chunk is read).
-    const items = budget.itemsLeft(inQueue());
-    const room = Math.min(CHUNK_BYTES, budget.maxBytes - budget.bytes);
-    while (units.length < size) {
-      if (units.length > 0 && (units.length >= items || chunkBytes >= room)) {
-        break;
-      }
-      let unit = carried ?? nextUnit();
+  function take(size: number, left: number): boolean | Promise<boolean> {
+    const chunk: Chunk = {
+      units: [],
+      bytes: 0,
+      // The budget left (it only grows while the chunk is read).
+      limit: Math.min(size, Math.max(1, left)),
+      room: Math.min(CHUNK_BYTES, budget.maxBytes - budget.bytes),
+    };
+    const pending = read(chunk);
+    if (pending !== undefined) return readAsync(chunk, pending, size);
+    if (finished) return false;
+    if (chunk.units.length) launch(chunk.units, chunk.bytes, size);
+    return true;
+  }
+
+  /**
+   * Reads units into `chunk` while they come at once; returns the read to
+   * wait for when one does not, else undefined.
+   */
+  function read(chunk: Chunk): Promise<unknown> | undefined {
+    const units = chunk.units;
+    while (
+      units.length < chunk.limit &&
+      (units.length === 0 || chunk.bytes < chunk.room)
+    ) {
+      const unit = carried ?? inputs.next();
       carried = undefined;
-      if (unit instanceof Promise) {
-        if (units.length > 0 && !await settlesSoon(unit)) {
-          carried = unit;
-          break;
-        }
-        unit = await unit;
-      }
-      if (finished) return false;
+      if (unit instanceof Promise) return unit;
       if (unit === END) {
         sourceDone = true;
         break;
       }
-      budget.read++;
-      const b = estimateBytes(unit);
-      chunkBytes += b;
-      budget.bytes += b;
-      units.push(unit);
+      add(chunk, unit);
     }
-    if (units.length) launch(units, chunkBytes, size);
+    return undefined;
+  }
+
+  async function readAsync(
+    chunk: Chunk,
+    pending: Promise<unknown>,
+    size: number,
+  ): Promise<boolean> {
+    for (let unit: Promise<unknown> | undefined = pending; unit;) {
+      if (chunk.units.length > 0 && !await settlesSoon(unit)) {
+        carried = unit;
+        break;
+      }
+      const value = await unit;
+      if (finished) return false;
+      if (value === END) {
+        sourceDone = true;
+        break;
+      }
+      add(chunk, value);
+      unit = read(chunk);
+    }
+    if (finished) return false;
+    if (chunk.units.length) launch(chunk.units, chunk.bytes, size);
     return true;
+  }
+
+  function add(chunk: Chunk, unit: unknown): void {
+    budget.read++;
+    const b = estimateBytes(unit);
+    chunk.bytes += b;
+    budget.bytes += b;
+    chunk.units.push(unit);
   }
 
   async function feed(): Promise<void> {
@@ -485,13 +452,21 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     feeding = true;
     try {
       for (;;) {
+        if (sourceDone || finished) break;
         const size = sizer.size(ctx.itemMs());
+        if (outstanding >= windowItems(ctx.slots(), size)) break;
+        const left = budget.itemsLeft(inQueue());
+        // Wait for room for a sizable chunk: taking each item as the
+        // consumer frees it would send chunks of one. (Once the consumer has
+        // taken all, the whole budget is free: this always ends.)
         if (
-          sourceDone || finished ||
-          outstanding >= windowItems(ctx.slots(), size) ||
-          !budget.hasRoom(inQueue())
-        ) break;
-        if (!await take(size)) return;
+          left < Math.min(size, minChunk) || budget.bytes >= budget.maxBytes
+        ) {
+          break;
+        }
+        let ok = take(size, left);
+        if (ok instanceof Promise) ok = await ok;
+        if (!ok) return;
       }
     } catch (error) {
       fail(error);
@@ -519,17 +494,8 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     }
   }
 
-  /** Hands an entry's results to the stream. */
-  function handOver(entry: Entry): void {
-    outstanding -= entry.count;
-    const values = entry.values!;
-    for (let i = 0; i < values.length; i++) controller.enqueue(values[i] as R);
-    budget.handOver(values.length, entry.bytes);
-  }
-
-  return new ReadableStream<R>({
-    start(c): void {
-      controller = c;
+  const output = new MapOutput<R>({
+    start(): void {
       if (options.signal?.aborted) {
         fail(options.signal.reason);
         return;
@@ -549,13 +515,10 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
         );
       }
     },
-    async pull(): Promise<void> {
+    async deliver(give: (values: unknown[]) => void): Promise<boolean> {
       feed();
       for (;;) {
-        if (failed) {
-          controller.error(failure);
-          return;
-        }
+        if (failed) throw failure;
         let entry: Entry | undefined;
         if (ordered) {
           const head = entries[entryHead];
@@ -573,16 +536,18 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
         if (entry) {
           // Hand over every result that is ready, not just one entry's.
           do {
-            handOver(entry);
+            outstanding -= entry.count;
+            give(entry.values!);
+            budget.handOver(entry.count, entry.bytes);
+            entry.values = undefined;
             entry = nextReady();
           } while (entry);
           feed();
-          return;
+          return true;
         }
         if (sourceDone && !feeding && outstanding === 0) {
           finish();
-          controller.close();
-          return;
+          return false;
         }
         wake ??= Promise.withResolvers();
         await wake.promise;
@@ -593,5 +558,6 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
         reason ?? new DOMException("Pool.map() was cancelled", "AbortError"),
       );
     },
-  }, { highWaterMark: 0 });
+  });
+  return output.stream;
 }

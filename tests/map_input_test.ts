@@ -5,7 +5,13 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { estimateBytes, settlesSoon, toSource } from "../src/_map_input.ts";
+import {
+  END,
+  estimateBytes,
+  MapInputs,
+  settlesSoon,
+  toSource,
+} from "../src/_map_input.ts";
 
 Deno.test("estimateBytes() is exact for bytes and strings, constant for primitives", () => {
   assert.equal(estimateBytes(new Uint8Array(1 << 20)), (1 << 20) + 8);
@@ -52,4 +58,76 @@ Deno.test("settlesSoon() tells a ready promise from one waiting for a timer", as
   const later = new Promise((resolve) => timer = setTimeout(resolve, 10_000));
   assert.equal(await settlesSoon(later), false);
   clearTimeout(timer);
+});
+
+/** Units of `inputs` until the end (sync sources only). */
+function drain(inputs: MapInputs): unknown[] {
+  const units: unknown[] = [];
+  for (let unit = inputs.next(); unit !== END; unit = inputs.next()) {
+    units.push(unit);
+  }
+  return units;
+}
+
+Deno.test("MapInputs reads an array by index as its iterator would: holes, growth, end", () => {
+  // deno-lint-ignore no-sparse-arrays
+  const holey = [1, , 3];
+  assert.deepEqual(drain(new MapInputs([holey], false)), [1, undefined, 3]);
+  const growing = [1, 2];
+  const inputs = new MapInputs([growing], false);
+  assert.equal(inputs.next(), 1);
+  growing.push(3); // seen, as an array iterator sees it
+  assert.deepEqual(drain(inputs), [2, 3]);
+  growing.push(4); // past the end: the iterator stays done
+  assert.equal(inputs.next(), END);
+  // An array with its own iterator is read through it.
+  const odd = [1, 2, 3];
+  Object.defineProperty(odd, Symbol.iterator, {
+    value: function* () {
+      yield 42;
+    },
+  });
+  assert.deepEqual(drain(new MapInputs([odd], false)), [42]);
+});
+
+Deno.test("MapInputs zips several sources into argument lists and closes the longer ones", () => {
+  let closed = false;
+  const long = {
+    [Symbol.iterator]: () => ({
+      next: () => ({ done: false, value: 0 }),
+      return: () => {
+        closed = true;
+        return { done: true, value: undefined };
+      },
+    }),
+  };
+  const inputs = new MapInputs([[1, 2], ["a", "b", "c"], long], false);
+  assert.equal(inputs.single, false);
+  assert.deepEqual(drain(inputs), [[1, "a", 0], [2, "b", 0]]);
+  assert.equal(closed, false);
+  inputs.close();
+  assert.equal(closed, true);
+});
+
+Deno.test("MapInputs with star takes argument lists and names a bad item", () => {
+  const inputs = new MapInputs([[[1, 2], [3, 4], 5]], true);
+  assert.equal(inputs.single, false);
+  assert.deepEqual(inputs.next(), [1, 2]);
+  assert.deepEqual(inputs.next(), [3, 4]);
+  assert.throws(() => inputs.next(), /item 2 is number/);
+  assert.throws(() => new MapInputs([[1], [2]], true), /one iterable/);
+  assert.throws(() => new MapInputs([], false), /at least one iterable/);
+});
+
+Deno.test("MapInputs reads async sources through promises", async () => {
+  async function* letters(): AsyncGenerator<string> {
+    yield "a";
+    yield "b";
+  }
+  const inputs = new MapInputs([[1, 2, 3], letters()], false);
+  const first = inputs.next();
+  assert.ok(first instanceof Promise);
+  assert.deepEqual(await first, [1, "a"]);
+  assert.deepEqual(await inputs.next(), [2, "b"]);
+  assert.equal(await inputs.next(), END);
 });

@@ -691,3 +691,75 @@ Deno.test("Pool.map() with itemTimeout fails the item that runs too long", async
     (e: Error) => e.name === "TimeoutError",
   );
 });
+
+// ---- chunks and the fast iterator ---------------------------------------------
+
+/** A context whose tasks each finish on a timer, answering 0 per item. */
+function autoAnswer(
+  sources: unknown[],
+  options: MapOptions = {},
+  itemMs?: number,
+): { ctx: MapContext; sizes: number[] } {
+  const sizes: number[] = [];
+  const ctx: MapContext = {
+    submit(args, kind) {
+      sizes.push(kind === "call" ? 1 : args.length);
+      return new Promise((resolve) =>
+        setTimeout(() => resolve(kind === "call" ? 0 : args.map(() => 0)), 0)
+      );
+    },
+    slots: () => 2,
+    itemMs: () => itemMs,
+    sources,
+    options,
+    retries: 0,
+  };
+  return { ctx, sizes };
+}
+
+Deno.test("createMapStream() sends whole adaptive chunks while the consumer frees its budget item by item", async () => {
+  const n = 40_000;
+  for (
+    const source of [
+      counted(n).source,
+      Array.from({ length: n }, () => 1),
+    ]
+  ) {
+    const { ctx, sizes } = autoAnswer([source], {}, 0.0001);
+    let count = 0;
+    for await (const _ of createMapStream(ctx)) count++;
+    assert.equal(count, n);
+    // Chunks of 4096 (a quarter of the default budget), but for the last.
+    // Taking each item as soon as the consumer took one sent one-item tasks
+    // between the full ones (4096, 1, 4095, 1, …; thousands in a 100k map).
+    const small = sizes.slice(0, -1).filter((size) => size < 4096);
+    assert.deepEqual(small, [], `chunk sizes ${sizes}`);
+  }
+});
+
+Deno.test("createMapStream() read by for await: a break cancels the map and closes its source", async () => {
+  const { source, pulled, closed } = counted();
+  const { ctx, calls } = fake([source], { chunkSize: 1 });
+  const stream = createMapStream<number>(ctx);
+  const answering = setInterval(() => {
+    for (const call of calls) {
+      if (call.options.signal?.aborted !== true) answer(call);
+    }
+  }, 1);
+  try {
+    const seen: number[] = [];
+    for await (const y of stream) {
+      seen.push(y);
+      if (seen.length === 5) break;
+    }
+    assert.deepEqual(seen, [0, 10, 20, 30, 40]);
+  } finally {
+    clearInterval(answering);
+  }
+  assert.equal(closed(), true);
+  assert.equal(stream.locked, false);
+  const read = pulled();
+  await flush();
+  assert.equal(pulled(), read, "read after the break");
+  assert.ok(calls.some((call) => call.options.signal?.aborted));
+});
