@@ -8,12 +8,13 @@
  * The pool starts it in place of `ssh` (`ssh.binary` is `deno`, `ssh.args`
  * are `run -A bench/_sim_host.ts`), so it gets ssh's command line: it takes
  * the pool's socket from `-R remote:local` and the worker ids from the remote
- * command's `--ids a,b,c`, reads the secret from stdin as the remote side
- * does, connects once per id, and exits when stdin closes (the pool's
- * lifeline).
+ * command's `--ids a,b,c`, reads the secret from stdin and derives each
+ * worker's key from it as the remote side does, connects once per id, and
+ * exits when stdin closes (the pool's lifeline).
  *
  * @module
  */
+import { workerKey } from "../src/auth.ts";
 import { runWorker } from "../src/worker_runtime.ts";
 import { readSecret, watchLifeline } from "../src/_stdin.ts";
 
@@ -70,7 +71,9 @@ async function main(): Promise<void> {
     workerId: number,
   ): Promise<void> => {
     try {
-      await runWorker({ channel, secret, workerId });
+      // Each worker holds its own key, derived as a remote supervisor does.
+      const key = await workerKey(secret, workerId);
+      await runWorker({ channel, secret: key, workerId });
     } catch (error) {
       if (debug) console.error(`sim worker ${workerId} failed: ${error}`);
       throw error;
