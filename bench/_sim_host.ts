@@ -58,7 +58,7 @@ async function connect(path: string): Promise<Deno.Conn> {
   }
 }
 
-/** Connects that found the pool's listen backlog full. */
+/** Connects that found the pool's listen backlog full, or were hung up on. */
 let retries = 0;
 
 async function main(): Promise<void> {
@@ -67,20 +67,35 @@ async function main(): Promise<void> {
   watchLifeline(reader, () => Deno.exit(0));
   const debug = Deno.env.get("SIM_DEBUG") !== undefined;
   const serve = async (
-    channel: Deno.Conn,
+    first: Deno.Conn,
     workerId: number,
   ): Promise<void> => {
-    try {
-      // Each worker holds its own key, derived as a remote supervisor does.
-      const key = await workerKey(secret, workerId);
-      await runWorker({ channel, secret: key, workerId });
-    } catch (error) {
-      if (debug) console.error(`sim worker ${workerId} failed: ${error}`);
-      throw error;
-    } finally {
+    // Each worker holds its own key, derived as a remote supervisor does.
+    const key = await workerKey(secret, workerId);
+    let channel = first;
+    for (let attempt = 0;; attempt++) {
       try {
-        channel.close();
-      } catch { /* closed */ }
+        await runWorker({ channel, secret: key, workerId });
+        return;
+      } catch (error) {
+        // The pool hangs up on connections beyond the ones it handshakes
+        // at once: start again, as a supervisor restarts its worker.
+        const refused = error instanceof Error &&
+          error.message === "closed during the handshake";
+        if (!refused || attempt >= 50) {
+          if (debug) console.error(`sim worker ${workerId} failed: ${error}`);
+          throw error;
+        }
+        retries++;
+      } finally {
+        try {
+          channel.close();
+        } catch { /* closed */ }
+      }
+      await new Promise((resolve) =>
+        setTimeout(resolve, 20 + 80 * Math.random())
+      );
+      channel = await connect(path);
     }
   };
   // Connect in waves, each wave connected before the next: a burst of

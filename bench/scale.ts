@@ -12,6 +12,11 @@
  * deno run -A bench/scale.ts [--rounds 3] [--workers 2,20,200,2000] [--local 2,64] [--tasks 20000] [--json]
  * ```
  *
+ * To profile one pass of one case (the pool process):
+ * `deno run -A --cpu-prof --cpu-prof-dir=DIR bench/scale.ts --case sim:2000
+ * --profile-pass map`, then `deno run -A bench/_profile_top.ts --window
+ * DIR/*.cpuprofile`.
+ *
  * Each case runs in a fresh process (`--case sim:N` or `--case local:N`);
  * a round runs every case once, interleaved; the table shows medians over
  * the rounds. Per case:
@@ -56,6 +61,23 @@ export interface ScaleResult {
   rssAfterBytes: number;
 }
 
+/**
+ * Profiling markers (as in `_pool_case.ts`): with `--profile-pass run` or
+ * `map`, that timed pass is wrapped in them, so that
+ * `_profile_top.ts --window` keeps only its samples. Each spins 3 ms so that
+ * the sampler sees it; called outside the timed span.
+ */
+function benchWindowStart(): void {
+  const end = performance.now() + 3;
+  while (performance.now() < end) { /* spin */ }
+}
+
+/** See {@link benchWindowStart}. */
+function benchWindowEnd(): void {
+  const end = performance.now() + 3;
+  while (performance.now() < end) { /* spin */ }
+}
+
 /** CPU time of this process's main thread, in nanoseconds. */
 function mainThreadCpuNs(): number {
   const text = Deno.readTextFileSync("/proc/self/schedstat");
@@ -80,7 +102,11 @@ function poolOptions(kind: string, workers: number): PoolOptions {
   };
 }
 
-async function runCase(name: string, tasks: number): Promise<ScaleResult> {
+async function runCase(
+  name: string,
+  tasks: number,
+  profilePass?: string,
+): Promise<ScaleResult> {
   const match = /^(sim|local):(\d+)$/.exec(name);
   if (!match) throw new TypeError(`Unknown case ${name}`);
   const kind = match[1]!;
@@ -113,21 +139,24 @@ async function runCase(name: string, tasks: number): Promise<ScaleResult> {
   const timed = async (
     body: () => Promise<number>,
     want: number,
+    pass?: string,
   ): Promise<{ cpu: number; wall: number }> => {
+    if (pass !== undefined && pass === profilePass) benchWindowStart();
     const c0 = mainThreadCpuNs();
     const w0 = performance.now();
     const sum = await body();
     const wall = (performance.now() - w0) * 1e6 / tasks;
     const cpu = (mainThreadCpuNs() - c0) / tasks;
+    if (pass !== undefined && pass === profilePass) benchWindowEnd();
     if (sum !== want) throw new Error(`Sum is wrong: ${sum}`);
     return { cpu, wall };
   };
   // The untimed passes use the same function: every worker has its
   // definition before the timed pass (a fixed cost per worker, not per task).
   await timed(() => runAll(fn), expect(2));
-  const run = await timed(() => runAll(fn), expect(2));
+  const run = await timed(() => runAll(fn), expect(2), "run");
   await timed(() => mapAll(fn), expect(2));
-  const map = await timed(() => mapAll(fn), expect(2));
+  const map = await timed(() => mapAll(fn), expect(2), "map");
   return {
     case: name,
     workers,
@@ -214,11 +243,14 @@ async function main(): Promise<void> {
       local: { type: "string", default: "2,64" },
       tasks: { type: "string", default: "20000" },
       json: { type: "boolean", default: false },
+      "profile-pass": { type: "string" },
     },
   });
   const tasks = Number(values.tasks);
   if (values.case !== undefined) {
-    console.log(JSON.stringify(await runCase(values.case, tasks)));
+    console.log(
+      JSON.stringify(await runCase(values.case, tasks, values["profile-pass"])),
+    );
     return;
   }
   const list = (s: string): number[] =>
