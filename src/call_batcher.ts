@@ -30,12 +30,38 @@ export type UnsentHandler<W> = (
   errors: unknown[],
 ) => void;
 
-/** Collects one-call tasks per worker and sends them at the end of the turn. */
+/**
+ * Tasks waiting beyond which a batch goes out without waiting for the rest
+ * of the turn.
+ */
+export const MAX_BATCHED = 2048;
+
+/**
+ * Collects one-call tasks per worker and sends them at the end of the turn:
+ * once a microtask passed in which no task was added, so a chain of
+ * promise reactions that submits one task per step (a map refilling its
+ * window as results come in) still goes out in one frame and one write.
+ */
 export class CallBatcher<W extends BatchTarget> {
   /** Workers with a batch, in the order they got their first task. */
   #waiting: W[] = [];
+  /** A look at the batches is queued as a microtask. */
+  #scheduled = false;
+  /** Tasks added since that look was queued. */
+  #added = 0;
+  /** Tasks waiting in all batches. */
+  #batched = 0;
   #unsent: UnsentHandler<W>;
-  #flush = (): void => this.flush();
+  #tick = (): void => {
+    if (this.#added > 0 && this.#batched < MAX_BATCHED) {
+      // Still being added to: look again after the microtasks queued now.
+      this.#added = 0;
+      queueMicrotask(this.#tick);
+      return;
+    }
+    this.#scheduled = false;
+    this.flush();
+  };
 
   /** @param unsent What to do with tasks that could not be sent. */
   constructor(unsent: UnsentHandler<W>) {
@@ -47,9 +73,15 @@ export class CallBatcher<W extends BatchTarget> {
     let batch = worker.batch;
     if (batch === undefined) {
       batch = worker.batch = [];
-      if (this.#waiting.push(worker) === 1) queueMicrotask(this.#flush);
+      this.#waiting.push(worker);
     }
     batch.push(task);
+    this.#batched++;
+    this.#added++;
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      queueMicrotask(this.#tick);
+    }
   }
 
   /**
@@ -62,17 +94,21 @@ export class CallBatcher<W extends BatchTarget> {
     const at = batch.lastIndexOf(task);
     if (at < 0) return false;
     batch.splice(at, 1);
+    this.#batched--;
     return true;
   }
 
   /**
    * Sends every waiting batch now: runs of the same function as one frame,
    * a run that cannot be encoded call by call, so only the call at fault
-   * fails. Runs by itself at the end of the turn.
+   * fails. Runs by itself at the end of the turn (or once MAX_BATCHED
+   * tasks wait).
    */
   flush(): void {
     const workers = this.#waiting;
     this.#waiting = [];
+    this.#added = 0;
+    this.#batched = 0;
     for (const w of workers) {
       const tasks = w.batch!;
       w.batch = undefined;

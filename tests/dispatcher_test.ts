@@ -22,7 +22,7 @@ import {
   type TaskWriter,
   WorkerHandle,
 } from "../src/worker_handle.ts";
-import { rejection, track } from "./_util.ts";
+import { flushMicrotasks, rejection, track } from "./_util.ts";
 
 class FakeWriter implements TaskWriter {
   sent: Message[] = [];
@@ -55,10 +55,11 @@ class FakeWriter implements TaskWriter {
 
 /**
  * One-call tasks go out at the end of the turn, together: lets the
- * dispatcher's end-of-turn send run.
+ * dispatcher's end-of-turn send run (it waits for a microtask in which no
+ * task was added).
  */
 function endOfTurn(): Promise<void> {
-  return Promise.resolve();
+  return flushMicrotasks();
 }
 
 const CALL_OPS = new Set<number>(Object.values(CALL_OP));
