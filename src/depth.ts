@@ -93,6 +93,26 @@ export function adapt(
 }
 
 /**
+ * How many tasks in a row go to one worker (in one frame) before the next
+ * worker is chosen: as many as take half a round trip of work there, at
+ * least 1. Tasks known to be tiny go together, in fewer and larger frames
+ * however many workers there are; longer ones, and those of a function not
+ * measured yet, are spread one by one.
+ *
+ * @param itemMs The function's time per item (ms), if measured.
+ * @param roundTripMs The shortest send-to-result time seen (ms).
+ * @returns The tasks in a row, within [1, {@link MAX_DEPTH}].
+ */
+export function grainFor(
+  itemMs: number | undefined,
+  roundTripMs: number,
+): number {
+  if (itemMs === undefined || !(roundTripMs < Infinity)) return 1;
+  const grain = Math.floor(roundTripMs / (2 * Math.max(itemMs, 1e-4)));
+  return Math.min(MAX_DEPTH, Math.max(1, grain));
+}
+
+/**
  * The moving average of a function's time per item (what `map` sizes its
  * chunks by).
  *

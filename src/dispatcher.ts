@@ -15,7 +15,7 @@ import {
   WorkerLostError,
 } from "./errors.ts";
 import type { FunctionSpec } from "./function_ref.ts";
-import { adapt, averageItemMs, depthFor, sampled } from "./depth.ts";
+import { adapt, averageItemMs, depthFor, grainFor, sampled } from "./depth.ts";
 import type { TaskOptions } from "./options.ts";
 import { AbortWatch } from "./abort_watch.ts";
 import { CallBatcher } from "./call_batcher.ts";
@@ -27,7 +27,7 @@ import {
   Op,
   type WorkerMessage,
 } from "./protocol.ts";
-import { SlotIndex } from "./scheduler.ts";
+import { WorkerPicker } from "./scheduler.ts";
 import { TaskQueue } from "./task_queue.ts";
 import type { PoolStats } from "./stats.ts";
 import {
@@ -88,14 +88,19 @@ export class Dispatcher {
   #live = new Set<Task>();
   #nextTaskId = 1;
   /**
-   * The ready workers that can take a task, by free slots: choosing one costs
-   * O(1), not a scan of every worker per task.
+   * Chooses a worker for each task in O(1), not by a scan of every worker:
+   * by free slots, tiny tasks of a function in a row.
    */
-  #free = new SlotIndex<WorkerHandle>();
+  #picker = new WorkerPicker<WorkerHandle>(
+    (w) => this.canTake(w) ? w.capacity - w.load : 0,
+    (fnId) => grainFor(this.#itemMs.get(fnId), this.#roundTripMs),
+  );
   /** The ready workers' capacities, summed. */
   #capacity = 0;
   /** Moving average of each function's time per item in workers (ms). */
   #itemMs = new Map<number, number>();
+  /** The shortest send-to-result time seen on any worker (ms). */
+  #roundTripMs = Infinity;
   #timers = new Set<ReturnType<typeof setTimeout>>();
   /** Sends one-call tasks at the end of the turn, several in a frame. */
   #batcher = new CallBatcher<WorkerHandle>((w, tasks, errors) => {
@@ -181,7 +186,7 @@ export class Dispatcher {
    */
   detach(w: WorkerHandle): Task[] {
     if (w.ready) this.#capacity -= w.capacity;
-    this.#free.delete(w);
+    this.#picker.forget(w);
     w.lost = true;
     w.ready = false;
     this.#connected.delete(w.id);
@@ -233,7 +238,7 @@ export class Dispatcher {
   /** Takes `w` out of scheduling; it is stopped once its tasks are done. */
   retire(w: WorkerHandle, why: string): void {
     w.retiring = why;
-    this.#free.delete(w);
+    this.#picker.forget(w);
     this.#counters.recycled++;
     if (w.load === 0) this.#hooks.stopWorker(w);
   }
@@ -398,7 +403,7 @@ export class Dispatcher {
   #enqueue(task: Task, front = false): void {
     if (this.#queue.length === 0) {
       // Fast path: nothing waits; send straight to a worker with room.
-      const w = this.#pick();
+      const w = this.#picker.pick(task.spec.id);
       if (w !== undefined) {
         this.#send(w, task);
         return;
@@ -419,12 +424,12 @@ export class Dispatcher {
   }
 
   #dispatch(): void {
-    while (this.#queue.length > 0) {
-      const w = this.#pick();
+    for (;;) {
+      const next = this.#queue.peek();
+      if (next === undefined) return;
+      const w = this.#picker.pick(next.spec.id);
       if (w === undefined) return;
-      const task = this.#queue.shift();
-      if (!task) return;
-      this.#send(w, task);
+      this.#send(w, this.#queue.shift()!);
     }
   }
 
@@ -434,25 +439,7 @@ export class Dispatcher {
       if (!task) break;
       this.#send(w, task);
     }
-    this.#reindex(w);
-  }
-
-  /** Records in the index what `w` can take now (after a change to it). */
-  #reindex(w: WorkerHandle): void {
-    this.#free.set(w, this.canTake(w) ? w.capacity - w.load : 0);
-  }
-
-  /**
-   * The ready worker with the most free slots (equal ones in turn), or
-   * undefined when none can take a task.
-   */
-  #pick(): WorkerHandle | undefined {
-    for (;;) {
-      const w = this.#free.peek();
-      if (w === undefined || this.canTake(w)) return w;
-      // It changed unseen (say, its connection got congested): drop it.
-      this.#reindex(w);
-    }
+    this.#picker.update(w);
   }
 
   #send(w: WorkerHandle, task: Task): void {
@@ -476,7 +463,7 @@ export class Dispatcher {
     task.worker = w;
     w.inflight.set(task.id, task);
     w.load++;
-    if (w.ready) this.#reindex(w);
+    if (w.ready) this.#picker.update(w);
     if (task.pinned) return;
     if (task.timeout !== undefined) {
       clearTimeout(task.timer);
@@ -504,6 +491,9 @@ export class Dispatcher {
     const latency = task.sentAt > 0
       ? performance.now() - task.sentAt
       : undefined;
+    if (latency !== undefined && latency < this.#roundTripMs) {
+      this.#roundTripMs = latency;
+    }
     const grown = adapt(w, latency, workMs);
     if (w.ready) this.#capacity += grown;
   }
@@ -583,7 +573,7 @@ export class Dispatcher {
    */
   #suspect(w: WorkerHandle, task: Task): void {
     w.suspect = task.id;
-    this.#free.delete(w);
+    this.#picker.forget(w);
     const grace = this.#options.killGrace;
     const timer = setTimeout(() => {
       this.#timers.delete(timer);

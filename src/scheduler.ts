@@ -146,3 +146,68 @@ export class SlotIndex<W> {
     node.prev = node.next = undefined;
   }
 }
+
+/**
+ * The dispatcher's choice of a worker for each task, in O(1): the worker
+ * with the most free slots ({@link SlotIndex}), except that tasks of the
+ * same function go to the worker chosen last while their grain lasts (the
+ * `grain` callback: tiny tasks go in a row, in one frame, instead of one per
+ * worker and frame when there are many workers).
+ */
+export class WorkerPicker<W> {
+  #free = new SlotIndex<W>();
+  #slots: (worker: W) => number;
+  #grain: (key: number) => number;
+  /** The worker chosen last, for tasks of `#lastKey`. */
+  #last: W | undefined;
+  #lastKey = 0;
+  /** Tasks of `#lastKey` that may still go to `#last` in a row. */
+  #lastLeft = 0;
+
+  /**
+   * @param slots Tasks a worker may be given now (0 or less: none).
+   * @param grain Tasks of one key (a function id) that go to one worker in
+   * a row (1: none).
+   */
+  constructor(slots: (worker: W) => number, grain: (key: number) => number) {
+    this.#slots = slots;
+    this.#grain = grain;
+  }
+
+  /** Records what `worker` may be given now (after a change to it). */
+  update(worker: W): void {
+    this.#free.set(worker, this.#slots(worker));
+  }
+
+  /** Leaves `worker` out until its next {@link update}. */
+  forget(worker: W): void {
+    this.#free.delete(worker);
+    if (this.#last === worker) this.#last = undefined;
+  }
+
+  /**
+   * The worker for a task of `key`, or undefined when none may take one.
+   * Record the task with {@link update} once it is given.
+   */
+  pick(key: number): W | undefined {
+    const last = this.#last;
+    if (
+      last !== undefined && this.#lastKey === key && this.#lastLeft > 0 &&
+      this.#slots(last) > 0
+    ) {
+      this.#lastLeft--;
+      return last;
+    }
+    for (;;) {
+      const w = this.#free.peek();
+      if (w === undefined || this.#slots(w) > 0) {
+        this.#last = w;
+        this.#lastKey = key;
+        this.#lastLeft = w === undefined ? 0 : this.#grain(key) - 1;
+        return w;
+      }
+      // It changed unseen (say, its connection got congested): drop it.
+      this.update(w);
+    }
+  }
+}

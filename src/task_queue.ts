@@ -35,19 +35,37 @@ export class TaskQueue<T extends Queued> {
     else this.#items.unshift(task);
   }
 
+  /**
+   * The task {@link shift} would take next, left in place (settled ones
+   * before it are dropped), or undefined if none is left.
+   */
+  peek(): T | undefined {
+    while (this.#head < this.#items.length) {
+      const task = this.#items[this.#head]!;
+      if (!task.settled) return task;
+      this.#drop();
+    }
+    return undefined;
+  }
+
   /** Takes the first task that is not settled, or undefined if none is left. */
   shift(): T | undefined {
     while (this.#head < this.#items.length) {
       const task = this.#items[this.#head]!;
-      this.#items[this.#head++] = undefined as unknown as T;
-      if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
-        this.#items = this.#items.slice(this.#head);
-        this.#head = 0;
-      }
-      if (this.#head === this.#items.length) this.#emptied();
+      this.#drop();
       if (!task.settled) return task;
     }
     return undefined;
+  }
+
+  /** Removes the first task. */
+  #drop(): void {
+    this.#items[this.#head++] = undefined as unknown as T;
+    if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
+      this.#items = this.#items.slice(this.#head);
+      this.#head = 0;
+    }
+    if (this.#head === this.#items.length) this.#emptied();
   }
 
   /** Drops every task (the caller settles them). */

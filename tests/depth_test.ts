@@ -8,6 +8,7 @@ import {
   adapt,
   averageItemMs,
   depthFor,
+  grainFor,
   MAX_DEPTH,
   MIN_DEPTH,
   observe,
@@ -61,4 +62,13 @@ Deno.test("adapt() updates a worker's measurements in place and returns how its 
   assert.deepEqual(w, { workMs: 0.1, minLatencyMs: 1, capacity: 10 });
   assert.equal(adapt(w, 2, 1.1), 5 - 10);
   assert.equal(w.capacity, 5);
+});
+
+Deno.test("grainFor() puts half a round trip of tiny tasks in a row; unmeasured or long ones go one by one", () => {
+  assert.equal(grainFor(undefined, 1), 1, "function not measured yet");
+  assert.equal(grainFor(0.01, Infinity), 1, "no round trip yet");
+  assert.equal(grainFor(0.01, 1), 50);
+  assert.equal(grainFor(0.3, 1), 1);
+  assert.equal(grainFor(5, 1), 1);
+  assert.equal(grainFor(0, 1), MAX_DEPTH);
 });

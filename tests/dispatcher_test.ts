@@ -475,3 +475,39 @@ Deno.test("Dispatcher: a lost worker's unsent calls go elsewhere, not to it", as
   dispatcher.onMessage(v, resultsMessage(ids, [10, 20], [1, 1]));
   assert.deepEqual(await Promise.all(tasks), [10, 20]);
 });
+
+Deno.test("Dispatcher sends a measured tiny function's tasks to one worker in a row, an unmeasured one's spread", async () => {
+  const { dispatcher, worker } = setup({ qsize: undefined });
+  const workers = [1, 2, 3, 4].map((id) => worker(id, 64));
+  const tiny = SPEC;
+  const other: FunctionSpec = { id: 2, source: "(x) => -x", label: "neg" };
+  // One task of `tiny`, timed: a round trip of at least 1 ms, 0 us of work.
+  const first = dispatcher.submit(tiny, [0], "call");
+  await endOfTurn();
+  const w = workers.find((w) => w.load === 1)!;
+  const sent = performance.now();
+  while (performance.now() - sent < 1) { /* the round trip */ }
+  dispatcher.onMessage(w, resultMessage(writer(w).calls()[0]!, 0, 0));
+  await first;
+  const before = workers.map((w) => writer(w).calls().length);
+  const burst = (spec: FunctionSpec) =>
+    Array.from({ length: 8 }, (_, i) => dispatcher.submit(spec, [i], "call"));
+  const tasks = [...burst(tiny)];
+  await endOfTurn();
+  const got = workers.map((w, i) => writer(w).calls().length - before[i]!);
+  assert.deepEqual(got.toSorted(), [0, 0, 0, 8], "one worker, one frame");
+  tasks.push(...burst(other));
+  await endOfTurn();
+  const spread = workers.map((w, i) =>
+    writer(w).calls().length - before[i]! - got[i]!
+  );
+  // Not measured: spread over the workers with the most free slots (the
+  // three that got none of the burst), one by one.
+  assert.deepEqual(
+    spread.toSorted(),
+    [0, 2, 3, 3],
+    `not measured: spread (${spread})`,
+  );
+  dispatcher.failAll(new Error("end of test"));
+  await Promise.allSettled(tasks);
+});

@@ -4,7 +4,12 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { pickWorker, SlotIndex, type WorkerLoad } from "../src/scheduler.ts";
+import {
+  pickWorker,
+  SlotIndex,
+  type WorkerLoad,
+  WorkerPicker,
+} from "../src/scheduler.ts";
 
 function loads(...pairs: [number, number][]): WorkerLoad[] {
   return pairs.map(([load, capacity]) => ({ load, capacity }));
@@ -161,4 +166,63 @@ Deno.test("SlotIndex chooses as pickWorker() does over random loads", () => {
       record(i);
     }
   }
+});
+
+/** Picks `n` tasks of `key`, each given at once (its load recorded). */
+function give(
+  picker: WorkerPicker<WorkerLoad & { id: number }>,
+  key: number,
+  n: number,
+): number[] {
+  const ids: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const w = picker.pick(key);
+    if (w === undefined) break;
+    w.load++;
+    picker.update(w);
+    ids.push(w.id);
+  }
+  return ids;
+}
+
+function pickerOver(count: number, capacity: number, grains: number[]) {
+  const workers = Array.from(
+    { length: count },
+    (_, i) => ({ id: i + 1, load: 0, capacity }),
+  );
+  const picker = new WorkerPicker<WorkerLoad & { id: number }>(
+    (w) => w.capacity - w.load,
+    (key) => grains[key] ?? 1,
+  );
+  for (const w of workers) picker.update(w);
+  return { workers, picker };
+}
+
+Deno.test("WorkerPicker with a grain of 1 spreads tasks by free slots, equal workers in turn", () => {
+  const { picker } = pickerOver(3, 4, []);
+  assert.deepEqual(give(picker, 0, 7), [1, 2, 3, 1, 2, 3, 1]);
+});
+
+Deno.test("WorkerPicker gives a key's tasks to one worker in a row while its grain lasts", () => {
+  const { picker, workers } = pickerOver(4, 8, [1, 3]);
+  // Key 1 goes three in a row, then the next worker with the most free slots.
+  assert.deepEqual(give(picker, 1, 7), [1, 1, 1, 2, 2, 2, 3]);
+  // Another key starts a run of its own (grain 1: spread).
+  assert.deepEqual(give(picker, 0, 2), [4, 3]);
+  // No more than a worker's free slots, grain or not.
+  workers[3]!.load = 7;
+  picker.update(workers[3]!);
+  const big = pickerOver(2, 2, [0, 64]);
+  assert.deepEqual(give(big.picker, 1, 5), [1, 1, 2, 2]);
+});
+
+Deno.test("WorkerPicker.forget() leaves a worker out, even within its grain", () => {
+  const { picker, workers } = pickerOver(2, 8, [0, 10]);
+  assert.deepEqual(give(picker, 1, 2), [1, 1]);
+  picker.forget(workers[0]!);
+  assert.deepEqual(give(picker, 1, 2), [2, 2]);
+  // A worker that cannot take any more (its slots went to 0 unseen) is
+  // passed over too.
+  workers[1]!.capacity = workers[1]!.load;
+  assert.deepEqual(give(picker, 1, 1), []);
 });

@@ -84,3 +84,21 @@ Deno.test("TaskQueue.drained() resolves when the last task is taken or the queue
   await again;
   assert.equal(queue.length, 0);
 });
+
+Deno.test("TaskQueue.peek() shows the next task without taking it, dropping settled ones before it", async () => {
+  const queue = new TaskQueue<Item>();
+  assert.equal(queue.peek(), undefined);
+  const [a, b] = [item(1), item(2)];
+  queue.push(a);
+  queue.push(b);
+  assert.equal(queue.peek(), a);
+  assert.equal(queue.length, 2, "still there");
+  a.settled = true;
+  assert.equal(queue.peek(), b);
+  assert.equal(queue.length, 1, "the settled one is gone");
+  const drained = queue.drained();
+  b.settled = true;
+  assert.equal(queue.peek(), undefined);
+  assert.equal(queue.length, 0);
+  await drained;
+});
