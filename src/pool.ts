@@ -27,24 +27,12 @@ import type { PoolStats } from "./stats.ts";
  * An async process pool: runs functions on local worker processes and on
  * workers on other machines reached by SSH.
  *
- * The pool is an `EventTarget`. Its events are `CustomEvent`s:
- * - `workerstart`: a worker connected and is initialised; `detail` is
- *   `{ workerId, host, pid, replacement }` (`replacement` is true for workers
- *   started after the pool was ready, in place of one that exited).
- * - `workerreplace`: the same, for a worker that takes the place of one that
- *   exited (fired after its `workerstart`).
- * - `workerexit`: a worker was lost or retired; `detail` is a
- *   {@link WorkerExit} (code, signal, host, last stderr lines, reason).
- * - `hostlost`: an SSH host's connection ended; `detail` is `{ host, exit }`.
- *   Its workers leave `totalWorkers` until the pool reconnects (with backoff).
- * - `error`: a worker or host could not be (re)started after the pool was
- *   ready; `detail` is the error. The pool keeps trying.
- * - `rejected`: a connection to the pool's socket failed the handshake and was
- *   closed; `detail` is the reason.
- * - `stdout`: with the option `stdout: "capture"`, a line a local worker's
- *   task wrote to stdout; `detail` is `{ workerId, host, line }`.
+ * The pool is an `EventTarget`: workers starting, exiting and being
+ * replaced, hosts lost, start-up errors after `ready`, refused connections and
+ * captured task output arrive as `CustomEvent`s whose names and `detail`
+ * types {@link PoolEventMap} lists; `addEventListener` is typed by it.
  *
- * @example Squares on four local workers
+ * @example Squares on two local workers
  * ```ts
  * import { Pool } from "@distex/pool";
  * await using pool = new Pool(2);
@@ -174,10 +162,11 @@ export class Pool extends EventTarget implements AsyncDisposable {
   /**
    * Runs `fn(...args)` with per-task options: `signal`, `timeout`, `retries`.
    * `timeout` counts the task's time on a worker, not its wait in the pool's
-   * queue. In the worker, `distex.signal` (a global, read before the task's
-   * first `await`) is the task's `AbortSignal`: it aborts when the task is
-   * cancelled, so a long task can stop cooperatively. An abort or timeout rejects at once; a queued task is removed, a running
-   * one is told to drop its result (sync code in the worker runs to its end).
+   * queue. In the task, `distex.signal` (`distex` from `@distex/pool`; read
+   * before its first `await`) is its `AbortSignal`: it aborts when the task
+   * is cancelled, so a long task can stop cooperatively. An abort or timeout rejects at once; a
+   * queued task is removed, a running one is told to drop its result (sync
+   * code in the worker runs to its end).
    *
    * @param fn The function or module reference.
    * @param args Its arguments, as an array.
