@@ -22,13 +22,15 @@
  *
  * ```sh
  * deno task bench [--rounds 3] [--quick] [--json] [--write] [--from FILE]
- *                 [--only targets,distex,curve]
+ *                 [--only targets,distex,curve,scale]
  * ```
  *
  * - `--rounds N`: rounds (default 3).
  * - `--only LIST`: sections to run: `targets` (the pool against machine
  *   limits), `distex` (side by side with Python distex), `curve` (the
- *   cold-vs-warm curve, first to fifth map). Default: all three.
+ *   cold-vs-warm curve, first to fifth map), `scale` (`bench/scale.ts`: 2 to
+ *   2,000 simulated workers and 2 and 64 local ones, its own interleaved
+ *   rounds, after the others). Default: all four.
  * - `--quick`: a smoke run with a tenth of the counts (the figures are then
  *   not comparable to the targets).
  * - `--json`: print the medians, samples and ratios as JSON instead.
@@ -39,6 +41,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { type ScaleResult, scaleTable } from "./scale.ts";
 
 const POOL_CASE = new URL("./_pool_case.ts", import.meta.url).pathname;
 const LIMITS = new URL("./limits.ts", import.meta.url).pathname;
@@ -49,6 +52,7 @@ const END_MARKER = "<!-- bench:end -->";
 type Unit = "tasks/s" | "msg/s" | "B/s" | "ms";
 
 const DISTEX_CASE = new URL("./_distex_case.py", import.meta.url).pathname;
+const SCALE = new URL("./scale.ts", import.meta.url).pathname;
 
 /**
  * One measurement: a pool case, a limit, or a Python distex case, each in
@@ -63,8 +67,8 @@ interface Step {
 }
 
 /** The sections of a run (`--only`). */
-type Section = "targets" | "distex" | "curve";
-const SECTIONS: readonly Section[] = ["targets", "distex", "curve"];
+type Section = "targets" | "distex" | "curve" | "scale";
+const SECTIONS: readonly Section[] = ["targets", "distex", "curve", "scale"];
 
 /** How to run Python distex, or why it cannot run. */
 type Distex =
@@ -524,6 +528,8 @@ interface Report {
   rows: Row[];
   versus: VersusRow[];
   curve: CurveRow[];
+  /** The scale harness's own rounds (`bench/scale.ts --json`), if run. */
+  scale?: { loadStart: number[]; loadEnd: number[]; results: ScaleResult[][] };
   steps: {
     key: string;
     kind: Step["kind"];
@@ -853,6 +859,17 @@ function markdown(report: Report): string {
         "the spawn time: lower is better).",
     );
   }
+  if (report.scale !== undefined) {
+    const load = (l: number[]): string => l.map((x) => x.toFixed(1)).join(" ");
+    lines.push("");
+    lines.push(
+      `Scale (\`bench/scale.ts\`, medians of ${report.scale.results.length} ` +
+        `rounds of its own; load average ${load(report.scale.loadStart)} at ` +
+        `its start, ${load(report.scale.loadEnd)} at its end):`,
+    );
+    lines.push("");
+    lines.push(scaleTable(report.scale.results));
+  }
   lines.push("");
   lines.push("Every measurement, in run order within a round:");
   lines.push("");
@@ -973,8 +990,31 @@ async function runRounds(
       ...(s.kind !== "limit" ? { details: details.get(s.key)! } : {}),
     })),
   };
+  if (sections.includes("scale")) report.scale = await runScale(rounds, quick);
   if (sections.includes("distex")) loudNotFound(distex);
   return withRows(report);
+}
+
+/** Runs the scale harness in a process of its own and returns its report. */
+async function runScale(
+  rounds: number,
+  quick: boolean,
+): Promise<NonNullable<Report["scale"]>> {
+  console.error("bench: scale harness (bench/scale.ts)");
+  const args = ["run", "-A", SCALE, "--json", "--rounds", String(rounds)];
+  if (quick) {
+    args.push("--workers", "2,20,200", "--local", "2", "--tasks", "2000");
+  }
+  const out = await new Deno.Command(Deno.execPath(), {
+    args,
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout).trim();
+  if (!out.success) {
+    throw new Error(`bench/scale.ts failed (exit ${out.code}): ${text}`);
+  }
+  return JSON.parse(text.slice(text.lastIndexOf("\n") + 1));
 }
 
 /** Fills in the rows of a report from its samples. */
