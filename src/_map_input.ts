@@ -154,6 +154,47 @@ export class MapInputs {
     return this.#unit(items);
   }
 
+  /** Whether {@link MapInputs.slice} reads the next units. */
+  get bulk(): boolean {
+    return this.#array !== undefined && this.single && !this.#done;
+  }
+
+  /** Whether the sources ended. */
+  get done(): boolean {
+    return this.#done;
+  }
+
+  /** Estimated bytes of the units the last {@link MapInputs.slice} read. */
+  sliceBytes = 0;
+
+  /**
+   * The next units of a plain array source (when {@link MapInputs.bulk}),
+   * as one new array: up to `n` of them, ending after the one whose
+   * estimated bytes reach `room`. Reading fewer than `n` for want of items
+   * ends the sources, as reading to the array's end does.
+   */
+  slice(n: number, room: number): unknown[] {
+    const array = this.#array!;
+    const from = this.#at;
+    const units = array.slice(from, from + n);
+    let bytes = 0;
+    let i = 0;
+    while (i < units.length) {
+      const unit = units[i];
+      // A hole reads as undefined, as the array's iterator reads it.
+      if (unit === undefined && !(i in units)) units[i] = undefined;
+      bytes += estimateBytes(unit);
+      i++;
+      if (bytes >= room) break;
+    }
+    if (i < units.length) units.length = i;
+    else if (i < n) this.#done = true;
+    this.#at = from + i;
+    this.#count += i;
+    this.sliceBytes = bytes;
+    return units;
+  }
+
   #unit(value: unknown): unknown {
     if (this.#star && !Array.isArray(value)) {
       throw new TypeError(

@@ -398,6 +398,16 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
    * wait for when one does not, else undefined.
    */
   function read(chunk: Chunk): Promise<unknown> | undefined {
+    if (chunk.units.length === 0 && carried === undefined && inputs.bulk) {
+      // A plain array: the whole chunk at once.
+      const units = inputs.slice(chunk.limit, chunk.room);
+      chunk.units = units;
+      chunk.bytes = inputs.sliceBytes;
+      budget.read += units.length;
+      budget.bytes += chunk.bytes;
+      if (inputs.done) sourceDone = true;
+      return undefined;
+    }
     const units = chunk.units;
     while (
       units.length < chunk.limit &&

@@ -131,3 +131,26 @@ Deno.test("MapInputs reads async sources through promises", async () => {
   assert.deepEqual(await inputs.next(), [2, "b"]);
   assert.equal(await inputs.next(), END);
 });
+
+Deno.test("MapInputs.slice() reads a plain array in bulk as next() would, ending at the byte room", () => {
+  // deno-lint-ignore no-sparse-arrays
+  const xs = [1, , 3, "x".repeat(100), 5, 6];
+  const inputs = new MapInputs([xs], false);
+  assert.equal(inputs.bulk, true);
+  const first = inputs.slice(3, Infinity);
+  assert.deepEqual(first, [1, undefined, 3]);
+  assert.ok(1 in first, "a hole reads as undefined");
+  assert.equal(inputs.sliceBytes, 3 * estimateBytes(1));
+  // The chunk ends after the unit whose bytes reach the room.
+  assert.deepEqual(inputs.slice(10, 50), ["x".repeat(100)]);
+  assert.equal(inputs.done, false);
+  xs.push(7); // seen: the end was not reached yet
+  assert.deepEqual(inputs.slice(10, Infinity), [5, 6, 7]);
+  assert.equal(inputs.done, true, "fewer than asked for: the end");
+  assert.equal(inputs.bulk, false);
+  assert.equal(inputs.next(), END);
+  // Not for star, zips or other iterables.
+  assert.equal(new MapInputs([[[1]]], true).bulk, false);
+  assert.equal(new MapInputs([[1], [2]], false).bulk, false);
+  assert.equal(new MapInputs([new Set([1])], false).bulk, false);
+});
