@@ -40,14 +40,7 @@ export class MapOutput<R> {
    * or through the stream's own queue (for good, once read that way).
    */
   #mode: "fresh" | "direct" | "stream" = "fresh";
-  /** Lists handed to the fast iterator and not yet reached, from #next on. */
-  #lists: unknown[][] = [];
-  #next = 0;
-  /** The list the fast iterator yields from, and its place in it. */
-  #list: unknown[] = EMPTY;
-  #at = 0;
-  /** Results handed to the fast iterator and not yet yielded. */
-  #held = 0;
+  #iterator: ResultIterator<R> | undefined;
 
   constructor(results: MapResults) {
     this.#results = results;
@@ -73,7 +66,7 @@ export class MapOutput<R> {
 
   /** Results handed over and not yet taken by the consumer. */
   inQueue(): number {
-    if (this.#mode === "direct") return this.#held;
+    if (this.#mode === "direct") return this.#iterator!.held();
     const size = this.#controller.desiredSize;
     return size === null ? 0 : Math.max(0, -size);
   }
@@ -93,11 +86,6 @@ export class MapOutput<R> {
     }
   }
 
-  #give = (values: unknown[]): void => {
-    this.#lists.push(values);
-    this.#held += values.length;
-  };
-
   /**
    * The stream's async iterator: the fast one on a fresh stream, else the
    * stream's own.
@@ -107,90 +95,147 @@ export class MapOutput<R> {
     if (this.#mode !== "fresh") return streamValues.call(this.stream, options);
     const reader = this.stream.getReader(); // locks it, as iterating does
     this.#mode = "direct";
-    const preventCancel = Boolean(options?.preventCancel);
-    let done = false;
-    let ongoing: Promise<IteratorResult<R>> | undefined;
-    const controller = this.#controller;
+    return this.#iterator = new ResultIterator(
+      this.#results,
+      this.#controller,
+      reader,
+      Boolean(options?.preventCancel),
+      () => this.#mode = "stream",
+    );
+  }
+}
 
-    /** The next result, waiting for the engine when none is held. */
-    const step = async (): Promise<IteratorResult<R>> => {
-      for (;;) {
-        if (this.#at < this.#list.length) return this.#yield();
-        if (this.#next < this.#lists.length) {
-          this.#list = this.#lists[this.#next]!;
-          this.#lists[this.#next++] = EMPTY;
-          this.#at = 0;
-          continue;
-        }
-        this.#lists.length = this.#next = 0;
-        if (done) return { value: undefined, done: true };
-        try {
-          if (!await this.#results.deliver(this.#give)) {
-            done = true;
-            controller.close();
-            reader.releaseLock();
-          }
-        } catch (error) {
-          done = true;
-          controller.error(error);
-          reader.releaseLock();
-          throw error;
-        }
-      }
-    };
+/**
+ * The fast iterator: yields from the lists of results the engine hands
+ * over, and asks the engine for more only once they are all yielded.
+ */
+class ResultIterator<R> implements AsyncIterableIterator<R> {
+  /** The list being yielded from, and the place in it. */
+  list: unknown[] = EMPTY;
+  at = 0;
+  /** Lists handed over and not yet reached (from `#first` on). */
+  #lists: unknown[][] = [];
+  #first = 0;
+  /** Results in those lists. */
+  #waiting = 0;
+  #done = false;
+  #ongoing: Promise<IteratorResult<R>> | undefined;
+  readonly #results: MapResults;
+  readonly #controller: ReadableStreamDefaultController<R>;
+  readonly #reader: ReadableStreamDefaultReader<R>;
+  readonly #preventCancel: boolean;
+  readonly #toStream: () => void;
 
-    const iterator: AsyncIterableIterator<R> = {
-      next: (): Promise<IteratorResult<R>> => {
-        if (ongoing === undefined && this.#at < this.#list.length) {
-          return Promise.resolve(this.#yield());
-        }
-        // One call at a time: a call made while another waits runs after it.
-        const call = ongoing === undefined ? step() : ongoing.then(step, step);
-        ongoing = call;
-        const clear = () => {
-          if (ongoing === call) ongoing = undefined;
-        };
-        call.then(clear, clear);
-        return call;
-      },
-      return: async (value?: unknown): Promise<IteratorResult<R>> => {
-        if (ongoing !== undefined) await ongoing.catch(() => {});
-        if (!done) {
-          done = true;
-          if (preventCancel) {
-            // What the consumer has not taken stays in the stream for the
-            // next reader.
-            this.#mode = "stream";
-            while (this.#at < this.#list.length) {
-              controller.enqueue(this.#yield().value);
-            }
-            for (let i = this.#next; i < this.#lists.length; i++) {
-              for (const v of this.#lists[i]!) controller.enqueue(v as R);
-            }
-            this.#lists.length = this.#next = this.#held = 0;
-            reader.releaseLock();
-          } else {
-            this.#list = EMPTY; // results not taken are dropped
-            this.#lists.length = this.#next = this.#held = 0;
-            const cancelled = reader.cancel(value);
-            reader.releaseLock();
-            await cancelled;
-          }
-        }
-        return { value: value as R, done: true };
-      },
-      [Symbol.asyncIterator]() {
-        return iterator;
-      },
-    };
-    return iterator;
+  constructor(
+    results: MapResults,
+    controller: ReadableStreamDefaultController<R>,
+    reader: ReadableStreamDefaultReader<R>,
+    preventCancel: boolean,
+    toStream: () => void,
+  ) {
+    this.#results = results;
+    this.#controller = controller;
+    this.#reader = reader;
+    this.#preventCancel = preventCancel;
+    this.#toStream = toStream;
   }
 
-  /** Takes the next result of the current list. */
-  #yield(): IteratorYieldResult<R> {
-    const value = this.#list[this.#at] as R;
-    this.#list[this.#at++] = undefined;
-    this.#held--;
-    return { value, done: false };
+  /** Results handed over and not yet yielded. */
+  held(): number {
+    return this.list.length - this.at + this.#waiting;
+  }
+
+  next(): Promise<IteratorResult<R>> {
+    const at = this.at;
+    if (at < this.list.length && this.#ongoing === undefined) {
+      this.at = at + 1;
+      return Promise.resolve({ value: this.list[at] as R, done: false });
+    }
+    // One call at a time: a call made while another waits runs after it.
+    const step = () => this.#step();
+    const ongoing = this.#ongoing;
+    const call = ongoing === undefined ? step() : ongoing.then(step, step);
+    this.#ongoing = call;
+    const clear = () => {
+      if (this.#ongoing === call) this.#ongoing = undefined;
+    };
+    call.then(clear, clear);
+    return call;
+  }
+
+  #give = (values: unknown[]): void => {
+    this.#lists.push(values);
+    this.#waiting += values.length;
+  };
+
+  /** The next result, waiting for the engine when none is held. */
+  async #step(): Promise<IteratorResult<R>> {
+    for (;;) {
+      if (this.at < this.list.length) {
+        return { value: this.list[this.at++] as R, done: false };
+      }
+      if (this.#first < this.#lists.length) {
+        this.list = this.#lists[this.#first]!;
+        this.#lists[this.#first++] = EMPTY;
+        this.#waiting -= this.list.length;
+        this.at = 0;
+        continue;
+      }
+      this.list = EMPTY;
+      this.at = this.#lists.length = this.#first = 0;
+      if (this.#done) return { value: undefined, done: true };
+      try {
+        if (!await this.#results.deliver(this.#give)) {
+          this.#done = true;
+          this.#controller.close();
+          this.#reader.releaseLock();
+        }
+      } catch (error) {
+        this.#done = true;
+        this.#controller.error(error);
+        this.#reader.releaseLock();
+        throw error;
+      }
+    }
+  }
+
+  async return(value?: unknown): Promise<IteratorResult<R>> {
+    if (this.#ongoing !== undefined) await this.#ongoing.catch(() => {});
+    if (!this.#done) {
+      this.#done = true;
+      if (this.#preventCancel) {
+        // What the consumer has not taken stays in the stream for the next
+        // reader.
+        this.#toStream();
+        const controller = this.#controller;
+        for (let i = this.at; i < this.list.length; i++) {
+          controller.enqueue(this.list[i] as R);
+        }
+        for (let i = this.#first; i < this.#lists.length; i++) {
+          for (const v of this.#lists[i]!) controller.enqueue(v as R);
+        }
+        this.#drop();
+        this.#reader.releaseLock();
+      } else {
+        this.#drop(); // results not taken are dropped
+        const cancelled = this.#reader.cancel(value);
+        this.#reader.releaseLock();
+        await cancelled;
+      }
+    }
+    return { value: value as R, done: true };
+  }
+
+  #drop(): void {
+    this.list = EMPTY;
+    this.at =
+      this.#lists.length =
+      this.#first =
+      this.#waiting =
+        0;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<R> {
+    return this;
   }
 }
