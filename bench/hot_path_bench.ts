@@ -11,7 +11,6 @@
  */
 import { decode, encode } from "../src/_codec.ts";
 import {
-  _extractBlobs,
   type ByteChannel,
   FrameWriter,
   type Message,
@@ -50,10 +49,6 @@ Deno.bench("decode Call", { group: "codec" }, () => {
 
 Deno.bench("decode Result", { group: "codec" }, () => {
   decode(RESULT_BYTES);
-});
-
-Deno.bench("_extractBlobs on a Call (no blobs)", { group: "codec" }, () => {
-  _extractBlobs(CALL, [], []);
 });
 
 Deno.bench("encode Chunk of 100 calls", { group: "codec" }, () => {

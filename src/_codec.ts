@@ -45,5 +45,4 @@
 export { encode } from "./_codec_encode.ts";
 export { decode } from "./_codec_decode.ts";
 export { _readBlobs } from "./_codec_blobs.ts";
-export { _dataCloneError, _position } from "./_codec_check.ts";
-export { _registerType } from "./_codec_ext.ts";
+export { _registerType, RAW_MIN_BYTES } from "./_codec_ext.ts";

@@ -140,28 +140,19 @@ function formatPath(path: readonly (string | number)[]): string {
 /**
  * Names a position in a protocol message the way a user sees it: the message
  * layouts are those of src/protocol.ts (`[op, taskId, fnId, args]` for calls,
- * `[op, taskId, value, …]` for results, `[message, paths, lengths]` around
- * frames that carry large byte arrays raw).
+ * `[op, taskId, value, …]` for results).
  */
-export function _position(
+function position(
   root: unknown,
   path: readonly (string | number)[],
 ): string {
-  let p = path.map((key) =>
+  const p = path.map((key) =>
     typeof key === "string" && /^\d+$/.test(key) ? Number(key) : key
   );
-  let message = root;
-  if (
-    Array.isArray(root) && Array.isArray(root[0]) && p[0] === 0 &&
-    Array.isArray(root[1])
-  ) {
-    message = root[0];
-    p = p.slice(1);
-  }
-  if (!Array.isArray(message) || typeof message[0] !== "number") {
+  if (!Array.isArray(root) || typeof root[0] !== "number") {
     return `value${formatPath(p)}`;
   }
-  const op = message[0];
+  const op = root[0];
   const rest = (n: number) => formatPath(p.slice(n));
   if (op === 4 && p[0] === 3) return `args${rest(1)}`; // Call
   if (op === 9 && p[0] === 3) return `initArgs${rest(1)}`; // Init
@@ -195,7 +186,7 @@ function fail(walk: Walk, root: unknown, what: string): never {
   const advice = open < 0 ? "" : what.slice(open);
   throw _dataCloneError(
     `${thing[0]!.toUpperCase()}${thing.slice(1)} at ${
-      _position(root, walk.path)
+      position(root, walk.path)
     }`,
     undefined,
     advice,
@@ -263,7 +254,7 @@ export function check(value: unknown, walk: Walk, root: unknown): void {
     if (object instanceof Blob) {
       if (!blobBytes.has(object)) {
         (walk.unread ??= []).push(object);
-        walk.unreadAt ??= _position(root, path);
+        walk.unreadAt ??= position(root, path);
       }
       return;
     }

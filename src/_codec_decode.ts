@@ -21,9 +21,28 @@ let decoding = false;
 /** Objects decoded so far, when the message holds `Ext.Ref`s. */
 let refs: unknown[] | undefined;
 
-/** Decodes one MessagePack value. The result never aliases `bytes`. */
-export function decode(bytes: Uint8Array): unknown {
+/** The raw segments of the message being decoded, and the next one's index. */
+let raws: readonly Uint8Array<ArrayBuffer>[] | undefined;
+let rawNext = 0;
+
+/**
+ * Decodes one MessagePack value. The result never aliases `bytes`.
+ *
+ * @param bytes The MessagePack part.
+ * @param segments The raw segments that `encode` set apart, in order: the
+ * decoded value holds them themselves (Uint8Arrays as they are, other typed
+ * arrays over their buffers), so each should have a buffer of its own.
+ * @throws {TypeError} on malformed input, including segments left over.
+ */
+export function decode(
+  bytes: Uint8Array,
+  segments?: readonly Uint8Array<ArrayBuffer>[],
+): unknown {
   const saved = refs;
+  const savedRaws = raws;
+  const savedNext = rawNext;
+  raws = segments;
+  rawNext = 0;
   // One reader, unless a registered type's decode decodes again.
   const r = decoding ? new Reader(bytes) : reader;
   if (r === reader) {
@@ -37,8 +56,16 @@ export function decode(bytes: Uint8Array): unknown {
     refs = undefined;
   }
   try {
-    return get(r);
+    const value = get(r);
+    if (segments !== undefined && rawNext !== segments.length) {
+      throw new TypeError(
+        `Malformed message: ${segments.length - rawNext} raw segments unused`,
+      );
+    }
+    return value;
   } finally {
+    raws = savedRaws;
+    rawNext = savedNext;
     refs = saved;
     if (r === reader) {
       decoding = false;
@@ -95,6 +122,39 @@ function get(r: Reader): unknown {
       throw new TypeError("Malformed message: 0xc1 is never used");
   }
   return r.number(type);
+}
+
+/** The next raw segment (an `Ext.Raw` placeholder was read). */
+function takeRaw(): Uint8Array<ArrayBuffer> {
+  const raw = raws?.[rawNext];
+  if (raw === undefined) {
+    throw new TypeError("Malformed message: a raw segment that is not there");
+  }
+  rawNext++;
+  return raw;
+}
+
+/** Byte contents inside an extension: a bin, or a raw segment. */
+function getBytes(r: Reader): Uint8Array<ArrayBuffer> {
+  const type = r.u8();
+  if (type === 0xc7 && r.extSize(type) === 0 && r.extType === Ext.Raw) {
+    return takeRaw();
+  }
+  return getBin(r, type);
+}
+
+/** The ArrayBuffer of just `bytes`: theirs when it holds nothing else. */
+function bufferOf(bytes: Uint8Array<ArrayBuffer>): ArrayBuffer {
+  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
+    ? bytes.buffer
+    : bytes.slice().buffer;
+}
+
+function viewOf(
+  Kind: new (buffer: ArrayBuffer) => ArrayBufferView,
+  bytes: Uint8Array<ArrayBuffer>,
+): ArrayBufferView {
+  return new Kind(bufferOf(bytes));
 }
 
 function getBin(r: Reader, type: number): Uint8Array<ArrayBuffer> {
@@ -369,7 +429,7 @@ function getExt(r: Reader, type: number): unknown {
       break;
     case Ext.Blob: {
       const type = getString(r);
-      const bytes = getBin(r, r.u8());
+      const bytes = getBytes(r);
       value = r.pos < end
         ? new File([bytes], getString(r), { type, lastModified: getNumber(r) })
         : new Blob([bytes], { type });
@@ -383,12 +443,12 @@ function getExt(r: Reader, type: number): unknown {
     case Ext.View: {
       const Kind = VIEW_KINDS[getNumber(r)];
       if (!Kind) throw new TypeError("Malformed message: unknown view kind");
-      value = new Kind(getBin(r, r.u8()).buffer);
+      value = viewOf(Kind, getBytes(r));
       if (refs) refs.push(value);
       break;
     }
     case Ext.Buffer: {
-      const bytes = getBin(r, r.u8());
+      const bytes = getBytes(r);
       if (r.pos < end) {
         const buffer = new ArrayBuffer(bytes.byteLength, {
           maxByteLength: getNumber(r),
@@ -396,11 +456,15 @@ function getExt(r: Reader, type: number): unknown {
         new Uint8Array(buffer).set(bytes);
         value = buffer;
       } else {
-        value = bytes.buffer;
+        value = bufferOf(bytes);
       }
       if (refs) refs.push(value);
       break;
     }
+    case Ext.Raw:
+      value = takeRaw();
+      if (refs) refs.push(value);
+      break;
     case Ext.User: {
       const at = refs ? refs.push(undefined) - 1 : -1;
       const type = userTypeNamed(getString(r));

@@ -22,6 +22,7 @@ import {
   ERROR_CLASSES,
   Ext,
   findUserType,
+  RAW_MIN_BYTES,
   RESERVE,
   userClasses,
   VIEW_KINDS,
@@ -65,6 +66,8 @@ let protoClean = true;
 /** After a {@link RESTART}: check every array for holes and properties. */
 let checkAllArrays = false;
 let busy = false;
+/** Where large byte contents go, when the caller asked for raw segments. */
+let raws: Uint8Array[] | undefined;
 
 function put(value: unknown, depth: number): void {
   switch (typeof value) {
@@ -188,7 +191,7 @@ function putOther(object: object, constructor: unknown, depth: number): void {
       return w.endExt(at);
     }
   }
-  if (constructor === Uint8Array) return w.bin(object as Uint8Array);
+  if (constructor === Uint8Array) return putBytes(object as Uint8Array);
   if (ArrayBuffer.isView(object)) {
     const kind = object instanceof DataView
       ? 11
@@ -226,7 +229,7 @@ function putOther(object: object, constructor: unknown, depth: number): void {
     putError(object, depth);
   } else if (object instanceof ArrayBuffer) {
     at = w.beginExt(Ext.Buffer);
-    w.bin(new Uint8Array(object));
+    putBytes(new Uint8Array(object));
     if (object.resizable) w.number(object.maxByteLength);
   } else if (object instanceof URL) {
     at = w.beginExt(Ext.Url);
@@ -236,7 +239,7 @@ function putOther(object: object, constructor: unknown, depth: number): void {
     if (!bytes) throw REFUSED;
     at = w.beginExt(Ext.Blob);
     w.string(object.type);
-    w.bin(bytes);
+    putBytes(bytes);
     if (object instanceof File) {
       w.string(object.name);
       w.number(object.lastModified);
@@ -266,10 +269,19 @@ function putOther(object: object, constructor: unknown, depth: number): void {
   w.endExt(at);
 }
 
+/** Byte contents: a bin, or a raw segment of their own when large. */
+function putBytes(bytes: Uint8Array): void {
+  if (raws === undefined || bytes.byteLength < RAW_MIN_BYTES) {
+    return w.bin(bytes);
+  }
+  raws.push(bytes);
+  w.extHeader(Ext.Raw, 0);
+}
+
 function putView(view: ArrayBufferView, kind: number): void {
   const at = w.beginExt(Ext.View);
   w.number(kind);
-  w.bin(new Uint8Array(view.buffer, view.byteOffset, view.byteLength));
+  putBytes(new Uint8Array(view.buffer, view.byteOffset, view.byteLength));
   w.endExt(at);
 }
 
@@ -300,6 +312,7 @@ function walkValue(value: unknown): Uint8Array {
   protoClean = !objectProtoEnumerable();
   for (;;) {
     w.reset(RESERVE);
+    if (raws !== undefined) raws.length = 0;
     try {
       put(value, 0);
       break;
@@ -324,33 +337,42 @@ function walkValue(value: unknown): Uint8Array {
  * The returned bytes may share a buffer with later calls: copy or write them
  * out before the next call.
  *
+ * @param value What to encode.
+ * @param segments If given, byte contents of `RAW_MIN_BYTES` and more (of
+ * `Uint8Array`s, other typed arrays, `ArrayBuffer`s, Blobs) are not copied
+ * into the MessagePack part: they are appended here, in the order `decode`
+ * wants them back, and the part holds a placeholder for each. Emptied first.
  * @throws {DOMException} `DataCloneError` for values that cannot be sent,
- * naming the type and its position.
+ * naming the type and its position (`segments` is then left empty).
  */
-export function encode(value: unknown): Uint8Array {
+export function encode(value: unknown, segments?: Uint8Array[]): Uint8Array {
   if (busy) {
     // Called from inside a walk (a getter or a registered type's encode):
     // on a writer of its own.
-    const saved = [w, ids, nextId, usedRefs, checkAllArrays] as const;
+    const saved = [w, ids, nextId, usedRefs, checkAllArrays, raws] as const;
     w = new Writer();
     ids = new Map();
     nextId = 0;
     usedRefs = false;
     checkAllArrays = false;
+    raws = undefined;
     busy = false;
     try {
-      return encode(value).slice();
+      return encode(value, segments).slice();
     } finally {
-      [w, ids, nextId, usedRefs, checkAllArrays] = saved;
+      [w, ids, nextId, usedRefs, checkAllArrays, raws] = saved;
       busy = true;
     }
   }
   busy = true;
+  raws = segments;
   try {
     return walkValue(value);
   } catch (error) {
+    if (segments !== undefined) segments.length = 0;
     throw cloneError(value, error);
   } finally {
+    raws = undefined;
     busy = false;
     checkAllArrays = false;
     ids.clear();

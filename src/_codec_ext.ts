@@ -44,6 +44,11 @@ export const Ext = {
   Buffer: 0x0f,
   /** A registered user type: its name and what its encode gave. */
   User: 0x10,
+  /**
+   * Byte contents that travel outside the MessagePack part (ext8 of size 0):
+   * the next of the raw segments given to `decode` (see `encode`).
+   */
+  Raw: 0x11,
 } as const;
 
 /** Kinds of `Ext.View`, by their index here. */
@@ -62,6 +67,12 @@ export const VIEW_KINDS: (new (buffer: ArrayBuffer) => ArrayBufferView)[] = [
   DataView,
 ];
 if (typeof Float16Array === "function") VIEW_KINDS.push(Float16Array);
+
+/**
+ * Byte contents from this size on go to the caller's list of raw segments
+ * when `encode` is given one, instead of into the MessagePack part.
+ */
+export const RAW_MIN_BYTES = 16 * 1024;
 
 /** Bytes left free before a message, for an `Ext.Refs` header. */
 export const RESERVE = 6;

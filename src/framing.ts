@@ -1,13 +1,21 @@
 /**
  * Framing: MessagePack values over any {@link ByteChannel} (a `Deno.Conn`, an
- * SSH tunnel, or an in-memory pair in tests), each in a frame prefixed with
- * its length as a 32-bit big-endian integer. Frames sent in the same turn of
- * the event loop go out in one write; large byte arrays travel raw after the
- * MessagePack part. What the frames mean is `protocol.ts`'s business.
+ * SSH tunnel, or an in-memory pair in tests). What the frames mean is
+ * `protocol.ts`'s business.
+ *
+ * A frame is a 32-bit big-endian word, then a body of as many bytes as its
+ * low 31 bits say. Its top bit clear, the body is one MessagePack value. Set,
+ * large byte contents travel raw, outside the MessagePack part (no per-byte
+ * encoding, no copy into a write buffer, read straight into a buffer of their
+ * own): the body is a 32-bit count n, n 32-bit lengths, the MessagePack part
+ * (with a placeholder for each, see `encode`), then the n raw segments.
+ * Frames sent in the same turn of the event loop go out in one write, but
+ * for raw segments of {@link DIRECT} bytes and more, which are written from
+ * their own memory.
  *
  * @module
  */
-import { decode, encode } from "./_codec.ts";
+import { decode, encode, RAW_MIN_BYTES } from "./_codec.ts";
 
 /** A bidirectional byte stream; `Deno.Conn` is one. */
 export interface ByteChannel {
@@ -44,121 +52,89 @@ const INITIAL_BUFFER = 4 * 1024;
 /** First size of a connection's read buffer: it grows while reads fill it. */
 const FIRST_READ_BUFFER = 16 * 1024;
 /**
- * Most a connection's read buffer grows to; a frame larger than this is read
- * into a buffer of its own, of its exact size.
+ * Most a connection's read buffer grows to; a larger frame is read into a
+ * buffer of its own, of its exact size (its raw segments each into theirs).
  */
 const READ_BUFFER = 256 * 1024;
 /**
- * Byte arrays from this size on are not copied into the write buffer: they
- * are written from their own memory, as a segment of their own.
+ * Raw segments from this size on are written from their own memory (not
+ * copied into the write buffer) and read straight into their own buffer.
  */
-const DIRECT_WRITE = 64 * 1024;
+const DIRECT = 64 * 1024;
+/**
+ * After bytes were read straight into a buffer of their own, the next read
+ * asks for no more than this: the next frame's head, and not much of any
+ * large contents behind it (which would be copied out of the read buffer).
+ */
+const LOOKAHEAD = 16 * 1024;
 const MAX_KEPT_BUFFER = 64 * 1024 * 1024;
-const scratchBlobs: Uint8Array[] = [];
-const scratchPaths: number[][] = [];
 
-/** Set in a frame's length word when raw byte arrays follow the payload. */
-const BLOB_FLAG = 0x80000000;
-/** Byte arrays from this size on travel raw, outside the MessagePack part. */
-export const BLOB_THRESHOLD = 16 * 1024;
+/** Set in a frame's length word when raw segments follow the MessagePack part. */
+const RAW_FLAG = 0x80000000;
+/** Byte contents from this size on travel raw, outside the MessagePack part. */
+export const BLOB_THRESHOLD: number = RAW_MIN_BYTES;
 
-function isBlob(value: unknown): value is Uint8Array {
-  return value instanceof Uint8Array && value.byteLength >= BLOB_THRESHOLD;
+/** The raw segments of the message being sent (reused: most have none). */
+const scratchRaws: Uint8Array[] = [];
+let scratchInUse = false;
+
+/** Writes `word` big-endian at `at`; returns where it ends. */
+function putWord(buffer: Uint8Array, at: number, word: number): number {
+  buffer[at] = word >>> 24;
+  buffer[at + 1] = (word >>> 16) & 0xff;
+  buffer[at + 2] = (word >>> 8) & 0xff;
+  buffer[at + 3] = word & 0xff;
+  return at + 4;
 }
 
-/**
- * Finds large `Uint8Array`s up to three array levels deep in `message` (task
- * arguments, chunk argument lists, results, chunk results), collects them and
- * their paths, and returns the message with `null` in their places. The
- * caller's arrays are never modified: containers on a path are copied.
- */
-export function _extractBlobs(
-  message: readonly unknown[],
-  blobs: Uint8Array[],
-  paths: number[][],
-): readonly unknown[] {
-  let copy: unknown[] | undefined;
-  for (let i = 1; i < message.length; i++) {
-    const a = message[i];
-    if (isBlob(a)) {
-      (copy ??= message.slice())[i] = null;
-      blobs.push(a);
-      paths.push([i]);
-    } else if (Array.isArray(a)) {
-      let copyA: unknown[] | undefined;
-      for (let j = 0; j < a.length; j++) {
-        const b = a[j];
-        if (isBlob(b)) {
-          (copyA ??= a.slice())[j] = null;
-          blobs.push(b);
-          paths.push([i, j]);
-        } else if (Array.isArray(b)) {
-          let copyB: unknown[] | undefined;
-          for (let k = 0; k < b.length; k++) {
-            if (isBlob(b[k])) {
-              (copyB ??= b.slice())[k] = null;
-              blobs.push(b[k] as Uint8Array);
-              paths.push([i, j, k]);
-            }
-          }
-          if (copyB) (copyA ??= a.slice())[j] = copyB;
-        }
-      }
-      if (copyA) (copy ??= message.slice())[i] = copyA;
-    }
-  }
-  return copy ?? message;
+function getWord(buffer: Uint8Array, at: number): number {
+  return ((buffer[at]! << 24) | (buffer[at + 1]! << 16) |
+    (buffer[at + 2]! << 8) | buffer[at + 3]!) >>> 0;
 }
 
-/**
- * Decodes a frame with raw byte arrays after its MessagePack part. With
- * `owned`, the frame's memory belongs to this message alone and the arrays are
- * views into it (no copy); otherwise they are copied out.
- */
-function decodeBlobFrame(frame: Uint8Array, owned: boolean): unknown {
-  if (frame.length < 4) throw new ProtocolError("blob frame too short");
-  const n = ((frame[0]! << 24) | (frame[1]! << 16) | (frame[2]! << 8) |
-    frame[3]!) >>> 0;
-  if (4 + n > frame.length) {
-    throw new ProtocolError("blob frame header overruns");
+/** Decodes a frame's MessagePack part: a {@link ProtocolError} if it cannot. */
+function decodeBody(
+  body: Uint8Array,
+  raws?: Uint8Array<ArrayBuffer>[],
+): Message {
+  let message: unknown;
+  try {
+    message = decode(body, raws);
+  } catch (error) {
+    throw new ProtocolError(
+      `undecodable frame: ${error instanceof Error ? error.message : error}`,
+    );
   }
-  const wrapper = decode(frame.subarray(4, 4 + n));
-  if (
-    !Array.isArray(wrapper) || !Array.isArray(wrapper[0]) ||
-    !Array.isArray(wrapper[1]) || !Array.isArray(wrapper[2]) ||
-    wrapper[1].length !== wrapper[2].length
-  ) {
-    throw new ProtocolError("malformed blob frame");
+  if (!isMessage(message)) {
+    throw new ProtocolError("frame is not a protocol message");
   }
-  const [message, paths, lengths] = wrapper as [
-    unknown[],
-    unknown[],
-    unknown[],
-  ];
-  let at = 4 + n;
-  for (let b = 0; b < paths.length; b++) {
-    const path = paths[b];
-    const length = lengths[b];
-    if (
-      !Array.isArray(path) || path.length < 1 || path.length > 3 ||
-      typeof length !== "number" || length < 0 || at + length > frame.length
-    ) {
-      throw new ProtocolError("malformed blob frame");
-    }
-    let container: unknown = message;
-    for (let d = 0; d < path.length - 1; d++) {
-      container = (container as unknown[])[path[d] as number];
-      if (!Array.isArray(container)) {
-        throw new ProtocolError("malformed blob frame");
-      }
-    }
-    (container as unknown[])[path[path.length - 1] as number] = owned
-      ? frame.subarray(at, at + length)
-      : frame.slice(at, at + length);
-    at += length;
-  }
-  if (at !== frame.length) throw new ProtocolError("malformed blob frame");
   return message;
+}
+
+/** Where a raw frame's MessagePack part is in its body, and its segments' lengths. */
+type RawLayout = { start: number; end: number; lengths: number[] };
+
+/**
+ * The layout of a raw frame's body of `size` bytes, read from its head (the
+ * count and the lengths, at `at` in `buffer`).
+ */
+function rawLayout(
+  buffer: Uint8Array,
+  at: number,
+  size: number,
+): RawLayout {
+  const count = getWord(buffer, at);
+  const start = 4 + 4 * count;
+  let left = size - start;
+  if (left < 0) throw new ProtocolError("malformed raw-bytes frame");
+  const lengths = new Array<number>(count);
+  for (let i = 0; i < count; i++) {
+    const length = getWord(buffer, at + 4 + 4 * i);
+    left -= length;
+    lengths[i] = length;
+  }
+  if (left < 0) throw new ProtocolError("malformed raw-bytes frame");
+  return { start, end: start + left, lengths };
 }
 
 /**
@@ -217,62 +193,14 @@ export class FrameWriter {
    */
   send(message: Message): void {
     if (this.#failed !== undefined) return;
-    // Scratch lists, reused: most messages carry no blob (send is sync).
-    const blobs = scratchBlobs;
-    const paths = scratchPaths;
-    const holed = _extractBlobs(message, blobs, paths);
-    if (blobs.length === 0) {
-      const payload = encode(message);
-      const size = payload.length;
-      if (size > this.maxFrameBytes) this.#tooLarge(size);
-      this.#reserve(size + 4);
-      const at = this.#header(size);
-      this.#buffer.set(payload, at);
-      this.#length = at + size;
-    } else {
-      // Large byte arrays travel raw after the MessagePack part, no
-      // per-byte encoding. Those from DIRECT_WRITE on are not copied at all:
-      // they are written from their own memory, between the sealed part of
-      // the buffer before them and what follows.
-      const found = blobs.splice(0);
-      const where = paths.splice(0);
-      const lengths = found.map((b) => b.byteLength);
-      const payload = encode([holed, where, lengths]);
-      let size = 4 + payload.length;
-      let copied = 0;
-      for (const length of lengths) {
-        size += length;
-        if (length < DIRECT_WRITE) copied += length;
-      }
-      if (size > this.maxFrameBytes || size > 0x7fffffff) {
-        blobs.length = 0; // nothing of it stays in the scratch lists
-        paths.length = 0;
-        this.#tooLarge(size);
-      }
-      this.#reserve(8 + payload.length + copied);
-      let at = this.#header(size | BLOB_FLAG);
-      const buffer = this.#buffer;
-      buffer[at++] = payload.length >>> 24;
-      buffer[at++] = (payload.length >>> 16) & 0xff;
-      buffer[at++] = (payload.length >>> 8) & 0xff;
-      buffer[at++] = payload.length & 0xff;
-      buffer.set(payload, at);
-      at += payload.length;
-      for (const blob of found) {
-        if (blob.byteLength < DIRECT_WRITE) {
-          buffer.set(blob, at);
-          at += blob.byteLength;
-        } else {
-          if (at > this.#sealed) {
-            this.#segments.push(buffer.subarray(this.#sealed, at));
-            this.#segmentBytes += at - this.#sealed;
-          }
-          this.#segments.push(blob);
-          this.#segmentBytes += blob.byteLength;
-          this.#sealed = at;
-        }
-      }
-      this.#length = at;
+    // The scratch list, unless a getter inside this encode sends too.
+    const raws = scratchInUse ? [] : scratchRaws;
+    scratchInUse = raws === scratchRaws || scratchInUse;
+    try {
+      this.#queue(encode(message, raws), raws);
+    } finally {
+      raws.length = 0;
+      if (raws === scratchRaws) scratchInUse = false;
     }
     if (!this.#flushing) {
       this.#flushing = true;
@@ -280,14 +208,53 @@ export class FrameWriter {
     }
   }
 
-  #header(word: number): number {
+  /** Queues a frame of `payload` and the raw segments `encode` set apart. */
+  #queue(payload: Uint8Array, raws: Uint8Array[]): void {
+    if (raws.length === 0) {
+      const size = payload.length;
+      if (size > this.maxFrameBytes) this.#tooLarge(size);
+      this.#reserve(size + 4);
+      const at = putWord(this.#buffer, this.#length, size);
+      this.#buffer.set(payload, at);
+      this.#length = at + size;
+      return;
+    }
+    const count = raws.length;
+    let size = 4 + 4 * count + payload.length;
+    let copied = 0;
+    for (let i = 0; i < count; i++) {
+      const length = raws[i]!.byteLength;
+      size += length;
+      if (length < DIRECT) copied += length;
+    }
+    if (size > this.maxFrameBytes || size > 0x7fffffff) this.#tooLarge(size);
+    this.#reserve(8 + 4 * count + payload.length + copied);
     const buffer = this.#buffer;
-    let at = this.#length;
-    buffer[at++] = word >>> 24;
-    buffer[at++] = (word >>> 16) & 0xff;
-    buffer[at++] = (word >>> 8) & 0xff;
-    buffer[at++] = word & 0xff;
-    return at;
+    let at = putWord(buffer, this.#length, size | RAW_FLAG);
+    at = putWord(buffer, at, count);
+    for (let i = 0; i < count; i++) {
+      at = putWord(buffer, at, raws[i]!.byteLength);
+    }
+    buffer.set(payload, at);
+    at += payload.length;
+    for (let i = 0; i < count; i++) {
+      const raw = raws[i]!;
+      if (raw.byteLength < DIRECT) {
+        buffer.set(raw, at);
+        at += raw.byteLength;
+        continue;
+      }
+      // Written from its own memory, between the part of the buffer before
+      // it (sealed: queued as a segment) and what follows.
+      if (at > this.#sealed) {
+        this.#segments.push(buffer.subarray(this.#sealed, at));
+        this.#segmentBytes += at - this.#sealed;
+      }
+      this.#segments.push(raw);
+      this.#segmentBytes += raw.byteLength;
+      this.#sealed = at;
+    }
+    this.#length = at;
   }
 
   /** Resolves when everything queued so far has been written (or failed). */
@@ -368,107 +335,197 @@ export class FrameWriter {
  * @throws {ProtocolError} on an oversized or truncated frame, or a payload that
  * is not a message.
  */
-export async function readFrames(
+export function readFrames(
   channel: ByteChannel,
   onMessage: (message: Message) => boolean | void,
   limits: { maxFrameBytes: number } = {
     maxFrameBytes: DEFAULT_MAX_FRAME_BYTES,
   },
 ): Promise<void> {
-  /** The connection's own buffer; it grows while reads fill it. */
-  let regular = new Uint8Array(FIRST_READ_BUFFER);
-  /** `regular`, or a big frame's own buffer while that frame arrives. */
-  let buffer = regular;
-  let start = 0;
-  let end = 0;
-  let filled = false;
-  for (;;) {
-    if (end === buffer.length || (filled && buffer.length < READ_BUFFER)) {
-      // Full (a partial frame at the start) or reads keep filling it: grow;
-      // otherwise move the partial frame to the front.
-      if (start > 0 && end === buffer.length && !filled) {
-        buffer.copyWithin(0, start, end);
-      } else {
-        const grown = new Uint8Array(
-          Math.max(buffer.length * 2, Math.min(READ_BUFFER, end - start)),
-        );
-        grown.set(buffer.subarray(start, end));
-        buffer = regular = grown;
-      }
-      end -= start;
-      start = 0;
-    }
-    const room = buffer.length - end;
-    const n = await channel.read(buffer.subarray(end));
-    if (n === null) {
-      if (end > start) {
-        throw new ProtocolError(
-          `connection ended inside a frame (${
-            end - start
-          } bytes of it received)`,
-        );
-      }
-      return;
-    }
-    filled = n === room && buffer === regular;
-    end += n;
-    while (end - start >= 4) {
-      const word = ((buffer[start]! << 24) | (buffer[start + 1]! << 16) |
-        (buffer[start + 2]! << 8) | buffer[start + 3]!) >>> 0;
-      const size = word & 0x7fffffff;
-      if (size > limits.maxFrameBytes) {
-        throw new ProtocolError(
-          `frame of ${size} bytes exceeds the limit of ${limits.maxFrameBytes} bytes`,
-        );
-      }
-      if (end - start - 4 < size) {
-        if (size + 4 > buffer.length) {
-          // A frame larger than the buffer. One larger than READ_BUFFER gets
-          // a buffer of its own, of its exact size, read into once; a
-          // smaller one grows the connection's buffer.
-          const own = size + 4 > READ_BUFFER;
-          const grown = new Uint8Array(
-            own
-              ? size + 4
-              : Math.min(READ_BUFFER, Math.max(size + 4, buffer.length * 2)),
+  return new FrameReader(channel).run(onMessage, limits);
+}
+
+/**
+ * The reading side of one connection. Frames up to {@link READ_BUFFER} are
+ * decoded where they are in the connection's buffer, every complete one of a
+ * read in one go; a larger frame is read into a buffer of its own, and its
+ * raw segments (if any) each into one of their exact size.
+ */
+class FrameReader {
+  #channel: ByteChannel;
+  /** The connection's buffer; it grows while reads fill it. */
+  #buffer = new Uint8Array(FIRST_READ_BUFFER);
+  /** Where the first byte not yet taken is. */
+  #start = 0;
+  /** Where the bytes read end. */
+  #end = 0;
+  /** The last read filled the buffer: it grows before the next. */
+  #grow = false;
+  /** Most bytes the next read asks for. */
+  #cap = Infinity;
+
+  constructor(channel: ByteChannel) {
+    this.#channel = channel;
+  }
+
+  async run(
+    onMessage: (message: Message) => boolean | void,
+    limits: { maxFrameBytes: number },
+  ): Promise<void> {
+    for (;;) {
+      let need = 4;
+      while (this.#end - this.#start >= 4) {
+        const buffer = this.#buffer;
+        const start = this.#start;
+        const word = getWord(buffer, start);
+        const size = word & 0x7fffffff;
+        if (size > limits.maxFrameBytes) {
+          throw new ProtocolError(
+            `frame of ${size} bytes exceeds the limit of ${limits.maxFrameBytes} bytes`,
           );
-          grown.set(buffer.subarray(start, end));
-          end -= start;
-          start = 0;
-          buffer = grown;
-          if (!own) regular = grown;
-          filled = false;
         }
-        break;
+        let message: Message;
+        if (size + 4 > READ_BUFFER) {
+          this.#start = start + 4;
+          message = await this.#large(word, size);
+        } else if (this.#end - start - 4 < size) {
+          need = size + 4;
+          break;
+        } else {
+          const at = start + 4;
+          this.#start = at + size;
+          message = word & RAW_FLAG
+            ? this.#rawInPlace(at, size)
+            : decodeBody(buffer.subarray(at, at + size));
+        }
+        if (onMessage(message) === false) return;
       }
-      let message: unknown;
-      // A big frame in a buffer of its own: a blob frame's arrays are handed
-      // out as views of it (no copy), and reading goes on in `regular`.
-      const owned = buffer !== regular;
-      try {
-        const frame = buffer.subarray(start + 4, start + 4 + size);
-        message = word & BLOB_FLAG
-          ? decodeBlobFrame(frame, owned)
-          : decode(frame);
-      } catch (error) {
-        if (error instanceof ProtocolError) throw error;
-        throw new ProtocolError(
-          `undecodable frame: ${
-            error instanceof Error ? error.message : error
-          }`,
-        );
+      if (!(await this.#read(need))) {
+        if (this.#end > this.#start) this.#endedInside();
+        return;
       }
-      start += 4 + size;
-      if (owned) {
-        // The own buffer ends with the frame: nothing of the next is in it.
-        buffer = regular;
-        start = end = 0;
-      }
-      if (!isMessage(message)) {
-        throw new ProtocolError("frame is not a protocol message");
-      }
-      if (onMessage(message) === false) return;
     }
-    if (start === end) start = end = 0;
+  }
+
+  #endedInside(): never {
+    throw new ProtocolError(
+      `connection ended inside a frame (${
+        this.#end - this.#start
+      } bytes of it received)`,
+    );
+  }
+
+  /**
+   * Reads once into the buffer, first making room for `need` bytes from
+   * `#start` (at most {@link READ_BUFFER}). False at the end of the stream.
+   */
+  async #read(need: number): Promise<boolean> {
+    if (this.#start === this.#end) this.#start = this.#end = 0;
+    if (
+      this.#grow || this.#end === this.#buffer.length ||
+      this.#buffer.length - this.#start < need
+    ) {
+      this.#makeRoom(need);
+    }
+    const room = this.#buffer.length - this.#end;
+    const ask = Math.min(room, this.#cap);
+    this.#cap = Infinity;
+    const n = await this.#channel.read(
+      this.#buffer.subarray(this.#end, this.#end + ask),
+    );
+    if (n === null) return false;
+    this.#grow = n === room && this.#buffer.length < READ_BUFFER;
+    this.#end += n;
+    return true;
+  }
+
+  /** Grows the buffer (or moves what it holds to its front) for `need` bytes. */
+  #makeRoom(need: number): void {
+    const buffer = this.#buffer;
+    const kept = this.#end - this.#start;
+    let size = buffer.length;
+    if (this.#grow) size = Math.min(READ_BUFFER, size * 2);
+    while (size < need) size *= 2;
+    if (size !== buffer.length) {
+      const grown = new Uint8Array(size);
+      grown.set(buffer.subarray(this.#start, this.#end));
+      this.#buffer = grown;
+    } else {
+      buffer.copyWithin(0, this.#start, this.#end);
+    }
+    this.#start = 0;
+    this.#end = kept;
+    this.#grow = false;
+  }
+
+  /** Reads until `n` bytes from `#start` are in the buffer. */
+  async #ensure(n: number): Promise<void> {
+    while (this.#end - this.#start < n) {
+      if (!(await this.#read(n))) this.#endedInside();
+    }
+  }
+
+  /**
+   * Fills `target` with the next bytes: those in the buffer first, then
+   * straight from the channel (or through the buffer for a small rest).
+   */
+  async #readInto(target: Uint8Array): Promise<void> {
+    let at = Math.min(this.#end - this.#start, target.length);
+    target.set(this.#buffer.subarray(this.#start, this.#start + at));
+    this.#start += at;
+    while (at < target.length) {
+      const left = target.length - at;
+      if (left < DIRECT) {
+        // A small rest: one read through the buffer brings what follows too.
+        await this.#ensure(1);
+        const n = Math.min(this.#end - this.#start, left);
+        target.set(this.#buffer.subarray(this.#start, this.#start + n), at);
+        this.#start += n;
+        at += n;
+        continue;
+      }
+      const n = await this.#channel.read(target.subarray(at));
+      if (n === null) this.#endedInside();
+      at += n;
+      this.#cap = LOOKAHEAD;
+    }
+  }
+
+  /** A raw frame whose body is in the buffer, at `at`: segments copied out. */
+  #rawInPlace(at: number, size: number): Message {
+    const buffer = this.#buffer;
+    if (size < 4) throw new ProtocolError("malformed raw-bytes frame");
+    const { start, end, lengths } = rawLayout(buffer, at, size);
+    const raws = new Array<Uint8Array<ArrayBuffer>>(lengths.length);
+    let from = at + end;
+    for (let i = 0; i < lengths.length; i++) {
+      raws[i] = buffer.slice(from, from + lengths[i]!);
+      from += lengths[i]!;
+    }
+    return decodeBody(buffer.subarray(at + start, at + end), raws);
+  }
+
+  /** A frame larger than the buffer; `#start` is at its body. */
+  async #large(word: number, size: number): Promise<Message> {
+    if (!(word & RAW_FLAG)) {
+      const body = new Uint8Array(size);
+      await this.#readInto(body);
+      return decodeBody(body);
+    }
+    await this.#ensure(4);
+    const count = getWord(this.#buffer, this.#start);
+    if (4 + 4 * count > Math.min(size, READ_BUFFER)) {
+      throw new ProtocolError("malformed raw-bytes frame");
+    }
+    await this.#ensure(4 + 4 * count);
+    const { start, end, lengths } = rawLayout(this.#buffer, this.#start, size);
+    this.#start += start;
+    const part = new Uint8Array(end - start);
+    await this.#readInto(part);
+    const raws = new Array<Uint8Array<ArrayBuffer>>(lengths.length);
+    for (let i = 0; i < lengths.length; i++) {
+      await this.#readInto(raws[i] = new Uint8Array(lengths[i]!));
+    }
+    return decodeBody(part, raws);
   }
 }

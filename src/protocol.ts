@@ -12,7 +12,6 @@ import type { ErrorRecord } from "./errors.ts";
 import { type Message, ProtocolError } from "./framing.ts";
 
 export {
-  _extractBlobs,
   BLOB_THRESHOLD,
   type ByteChannel,
   DEFAULT_MAX_FRAME_BYTES,
@@ -25,9 +24,10 @@ export {
 
 /**
  * Protocol version; both sides must agree. 3: the library's own MessagePack
- * codec (its extension types are not msgpackr's).
+ * codec (its extension types are not msgpackr's). 4: large byte contents
+ * anywhere in a message travel as raw segments (see `framing.ts`).
  */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 /**
  * The own field a worker sets on the error of a chunk (`"chunk"`/`"items"`

@@ -334,6 +334,46 @@ Deno.test("encode() keeps shared and circular references through rewritten value
   assert.ok(Object.is((back.holes[0] as { z: number }).z, -0));
 });
 
+Deno.test("encode() sets large byte contents apart as segments; decode() puts them back", async () => {
+  const big = new Uint8Array(20_000).map((_, i) => i * 7);
+  const view = new DataView(new ArrayBuffer(40_000), 8_000, 24_000);
+  view.setFloat64(0, 1.5);
+  const blob = new Blob([big], { type: "application/x-test" });
+  const value = {
+    big,
+    again: [big],
+    floats: new Float64Array(4_096).fill(2.25),
+    buffer: new ArrayBuffer(17_000),
+    map: new Map([["k", new Uint8Array(16_384).fill(9)]]),
+    view,
+    blob,
+    small: new Uint8Array([1, 2, 3]),
+  };
+  const message = [0, value];
+  await _readBlobs(message);
+  const segments: Uint8Array[] = [];
+  const part = encode(message, segments).slice();
+  // Six contents set apart (the shared array once), the small one kept.
+  assert.equal(segments.length, 6);
+  assert.ok(part.length < 200, `MessagePack part of ${part.length} bytes`);
+  const copies = segments.map((s) => s.slice());
+  const back = (decode(part, copies) as unknown[])[1] as typeof value;
+  assert.equal(await differ(structuredClone(value), back), undefined);
+  // A typed array arrives over a buffer of just its own bytes.
+  assert.equal(back.big.buffer.byteLength, 20_000);
+  assert.equal(back.view.buffer.byteLength, 24_000);
+  assert.equal(back.view.getFloat64(0), 1.5);
+  // Without a list, the same value is one MessagePack value.
+  assert.equal(
+    await differ(value, (decode(encode(message)) as unknown[])[1]),
+    undefined,
+  );
+  // A segment missing or left over is a malformed message.
+  assert.throws(() => decode(part, copies.slice(1)), TypeError);
+  assert.throws(() => decode(part, [...copies, big]), TypeError);
+  assert.throws(() => decode(part), TypeError);
+});
+
 Deno.test("registerType() sends a registered class as itself", async () => {
   const { Point } = await import("./fixtures/point_type.ts");
   const back = await wire({ p: new Point(3, 4), list: [new Point(1, 0)] }) as {

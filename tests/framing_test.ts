@@ -251,20 +251,54 @@ Deno.test("readFrames refuses garbage with ProtocolError", async () => {
   }
 });
 
+/** A raw-bytes frame's body: count, lengths, MessagePack part, segments. */
+function rawBody(
+  part: Uint8Array,
+  lengths: number[],
+  segments: Uint8Array[] = [],
+): Uint8Array {
+  const head = new Uint8Array(4 + 4 * lengths.length);
+  const view = new DataView(head.buffer);
+  view.setUint32(0, lengths.length);
+  lengths.forEach((length, i) => view.setUint32(4 + 4 * i, length));
+  return concat([head, part, ...segments]);
+}
+
 Deno.test("readFrames refuses a malformed raw-bytes frame", async () => {
-  // Blob flag set, but the inner header claims more than the frame holds.
-  const body = new Uint8Array([0, 0, 1, 0, 0x90]);
-  const bad = frame(body, body.length | 0x8000_0000);
-  await assert.rejects(readAll(rawChannel(bad)), ProtocolError);
-  // Blob flag set and a wrapper that is not [message, paths, lengths].
-  const wrapper = encode([[Op.Result, 1], [[2]], [1, 2]]);
-  const inner = new Uint8Array(4 + wrapper.length);
-  new DataView(inner.buffer).setUint32(0, wrapper.length);
-  inner.set(wrapper, 4);
-  await assert.rejects(
-    readAll(rawChannel(frame(inner, inner.length | 0x8000_0000))),
-    ProtocolError,
-  );
+  const raw = (body: Uint8Array) => frame(body, body.length | 0x8000_0000);
+  // A placeholder for a segment (encode() given a list to put it in).
+  const placeholder = encode([Op.Result, 1, new Uint8Array(BLOB_THRESHOLD)], [])
+    .slice();
+  const bad: [string, Uint8Array][] = [
+    ["too short for its count", raw(new Uint8Array([0, 0]))],
+    ["a count over what the frame holds", raw(new Uint8Array([0, 0, 1, 0]))],
+    [
+      "lengths over what the frame holds",
+      raw(rawBody(encode([Op.Result, 1]), [1_000])),
+    ],
+    [
+      "a segment no placeholder takes",
+      raw(rawBody(encode([Op.Result, 1]), [3], [new Uint8Array(3)])),
+    ],
+    [
+      "a placeholder with no segment",
+      raw(rawBody(placeholder, [])),
+    ],
+    [
+      // Larger than the read buffer: read piece by piece.
+      "a large frame whose count is over what the frame holds",
+      raw(
+        concat([new Uint8Array([0xff, 0xff, 0xff, 0xff]), noise(300_000, 1)]),
+      ),
+    ],
+  ];
+  for (const [what, bytes] of bad) {
+    await assert.rejects(
+      readAll(rawChannel(bytes, 4096)),
+      ProtocolError,
+      what,
+    );
+  }
 });
 
 Deno.test("readFrames stops when onMessage returns false", async () => {
@@ -446,26 +480,91 @@ Deno.test("readFrames starts with a small buffer and grows it while reads fill i
   );
 });
 
-Deno.test("readFrames reads a frame larger than its buffer into one buffer of the frame's size", async () => {
+Deno.test("readFrames reads large byte arrays straight into buffers of their own size", async () => {
   const [a, b] = channelPair({ maxRead: 64 * 1024 });
+  const reads: { buffer: ArrayBufferLike; n: number }[] = [];
+  const recording: ByteChannel = {
+    read: async (p) => {
+      const n = await b.read(p);
+      reads.push({ buffer: p.buffer, n: n ?? 0 });
+      return n;
+    },
+    write: (p) => b.write(p),
+    close: () => b.close(),
+  };
   const writer = new FrameWriter(a, (e) => assert.fail(`write failed: ${e}`));
-  const big = noise(1 << 20, 3);
+  const first = noise(1 << 20, 3);
+  const second = noise((1 << 20) + 5, 4);
   writer.send([Op.Result, 1, "small first"]);
-  writer.send([Op.Result, 2, big]);
-  writer.send([Op.Result, 3, "small after"]);
+  writer.send([Op.Result, 2, first]);
+  writer.send([Op.Result, 3, { after: second }]);
+  writer.send([Op.Result, 4, "small after"]);
   await writer.drained();
   a.close();
-  const received = await readAll(b);
+  const received = await readAll(recording);
   assert.deepEqual(received, [
     [Op.Result, 1, "small first"],
-    [Op.Result, 2, big],
-    [Op.Result, 3, "small after"],
+    [Op.Result, 2, first],
+    [Op.Result, 3, { after: second }],
+    [Op.Result, 4, "small after"],
   ]);
-  const arrived = received[1]![2] as Uint8Array;
-  // A view of a buffer that holds this frame alone (header, MessagePack part,
-  // the bytes): no second copy, no shared read buffer.
-  assert.ok(arrived.buffer.byteLength < big.byteLength + 256);
-  assert.ok(arrived.buffer.byteLength > big.byteLength);
+  const arrived = [
+    received[1]![2] as Uint8Array,
+    (received[2]![2] as { after: Uint8Array }).after,
+  ];
+  for (const [i, bytes] of arrived.entries()) {
+    // A buffer of its own, of its size, as structuredClone gives it.
+    assert.equal(bytes.byteOffset, 0);
+    assert.equal(bytes.buffer.byteLength, bytes.byteLength, `array ${i}`);
+  }
+  // The second array is read into its own buffer, not copied out of the
+  // connection's: the read after the first one asked for a little only.
+  const direct = reads.filter((r) => r.buffer === arrived[1]!.buffer)
+    .reduce((sum, r) => sum + r.n, 0);
+  assert.ok(
+    direct >= second.byteLength - 16 * 1024,
+    `${direct} of ${second.byteLength} bytes read in place`,
+  );
+});
+
+Deno.test("FrameWriter writes large byte contents at any depth from their own memory", async () => {
+  const channel = recordingChannel();
+  const writer = new FrameWriter(channel, (e) => assert.fail(`${e}`));
+  const inObject = noise(100_000, 1);
+  const inMap = noise(70_000, 2);
+  const floats = new Float64Array(noise(80_000, 3).buffer);
+  const message: Message = [Op.Result, 1, {
+    deep: { list: [[[inObject]]] },
+    map: new Map([["k", inMap]]),
+    floats,
+    again: inObject,
+  }];
+  writer.send(message);
+  await writer.drained();
+  for (const [what, bytes] of [["object", inObject], ["map", inMap]] as const) {
+    assert.ok(
+      channel.written.some((p) =>
+        p.buffer === bytes.buffer && p.byteLength === bytes.byteLength
+      ),
+      `the array in the ${what} was handed to write() itself`,
+    );
+  }
+  assert.ok(
+    channel.written.some((p) => p.buffer === floats.buffer),
+    "the typed array's bytes were written from its own memory",
+  );
+  assert.ok(
+    channel.written.reduce((n, p) => n + p.length, 0) < 260_000,
+    "the shared array went once",
+  );
+  const [received] = await readAll(rawChannel(concat(channel.written), 5000));
+  assert.deepEqual(received, message);
+  const value = received![2] as { deep: unknown; again: Uint8Array };
+  assert.equal(
+    (value.deep as { list: Uint8Array[][][] }).list[0]![0]![0],
+    value.again,
+    "a shared array arrives shared",
+  );
 });
 
 Deno.test("FrameWriter.send refuses a message over the peer's limit with a RangeError and sends nothing of it", async () => {
