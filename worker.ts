@@ -51,6 +51,16 @@ function reportStrayErrors(): void {
 }
 
 /**
+ * Deno loads the code of its timers when a program first uses one, which
+ * takes the worker ~5 ms (Deno 2.9.6). A worker's first timer is its stats
+ * timer, started by the pool's welcome, just as the first tasks arrive:
+ * load it before, while the pool checks the worker's handshake (issue 14).
+ */
+function loadTimers(): void {
+  clearInterval(setInterval(() => {}, 1e9));
+}
+
+/**
  * Once connected, the worker needs no access to the socket's path: it gives
  * up what the pool granted for it (in a sandbox), so that its tasks can
  * neither remove the socket nor listen on its path in the pool's place. A
@@ -110,6 +120,8 @@ export async function workerMain(args: string[]): Promise<number> {
   material.fill(0);
   // The lifeline, from now on read by a thread of its own: when the pool
   // closes stdin (or dies), the process ends, whatever a task is doing.
+  // The thread starts while this one connects and answers the handshake;
+  // no task runs before it watches.
   const watching = startWatchdog({ maxMemoryMB });
   watching.catch(() => {}); // awaited below
   reportStrayErrors();
@@ -125,8 +137,16 @@ export async function workerMain(args: string[]): Promise<number> {
   }
   try {
     revokeSocketAccess(path);
-    await watching;
-    await runWorker({ channel, secret: key, workerId });
+    await runWorker({
+      channel,
+      secret: key,
+      workerId,
+      // While the pool checks our answer: nothing else to do.
+      whileChecked: () => {
+        loadTimers();
+        return watching;
+      },
+    });
   } finally {
     try {
       channel.close();

@@ -44,6 +44,14 @@ export interface WorkerRuntimeOptions {
   secret: string | CryptoKey;
   /** The id the pool gave this worker. */
   workerId: number;
+  /**
+   * Awaited once the worker has answered the pool's challenge, while the
+   * pool checks the answer (the worker has nothing else to do then), and
+   * before the worker reads the pool's welcome or any task. If it rejects,
+   * the worker ends with that error. `worker.ts` waits for its watchdog
+   * thread here.
+   */
+  whileChecked?: (() => Promise<void>) | undefined;
 }
 
 /**
@@ -333,6 +341,7 @@ export async function runWorker(options: WorkerRuntimeOptions): Promise<void> {
 
   try {
     const expected = await answerChallenge(channel, writer, secret, workerId);
+    await options.whileChecked?.();
     const limits = { maxFrameBytes: DEFAULT_MAX_FRAME_BYTES };
     const reading = readFrames(channel, (m) => {
       if (!welcomed) {
