@@ -146,10 +146,13 @@ class ResultIterator<R> implements AsyncIterableIterator<R> {
   }
 
   next(): Promise<IteratorResult<R>> {
-    const at = this.at;
-    if (at < this.list.length && this.#ongoing === undefined) {
-      this.at = at + 1;
-      return Promise.resolve({ value: this.list[at] as R, done: false });
+    if (this.#ongoing === undefined) {
+      if (this.at < this.list.length || this.#nextList()) {
+        return Promise.resolve({
+          value: this.list[this.at++] as R,
+          done: false,
+        });
+      }
     }
     // One call at a time: a call made while another waits runs after it.
     const step = () => this.#step();
@@ -168,19 +171,25 @@ class ResultIterator<R> implements AsyncIterableIterator<R> {
     this.#waiting += values.length;
   };
 
+  /** Moves on to the next list handed over; false if there is none. */
+  #nextList(): boolean {
+    while (this.#first < this.#lists.length) {
+      this.list = this.#lists[this.#first]!;
+      this.#lists[this.#first++] = EMPTY;
+      this.#waiting -= this.list.length;
+      this.at = 0;
+      if (this.list.length > 0) return true;
+    }
+    return false;
+  }
+
   /** The next result, waiting for the engine when none is held. */
   async #step(): Promise<IteratorResult<R>> {
     for (;;) {
       if (this.at < this.list.length) {
         return { value: this.list[this.at++] as R, done: false };
       }
-      if (this.#first < this.#lists.length) {
-        this.list = this.#lists[this.#first]!;
-        this.#lists[this.#first++] = EMPTY;
-        this.#waiting -= this.list.length;
-        this.at = 0;
-        continue;
-      }
+      if (this.#nextList()) continue;
       this.list = EMPTY;
       this.at = this.#lists.length = this.#first = 0;
       if (this.#done) return { value: undefined, done: true };

@@ -457,32 +457,51 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     chunk.units.push(unit);
   }
 
-  async function feed(): Promise<void> {
+  /** Submits chunks while the window and the budget allow. */
+  function feed(): void {
     if (feeding || sourceDone || finished) return;
     feeding = true;
+    let pending: Promise<void> | undefined;
     try {
-      for (;;) {
-        if (sourceDone || finished) break;
-        const size = sizer.size(ctx.itemMs());
-        if (outstanding >= windowItems(ctx.slots(), size)) break;
-        const left = budget.itemsLeft(inQueue());
-        // Wait for room for a sizable chunk: taking each item as the
-        // consumer frees it would send chunks of one. (Once the consumer has
-        // taken all, the whole budget is free: this always ends.)
-        if (
-          left < Math.min(size, minChunk) || budget.bytes >= budget.maxBytes
-        ) {
-          break;
-        }
-        let ok = take(size, left);
-        if (ok instanceof Promise) ok = await ok;
-        if (!ok) return;
-      }
+      pending = fill();
     } catch (error) {
       fail(error);
-    } finally {
-      feeding = false;
-      notify();
+    }
+    if (pending === undefined) fed();
+    else {
+      pending.then(fed, (error) => {
+        fail(error);
+        fed();
+      });
+    }
+  }
+
+  function fed(): void {
+    feeding = false;
+    notify();
+  }
+
+  /**
+   * feed()'s loop: synchronous while the sources are; a promise once it
+   * waits for an async one.
+   */
+  function fill(): Promise<void> | undefined {
+    for (;;) {
+      if (sourceDone || finished) return undefined;
+      const size = sizer.size(ctx.itemMs());
+      if (outstanding >= windowItems(ctx.slots(), size)) return undefined;
+      const left = budget.itemsLeft(inQueue());
+      // Wait for room for a sizable chunk: taking each item as the consumer
+      // frees it would send chunks of one. (Once the consumer has taken
+      // all, the whole budget is free: this always ends.)
+      if (left < Math.min(size, minChunk) || budget.bytes >= budget.maxBytes) {
+        return undefined;
+      }
+      const ok = take(size, left);
+      if (ok instanceof Promise) {
+        return ok.then((more) => more ? fill() : undefined);
+      }
+      if (!ok) return undefined;
     }
   }
 
