@@ -304,6 +304,25 @@ Deno.test("createMapStream() errors with what its source throws", async () => {
   await out;
 });
 
+Deno.test("createMapStream() errors with what an async source throws", async () => {
+  async function* source(): AsyncGenerator<number> {
+    yield 1;
+    await new Promise((resolve) => setTimeout(resolve, 1));
+    yield 2;
+    throw new RangeError("async source broke");
+  }
+  const { ctx, calls } = fake([source()], { chunkSize: 4 });
+  const out = assert.rejects(
+    Array.fromAsync(createMapStream<number>(ctx)),
+    (e) => e instanceof RangeError && e.message === "async source broke",
+  );
+  for (let i = 0; i < 20; i++) {
+    await flush();
+    for (const call of calls.splice(0)) answer(call);
+  }
+  await out;
+});
+
 Deno.test("createMapStream() rejects bad sources and options synchronously", () => {
   assert.throws(() => createMapStream(fake([]).ctx), TypeError);
   assert.throws(() => createMapStream(fake([42]).ctx), TypeError);
