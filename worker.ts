@@ -120,8 +120,6 @@ export async function workerMain(args: string[]): Promise<number> {
   material.fill(0);
   // The lifeline, from now on read by a thread of its own: when the pool
   // closes stdin (or dies), the process ends, whatever a task is doing.
-  // The thread starts while this one connects and answers the handshake;
-  // no task runs before it watches.
   const watching = startWatchdog({ maxMemoryMB });
   watching.catch(() => {}); // awaited below
   reportStrayErrors();
@@ -137,15 +135,15 @@ export async function workerMain(args: string[]): Promise<number> {
   }
   try {
     revokeSocketAccess(path);
+    // Before the handshake: a worker whose watchdog cannot start fails
+    // before the pool counts it in.
+    await watching;
     await runWorker({
       channel,
       secret: key,
       workerId,
       // While the pool checks our answer: nothing else to do.
-      whileChecked: () => {
-        loadTimers();
-        return watching;
-      },
+      whileChecked: () => Promise.resolve(loadTimers()),
     });
   } finally {
     try {
