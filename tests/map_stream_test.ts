@@ -782,3 +782,29 @@ Deno.test("createMapStream() read by for await: a break cancels the map and clos
   assert.equal(pulled(), read, "read after the break");
   assert.ok(calls.some((call) => call.options.signal?.aborted));
 });
+
+Deno.test("createMapStream() read by for await holds at most its item budget ahead of what was taken", async () => {
+  const { source, pulled, closed } = counted();
+  const { ctx } = autoAnswer([source], {
+    maxItemsInFlight: 25,
+    chunkSize: 10,
+  });
+  const iterator = createMapStream<number>(ctx)[Symbol.asyncIterator]();
+  let taken = 0;
+  for (const upTo of [30, 250, 251]) {
+    while (taken < upTo) {
+      const { done } = await iterator.next();
+      assert.equal(done, false);
+      taken++;
+    }
+    // Let every task in flight finish: reading may only refill the budget.
+    for (let i = 0; i < 10; i++) await flush();
+    assert.ok(
+      pulled() <= taken + 25,
+      `pulled ${pulled()} items with ${taken} taken (budget 25)`,
+    );
+    assert.ok(pulled() > taken, "nothing read ahead");
+  }
+  await iterator.return!();
+  assert.equal(closed(), true);
+});
