@@ -20,6 +20,7 @@ import {
   MapBudget,
   windowItems,
 } from "./_map_flow.ts";
+import { DeliveryOrder, type Entry } from "./_map_order.ts";
 import { MapOutput } from "./_map_output.ts";
 
 export { settlesSoon };
@@ -147,20 +148,6 @@ export interface MapContext {
   ended?: () => void;
 }
 
-/** One task of a map, from its submission until its results are handed over. */
-interface Entry {
-  /** Index of its first item. */
-  index: number;
-  /** Items in the task. */
-  count: number;
-  /** Estimated bytes of its arguments while in flight, then of its results. */
-  bytes: number;
-  done: boolean;
-  values: unknown[] | undefined;
-  error: unknown;
-  failed: boolean;
-}
-
 function fulfilled(index: number, value: unknown): MapOutcome<unknown> {
   return { index, status: "fulfilled", value };
 }
@@ -213,9 +200,7 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     signal: abort.signal,
     retries: options.retries ?? ctx.retries,
   };
-  const entries: Entry[] = [];
-  let entryHead = 0;
-  const completed: Entry[] = [];
+  const order = new DeliveryOrder(ordered);
   /** Items submitted and not yet handed to the stream (the work window). */
   let outstanding = 0;
   /** A source read that had not settled when its chunk was sent. */
@@ -273,7 +258,7 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
       error: undefined,
       failed: false,
     };
-    if (ordered) entries.push(entry);
+    order.submitted(entry);
     outstanding += count;
     sizer.noteArgs(argBytes, count);
     const kind: CallKind = size === 1 ? "call" : single ? "items" : "chunk";
@@ -332,7 +317,7 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     entry.bytes = resultBytes;
     entry.values = values;
     entry.done = true;
-    if (!ordered) completed.push(entry);
+    order.finished(entry);
     notify();
     feed();
   }
@@ -505,24 +490,6 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     }
   }
 
-  /** The next finished entry in delivery order, if any (not a failed one). */
-  function nextReady(): Entry | undefined {
-    if (!ordered) return completed.shift();
-    const head = entries[entryHead];
-    if (!head?.done || head.failed) return undefined;
-    takeHead();
-    return head;
-  }
-
-  /** Drops the delivered head entry; compacts the list now and then. */
-  function takeHead(): void {
-    entries[entryHead++] = undefined as unknown as Entry;
-    if (entryHead > 1024 && entryHead * 2 > entries.length) {
-      entries.splice(0, entryHead);
-      entryHead = 0;
-    }
-  }
-
   const output = new MapOutput<R>({
     start(): void {
       if (options.signal?.aborted) {
@@ -548,29 +515,22 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
       feed();
       for (;;) {
         if (failed) throw failure;
-        let entry: Entry | undefined;
-        if (ordered) {
-          const head = entries[entryHead];
-          if (head?.done) {
-            takeHead();
-            if (head.failed) {
-              fail(head.error);
-              continue;
-            }
-            entry = head;
-          }
-        } else {
-          entry = completed.shift();
+        let entry = order.peek();
+        if (entry?.failed) {
+          order.shift();
+          fail(entry.error);
+          continue;
         }
         if (entry) {
           // Hand over every result that is ready, not just one entry's.
           do {
+            order.shift();
             outstanding -= entry.count;
             give(entry.values!);
             budget.handOver(entry.count, entry.bytes);
             entry.values = undefined;
-            entry = nextReady();
-          } while (entry);
+            entry = order.peek();
+          } while (entry && !entry.failed);
           feed();
           return true;
         }
