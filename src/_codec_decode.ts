@@ -21,10 +21,6 @@ let decoding = false;
 /** Objects decoded so far, when the message holds `Ext.Ref`s. */
 let refs: unknown[] | undefined;
 
-/** The raw segments of the message being decoded, and the next one's index. */
-let raws: readonly Uint8Array<ArrayBuffer>[] | undefined;
-let rawNext = 0;
-
 /**
  * Decodes one MessagePack value. The result never aliases `bytes`.
  *
@@ -39,10 +35,6 @@ export function decode(
   segments?: readonly Uint8Array<ArrayBuffer>[],
 ): unknown {
   const saved = refs;
-  const savedRaws = raws;
-  const savedNext = rawNext;
-  raws = segments;
-  rawNext = 0;
   // One reader, unless a registered type's decode decodes again.
   const r = decoding ? new Reader(bytes) : reader;
   if (r === reader) {
@@ -55,17 +47,16 @@ export function decode(
   } else {
     refs = undefined;
   }
+  if (segments !== undefined) r.raws = segments;
   try {
     const value = get(r);
-    if (segments !== undefined && rawNext !== segments.length) {
+    if (segments !== undefined && r.rawNext !== segments.length) {
       throw new TypeError(
-        `Malformed message: ${segments.length - rawNext} raw segments unused`,
+        `Malformed message: ${segments.length - r.rawNext} raw segments unused`,
       );
     }
     return value;
   } finally {
-    raws = savedRaws;
-    rawNext = savedNext;
     refs = saved;
     if (r === reader) {
       decoding = false;
@@ -125,12 +116,12 @@ function get(r: Reader): unknown {
 }
 
 /** The next raw segment (an `Ext.Raw` placeholder was read). */
-function takeRaw(): Uint8Array<ArrayBuffer> {
-  const raw = raws?.[rawNext];
+function takeRaw(r: Reader): Uint8Array<ArrayBuffer> {
+  const raw = r.raws?.[r.rawNext];
   if (raw === undefined) {
     throw new TypeError("Malformed message: a raw segment that is not there");
   }
-  rawNext++;
+  r.rawNext++;
   return raw;
 }
 
@@ -138,7 +129,7 @@ function takeRaw(): Uint8Array<ArrayBuffer> {
 function getBytes(r: Reader): Uint8Array<ArrayBuffer> {
   const type = r.u8();
   if (type === 0xc7 && r.extSize(type) === 0 && r.extType === Ext.Raw) {
-    return takeRaw();
+    return takeRaw(r);
   }
   return getBin(r, type);
 }
@@ -462,7 +453,7 @@ function getExt(r: Reader, type: number): unknown {
       break;
     }
     case Ext.Raw:
-      value = takeRaw();
+      value = takeRaw(r);
       if (refs) refs.push(value);
       break;
     case Ext.User: {

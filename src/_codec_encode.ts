@@ -312,7 +312,7 @@ function walkValue(value: unknown): Uint8Array {
   protoClean = !objectProtoEnumerable();
   for (;;) {
     w.reset(RESERVE);
-    if (raws !== undefined) raws.length = 0;
+    if (raws !== undefined && raws.length !== 0) raws.length = 0;
     try {
       put(value, 0);
       break;

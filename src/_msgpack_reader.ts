@@ -15,6 +15,12 @@ export class Reader {
   #view: DataView | undefined;
   pos = 0;
   end: number;
+  /**
+   * Byte arrays that travel beside the input (raw segments), for the codec's
+   * placeholders, and the index of the next one.
+   */
+  raws: readonly Uint8Array<ArrayBuffer>[] | undefined = undefined;
+  rawNext = 0;
 
   constructor(bytes: Uint8Array) {
     this.buf = bytes;
@@ -27,6 +33,8 @@ export class Reader {
     this.#view = undefined;
     this.pos = 0;
     this.end = bytes.length;
+    this.raws = undefined;
+    this.rawNext = 0;
   }
 
   /** A DataView of the input, made when first needed. */

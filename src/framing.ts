@@ -101,10 +101,18 @@ function decodeBody(
   try {
     message = decode(body, raws);
   } catch (error) {
-    throw new ProtocolError(
-      `undecodable frame: ${error instanceof Error ? error.message : error}`,
-    );
+    throw undecodable(error);
   }
+  return checked(message);
+}
+
+function undecodable(error: unknown): ProtocolError {
+  return error instanceof ProtocolError ? error : new ProtocolError(
+    `undecodable frame: ${error instanceof Error ? error.message : error}`,
+  );
+}
+
+function checked(message: unknown): Message {
   if (!isMessage(message)) {
     throw new ProtocolError("frame is not a protocol message");
   }
@@ -199,7 +207,7 @@ export class FrameWriter {
     try {
       this.#queue(encode(message, raws), raws);
     } finally {
-      raws.length = 0;
+      if (raws.length !== 0) raws.length = 0;
       if (raws === scratchRaws) scratchInUse = false;
     }
     if (!this.#flushing) {
@@ -373,7 +381,9 @@ class FrameReader {
     limits: { maxFrameBytes: number },
   ): Promise<void> {
     for (;;) {
+      // Every complete frame in the buffer, with no await in between.
       let need = 4;
+      let large = -1;
       while (this.#end - this.#start >= 4) {
         const buffer = this.#buffer;
         const start = this.#start;
@@ -384,23 +394,31 @@ class FrameReader {
             `frame of ${size} bytes exceeds the limit of ${limits.maxFrameBytes} bytes`,
           );
         }
-        let message: Message;
         if (size + 4 > READ_BUFFER) {
-          this.#start = start + 4;
-          message = await this.#large(word, size);
-        } else if (this.#end - start - 4 < size) {
+          large = word;
+          break;
+        }
+        if (this.#end - start - 4 < size) {
           need = size + 4;
           break;
-        } else {
-          const at = start + 4;
-          this.#start = at + size;
+        }
+        const at = start + 4;
+        this.#start = at + size;
+        let message: unknown;
+        try {
           message = word & RAW_FLAG
             ? this.#rawInPlace(at, size)
-            : decodeBody(buffer.subarray(at, at + size));
+            : decode(buffer.subarray(at, at + size));
+        } catch (error) {
+          throw undecodable(error);
         }
-        if (onMessage(message) === false) return;
+        if (onMessage(checked(message)) === false) return;
       }
-      if (!(await this.#read(need))) {
+      if (large !== -1) {
+        this.#start += 4;
+        const message = await this.#large(large, large & 0x7fffffff);
+        if (onMessage(message) === false) return;
+      } else if (!(await this.#read(need))) {
         if (this.#end > this.#start) this.#endedInside();
         return;
       }
@@ -492,7 +510,7 @@ class FrameReader {
   }
 
   /** A raw frame whose body is in the buffer, at `at`: segments copied out. */
-  #rawInPlace(at: number, size: number): Message {
+  #rawInPlace(at: number, size: number): unknown {
     const buffer = this.#buffer;
     if (size < 4) throw new ProtocolError("malformed raw-bytes frame");
     const { start, end, lengths } = rawLayout(buffer, at, size);
@@ -502,7 +520,7 @@ class FrameReader {
       raws[i] = buffer.slice(from, from + lengths[i]!);
       from += lengths[i]!;
     }
-    return decodeBody(buffer.subarray(at + start, at + end), raws);
+    return decode(buffer.subarray(at + start, at + end), raws);
   }
 
   /** A frame larger than the buffer; `#start` is at its body. */
