@@ -21,6 +21,9 @@ interface Group<T> {
 /** Tasks by the signal that cancels them. */
 export class AbortWatch<T extends Watched> {
   #groups = new Map<AbortSignal, Group<T>>();
+  /** The group used last (a map's tasks all share one). */
+  #last: Group<T> | undefined;
+  #lastSignal: AbortSignal | undefined;
   #cancel: (task: T, reason: unknown) => void;
 
   /**
@@ -39,11 +42,12 @@ export class AbortWatch<T extends Watched> {
   /** Watches `task` until {@link delete}: `signal` aborting cancels it. */
   add(signal: AbortSignal, task: T): void {
     task.signal = signal;
-    let group = this.#groups.get(signal);
+    let group = signal === this.#lastSignal ? this.#last : undefined;
+    group ??= this.#groups.get(signal);
     if (group === undefined) {
       const tasks = new Set<T>();
       const onAbort = () => {
-        this.#groups.delete(signal);
+        this.#drop(signal, group!);
         for (const t of tasks) {
           t.signal = undefined;
           this.#cancel(t, signal.reason);
@@ -54,6 +58,8 @@ export class AbortWatch<T extends Watched> {
       signal.addEventListener("abort", onAbort, { once: true });
     }
     group.tasks.add(task);
+    this.#last = group;
+    this.#lastSignal = signal;
   }
 
   /** Stops watching `task` (it settled); the last task of a signal removes its listener. */
@@ -61,11 +67,19 @@ export class AbortWatch<T extends Watched> {
     const signal = task.signal;
     if (signal === undefined) return;
     task.signal = undefined;
-    const group = this.#groups.get(signal);
+    const group = signal === this.#lastSignal
+      ? this.#last
+      : this.#groups.get(signal);
     if (group === undefined || !group.tasks.delete(task)) return;
-    if (group.tasks.size === 0) {
-      this.#groups.delete(signal);
-      signal.removeEventListener("abort", group.onAbort);
+    if (group.tasks.size === 0) this.#drop(signal, group);
+  }
+
+  #drop(signal: AbortSignal, group: Group<T>): void {
+    this.#groups.delete(signal);
+    signal.removeEventListener("abort", group.onAbort);
+    if (this.#lastSignal === signal) {
+      this.#last = undefined;
+      this.#lastSignal = undefined;
     }
   }
 }

@@ -84,11 +84,15 @@ export function adapt(
   latencyMs: number | undefined,
   workMs: number | undefined,
 ): number {
-  const sample = observe(w, latencyMs, workMs);
-  w.workMs = sample.workMs;
-  w.minLatencyMs = sample.minLatencyMs;
+  // What observe() computes, in place: this runs for every task.
+  if (latencyMs !== undefined && latencyMs < w.minLatencyMs) {
+    w.minLatencyMs = latencyMs;
+  }
+  if (w.minLatencyMs === Infinity) return 0;
+  const work = workMs ?? w.minLatencyMs;
+  w.workMs = w.workMs === 0 ? work : w.workMs * 0.9 + work * 0.1;
   const before = w.capacity;
-  w.capacity = depthFor(sample);
+  w.capacity = depthFor(w);
   return w.capacity - before;
 }
 

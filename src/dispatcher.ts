@@ -33,6 +33,7 @@ import type { PoolStats } from "./stats.ts";
 import {
   type Barrier,
   itemCount,
+  LiveTasks,
   Task,
   type WorkerHandle,
 } from "./worker_handle.ts";
@@ -85,7 +86,8 @@ export class Dispatcher {
   /** Ready workers: the scheduler's candidates. */
   #ready: WorkerHandle[] = [];
   #queue = new TaskQueue<Task>();
-  #live = new Set<Task>();
+  /** Tasks submitted and not yet settled. */
+  #live = new LiveTasks();
   #nextTaskId = 1;
   /**
    * Chooses a worker for each task in O(1), not by a scan of every worker:
@@ -141,7 +143,7 @@ export class Dispatcher {
 
   /** Tasks submitted and not yet settled. */
   get liveCount(): number {
-    return this.#live.size;
+    return this.#live.count;
   }
 
   /** Ready workers that take tasks (not retiring, not holding a timed-out task). */
@@ -300,16 +302,17 @@ export class Dispatcher {
 
   // ---- tasks -------------------------------------------------------------
 
-  /** The one place a task is made. */
+  /** The one place a task is made; it is live until settled. */
   #newTask(
     spec: FunctionSpec,
     args: unknown[],
     kind: CallKind,
+    resolvers: PromiseWithResolvers<unknown>,
     retries: number,
     pinned: boolean,
-  ): [Task, Promise<unknown>] {
-    const { promise, resolve, reject } = Promise.withResolvers<unknown>();
+  ): Task {
     const id = this.#nextTaskId++;
+    const { resolve, reject } = resolvers;
     const task = new Task(
       id,
       spec,
@@ -321,7 +324,7 @@ export class Dispatcher {
       pinned,
     );
     this.#live.add(task);
-    return [task, promise];
+    return task;
   }
 
   /**
@@ -337,19 +340,15 @@ export class Dispatcher {
   ): Promise<unknown> {
     const signal = options?.signal;
     if (signal?.aborted) return Promise.reject(signal.reason);
-    const [task, promise] = this.#newTask(
-      spec,
-      args,
-      kind,
-      options?.retries ?? this.#options.retries,
-      false,
-    );
+    const resolvers = Promise.withResolvers<unknown>();
+    const retries = options?.retries ?? this.#options.retries;
+    const task = this.#newTask(spec, args, kind, resolvers, retries, false);
     if (signal) this.#aborts.add(signal, task);
     // Armed when the task is sent to a worker (see #send): the pool's queue
     // time does not count.
     task.timeout = options?.timeout;
     this.#enqueue(task);
-    return promise;
+    return resolvers.promise;
   }
 
   /** Runs a task on worker `w` only (initializers, runOnAll); never retried. */
@@ -359,23 +358,23 @@ export class Dispatcher {
     args: unknown[],
     kind: "call" | "init",
   ): Promise<unknown> {
-    const [task, promise] = this.#newTask(spec, args, kind, 0, true);
-    this.#send(w, task);
-    return promise;
+    const resolvers = Promise.withResolvers<unknown>();
+    this.#send(w, this.#newTask(spec, args, kind, resolvers, 0, true));
+    return resolvers.promise;
   }
 
   /** Resolves when every task live now has settled. */
   settledBefore(): Promise<void> {
-    if (this.#live.size === 0) return Promise.resolve();
+    if (this.#live.count === 0) return Promise.resolve();
     const { promise, resolve } = Promise.withResolvers<void>();
-    const barrier: Barrier = { remaining: this.#live.size, done: resolve };
-    for (const task of this.#live) (task.barriers ??= []).push(barrier);
+    const barrier: Barrier = { remaining: this.#live.count, done: resolve };
+    for (const task of this.#live.list()) (task.barriers ??= []).push(barrier);
     return promise;
   }
 
   /** Rejects every live task with `reason` and empties the queue. */
   failAll(reason: unknown): void {
-    for (const task of [...this.#live]) {
+    for (const task of this.#live.list()) {
       if (task.worker && !task.settled) this.#cancel(task, reason);
       else this.#settle(task, undefined, reason);
     }
@@ -514,7 +513,7 @@ export class Dispatcher {
     }
     if (error === undefined) task.resolve(value);
     else task.reject(error);
-    if (this.#live.size === 0) this.#hooks.changed();
+    if (this.#live.count === 0) this.#hooks.changed();
   }
 
   /**

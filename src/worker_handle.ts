@@ -29,6 +29,9 @@ export class Task {
   timeout: number | undefined = undefined;
   /** The running timeout, while the task is on a worker. */
   timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  /** Its neighbours among the live tasks (see {@link LiveTasks}). */
+  livePrev: Task | undefined = undefined;
+  liveNext: Task | undefined = undefined;
 
   /**
    * @param id Its id within the pool.
@@ -51,6 +54,46 @@ export class Task {
     public retries: number,
     readonly pinned: boolean,
   ) {}
+}
+
+/**
+ * The tasks submitted and not yet settled, as a list through the tasks
+ * themselves: adding and removing one costs no allocation and no hashing.
+ */
+export class LiveTasks {
+  #head: Task | undefined = undefined;
+  #tail: Task | undefined = undefined;
+  /** How many there are. */
+  count = 0;
+
+  /** Adds `task` (not yet in the list) at the end. */
+  add(task: Task): void {
+    const tail = this.#tail;
+    task.livePrev = tail;
+    if (tail !== undefined) tail.liveNext = task;
+    else this.#head = task;
+    this.#tail = task;
+    this.count++;
+  }
+
+  /** Removes `task` (in the list). */
+  delete(task: Task): void {
+    const { livePrev: prev, liveNext: next } = task;
+    if (prev !== undefined) prev.liveNext = next;
+    else this.#head = next;
+    if (next !== undefined) next.livePrev = prev;
+    else this.#tail = prev;
+    task.livePrev = task.liveNext = undefined;
+    this.count--;
+  }
+
+  /** The tasks now, oldest first (a copy: the list may change meanwhile). */
+  list(): Task[] {
+    const tasks = new Array<Task>(this.count);
+    let i = 0;
+    for (let t = this.#head; t !== undefined; t = t.liveNext) tasks[i++] = t;
+    return tasks;
+  }
 }
 
 /** Items a task carries: a map chunk's, or 1. */

@@ -72,3 +72,20 @@ Deno.test("grainFor() puts half a round trip of tiny tasks in a row; unmeasured 
   assert.equal(grainFor(5, 1), 1);
   assert.equal(grainFor(0, 1), MAX_DEPTH);
 });
+
+Deno.test("adapt() measures as observe() and depthFor() do", () => {
+  let sample = { workMs: 0, minLatencyMs: Infinity };
+  const w = { ...sample, capacity: MIN_DEPTH };
+  const steps: [number | undefined, number | undefined][] = [
+    [undefined, 3],
+    [5, 0.5],
+    [2, undefined],
+    [undefined, 0.01],
+    [9, 40],
+  ];
+  for (const [latency, work] of steps) {
+    sample = observe(sample, latency, work);
+    adapt(w, latency, work);
+    assert.deepEqual(w, { ...sample, capacity: depthFor(sample) });
+  }
+});
