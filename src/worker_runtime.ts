@@ -126,6 +126,11 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
     typeof (value as { then?: unknown }).then === "function";
 }
 
+/** A change of resident memory (bytes) that is reported at once. */
+const STATS_STEP = 4 * 1024 * 1024;
+/** Intervals after which an unchanged figure is reported all the same. */
+const STATS_QUIET = 10;
+
 /**
  * Runs the worker protocol over `channel` until the pool closes it.
  * Resolves when the worker should end.
@@ -330,10 +335,20 @@ export async function runWorker(options: WorkerRuntimeOptions): Promise<void> {
 
   function startStats(statsMs: number): void {
     if (!(statsMs > 0)) return;
-    const timer = setInterval(
-      () => writer.send(statsMessage(Deno.memoryUsage().rss)),
-      statsMs,
-    ) as unknown as number;
+    // A figure that moved less than STATS_STEP since the last report goes
+    // out only every STATS_QUIET reports: with thousands of workers, a
+    // report from each every second is most of what an idle pool costs.
+    let reported = -Infinity;
+    let quiet = 0;
+    const timer = setInterval(() => {
+      const rss = Deno.memoryUsage().rss;
+      if (Math.abs(rss - reported) < STATS_STEP && ++quiet < STATS_QUIET) {
+        return;
+      }
+      quiet = 0;
+      reported = rss;
+      writer.send(statsMessage(rss));
+    }, statsMs) as unknown as number;
     Deno.unrefTimer(timer);
     statsTimer = timer;
   }
