@@ -1,8 +1,10 @@
 /**
  * Cancelling tasks when their `signal` aborts. Tasks sharing a signal (all
  * of a map's) share one listener, added with the first task and removed with
- * the last, so a task costs a set entry, not a listener or a closure. Plain
- * data: what a cancel does is the caller's.
+ * the last. A task costs a count, not a listener, a closure or a set entry:
+ * the tasks of a signal that aborts are found among the live ones then (an
+ * abort is rare; a task is not). Plain data: what a cancel does is the
+ * caller's.
  *
  * @module
  */
@@ -13,28 +15,36 @@ export interface Watched {
   signal: AbortSignal | undefined;
 }
 
-interface Group<T> {
-  tasks: Set<T>;
+interface Group {
+  /** Tasks watched for this signal. */
+  count: number;
   onAbort: () => void;
 }
 
 /** Tasks by the signal that cancels them. */
 export class AbortWatch<T extends Watched> {
-  #groups = new Map<AbortSignal, Group<T>>();
+  #groups = new Map<AbortSignal, Group>();
   /** The group used last (a map's tasks all share one). */
-  #last: Group<T> | undefined;
+  #last: Group | undefined;
   #lastSignal: AbortSignal | undefined;
+  #live: () => Iterable<T>;
   #cancel: (task: T, reason: unknown) => void;
 
   /**
+   * @param live The tasks that may be watched now (a snapshot: cancelling
+   * one may change the live tasks).
    * @param cancel Called for each task still watched when its signal
    * aborts (the task is no longer watched by then).
    */
-  constructor(cancel: (task: T, reason: unknown) => void) {
+  constructor(
+    live: () => Iterable<T>,
+    cancel: (task: T, reason: unknown) => void,
+  ) {
+    this.#live = live;
     this.#cancel = cancel;
   }
 
-  /** Signals with a listener (for tests: one per signal, none when idle). */
+  /** Signals with a listener (one per signal, none when idle). */
   get size(): number {
     return this.#groups.size;
   }
@@ -45,19 +55,19 @@ export class AbortWatch<T extends Watched> {
     let group = signal === this.#lastSignal ? this.#last : undefined;
     group ??= this.#groups.get(signal);
     if (group === undefined) {
-      const tasks = new Set<T>();
       const onAbort = () => {
         this.#drop(signal, group!);
-        for (const t of tasks) {
+        for (const t of this.#live()) {
+          if (t.signal !== signal) continue;
           t.signal = undefined;
           this.#cancel(t, signal.reason);
         }
       };
-      group = { tasks, onAbort };
+      group = { count: 0, onAbort };
       this.#groups.set(signal, group);
       signal.addEventListener("abort", onAbort, { once: true });
     }
-    group.tasks.add(task);
+    group.count++;
     this.#last = group;
     this.#lastSignal = signal;
   }
@@ -70,11 +80,11 @@ export class AbortWatch<T extends Watched> {
     const group = signal === this.#lastSignal
       ? this.#last
       : this.#groups.get(signal);
-    if (group === undefined || !group.tasks.delete(task)) return;
-    if (group.tasks.size === 0) this.#drop(signal, group);
+    if (group !== undefined && --group.count === 0) this.#drop(signal, group);
   }
 
-  #drop(signal: AbortSignal, group: Group<T>): void {
+  #drop(signal: AbortSignal, group: Group): void {
+    if (this.#groups.get(signal) !== group) return;
     this.#groups.delete(signal);
     signal.removeEventListener("abort", group.onAbort);
     if (this.#lastSignal === signal) {

@@ -132,3 +132,42 @@ export function averageItemMs(
   const perItem = workMs / Math.max(1, items);
   return old === undefined ? perItem : (old + perItem) / 2;
 }
+
+interface ItemTime {
+  fnId: number;
+  ms: number | undefined;
+}
+
+/** Each function's time per item in workers (ms), by function id. */
+export class ItemTimes {
+  #byFn = new Map<number, ItemTime>();
+  /** The entry used last: results come in runs of one function. */
+  #last: ItemTime | undefined;
+
+  /** The function's time per item (ms), if measured. */
+  get(fnId: number): number | undefined {
+    return this.#entry(fnId)?.ms;
+  }
+
+  /**
+   * Folds one finished task of the function into its average (see
+   * {@link averageItemMs}).
+   */
+  note(fnId: number, workMs: number, items: number): void {
+    let entry = this.#entry(fnId);
+    if (entry === undefined) {
+      entry = { fnId, ms: undefined };
+      this.#byFn.set(fnId, entry);
+      this.#last = entry;
+    }
+    entry.ms = averageItemMs(entry.ms, workMs, items);
+  }
+
+  #entry(fnId: number): ItemTime | undefined {
+    const last = this.#last;
+    if (last !== undefined && last.fnId === fnId) return last;
+    const entry = this.#byFn.get(fnId);
+    if (entry !== undefined) this.#last = entry;
+    return entry;
+  }
+}

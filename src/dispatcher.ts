@@ -15,7 +15,7 @@ import {
   WorkerLostError,
 } from "./errors.ts";
 import type { FunctionSpec } from "./function_ref.ts";
-import { adapt, averageItemMs, depthFor, grainFor, sampled } from "./depth.ts";
+import { adapt, depthFor, grainFor, ItemTimes, sampled } from "./depth.ts";
 import type { TaskOptions } from "./options.ts";
 import { AbortWatch } from "./abort_watch.ts";
 import { CallBatcher } from "./call_batcher.ts";
@@ -95,12 +95,12 @@ export class Dispatcher {
    */
   #picker = new WorkerPicker<WorkerHandle>(
     (w) => this.canTake(w) ? w.capacity - w.load : 0,
-    (fnId) => grainFor(this.#itemMs.get(fnId), this.#roundTripMs),
+    (fnId) => grainFor(this.itemMs(fnId), this.#roundTripMs),
   );
   /** The ready workers' capacities, summed. */
   #capacity = 0;
   /** Moving average of each function's time per item in workers (ms). */
-  #itemMs = new Map<number, number>();
+  #itemMs = new ItemTimes();
   /** The shortest send-to-result time seen on any worker (ms). */
   #roundTripMs = Infinity;
   #timers = new Set<ReturnType<typeof setTimeout>>();
@@ -117,7 +117,10 @@ export class Dispatcher {
     if (!w.retiring) this.#fill(w);
   });
   /** Cancels tasks whose signal aborts (one listener per signal). */
-  #aborts = new AbortWatch<Task>((task, reason) => this.#cancel(task, reason));
+  #aborts = new AbortWatch<Task>(
+    () => this.#live.list(),
+    (task, reason) => this.#cancel(task, reason),
+  );
   #counters: Counters = {
     done: 0,
     failed: 0,
@@ -482,9 +485,7 @@ export class Dispatcher {
   #measure(w: WorkerHandle, task: Task, workUs: number | undefined): void {
     const workMs = workUs === undefined ? undefined : workUs / 1000;
     if (workMs !== undefined) {
-      const id = task.spec.id;
-      const items = itemCount(task);
-      this.#itemMs.set(id, averageItemMs(this.#itemMs.get(id), workMs, items));
+      this.#itemMs.note(task.spec.id, workMs, itemCount(task));
     }
     if (this.#options.qsize !== undefined) return;
     const latency = task.sentAt > 0

@@ -17,55 +17,79 @@ function item(n: number): Item {
 
 function setup() {
   const cancelled: [number, unknown][] = [];
-  const watch = new AbortWatch<Item>((t, reason) =>
-    cancelled.push([t.n, reason])
+  /** The live tasks, as the dispatcher keeps them: settled ones leave. */
+  const live = new Set<Item>();
+  const watch = new AbortWatch<Item>(
+    () => [...live],
+    (t, reason) => {
+      cancelled.push([t.n, reason]);
+      settle(t);
+    },
   );
-  return { watch, cancelled };
+  const settle = (t: Item) => {
+    live.delete(t);
+    watch.delete(t);
+  };
+  const add = (signal: AbortSignal, t: Item) => {
+    live.add(t);
+    watch.add(signal, t);
+  };
+  return { watch, cancelled, add, settle };
 }
 
 Deno.test("AbortWatch cancels every task still watched when their signal aborts, with its reason", () => {
-  const { watch, cancelled } = setup();
+  const { watch, cancelled, add, settle } = setup();
   const one = new AbortController();
   const other = new AbortController();
   const [a, b, c, d] = [item(1), item(2), item(3), item(4)];
-  watch.add(one.signal, a);
-  watch.add(one.signal, b);
-  watch.add(one.signal, c);
-  watch.add(other.signal, d);
+  add(one.signal, a);
+  add(one.signal, b);
+  add(one.signal, c);
+  add(other.signal, d);
   assert.equal(watch.size, 2, "one listener per signal");
-  watch.delete(b); // settled
+  settle(b);
   one.abort("stop");
   assert.deepEqual(cancelled, [[1, "stop"], [3, "stop"]]);
   assert.equal(a.signal, undefined);
+  assert.equal(d.signal, other.signal, "another signal's task stays");
   assert.equal(watch.size, 1);
   watch.delete(a); // settles after its cancel: nothing happens
   assert.equal(watch.size, 1);
+  other.abort("too");
+  assert.deepEqual(cancelled.at(-1), [4, "too"]);
+  assert.equal(watch.size, 0);
 });
 
 Deno.test("AbortWatch removes a signal's listener with its last task", () => {
-  const { watch, cancelled } = setup();
+  const { watch, cancelled, add, settle } = setup();
   const controller = new AbortController();
   let listeners = 0;
   const signal = controller.signal;
-  const add = signal.addEventListener.bind(signal);
-  const remove = signal.removeEventListener.bind(signal);
-  signal.addEventListener = (...args: Parameters<typeof add>) => {
+  const addListener = signal.addEventListener.bind(signal);
+  const removeListener = signal.removeEventListener.bind(signal);
+  signal.addEventListener = (...args: Parameters<typeof addListener>) => {
     listeners++;
-    add(...args);
+    addListener(...args);
   };
-  signal.removeEventListener = (...args: Parameters<typeof remove>) => {
+  signal.removeEventListener = (
+    ...args: Parameters<typeof removeListener>
+  ) => {
     listeners--;
-    remove(...args);
+    removeListener(...args);
   };
   const tasks = [item(1), item(2), item(3)];
-  for (const t of tasks) watch.add(signal, t);
+  for (const t of tasks) add(signal, t);
   assert.equal(listeners, 1);
-  watch.delete(tasks[0]!);
-  watch.delete(tasks[1]!);
+  settle(tasks[0]!);
+  settle(tasks[1]!);
   assert.equal(listeners, 1);
-  watch.delete(tasks[2]!);
+  settle(tasks[2]!);
   assert.equal(listeners, 0);
   assert.equal(watch.size, 0);
+  // A new task of the same signal adds it again.
+  add(signal, tasks[0]!);
+  assert.equal(listeners, 1);
   controller.abort();
-  assert.deepEqual(cancelled, []);
+  assert.deepEqual(cancelled.map(([n]) => n), [1]);
+  assert.equal(listeners, 0);
 });

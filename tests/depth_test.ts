@@ -9,6 +9,7 @@ import {
   averageItemMs,
   depthFor,
   grainFor,
+  ItemTimes,
   MAX_DEPTH,
   MIN_DEPTH,
   observe,
@@ -88,4 +89,16 @@ Deno.test("adapt() measures as observe() and depthFor() do", () => {
     adapt(w, latency, work);
     assert.deepEqual(w, { ...sample, capacity: depthFor(sample) });
   }
+});
+
+Deno.test("ItemTimes keeps a moving average per function", () => {
+  const times = new ItemTimes();
+  assert.equal(times.get(1), undefined);
+  times.note(1, 8, 4);
+  times.note(2, 10, 1);
+  assert.equal(times.get(1), 2);
+  times.note(1, 4, 1);
+  assert.equal(times.get(1), 3);
+  assert.equal(times.get(2), 10);
+  assert.equal(times.get(3), undefined);
 });
