@@ -10,6 +10,35 @@
 import { backoffMs } from "./_backoff.ts";
 import type { Endpoint, Launch, Launcher, LaunchExit } from "./launcher.ts";
 
+/**
+ * The timers the supervisor and the fleet use: the real ones by default, a
+ * fake clock in tests (a timer is only ever an opaque number to them).
+ */
+export interface Timers {
+  /** Calls `fn` after `ms`; returns the timer. */
+  setTimeout(fn: () => void, ms: number): Timer;
+  /** Cancels a timer (undefined or fired: nothing happens). */
+  clearTimeout(timer: Timer | undefined): void;
+  /** Whether a timer keeps the program alive. */
+  ref(timer: Timer, on: boolean): void;
+}
+
+/** A timer of {@link Timers}: opaque. */
+export type Timer = unknown;
+
+/** The runtime's timers. */
+export const REAL_TIMERS: Timers = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (timer) => clearTimeout(timer as number),
+  ref: (timer, on) =>
+    on ? Deno.refTimer(timer as number) : Deno.unrefTimer(timer as number),
+};
+
+/** How long (ms) {@link LaunchSupervisor.lost} waits for a process to exit. */
+export const LOST_EXIT_MS = 1_000;
+/** How long (ms) {@link LaunchSupervisor.stop} waits before it kills. */
+export const STOP_KILL_MS = 2_000;
+
 /** One launcher and its current launch. */
 interface Group {
   launcher: Launcher;
@@ -20,7 +49,7 @@ interface Group {
   /** Ids of the current launch that have connected at least once. */
   connected: Set<number>;
   /** The current launch's startTimeout timer, until all its ids connected. */
-  startTimer?: ReturnType<typeof setTimeout> | undefined;
+  startTimer?: Timer;
 }
 
 /** How a lost worker's process ended, as far as its launch can tell. */
@@ -55,9 +84,14 @@ export class LaunchSupervisor {
   #nextWorkerId = 1;
   /** Ids launched and not yet connected, with their group. */
   #expected = new Map<number, Group>();
-  /** Connected workers' groups. */
-  #members = new Map<number, Group>();
-  #timers = new Set<ReturnType<typeof setTimeout>>();
+  /**
+   * Connected workers' groups, with the launch that started each: by the
+   * time a worker's loss is told, its group may run a replacement launch.
+   */
+  #members = new Map<number, { group: Group; launch: Launch | undefined }>();
+  /** Restart timers waiting for their backoff. */
+  #timers = new Set<Timer>();
+  #clock: Timers;
   #pending = new Set<Promise<unknown>>();
   /** Whether launches and timers keep the program alive (see setRef). */
   #refd = true;
@@ -66,12 +100,15 @@ export class LaunchSupervisor {
    * @param launchers One per group (a local worker, or a host).
    * @param startTimeout ms until a launch's workers must have connected.
    * @param hooks What to ask of the pool.
+   * @param clock Its timers (a fake clock in tests).
    */
   constructor(
     launchers: Launcher[],
     startTimeout: number,
     hooks: SupervisorHooks,
+    clock: Timers = REAL_TIMERS,
   ) {
+    this.#clock = clock;
     this.#groups = launchers.map((launcher) => ({
       launcher,
       launch: undefined,
@@ -114,10 +151,10 @@ export class LaunchSupervisor {
       throw new Error(`unexpected worker id ${workerId}`);
     }
     this.#expected.delete(workerId);
-    this.#members.set(workerId, group);
+    this.#members.set(workerId, { group, launch: group.launch });
     group.connected.add(workerId);
     if (group.connected.size >= group.ids.length) {
-      clearTimeout(group.startTimer);
+      this.#clock.clearTimeout(group.startTimer);
       group.startTimer = undefined;
     }
   }
@@ -135,19 +172,18 @@ export class LaunchSupervisor {
     for (const timer of this.#timers) this.#refTimer(timer);
   }
 
-  #refTimer(timer: ReturnType<typeof setTimeout>): void {
-    if (this.#refd) Deno.refTimer(timer as unknown as number);
-    else Deno.unrefTimer(timer as unknown as number);
+  #refTimer(timer: Timer): void {
+    this.#clock.ref(timer, this.#refd);
   }
 
   /** The host of a connected worker. */
   hostOf(workerId: number): string {
-    return this.#members.get(workerId)?.launcher.host ?? "local";
+    return this.#members.get(workerId)?.group.launcher.host ?? "local";
   }
 
   /** A worker is initialised: its group works (and its host is up). */
   ready(workerId: number): void {
-    const group = this.#members.get(workerId);
+    const group = this.#members.get(workerId)?.group;
     if (!group) return;
     group.failures = 0;
     if (group.down) {
@@ -162,15 +198,19 @@ export class LaunchSupervisor {
    * worker back under the same id.
    */
   async lost(workerId: number): Promise<WorkerEnd> {
-    const group = this.#members.get(workerId);
+    const member = this.#members.get(workerId);
     this.#members.delete(workerId);
-    const launch = group?.launch;
+    const group = member?.group;
+    const launch = member?.launch;
     let exit: LaunchExit = {};
     if (launch && !launch.respawns) {
       const timer = Promise.withResolvers<undefined>();
-      const id = setTimeout(() => timer.resolve(undefined), 1_000);
+      const id = this.#clock.setTimeout(
+        () => timer.resolve(undefined),
+        LOST_EXIT_MS,
+      );
       const done = await Promise.race([launch.exited, timer.promise]);
-      clearTimeout(id);
+      this.#clock.clearTimeout(id);
       if (done) exit = done;
       else launch.kill();
     }
@@ -195,7 +235,11 @@ export class LaunchSupervisor {
    * respawning launch, which starts it again when it exits).
    */
   stopWorker(workerId: number, stuck: boolean): boolean {
-    const launch = this.#members.get(workerId)?.launch;
+    const member = this.#members.get(workerId);
+    // Its launch, unless it has ended (its group may run a replacement).
+    const launch = member?.group.launch === member?.launch
+      ? member?.launch
+      : undefined;
     if (launch && !launch.respawns) {
       launch.kill();
       return false;
@@ -215,16 +259,16 @@ export class LaunchSupervisor {
    * after 2 s, and waits for all of them to exit.
    */
   async stop(): Promise<void> {
-    for (const timer of this.#timers) clearTimeout(timer);
+    for (const timer of this.#timers) this.#clock.clearTimeout(timer);
     this.#timers.clear();
     const launches = this.#groups.map((g) => g.launch).filter((l) =>
       l !== undefined
     );
     await Promise.all(launches.map((l) => l.stop()));
     await Promise.all(launches.map(async (l) => {
-      const timer = setTimeout(() => l.kill(), 2_000);
+      const timer = this.#clock.setTimeout(() => l.kill(), STOP_KILL_MS);
       await l.exited;
-      clearTimeout(timer);
+      this.#clock.clearTimeout(timer);
     }));
     while (this.#pending.size > 0) {
       await Promise.allSettled([...this.#pending]);
@@ -255,7 +299,7 @@ export class LaunchSupervisor {
     const connected = group.connected;
     for (const id of ids) this.#expected.set(id, group);
     let timedOut = false;
-    const timer = setTimeout(() => {
+    const timer = this.#clock.setTimeout(() => {
       if (group.launch === launch && connected.size < ids.length) {
         timedOut = true;
         launch.kill();
@@ -263,7 +307,7 @@ export class LaunchSupervisor {
     }, this.#startTimeout);
     group.startTimer = timer;
     this.#track(launch.exited.then((exit) => {
-      clearTimeout(timer);
+      this.#clock.clearTimeout(timer);
       if (group.launch === launch) group.launch = undefined;
       for (const id of ids) {
         if (this.#expected.get(id) === group) this.#expected.delete(id);
@@ -300,7 +344,7 @@ export class LaunchSupervisor {
 
   #relaunch(group: Group): void {
     group.failures++;
-    const timer = setTimeout(() => {
+    const timer = this.#clock.setTimeout(() => {
       this.#timers.delete(timer);
       if (this.#hooks.running() && !group.launch) this.#launch(group);
     }, backoffMs(group.failures));

@@ -15,7 +15,12 @@ import type { WorkerExit } from "./errors.ts";
 import type { PoolEventMap } from "./events.ts";
 import type { FunctionSpec } from "./function_ref.ts";
 import type { HostSpec } from "./host_spec.ts";
-import { LaunchSupervisor } from "./launch_supervisor.ts";
+import {
+  LaunchSupervisor,
+  REAL_TIMERS,
+  type Timer,
+  type Timers,
+} from "./launch_supervisor.ts";
 import { type Launcher, LocalLauncher } from "./launcher.ts";
 import { DEFAULTS, type PoolOptions } from "./options.ts";
 import type { Lifecycle } from "./pool_lifecycle.ts";
@@ -25,7 +30,7 @@ import { WorkerHandle } from "./worker_handle.ts";
 import { type Connection, WorkerServer } from "./worker_server.ts";
 
 /** How long (ms) close() and retiring wait for a worker's teardown. */
-const TEARDOWN_MS = 10_000;
+export const TEARDOWN_MS = 10_000;
 
 /** What the fleet needs from the pool. */
 export interface FleetContext {
@@ -49,6 +54,13 @@ export interface FleetContext {
   fail(error: unknown): void;
   /** The first full set of workers is up. */
   ready(): void;
+  /**
+   * One launcher per launch group, instead of those the options describe
+   * (tests launch fake workers over in-memory channels).
+   */
+  launchers?: Launcher[] | undefined;
+  /** The timers to use (a fake clock in tests). @default {REAL_TIMERS} */
+  clock?: Timers | undefined;
 }
 
 /** One launcher per launch group: each local worker, each host. */
@@ -80,6 +92,7 @@ function launchersFor(ctx: FleetContext): Launcher[] {
 /** Starts, admits, initialises, replaces and stops the pool's workers. */
 export class WorkerFleet {
   #ctx: FleetContext;
+  #clock: Timers;
   #server: WorkerServer;
   #supervisor: LaunchSupervisor;
   /** Connected workers by id, with their connections. */
@@ -96,6 +109,7 @@ export class WorkerFleet {
   /** @param ctx The pool's options and parts. */
   constructor(ctx: FleetContext) {
     this.#ctx = ctx;
+    this.#clock = ctx.clock ?? REAL_TIMERS;
     const { life, options } = ctx;
     this.#server = new WorkerServer({
       secret: newSecret(),
@@ -116,7 +130,7 @@ export class WorkerFleet {
       },
     });
     this.#supervisor = new LaunchSupervisor(
-      launchersFor(ctx),
+      ctx.launchers ?? launchersFor(ctx),
       options.startTimeout ?? DEFAULTS.startTimeout,
       {
         running: () => life.running,
@@ -132,6 +146,7 @@ export class WorkerFleet {
         hostLost: (host, exit) => ctx.emit("hostlost", { host, exit }),
         changed: () => life.notify(),
       },
+      this.#clock,
     );
   }
 
@@ -222,9 +237,9 @@ export class WorkerFleet {
       return Promise.resolve();
     }
     this.#tornDown.add(w);
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let timer: Timer;
     const late = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, TEARDOWN_MS);
+      timer = this.#clock.setTimeout(resolve, TEARDOWN_MS);
     });
     const done = this.#ctx.dispatcher.runPinned(w, spec, [], "call").then(
       () => {},
@@ -232,7 +247,9 @@ export class WorkerFleet {
         if (!w.lost) this.#ctx.emit("error", error);
       },
     );
-    return Promise.race([done, late]).finally(() => clearTimeout(timer));
+    return Promise.race([done, late]).finally(() =>
+      this.#clock.clearTimeout(timer)
+    );
   }
 
   /** Kills every launch now (the pool failed). */
@@ -273,7 +290,7 @@ export class WorkerFleet {
     if (initSpec) {
       const { initArgs = [], initTimeout = DEFAULTS.initTimeout } =
         this.#ctx.options;
-      const timer = setTimeout(() => {
+      const timer = this.#clock.setTimeout(() => {
         if (handle.lost || !this.#ctx.life.running) return;
         this.#ctx.fail(
           new DOMException(
@@ -285,7 +302,7 @@ export class WorkerFleet {
         );
       }, initTimeout);
       dispatcher.runPinned(handle, initSpec, initArgs, "init").finally(() =>
-        clearTimeout(timer)
+        this.#clock.clearTimeout(timer)
       ).then(
         () => this.#activate(handle),
         (error) => {
