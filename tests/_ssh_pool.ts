@@ -215,21 +215,27 @@ export function recordEvents<T = unknown>(
 
 /**
  * Starts `deno run -A <fixture> <args>`, reads the first line of its stdout
- * as JSON, and hands back the child (stdout drained in the background).
+ * as JSON, and hands back the child (stdout drained in the background). The
+ * child's TMPDIR is `tmp`, a directory of its own: what a pool owner that the
+ * test kills with SIGKILL leaves there (its socket directory) is removed with
+ * it once the child has exited and `drained` resolves.
  */
 export async function spawnFixture<T>(
   fixture: URL,
   args: string[],
   timeoutMs: number,
 ): Promise<
-  { child: Deno.ChildProcess; first: T; drained: Promise<void> }
+  { child: Deno.ChildProcess; first: T; drained: Promise<void>; tmp: string }
 > {
+  const tmp = await Deno.makeTempDir({ prefix: "distex-test-" });
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", fixture.pathname, ...args],
+    env: { TMPDIR: tmp },
     stdin: "null",
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
+  const removeTmp = () => Deno.remove(tmp, { recursive: true });
   const reader = child.stdout.getReader();
   let text = "";
   const firstLine = (async () => {
@@ -247,18 +253,20 @@ export async function spawnFixture<T>(
     child.kill("SIGKILL");
     await reader.cancel().catch(() => {});
     await child.status;
+    await removeTmp();
     throw error;
   }
   const drained = (async () => {
     try {
       while (!(await reader.read()).done) { /* drain */ }
     } catch { /* killed */ }
+    await child.status;
+    await removeTmp();
   })();
   if (!line.startsWith("{") && !line.startsWith("[")) {
     child.kill("SIGKILL");
     await drained;
-    await child.status;
     throw new Error(`fixture printed ${JSON.stringify(line)}, not JSON`);
   }
-  return { child, first: JSON.parse(line) as T, drained };
+  return { child, first: JSON.parse(line) as T, drained, tmp };
 }

@@ -181,3 +181,31 @@ export async function firstLine(
     await lines.cancel();
   }
 }
+
+/** A temp dir that a child process uses as its TMPDIR; see {@linkcode childTemp}. */
+export interface ChildTemp extends AsyncDisposable {
+  /** The directory. */
+  readonly path: string;
+  /** `{ TMPDIR: path }`, for the child's `env`. */
+  readonly env: { TMPDIR: string };
+  /** The names of what is in the directory now. */
+  names(): Promise<string[]>;
+}
+
+/**
+ * A temp dir for a child process that a test may kill with SIGKILL (a pool
+ * owner, a remote supervisor): start the child with `env: tmp.env`, so the
+ * temp dirs it and its workers make (a pool's socket directory, a relay's
+ * link directory) land in here, where no cleanup of theirs can run after a
+ * SIGKILL. Disposing removes the directory with all of it.
+ */
+export async function childTemp(): Promise<ChildTemp> {
+  const path = await Deno.makeTempDir({ prefix: "distex-test-" });
+  return {
+    path,
+    env: { TMPDIR: path },
+    names: async () =>
+      (await Array.fromAsync(Deno.readDir(path))).map((e) => e.name).sort(),
+    [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }),
+  };
+}

@@ -18,7 +18,13 @@ import {
   startSshHost,
 } from "./_ssh_hosts.ts";
 import { CLI_PATH, recordEvents, remoteCommand } from "./_ssh_pool.ts";
-import { isGone, pollUntil, rejection, withTimeout } from "./_util.ts";
+import {
+  childTemp,
+  isGone,
+  pollUntil,
+  rejection,
+  withTimeout,
+} from "./_util.ts";
 import { VERSION } from "../src/version.ts";
 
 const reason = await namespacePrerequisites();
@@ -92,10 +98,16 @@ Deno.test({
   name:
     "A command host killed mid-map: hostlost, the tasks are retried, nothing is lost, the host comes back",
   async fn() {
+    // The link directory of the supervisor killed below outlives it: here.
+    await using tmp = await childTemp();
     await using pool = await withTimeout(
       Pool.create({
         workers: 1,
-        hosts: [{ command: command([]), workers: 2, name: "cmd" }],
+        hosts: [{
+          command: command(["env", `TMPDIR=${tmp.path}`]),
+          workers: 2,
+          name: "cmd",
+        }],
         retries: 3,
       }),
       BOUND_MS,
@@ -138,6 +150,10 @@ Deno.test({
     const again = await pool.runOnAll(() => Deno.pid);
     assert.equal(again.length, 3);
     assert.ok(again.includes(local));
+    const links = (await tmp.names()).filter((n) =>
+      n.startsWith("distex-link-")
+    );
+    assert.equal(links.length, 2, `the killed and the new relay: ${links}`);
   },
 });
 

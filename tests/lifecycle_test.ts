@@ -10,8 +10,9 @@
  */
 import assert from "node:assert/strict";
 import { type PoolOptions, WorkerLostError } from "../mod.ts";
-import { LeakCheck } from "./_leaks.ts";
+import { LeakCheck, socketOf } from "./_leaks.ts";
 import {
+  childTemp,
   closeNow,
   firstLine,
   isGone,
@@ -57,8 +58,11 @@ for (const signal of ["SIGKILL", "SIGTERM"] as const) {
     `Pool workers spinning in sync code, and their children, are gone within 2 s of the owner's ${signal}`,
     async () => {
       const dir = await Deno.makeTempDir({ prefix: "distex-test-" });
+      // The owner's socket directory outlives a SIGKILL: it goes in here.
+      await using tmp = await childTemp();
       const owner = new Deno.Command(Deno.execPath(), {
         args: ["run", "-A", OWNER.href, dir],
+        env: tmp.env,
         stdin: "null",
         stdout: "piped",
         stderr: "inherit",
@@ -79,6 +83,8 @@ for (const signal of ["SIGKILL", "SIGTERM"] as const) {
         assert.equal(workers.length, 2);
         assert.equal(new Set(workers).size, 2);
         assert.deepEqual(await alive(pids), pids, "not all running");
+        const socket = socketOf(workers[0]!) ?? "";
+        assert.ok(socket.startsWith(`${tmp.path}/`), `socket ${socket}`);
 
         owner.kill(signal);
         const status = await owner.status;
@@ -113,8 +119,10 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
   Deno.test(
     `Pool owner ended by ${signal} removes the socket and its directory and still dies of ${signal}`,
     async () => {
+      await using tmp = await childTemp();
       const owner = new Deno.Command(Deno.execPath(), {
         args: ["run", "-A", IDLE_OWNER.href],
+        env: tmp.env,
         stdin: "null",
         stdout: "piped",
         stderr: "inherit",
@@ -131,6 +139,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
         const said = JSON.parse(line) as { socket: string; workers: number[] };
         workers = said.workers;
         dir = said.socket.slice(0, said.socket.lastIndexOf("/"));
+        assert.ok(dir.startsWith(`${tmp.path}/`), `socket ${said.socket}`);
         assert.ok((await Deno.lstat(said.socket)).isSocket);
         owner.kill(signal);
         const status = await owner.status;
@@ -160,7 +169,6 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
           await owner.status;
         }
         await killAll(workers);
-        if (dir) await Deno.remove(dir, { recursive: true }).catch(() => {});
       }
     },
   );

@@ -5,15 +5,25 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { firstLine, isGone, pollUntil, withTimeout } from "./_util.ts";
+import { socketOf } from "./_leaks.ts";
+import {
+  childTemp,
+  firstLine,
+  isGone,
+  pollUntil,
+  withTimeout,
+} from "./_util.ts";
 
 const PARENT = new URL("./fixtures/orphan_parent.ts", import.meta.url);
 
 Deno.test(
   "Pool workers exit when the pool's process is killed with SIGKILL",
   async () => {
+    // The owner's socket directory outlives its SIGKILL: it goes in here.
+    await using tmp = await childTemp();
     const child = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", PARENT.href],
+      env: tmp.env,
       stdin: "null",
       stdout: "piped",
       stderr: "inherit",
@@ -35,6 +45,8 @@ Deno.test(
         assert.notEqual(pid, child.pid);
         assert.equal(await isGone(pid), false, `worker ${pid} not running`);
       }
+      const socket = socketOf(workers[0]!) ?? "";
+      assert.ok(socket.startsWith(`${tmp.path}/`), `socket ${socket}`);
 
       child.kill("SIGKILL");
       const status = await child.status;

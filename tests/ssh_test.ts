@@ -875,13 +875,19 @@ Deno.test({
       hosts: [host.hostSpec(2)],
       ssh: sshOptions(host, poolTag),
     };
-    const { child, first, drained } = await spawnFixture<{
+    const { child, first, drained, tmp } = await spawnFixture<{
       pid: number;
       workers: { pid: number; ppid: number; args: string[] }[];
     }>(OWNER_FIXTURE, [JSON.stringify(options)], 30_000);
     let killed = false;
     try {
       assert.equal(first.workers.length, 3);
+      // The owner's socket directory, which its SIGKILL leaves behind, is in
+      // the fixture's own TMPDIR (removed once it has exited).
+      const mine = (await Array.fromAsync(Deno.readDir(tmp))).map((e) =>
+        e.name
+      );
+      assert.ok(mine.some((n) => /^distex-[0-9a-f]+$/.test(n)), `${mine}`);
       const remote = await processesWithEnv(`DISTEX_TEST_TAG=${tag}`);
       assert.ok(remote.length >= 3, `remote processes: ${remote}`);
       const local = (await processTree(child.pid)).map((p) => p.pid);
@@ -935,5 +941,6 @@ Deno.test({
       }
       await drained;
     }
+    assert.equal(await exists(tmp), false, `${tmp} left behind`);
   },
 });
