@@ -18,6 +18,7 @@ import { forwardStdout } from "./_task_output.ts";
 import { signalGroup } from "./_process_group.ts";
 import { parseCommandLine } from "./_args.ts";
 import { backoffMs } from "./_backoff.ts";
+import { removeOnSignal } from "./_signal_cleanup.ts";
 import { workerKey } from "./auth.ts";
 import {
   decodeControl,
@@ -82,9 +83,12 @@ export async function superviseMain(args: string[]): Promise<number> {
   }
   const flags = (values["worker-flag"] as string[] | undefined) ?? [];
   let dir: string | undefined;
+  let unguard: (() => void) | undefined;
   let path: string;
   if (stdio) {
     dir = await Deno.makeTempDir({ prefix: "distex-link-" });
+    // Ended by SIGTERM (scancel, docker stop) or SIGINT, no finally runs.
+    unguard = removeOnSignal(dir);
     await Deno.chmod(dir, 0o700);
     path = `${dir}/s.sock`;
   } else {
@@ -94,6 +98,7 @@ export async function superviseMain(args: string[]): Promise<number> {
     return await supervise(path, ids, stdio, flags);
   } finally {
     if (dir) await Deno.remove(dir, { recursive: true }).catch(() => {});
+    unguard?.();
   }
 }
 
