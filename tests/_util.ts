@@ -209,3 +209,81 @@ export async function childTemp(): Promise<ChildTemp> {
     [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }),
   };
 }
+
+/** The pids of `pids` still running (zombies count as gone). */
+export async function alive(pids: number[]): Promise<number[]> {
+  const left: number[] = [];
+  for (const pid of pids) if (!await isGone(pid)) left.push(pid);
+  return left;
+}
+
+/** SIGKILLs every pid of `pids` still running (test clean-up). */
+export async function killAll(pids: number[]): Promise<void> {
+  for (const pid of await alive(pids)) {
+    try {
+      Deno.kill(pid, "SIGKILL");
+    } catch { /* exited meanwhile */ }
+  }
+}
+
+/** A pool owner run by a test; see {@linkcode startOwner}. */
+export interface Owner<T> extends AsyncDisposable {
+  readonly child: Deno.ChildProcess;
+  /** Its TMPDIR: where its pool's socket directory is. */
+  readonly tmp: ChildTemp;
+  /** The first line it printed, parsed as JSON. */
+  readonly said: T;
+  /** Sends it `signal` and waits for it to exit. */
+  end(signal: Deno.Signal): Promise<Deno.CommandStatus>;
+}
+
+/**
+ * Runs `deno run -A <fixture> <args>` (a pool owner the test may kill) with
+ * a TMPDIR of its own ({@linkcode childTemp}), and waits for the first line
+ * it prints. Disposing kills it if it still runs, then removes its TMPDIR.
+ */
+export async function startOwner<T>(
+  fixture: URL,
+  args: string[] = [],
+): Promise<Owner<T>> {
+  const tmp = await childTemp();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", fixture.href, ...args],
+    env: tmp.env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  let exited = false;
+  const end = async (signal: Deno.Signal) => {
+    if (!exited) {
+      try {
+        child.kill(signal);
+      } catch { /* exited meanwhile */ }
+    }
+    const status = await child.status;
+    exited = true;
+    return status;
+  };
+  const dispose = async () => {
+    if (!exited) await end("SIGKILL");
+    await tmp[Symbol.asyncDispose]();
+  };
+  try {
+    const line = await withTimeout(
+      firstLine(child.stdout),
+      60_000,
+      `the first line of ${fixture.pathname}`,
+    );
+    return {
+      child,
+      tmp,
+      said: JSON.parse(line) as T,
+      end,
+      [Symbol.asyncDispose]: dispose,
+    };
+  } catch (error) {
+    await dispose();
+    throw error;
+  }
+}

@@ -242,15 +242,24 @@ Deno.test("LaunchSupervisor.lost() kills a process that has not exited after LOS
   await stop();
 });
 
-Deno.test("LaunchSupervisor.lost() told after the worker's process exited and was replaced: the old launch's end, the replacement left alone", async () => {
+/**
+ * Worker 1 of a local group is in service, then its process exits and the
+ * group starts a replacement; the worker's loss is not told yet (the exit
+ * status was seen before the connection's end).
+ */
+async function replacedBeforeLost() {
   const local = new FakeLauncher();
   const { supervisor, stop } = supervise([local]);
   supervisor.start(ENDPOINT);
   supervisor.claim(1);
   supervisor.ready(1);
-  // The exit status is seen before the connection's end.
   local.launches[0]!.exit({ code: 5 });
   const replacement = await local.launched(2);
+  return { supervisor, stop, replacement };
+}
+
+Deno.test("LaunchSupervisor.lost() told after the worker's process exited and was replaced: the old launch's end, the replacement left alone", async () => {
+  const { supervisor, stop, replacement } = await replacedBeforeLost();
   const end = await withTimeout(supervisor.lost(1), 10_000, "lost(1)");
   assert.deepEqual(end, { code: 5, host: "local", stderr: ["stderr of 1"] });
   assert.deepEqual(replacement.kills, []);
@@ -258,13 +267,7 @@ Deno.test("LaunchSupervisor.lost() told after the worker's process exited and wa
 });
 
 Deno.test("LaunchSupervisor.stopWorker() of a worker whose process already ended leaves its group's replacement alone", async () => {
-  const local = new FakeLauncher();
-  const { supervisor, stop } = supervise([local]);
-  supervisor.start(ENDPOINT);
-  supervisor.claim(1);
-  supervisor.ready(1);
-  local.launches[0]!.exit({ code: 5 });
-  const replacement = await local.launched(2);
+  const { supervisor, stop, replacement } = await replacedBeforeLost();
   assert.equal(supervisor.stopWorker(1, true), true);
   assert.deepEqual(replacement.kills, []);
   assert.deepEqual(replacement.killedWorkers, []);

@@ -10,46 +10,22 @@
  */
 import assert from "node:assert/strict";
 import { type PoolOptions, WorkerLostError } from "../mod.ts";
+import { startGrandchild } from "./fixtures/tasks.ts";
 import { LeakCheck, socketOf } from "./_leaks.ts";
 import {
-  childTemp,
+  alive,
   closeNow,
-  firstLine,
+  exists,
   isGone,
+  killAll,
   pollUntil,
   rejection,
+  startOwner,
   withTimeout,
 } from "./_util.ts";
 
 const leaks = new LeakCheck();
 const OWNER = new URL("./fixtures/spinning_owner.ts", import.meta.url);
-
-/** SIGKILLs every pid in `pids` that still runs (test clean-up). */
-async function killAll(pids: number[]): Promise<void> {
-  for (const pid of pids) {
-    if (await isGone(pid)) continue;
-    try {
-      Deno.kill(pid, "SIGKILL");
-    } catch { /* exited meanwhile */ }
-  }
-}
-
-/** The pids of `pids` still running. */
-async function alive(pids: number[]): Promise<number[]> {
-  const left: number[] = [];
-  for (const pid of pids) if (!await isGone(pid)) left.push(pid);
-  return left;
-}
-
-/** Starts `sleep 300` from a task; returns the worker's and its pid. */
-function startGrandchild(): { worker: number; grandchild: number } {
-  const child = new Deno.Command("sleep", {
-    args: ["300"],
-    stdin: "null",
-    stdout: "null",
-  }).spawn();
-  return { worker: Deno.pid, grandchild: child.pid };
-}
 
 // ---- the owner dies ------------------------------------------------------------
 
@@ -58,37 +34,22 @@ for (const signal of ["SIGKILL", "SIGTERM"] as const) {
     `Pool workers spinning in sync code, and their children, are gone within 2 s of the owner's ${signal}`,
     async () => {
       const dir = await Deno.makeTempDir({ prefix: "distex-test-" });
-      // The owner's socket directory outlives a SIGKILL: it goes in here.
-      await using tmp = await childTemp();
-      const owner = new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", OWNER.href, dir],
-        env: tmp.env,
-        stdin: "null",
-        stdout: "piped",
-        stderr: "inherit",
-      }).spawn();
       let pids: number[] = [];
-      let ownerAlive = true;
       try {
-        const line = await withTimeout(
-          firstLine(owner.stdout),
-          60_000,
-          "the owner's pids",
-        );
-        const { workers, grandchildren } = JSON.parse(line) as {
+        await using owner = await startOwner<{
           workers: number[];
           grandchildren: number[];
-        };
+        }>(OWNER, [dir]);
+        const { workers, grandchildren } = owner.said;
         pids = [...workers, ...grandchildren];
         assert.equal(workers.length, 2);
         assert.equal(new Set(workers).size, 2);
         assert.deepEqual(await alive(pids), pids, "not all running");
+        // Its socket directory outlives a SIGKILL: in the owner's own TMPDIR.
         const socket = socketOf(workers[0]!) ?? "";
-        assert.ok(socket.startsWith(`${tmp.path}/`), `socket ${socket}`);
+        assert.ok(socket.startsWith(`${owner.tmp.path}/`), `socket ${socket}`);
 
-        owner.kill(signal);
-        const status = await owner.status;
-        ownerAlive = false;
+        const status = await owner.end(signal);
         assert.equal(status.signal, signal);
         const killed = performance.now();
         const gone = await pollUntil(
@@ -100,12 +61,6 @@ for (const signal of ["SIGKILL", "SIGTERM"] as const) {
         assert.ok(gone, `still alive 2 s after the owner's ${signal}: ${left}`);
         console.error(`owner ${signal}: workers and children gone in ${ms} ms`);
       } finally {
-        if (ownerAlive) {
-          try {
-            owner.kill("SIGKILL");
-          } catch { /* gone */ }
-          await owner.status;
-        }
         await killAll(pids);
         await Deno.remove(dir, { recursive: true });
       }
@@ -119,41 +74,20 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
   Deno.test(
     `Pool owner ended by ${signal} removes the socket and its directory and still dies of ${signal}`,
     async () => {
-      await using tmp = await childTemp();
-      const owner = new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", IDLE_OWNER.href],
-        env: tmp.env,
-        stdin: "null",
-        stdout: "piped",
-        stderr: "inherit",
-      }).spawn();
       let workers: number[] = [];
-      let dir = "";
-      let ownerAlive = true;
       try {
-        const line = await withTimeout(
-          firstLine(owner.stdout),
-          60_000,
-          "the owner's socket",
-        );
-        const said = JSON.parse(line) as { socket: string; workers: number[] };
-        workers = said.workers;
-        dir = said.socket.slice(0, said.socket.lastIndexOf("/"));
-        assert.ok(dir.startsWith(`${tmp.path}/`), `socket ${said.socket}`);
-        assert.ok((await Deno.lstat(said.socket)).isSocket);
-        owner.kill(signal);
-        const status = await owner.status;
-        ownerAlive = false;
+        await using owner = await startOwner<
+          { socket: string; workers: number[] }
+        >(IDLE_OWNER);
+        const { socket } = owner.said;
+        workers = owner.said.workers;
+        const dir = socket.slice(0, socket.lastIndexOf("/"));
+        assert.ok(dir.startsWith(`${owner.tmp.path}/`), `socket ${socket}`);
+        assert.ok((await Deno.lstat(socket)).isSocket);
+        const status = await owner.end(signal);
         assert.equal(status.signal, signal, `exit ${JSON.stringify(status)}`);
         assert.equal(status.code, 128 + (signal === "SIGINT" ? 2 : 15));
-        let left = true;
-        try {
-          await Deno.lstat(dir);
-        } catch (error) {
-          if (!(error instanceof Deno.errors.NotFound)) throw error;
-          left = false;
-        }
-        assert.equal(left, false, `${dir} was left behind`);
+        assert.equal(await exists(dir), false, `${dir} was left behind`);
         assert.ok(
           await pollUntil(
             async () => (await alive(workers)).length === 0,
@@ -162,12 +96,6 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
           `workers left: ${await alive(workers)}`,
         );
       } finally {
-        if (ownerAlive) {
-          try {
-            owner.kill("SIGKILL");
-          } catch { /* gone */ }
-          await owner.status;
-        }
         await killAll(workers);
       }
     },

@@ -106,6 +106,13 @@ function startFleet(launchers: FakeLauncher[], setup: FleetSetup = {}) {
   });
   life.start();
   const started = fleet.start();
+  /** Connects every worker of each group's first launch; waits for ready. */
+  const up = async () => {
+    const launches = await Promise.all(launchers.map((l) => l.launched(1)));
+    for (const launch of launches) await launch.connectAll();
+    await withTimeout(life.ready, 20_000, "ready");
+    return launches;
+  };
   /** Closes as the pool does (without waiting for tasks). */
   const close = async () => {
     await started;
@@ -115,7 +122,7 @@ function startFleet(launchers: FakeLauncher[], setup: FleetSetup = {}) {
     await fleet.close();
     life.closed();
   };
-  return { fleet, life, dispatcher, clock, events, close };
+  return { fleet, life, dispatcher, clock, events, up, close };
 }
 
 /** Calls of `fnId` that reached a worker, and a gate each of them waits on. */
@@ -183,12 +190,9 @@ Deno.test("WorkerFleet starts every group, runs the initializer on each worker, 
 Deno.test("WorkerFleet replaces a worker lost after ready: its task is retried elsewhere, workerexit says how it ended", async () => {
   const a = new FakeLauncher();
   const b = new FakeLauncher();
-  const { life, dispatcher, events, close } = startFleet([a, b]);
+  const { dispatcher, events, up, close } = startFleet([a, b]);
   try {
-    const first = await a.launched(1);
-    await first.connect(1);
-    await (await b.launched(1)).connect(2);
-    await withTimeout(life.ready, 20_000, "ready");
+    const [first, second] = await up();
     // The task's first worker never answers; the second answers "again".
     const seen: number[] = [];
     const reached = Promise.withResolvers<void>();
@@ -203,7 +207,7 @@ Deno.test("WorkerFleet replaces a worker lost after ready: its task is retried e
     result.catch(() => {}); // awaited below, unless an assertion fails first
     await withTimeout(reached.promise, 20_000, "the task reaching a worker");
     const lostId = seen[0]!;
-    const lostLaunch = lostId === 1 ? first : b.launches[0]!;
+    const lostLaunch = lostId === 1 ? first! : second!;
     lostLaunch.exit({ code: 7 });
     const exit = await events.until("workerexit", 1);
     assert.deepEqual(exit, {
@@ -272,11 +276,9 @@ Deno.test("WorkerFleet fails the pool when its workers do not connect within sta
 
 Deno.test("WorkerFleet after ready: failed restarts are error events, retried with backoff until a worker comes back", async () => {
   const a = new FakeLauncher();
-  const { life, clock, events, close } = startFleet([a]);
+  const { life, clock, events, up, close } = startFleet([a]);
   try {
-    await (await a.launched(1)).connect(1);
-    await withTimeout(life.ready, 20_000, "ready");
-    a.launches[0]!.exit({ code: 9 });
+    (await up())[0]!.exit({ code: 9 });
     await events.until("workerexit", 1);
     // It worked: started again at once; this one fails to start.
     (await a.launched(2)).exit({ code: 1 });
@@ -302,14 +304,12 @@ Deno.test("WorkerFleet after ready: failed restarts are error events, retried wi
 Deno.test("WorkerFleet: a lost host shrinks totalWorkers and allInService(); it grows back once the host is relaunched", async () => {
   const local = new FakeLauncher();
   const host = new FakeLauncher({ host: "h", groupSize: 2 });
-  const { fleet, life, clock, events, close } = startFleet([local, host]);
+  const { fleet, clock, events, up, close } = startFleet([local, host]);
   try {
-    await (await local.launched(1)).connect(1);
-    await (await host.launched(1)).connectAll();
-    await withTimeout(life.ready, 20_000, "ready");
+    const [, remote] = await up();
     assert.equal(fleet.totalWorkers, 3);
 
-    host.launches[0]!.exit({ code: 255 });
+    remote!.exit({ code: 255 });
     const lost = await events.until("hostlost", 1);
     assert.deepEqual(lost, { host: "h", exit: { code: 255 } });
     await events.until("workerexit", 2);
@@ -341,13 +341,11 @@ Deno.test("WorkerFleet: a lost host shrinks totalWorkers and allInService(); it 
 Deno.test("WorkerFleet.stopWorker() of a retired worker runs its teardown first, then ends its process; a new one starts", async () => {
   const a = new FakeLauncher();
   const teardown = gated([a], TEARDOWN.id);
-  const { fleet, life, dispatcher, events, close } = startFleet([a], {
+  const { fleet, dispatcher, events, up, close } = startFleet([a], {
     teardown: true,
   });
   try {
-    const launch = await a.launched(1);
-    await launch.connect(1);
-    await withTimeout(life.ready, 20_000, "ready");
+    const launch = (await up())[0]!;
     const [w] = await fleet.allInService();
     dispatcher.retire(w!, "maxTasksPerWorker (1)");
     assert.equal(await withTimeout(teardown.reached, 20_000, "teardown"), 1);
@@ -367,13 +365,11 @@ Deno.test("WorkerFleet.stopWorker() of a retired worker runs its teardown first,
 Deno.test("WorkerFleet gives a teardown that does not settle TEARDOWN_MS, then stops the worker", async () => {
   const a = new FakeLauncher();
   const teardown = gated([a], TEARDOWN.id);
-  const { fleet, life, clock, events, close } = startFleet([a], {
+  const { fleet, clock, events, up, close } = startFleet([a], {
     teardown: true,
   });
   try {
-    const launch = await a.launched(1);
-    await launch.connect(1);
-    await withTimeout(life.ready, 20_000, "ready");
+    const launch = (await up())[0]!;
     const [w] = await fleet.allInService();
     fleet.stopWorker(w!);
     await withTimeout(teardown.reached, 20_000, "teardown");
@@ -411,11 +407,10 @@ Deno.test("WorkerFleet fails the pool when the initializer does not settle withi
 
 Deno.test("WorkerFleet: a respawning launch's worker is hung up on to stop it (killed where it runs when stuck), and comes back under its id", async () => {
   const host = new FakeLauncher({ host: "h", groupSize: 2, respawns: true });
-  const { fleet, life, events, close } = startFleet([host]);
+  const { fleet, events, up, close } = startFleet([host]);
   try {
-    const launch = await host.launched(1);
-    const [one] = await launch.connectAll();
-    await withTimeout(life.ready, 20_000, "ready");
+    const launch = (await up())[0]!;
+    const one = launch.workers.get(1);
     const w1 = (await fleet.allInService()).find((w) => w.id === 1)!;
     fleet.stopWorker(w1);
     await withTimeout(one!.ended, 20_000, "worker 1's connection to end");
@@ -437,12 +432,10 @@ Deno.test("WorkerFleet: a respawning launch's worker is hung up on to stop it (k
 
 Deno.test("WorkerFleet.setRef() and close(): reaches the launches; close() stops them and removes the socket", async () => {
   const a = new FakeLauncher();
-  const { fleet, life, close } = startFleet([a]);
+  const { fleet, up, close } = startFleet([a]);
   let closed = false;
   try {
-    const launch = await a.launched(1);
-    await launch.connect(1);
-    await withTimeout(life.ready, 20_000, "ready");
+    const launch = (await up())[0]!;
     fleet.setRef(false);
     fleet.setRef(true); // before awaiting: unref'd, nothing holds this test
     assert.deepEqual(launch.refs, [false, true]);
