@@ -167,6 +167,21 @@ export class PoolTag {
   }
 }
 
+/**
+ * A tag for a test host's processes: start the host with `env: tag.env`, and
+ * `tag.remote()` lists the live processes it started (they inherit it).
+ */
+export class HostTag {
+  readonly #value = `t${crypto.randomUUID().slice(0, 8)}`;
+  /** For the host's `env` option. */
+  readonly env: { DISTEX_TEST_TAG: string } = { DISTEX_TEST_TAG: this.#value };
+
+  /** The live processes that carry the tag. */
+  remote(): Promise<number[]> {
+    return processesWithEnv(`DISTEX_TEST_TAG=${this.#value}`);
+  }
+}
+
 /** Live processes whose environment holds `entry` (`NAME=value`). */
 export async function processesWithEnv(entry: string): Promise<number[]> {
   const out: number[] = [];
@@ -269,4 +284,18 @@ export async function spawnFixture<T>(
     throw new Error(`fixture printed ${JSON.stringify(line)}, not JSON`);
   }
   return { child, first: JSON.parse(line) as T, drained, tmp };
+}
+
+/**
+ * A temp dir the test hosts see too: under /var/tmp, as namespace hosts mount
+ * a private tmpfs on /tmp. Disposing removes it.
+ */
+export async function hostTempDir(
+  prefix: string,
+): Promise<{ path: string } & AsyncDisposable> {
+  const path = await Deno.makeTempDir({ dir: "/var/tmp", prefix });
+  return {
+    path,
+    [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }),
+  };
 }

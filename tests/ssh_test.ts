@@ -27,10 +27,11 @@ import {
   startSshHost,
 } from "./_ssh_hosts.ts";
 import {
+  HostTag,
+  hostTempDir,
   PoolTag,
   processes,
   processesMentioning,
-  processesWithEnv,
   processTree,
   recordEvents,
   remoteCommand,
@@ -225,36 +226,30 @@ Deno.test({
   async fn() {
     await using host = await startSshHost(FAST);
     // The same client config, but with a key the server does not know.
-    const dir = await Deno.makeTempDir({
-      dir: "/var/tmp",
-      prefix: "distex-key-",
-    });
-    try {
-      const keygen = await new Deno.Command("ssh-keygen", {
-        args: ["-q", "-t", "ed25519", "-N", "", "-f", `${dir}/stranger`],
-        stdout: "null",
-        stderr: "piped",
-      }).output();
-      assert.equal(keygen.code, 0, new TextDecoder().decode(keygen.stderr));
-      const config = (await Deno.readTextFile(host.configPath)).replace(
-        /IdentityFile .*/,
-        `IdentityFile ${dir}/stranger`,
-      );
-      assert.match(config, /stranger/);
-      await Deno.writeTextFile(`${dir}/ssh_config`, config);
-      await expectHostError(
-        {
-          workers: 0,
-          hosts: [host.hostSpec(2)],
-          ssh: { args: ["-F", `${dir}/ssh_config`], command: remoteCommand() },
-        },
-        host.alias,
-        /key was refused/,
-        /Permission denied/,
-      );
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    await using tmp = await hostTempDir("distex-key-");
+    const dir = tmp.path;
+    const keygen = await new Deno.Command("ssh-keygen", {
+      args: ["-q", "-t", "ed25519", "-N", "", "-f", `${dir}/stranger`],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    assert.equal(keygen.code, 0, new TextDecoder().decode(keygen.stderr));
+    const config = (await Deno.readTextFile(host.configPath)).replace(
+      /IdentityFile .*/,
+      `IdentityFile ${dir}/stranger`,
+    );
+    assert.match(config, /stranger/);
+    await Deno.writeTextFile(`${dir}/ssh_config`, config);
+    await expectHostError(
+      {
+        workers: 0,
+        hosts: [host.hostSpec(2)],
+        ssh: { args: ["-F", `${dir}/ssh_config`], command: remoteCommand() },
+      },
+      host.alias,
+      /key was refused/,
+      /Permission denied/,
+    );
   },
 });
 
@@ -318,31 +313,25 @@ Deno.test({
     // `deno run -A <a script that exits at once>`: ssh and deno work, but no
     // worker ever connects.
     await using host = await startSshHost(FAST);
-    const dir = await Deno.makeTempDir({
-      dir: "/var/tmp",
-      prefix: "distex-cmd-",
-    });
-    try {
-      await Deno.writeTextFile(
-        `${dir}/exit.ts`,
-        `console.error("not a distex cli"); Deno.exit(4);\n`,
-      );
-      await expectHostError(
-        {
-          workers: 0,
-          hosts: [host.hostSpec(2)],
-          ssh: {
-            args: [...host.sshArgs],
-            command: `${Deno.execPath()} run -A ${dir}/exit.ts`,
-          },
+    await using tmp = await hostTempDir("distex-cmd-");
+    const dir = tmp.path;
+    await Deno.writeTextFile(
+      `${dir}/exit.ts`,
+      `console.error("not a distex cli"); Deno.exit(4);\n`,
+    );
+    await expectHostError(
+      {
+        workers: 0,
+        hosts: [host.hostSpec(2)],
+        ssh: {
+          args: [...host.sshArgs],
+          command: `${Deno.execPath()} run -A ${dir}/exit.ts`,
         },
-        host.alias,
-        /exited with code 4/,
-        /not a distex cli/,
-      );
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+      },
+      host.alias,
+      /exited with code 4/,
+      /not a distex cli/,
+    );
   },
 });
 
@@ -400,62 +389,53 @@ Deno.test({
   name: "Pool never puts its secret on a command line or in an environment",
   ignore,
   async fn() {
-    const tag = `t${crypto.randomUUID().slice(0, 8)}`;
-    await using host = await startSshHost({
-      ...FAST,
-      env: { DISTEX_TEST_TAG: tag },
+    const tag = new HostTag();
+    await using host = await startSshHost({ ...FAST, env: tag.env });
+    await using tmp = await hostTempDir("distex-secret-");
+    const dir = tmp.path;
+    // A remote command that records the first line it gets on stdin (the
+    // secret) in a file, then passes stdin on to the real supervisor.
+    const seen = `${dir}/seen`;
+    const command = `sh -c 'IFS= read -r s; printf "%s\\n" "$s" > ${seen}; ` +
+      `{ printf "%s\\n" "$s"; exec cat; } | exec ${remoteCommand()} "$@"' sh`;
+    const poolTag = new PoolTag();
+    await using pool = await Pool.create({
+      workers: 1,
+      hosts: [host.hostSpec(2)],
+      ssh: { args: [...host.sshArgs, ...poolTag.sshArgs], command },
     });
-    const dir = await Deno.makeTempDir({
-      dir: "/var/tmp",
-      prefix: "distex-secret-",
-    });
-    try {
-      // A remote command that records the first line it gets on stdin (the
-      // secret) in a file, then passes stdin on to the real supervisor.
-      const seen = `${dir}/seen`;
-      const command = `sh -c 'IFS= read -r s; printf "%s\\n" "$s" > ${seen}; ` +
-        `{ printf "%s\\n" "$s"; exec cat; } | exec ${remoteCommand()} "$@"' sh`;
-      const poolTag = new PoolTag();
-      await using pool = await Pool.create({
-        workers: 1,
-        hosts: [host.hostSpec(2)],
-        ssh: { args: [...host.sshArgs, ...poolTag.sshArgs], command },
-      });
-      const pids = await pool.runOnAll(() => Deno.pid);
-      assert.equal(pids.length, 3);
-      const secret = (await Deno.readTextFile(seen)).trim();
-      assert.match(secret, /^[0-9a-f]{64}$/, "the secret came over stdin");
+    const pids = await pool.runOnAll(() => Deno.pid);
+    assert.equal(pids.length, 3);
+    const secret = (await Deno.readTextFile(seen)).trim();
+    assert.match(secret, /^[0-9a-f]{64}$/, "the secret came over stdin");
 
-      const remote = await processesWithEnv(`DISTEX_TEST_TAG=${tag}`);
-      const ssh = await poolTag.sshPids();
-      assert.equal(ssh.length, 1, "one ssh process per host");
-      const shown = await processes([...remote, ...ssh]);
-      const cmdlines = shown.map((p) => p.cmdline);
+    const remote = await tag.remote();
+    const ssh = await poolTag.sshPids();
+    assert.equal(ssh.length, 1, "one ssh process per host");
+    const shown = await processes([...remote, ...ssh]);
+    const cmdlines = shown.map((p) => p.cmdline);
+    assert.ok(
+      cmdlines.some((c) => / remote --unix /.test(c)),
+      `the remote supervisor is among ${cmdlines.join("\n")}`,
+    );
+    assert.ok(
+      cmdlines.filter((c) => / --unix .* --id \d+/.test(c)).length >= 2,
+      "the remote workers are there",
+    );
+    for (const p of shown) {
       assert.ok(
-        cmdlines.some((c) => / remote --unix /.test(c)),
-        `the remote supervisor is among ${cmdlines.join("\n")}`,
+        !p.cmdline.includes(secret),
+        `the secret is on the command line of ${p.pid}: ${p.cmdline}`,
       );
-      assert.ok(
-        cmdlines.filter((c) => / --unix .* --id \d+/.test(c)).length >= 2,
-        "the remote workers are there",
-      );
-      for (const p of shown) {
-        assert.ok(
-          !p.cmdline.includes(secret),
-          `the secret is on the command line of ${p.pid}: ${p.cmdline}`,
-        );
-      }
-      assert.deepEqual(
-        (await processesMentioning(secret)).map((p) => p.cmdline),
-        [],
-        "no process shows the secret in its command line or environment",
-      );
-      // Nothing that looks like a secret either (64 hex digits).
-      for (const p of shown) {
-        assert.doesNotMatch(p.cmdline, /[0-9a-f]{64}/, p.cmdline);
-      }
-    } finally {
-      await Deno.remove(dir, { recursive: true });
+    }
+    assert.deepEqual(
+      (await processesMentioning(secret)).map((p) => p.cmdline),
+      [],
+      "no process shows the secret in its command line or environment",
+    );
+    // Nothing that looks like a secret either (64 hex digits).
+    for (const p of shown) {
+      assert.doesNotMatch(p.cmdline, /[0-9a-f]{64}/, p.cmdline);
     }
   },
 });
@@ -538,53 +518,47 @@ Deno.test({
   ignore,
   async fn() {
     await using host = await startSshHost(FAST);
-    const dir = await Deno.makeTempDir({
-      dir: "/var/tmp",
-      prefix: "distex-lost-",
+    await using tmp = await hostTempDir("distex-lost-");
+    const dir = tmp.path;
+    await using pool = await Pool.create({
+      workers: 0,
+      hosts: [host.hostSpec(2)],
+      ssh: sshOptions(host),
     });
-    try {
-      await using pool = await Pool.create({
-        workers: 0,
-        hosts: [host.hostSpec(2)],
-        ssh: sshOptions(host),
-      });
-      const before = await pool.runOnAll(() => Deno.pid);
-      const error = await rejection(
-        withTimeout(
-          pool.run(() => Deno.kill(Deno.pid, "SIGKILL")),
-          20_000,
-          "run()",
-        ),
-      );
-      assert.ok(error instanceof WorkerLostError, `got ${error}`);
-      assert.equal(error.host, host.alias);
-      assert.match(error.message, new RegExp(`on ${host.alias}`));
-      // The remote supervisor starts it again; the pool waits for it.
-      const after = await withTimeout(
-        pool.runOnAll(() => Deno.pid),
+    const before = await pool.runOnAll(() => Deno.pid);
+    const error = await rejection(
+      withTimeout(
+        pool.run(() => Deno.kill(Deno.pid, "SIGKILL")),
         20_000,
-        "runOnAll()",
-      );
-      assert.equal(after.length, 2);
-      assert.equal(new Set(after).size, 2);
-      assert.equal(
-        after.filter((pid) => before.includes(pid)).length,
-        1,
-        `one worker replaced: before ${before}, after ${after}`,
-      );
-      assert.equal(pool.totalWorkers, 2);
-      // With retries, the task runs again on a worker of the host.
-      assert.equal(
-        await withTimeout(
-          pool.apply(killFirstTime, [`${dir}/marker`], { retries: 1 }),
-          20_000,
-          "apply()",
-        ),
-        "second attempt",
-      );
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+        "run()",
+      ),
+    );
+    assert.ok(error instanceof WorkerLostError, `got ${error}`);
+    assert.equal(error.host, host.alias);
+    assert.match(error.message, new RegExp(`on ${host.alias}`));
+    // The remote supervisor starts it again; the pool waits for it.
+    const after = await withTimeout(
+      pool.runOnAll(() => Deno.pid),
+      20_000,
+      "runOnAll()",
+    );
+    assert.equal(after.length, 2);
+    assert.equal(new Set(after).size, 2);
+    assert.equal(
+      after.filter((pid) => before.includes(pid)).length,
+      1,
+      `one worker replaced: before ${before}, after ${after}`,
+    );
+    assert.equal(pool.totalWorkers, 2);
+    // With retries, the task runs again on a worker of the host.
+    assert.equal(
+      await withTimeout(
+        pool.apply(killFirstTime, [`${dir}/marker`], { retries: 1 }),
+        20_000,
+        "apply()",
+      ),
+      "second attempt",
+    );
   },
 });
 
@@ -685,18 +659,15 @@ Deno.test({
     "Pool whose ssh process is killed relaunches the host, and the old session's remote processes exit",
   ignore,
   async fn() {
-    const tag = `t${crypto.randomUUID().slice(0, 8)}`;
-    await using host = await startSshHost({
-      ...FAST,
-      env: { DISTEX_TEST_TAG: tag },
-    });
+    const tag = new HostTag();
+    await using host = await startSshHost({ ...FAST, env: tag.env });
     const poolTag = new PoolTag();
     await using pool = await Pool.create({
       workers: 1,
       hosts: [host.hostSpec(2)],
       ssh: sshOptions(host, poolTag),
     });
-    const before = await processesWithEnv(`DISTEX_TEST_TAG=${tag}`);
+    const before = await tag.remote();
     assert.ok(before.length >= 3, `remote processes: ${before}`);
     const sshPids = await poolTag.sshPids();
     assert.equal(sshPids.length, 1, "the host's ssh process");
@@ -801,11 +772,8 @@ Deno.test({
     "Pool.close() leaves no remote process, no ssh and no remote socket; sockets are unique per pool",
   ignore,
   async fn() {
-    const tag = `t${crypto.randomUUID().slice(0, 8)}`;
-    await using host = await startSshHost({
-      ...FAST,
-      env: { DISTEX_TEST_TAG: tag },
-    });
+    const tag = new HostTag();
+    await using host = await startSshHost({ ...FAST, env: tag.env });
     const tagA = new PoolTag();
     const tagB = new PoolTag();
     const options = (poolTag: PoolTag) => ({
@@ -833,7 +801,7 @@ Deno.test({
       assert.notEqual(socketA, socketB, "each pool has its own remote socket");
       assert.ok(await exists(socketA));
       assert.ok(await exists(socketB));
-      const remote = await processesWithEnv(`DISTEX_TEST_TAG=${tag}`);
+      const remote = await tag.remote();
       assert.ok(remote.length >= 6, `remote processes: ${remote}`);
       assert.equal((await tagA.ssh()).length, 1, "pool a's ssh process");
       assert.equal((await tagB.ssh()).length, 1, "pool b's ssh process");
@@ -844,7 +812,7 @@ Deno.test({
       assert.equal((await tagB.ssh()).length, 1, "pool b's ssh process");
       assert.equal(await exists(socketA), false, "remote socket removed");
       await withTimeout(b.close(), 20_000, "close()");
-      const leftover = await processesWithEnv(`DISTEX_TEST_TAG=${tag}`);
+      const leftover = await tag.remote();
       assert.deepEqual(
         (await processes(leftover)).map((p) => p.cmdline),
         [],
@@ -864,11 +832,8 @@ Deno.test({
     "Pool owner killed with SIGKILL: no remote process, ssh or remote socket is left",
   ignore,
   async fn() {
-    const tag = `t${crypto.randomUUID().slice(0, 8)}`;
-    await using host = await startSshHost({
-      ...FAST,
-      env: { DISTEX_TEST_TAG: tag },
-    });
+    const tag = new HostTag();
+    await using host = await startSshHost({ ...FAST, env: tag.env });
     const poolTag = new PoolTag();
     const options: PoolOptions = {
       workers: 1,
@@ -888,7 +853,7 @@ Deno.test({
         e.name
       );
       assert.ok(mine.some((n) => /^distex-[0-9a-f]+$/.test(n)), `${mine}`);
-      const remote = await processesWithEnv(`DISTEX_TEST_TAG=${tag}`);
+      const remote = await tag.remote();
       assert.ok(remote.length >= 3, `remote processes: ${remote}`);
       const local = (await processTree(child.pid)).map((p) => p.pid);
       assert.equal((await poolTag.ssh()).length, 1, "the owner's ssh process");
@@ -907,13 +872,13 @@ Deno.test({
       const clean = await pollUntil(
         async () =>
           (await processes(everything)).length === 0 &&
-          (await processesWithEnv(`DISTEX_TEST_TAG=${tag}`)).length === 0 &&
+          (await tag.remote()).length === 0 &&
           (await poolTag.ssh()).length === 0,
         20_000,
       );
       const left = await processes([
         ...everything,
-        ...(await processesWithEnv(`DISTEX_TEST_TAG=${tag}`)),
+        ...(await tag.remote()),
         ...(await poolTag.sshPids()),
       ]);
       assert.ok(
