@@ -94,6 +94,17 @@ export function rawChannel(bytes: Uint8Array, maxRead = Infinity): ByteChannel {
   };
 }
 
+/** The bytes of `parts`, one after the other. */
+export function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
 /** A 4-byte big-endian length prefix followed by `payload`. */
 export function frame(
   payload: Uint8Array,

@@ -89,6 +89,24 @@ async function cli(args: string[], input?: string): Promise<Result> {
   }
 }
 
+/**
+ * Reads `reader` onto `text` until `enough(text)` holds or the stream ends;
+ * rejects when `limit` does. Returns the text read so far.
+ */
+async function readUntil(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  limit: Promise<never>,
+  text: string,
+  enough: (text: string) => boolean = () => false,
+): Promise<string> {
+  while (!enough(text)) {
+    const { value, done } = await Promise.race([reader.read(), limit]);
+    if (done) break;
+    text += decoder.decode(value, { stream: true });
+  }
+  return text;
+}
+
 /** The JSON values of the output lines. */
 function jsonLines(text: string): unknown[] {
   return text.split("\n").filter(Boolean).map((line) => JSON.parse(line));
@@ -266,25 +284,16 @@ Deno.test("cli.ts map does not hold items back to fill a chunk while input is sl
   try {
     // 10 items, with stdin left open: all 10 results must come out now.
     await writer.write(encoder.encode(numbers(1, 10)));
-    while (jsonLines(stdout).length < 10) {
-      const { value, done } = await Promise.race([
-        reader.read(),
-        limit.promise,
-      ]);
-      if (done) break;
-      stdout += decoder.decode(value, { stream: true });
-    }
+    stdout = await readUntil(
+      reader,
+      limit.promise,
+      stdout,
+      (text) => jsonLines(text).length >= 10,
+    );
     assert.deepEqual(jsonLines(stdout), squares(1, 10));
     await writer.write(encoder.encode("11\n"));
     await writer.close();
-    for (;;) {
-      const { value, done } = await Promise.race([
-        reader.read(),
-        limit.promise,
-      ]);
-      if (done) break;
-      stdout += decoder.decode(value, { stream: true });
-    }
+    stdout = await readUntil(reader, limit.promise, stdout);
     const status = await Promise.race([child.status, limit.promise]);
     assert.equal(status.code, 0, await stderr);
     assert.deepEqual(jsonLines(stdout), squares(1, 11));
@@ -600,25 +609,16 @@ Deno.test("cli.ts map off a terminal writes plain progress lines while it runs",
     await writer.write(encoder.encode("1\n2\n"));
     // stdin stays open: the run waits for more input, and progress lines
     // keep coming. Read them until one counts both items.
-    while (!/^distex map: 2 done · .* elapsed$/m.test(stderr)) {
-      const { value, done } = await Promise.race([
-        stderrReader.read(),
-        limit.promise,
-      ]);
-      if (done) break;
-      stderr += decoder.decode(value, { stream: true });
-    }
+    stderr = await readUntil(
+      stderrReader,
+      limit.promise,
+      stderr,
+      (text) => /^distex map: 2 done · .* elapsed$/m.test(text),
+    );
     assert.match(stderr, /^distex map: 2 done · .* elapsed$/m);
     await writer.write(encoder.encode("3\n"));
     await writer.close();
-    for (;;) {
-      const { value, done } = await Promise.race([
-        stderrReader.read(),
-        limit.promise,
-      ]);
-      if (done) break;
-      stderr += decoder.decode(value, { stream: true });
-    }
+    stderr = await readUntil(stderrReader, limit.promise, stderr);
     const status = await Promise.race([child.status, limit.promise]);
     assert.equal(status.code, 0, stderr);
     assert.deepEqual(jsonLines(await stdout), [1, 4, 9]);

@@ -8,7 +8,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { HostError, Pool, type WorkerExit } from "../mod.ts";
+import { HostError, Pool, type PoolOptions, type WorkerExit } from "../mod.ts";
 import { contractSuite } from "./_contract.ts";
 import {
   namespacePrerequisites,
@@ -33,6 +33,15 @@ if (reason !== null) {
 }
 const ignore = reason !== null;
 const BOUND_MS = 30_000;
+
+/** What `Pool.create(options)` fails with: a HostError. */
+async function hostError(options: PoolOptions): Promise<HostError> {
+  const error = await rejection(
+    withTimeout(Pool.create(options), BOUND_MS, "Pool.create()"),
+  );
+  assert.ok(error instanceof HostError, `got ${error}`);
+  return error;
+}
 
 /** `deno run -A cli.ts` of this checkout, run by `prefix`. */
 function command(prefix: string[]): string[] {
@@ -231,17 +240,14 @@ Deno.test({
   name:
     "A command host whose command is missing fails Pool.create() with a HostError naming the host",
   async fn() {
-    const error = await rejection(
-      Pool.create({
-        workers: 0,
-        hosts: [{
-          command: ["/nonexistent/srun", "x"],
-          workers: 1,
-          name: "nohost",
-        }],
-      }),
-    );
-    assert.ok(error instanceof HostError, `got ${error}`);
+    const error = await hostError({
+      workers: 0,
+      hosts: [{
+        command: ["/nonexistent/srun", "x"],
+        workers: 1,
+        name: "nohost",
+      }],
+    });
     assert.equal(error.host, "nohost");
     assert.match(error.message, /nohost/);
     assert.match(error.message, /\/nonexistent\/srun/);
@@ -252,17 +258,14 @@ Deno.test({
   name:
     "A command that exits at once fails Pool.create() with a HostError with its exit code and stderr",
   async fn() {
-    const error = await rejection(
-      Pool.create({
-        workers: 0,
-        hosts: [{
-          command: ["sh", "-c", "echo no deno here >&2; exit 127", "sh"],
-          workers: 1,
-          name: "bare",
-        }],
-      }),
-    );
-    assert.ok(error instanceof HostError, `got ${error}`);
+    const error = await hostError({
+      workers: 0,
+      hosts: [{
+        command: ["sh", "-c", "echo no deno here >&2; exit 127", "sh"],
+        workers: 1,
+        name: "bare",
+      }],
+    });
     assert.equal(error.host, "bare");
     assert.match(error.message, /Deno installed/);
   },
@@ -276,17 +279,14 @@ Deno.test({
     const script =
       `args=$(printf '%s ' "$@" | sed 's/--pool-version [^ ]*/--pool-version 9.9.9/'); ` +
       `exec ${Deno.execPath()} run -A ${CLI_PATH} $args`;
-    const error = await rejection(
-      Pool.create({
-        workers: 0,
-        hosts: [{
-          command: ["sh", "-c", script, "sh"],
-          workers: 1,
-          name: "old",
-        }],
-      }),
-    );
-    assert.ok(error instanceof HostError, `got ${error}`);
+    const error = await hostError({
+      workers: 0,
+      hosts: [{
+        command: ["sh", "-c", script, "sh"],
+        workers: 1,
+        name: "old",
+      }],
+    });
     assert.equal(error.host, "old");
     assert.match(error.message, new RegExp(`runs @distex/pool ${VERSION}`));
     assert.match(error.message, /the pool 9\.9\.9/);
@@ -295,6 +295,14 @@ Deno.test({
 });
 
 // ---- SSH hosts whose sshd refuses stream-local forwarding --------------------
+
+/** An SSH host whose sshd refuses UNIX-socket forwarding. */
+function noForwardHost(): ReturnType<typeof startSshHost> {
+  return startSshHost({
+    sshdConfig: ["AllowStreamLocalForwarding no"],
+    sshConfig: ["KexAlgorithms curve25519-sha256"],
+  });
+}
 
 const sshReason = await sshPrerequisites();
 if (sshReason !== null) skipMessage("SSH stdio-link tests", sshReason);
@@ -309,10 +317,7 @@ Deno.test({
     "An SSH host with AllowStreamLocalForwarding no: the pool detects it and uses a stdio link over plain ssh",
   ignore: sshReason !== null,
   async fn() {
-    await using host = await startSshHost({
-      sshdConfig: ["AllowStreamLocalForwarding no"],
-      sshConfig: ["KexAlgorithms curve25519-sha256"],
-    });
+    await using host = await noForwardHost();
     await using pool = await withTimeout(
       Pool.create({
         workers: 0,
@@ -338,26 +343,16 @@ Deno.test({
     "An SSH host with AllowStreamLocalForwarding no and ssh.link 'forward': HostError says the forward was refused",
   ignore: sshReason !== null,
   async fn() {
-    await using host = await startSshHost({
-      sshdConfig: ["AllowStreamLocalForwarding no"],
-      sshConfig: ["KexAlgorithms curve25519-sha256"],
+    await using host = await noForwardHost();
+    const error = await hostError({
+      workers: 0,
+      hosts: [host.hostSpec(1)],
+      ssh: {
+        args: [...host.sshArgs],
+        command: remoteCommand(),
+        link: "forward",
+      },
     });
-    const error = await rejection(
-      withTimeout(
-        Pool.create({
-          workers: 0,
-          hosts: [host.hostSpec(1)],
-          ssh: {
-            args: [...host.sshArgs],
-            command: remoteCommand(),
-            link: "forward",
-          },
-        }),
-        BOUND_MS,
-        "Pool.create()",
-      ),
-    );
-    assert.ok(error instanceof HostError, `got ${error}`);
     assert.equal(error.host, host.alias);
     assert.match(error.message, /refused the reverse UNIX-socket forward/);
     assert.match(error.message, /ssh\.link/);
@@ -369,22 +364,12 @@ Deno.test({
     "An SSH host where neither link works: the HostError notes that the forward was refused and the stdio link failed",
   ignore: sshReason !== null,
   async fn() {
-    await using host = await startSshHost({
-      sshdConfig: ["AllowStreamLocalForwarding no"],
-      sshConfig: ["KexAlgorithms curve25519-sha256"],
+    await using host = await noForwardHost();
+    const error = await hostError({
+      workers: 0,
+      hosts: [host.hostSpec(1)],
+      ssh: { args: [...host.sshArgs], command: "/nonexistent/deno" },
     });
-    const error = await rejection(
-      withTimeout(
-        Pool.create({
-          workers: 0,
-          hosts: [host.hostSpec(1)],
-          ssh: { args: [...host.sshArgs], command: "/nonexistent/deno" },
-        }),
-        BOUND_MS,
-        "Pool.create()",
-      ),
-    );
-    assert.ok(error instanceof HostError, `got ${error}`);
     assert.match(error.message, /not found/);
     assert.match(error.message, /refused the reverse UNIX-socket forward/);
     assert.match(error.message, /stdio link, which failed too/);

@@ -19,25 +19,16 @@ import {
   readSecretLine,
   versionMismatchLine,
 } from "../src/link.ts";
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+import { concat } from "./_wire.ts";
 
 Deno.test("LinkParser reassembles frames split at every byte boundary", () => {
   const payload = new Uint8Array(300).map((_, i) => i & 0xff);
-  const stream = concat([
+  const stream = concat(
     encodeLinkFrame(LinkOp.Open, 7),
     encodeLinkFrame(LinkOp.Data, 7, payload),
     encodeControl({ kind: "kill", id: 3 }),
     encodeLinkFrame(LinkOp.Close, 7),
-  ]);
+  );
   for (const step of [1, 2, 5, 9, 64, stream.length]) {
     const seen: [number, number, number[]][] = [];
     const parser = new LinkParser((op, channel, p) =>
@@ -100,10 +91,10 @@ Deno.test("LinkWriter batches frames of one turn into one write, splits large da
 
 Deno.test("readSecretLine() returns the secret and the bytes after it, and refuses anything else", async () => {
   const secret = "ab".repeat(32);
-  const bytes = concat([
+  const bytes = concat(
     new TextEncoder().encode(secret + "\n"),
     encodeLinkFrame(LinkOp.Close, 4),
-  ]);
+  );
   let at = 0;
   const read = (p: Uint8Array) => {
     if (at >= bytes.length) return Promise.resolve(null);

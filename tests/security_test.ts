@@ -21,6 +21,7 @@ import {
   readFrames,
 } from "../src/protocol.ts";
 import { LeakCheck } from "./_leaks.ts";
+import { concat, frame } from "./_wire.ts";
 import {
   closeNow,
   exists,
@@ -45,27 +46,9 @@ async function socketPath(pool: Pool): Promise<string> {
   return args![at + 1]!;
 }
 
-/** `payload` as one frame: 4-byte big-endian length, then the bytes. */
-function frame(payload: Uint8Array): Uint8Array {
-  const out = new Uint8Array(4 + payload.length);
-  new DataView(out.buffer).setUint32(0, payload.length);
-  out.set(payload, 4);
-  return out;
-}
-
 /** A message as one frame. */
 function message(value: unknown): Uint8Array {
   return frame(encode(value));
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 /** Reads the pool's challenge from a fresh connection; returns its nonce. */
@@ -501,51 +484,78 @@ Deno.test(
 
 // ---- the worker's side ----------------------------------------------------------
 
+/**
+ * A worker process whose "pool" is a listener the test plays: the worker has
+ * been given a secret and has connected. `touch` is a task that creates
+ * `marker` (so a test can tell whether the worker ran it). Disposing kills
+ * the worker and removes the directory.
+ */
+async function workerOfFakePool() {
+  const dir = await Deno.makeTempDir({ prefix: "distex-test-" });
+  const path = `${dir}/fake.sock`;
+  const marker = `${dir}/evaluated`;
+  const listener = Deno.listen({ transport: "unix", path });
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", WORKER.href, "--unix", path, "--id", "1"],
+    stdin: "piped",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const stdin = child.stdin.getWriter();
+  const stderr = new Response(child.stderr).text();
+  let conn: Deno.UnixConn | undefined;
+  const dispose = async () => {
+    try {
+      conn?.close();
+    } catch { /* the worker hung up */ }
+    listener.close();
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already exited */ }
+    await child.status;
+    await stdin.close().catch(() => {});
+    await stderr;
+    await Deno.remove(dir, { recursive: true });
+  };
+  try {
+    await stdin.write(new TextEncoder().encode("ab".repeat(32) + "\n"));
+    conn = await withTimeout(listener.accept(), 30_000, "the worker");
+  } catch (error) {
+    await dispose();
+    throw error;
+  }
+  return {
+    conn,
+    child,
+    marker,
+    stderr,
+    touch: [
+      message([
+        Op.Define,
+        1,
+        `() => Deno.writeTextFileSync(${JSON.stringify(marker)}, "")`,
+      ]),
+      message([Op.Call, 1, 1, []]),
+    ],
+    [Symbol.asyncDispose]: dispose,
+  };
+}
+
 Deno.test(
   "A worker runs nothing its pool sends before the handshake is done",
   async () => {
-    const dir = await Deno.makeTempDir({ prefix: "distex-test-" });
-    const path = `${dir}/fake.sock`;
-    const marker = `${dir}/evaluated`;
-    using listener = Deno.listen({ transport: "unix", path });
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", WORKER.href, "--unix", path, "--id", "1"],
-      stdin: "piped",
-      stdout: "null",
-      stderr: "piped",
-    }).spawn();
-    const stdin = child.stdin.getWriter();
-    const stderr = new Response(child.stderr).text();
-    try {
-      await stdin.write(new TextEncoder().encode("ab".repeat(32) + "\n"));
-      using conn = await withTimeout(listener.accept(), 30_000, "the worker");
-      // A fake pool skips the challenge and sends a task at once.
-      await conn.write(concat(
-        message([
-          Op.Define,
-          1,
-          `() => Deno.writeTextFileSync(${JSON.stringify(marker)}, "")`,
-        ]),
-        message([Op.Call, 1, 1, []]),
-      ));
-      await withTimeout(hungUp(conn), 30_000, "the worker hanging up");
-      const status = await withTimeout(
-        child.status,
-        30_000,
-        "the worker's exit",
-      );
-      assert.equal(status.code, 1);
-      assert.match(await stderr, /before the handshake finished/);
-      assert.equal(await exists(marker), false, "the worker ran the task");
-    } finally {
-      try {
-        child.kill("SIGKILL");
-      } catch { /* already exited */ }
-      await child.status;
-      await stdin.close().catch(() => {});
-      await stderr;
-      await Deno.remove(dir, { recursive: true });
-    }
+    await using worker = await workerOfFakePool();
+    // A fake pool skips the challenge and sends a task at once.
+    await worker.conn.write(concat(...worker.touch));
+    await withTimeout(hungUp(worker.conn), 30_000, "the worker hanging up");
+    const status = await withTimeout(
+      worker.child.status,
+      30_000,
+      "the worker's exit",
+    );
+    assert.equal(status.code, 1);
+    assert.match(await worker.stderr, /before the handshake finished/);
+    assert.equal(await exists(worker.marker), false, "the worker ran the task");
   },
 );
 
@@ -835,59 +845,30 @@ for (const how of ["removes", "squats on"] as const) {
 Deno.test(
   "A worker refuses a listener that does not prove it knows the worker's key, and runs none of its tasks",
   async () => {
-    const dir = await Deno.makeTempDir({ prefix: "distex-test-" });
-    const path = `${dir}/fake.sock`;
-    const marker = `${dir}/evaluated`;
-    using listener = Deno.listen({ transport: "unix", path });
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", WORKER.href, "--unix", path, "--id", "1"],
-      stdin: "piped",
-      stdout: "null",
-      stderr: "piped",
-    }).spawn();
-    const stdin = child.stdin.getWriter();
-    const stderr = new Response(child.stderr).text();
-    try {
-      await stdin.write(new TextEncoder().encode("ab".repeat(32) + "\n"));
-      using conn = await withTimeout(listener.accept(), 30_000, "the worker");
-      // A squatter: it challenges, takes the Hello, and welcomes with a
-      // made-up proof, then sends a task.
-      await conn.write(
-        message([Op.Challenge, PROTOCOL_VERSION, newNonce()]),
-      );
-      let hi: Message | undefined;
-      await readFrames(conn, (m) => {
-        hi = m;
-        return false;
-      });
-      assert.equal(hi?.[0], Op.Hello);
-      await conn.write(concat(
-        message([
-          Op.Welcome,
-          { statsMs: 0, maxFrameBytes: 1 << 30 },
-          new Uint8Array(32),
-        ]),
-        message([
-          Op.Define,
-          1,
-          `() => Deno.writeTextFileSync(${JSON.stringify(marker)}, "")`,
-        ]),
-        message([Op.Call, 1, 1, []]),
-      ));
-      await withTimeout(hungUp(conn), 30_000, "the worker hanging up");
-      const status = await withTimeout(child.status, 30_000, "its exit");
-      assert.equal(status.code, 1);
-      assert.match(await stderr, /not this worker's pool/);
-      assert.equal(await exists(marker), false, "the worker ran the task");
-    } finally {
-      try {
-        child.kill("SIGKILL");
-      } catch { /* already exited */ }
-      await child.status;
-      await stdin.close().catch(() => {});
-      await stderr;
-      await Deno.remove(dir, { recursive: true });
-    }
+    await using worker = await workerOfFakePool();
+    const { conn } = worker;
+    // A squatter: it challenges, takes the Hello, and welcomes with a
+    // made-up proof, then sends a task.
+    await conn.write(message([Op.Challenge, PROTOCOL_VERSION, newNonce()]));
+    let hi: Message | undefined;
+    await readFrames(conn, (m) => {
+      hi = m;
+      return false;
+    });
+    assert.equal(hi?.[0], Op.Hello);
+    await conn.write(concat(
+      message([
+        Op.Welcome,
+        { statsMs: 0, maxFrameBytes: 1 << 30 },
+        new Uint8Array(32),
+      ]),
+      ...worker.touch,
+    ));
+    await withTimeout(hungUp(conn), 30_000, "the worker hanging up");
+    const status = await withTimeout(worker.child.status, 30_000, "its exit");
+    assert.equal(status.code, 1);
+    assert.match(await worker.stderr, /not this worker's pool/);
+    assert.equal(await exists(worker.marker), false, "the worker ran the task");
   },
 );
 
