@@ -19,7 +19,7 @@
  */
 import assert from "node:assert/strict";
 import { Pool, type PoolOptions } from "../mod.ts";
-import { flushMicrotasks, rejection, track } from "./_util.ts";
+import { BUILTIN_ERRORS, flushMicrotasks, rejection, track } from "./_util.ts";
 
 /** Builds the options for one pool of the launcher under test. */
 export type OptionsFactory = () => PoolOptions | Promise<PoolOptions>;
@@ -436,16 +436,7 @@ export function contractSuite(
     "Pool.run() rejects with the same built-in error class, message and remote stack",
     async () => {
       await using pool = await open();
-      const classes = [
-        Error,
-        TypeError,
-        RangeError,
-        SyntaxError,
-        ReferenceError,
-        EvalError,
-        URIError,
-      ];
-      for (const Class of classes) {
+      for (const Class of BUILTIN_ERRORS) {
         const error = await rejection(
           pool.run(
             (name: string, message: string) => {

@@ -287,3 +287,38 @@ export async function startOwner<T>(
     throw error;
   }
 }
+
+/** JavaScript's built-in error classes (the ones errors keep across the wire). */
+export const BUILTIN_ERRORS: (new (message?: string) => Error)[] = [
+  Error,
+  TypeError,
+  RangeError,
+  SyntaxError,
+  ReferenceError,
+  EvalError,
+  URIError,
+];
+
+/**
+ * Asserts that `fn` throws an error of exactly `Class` (not a subclass) whose
+ * message matches `message`, and returns it. `what` names the call.
+ */
+export function throwsExactly(
+  fn: () => unknown,
+  Class: new (message?: string) => Error,
+  message: RegExp,
+  what = "the call",
+): Error {
+  try {
+    fn();
+  } catch (error) {
+    assert.equal(
+      Object.getPrototypeOf(error),
+      Class.prototype,
+      `${what} threw ${error}, not a ${Class.name}`,
+    );
+    assert.match((error as Error).message, message, what);
+    return error as Error;
+  }
+  assert.fail(`${what} should throw`);
+}

@@ -19,24 +19,15 @@ import {
 } from "../src/errors.ts";
 import { decode, encode } from "../src/_codec.ts";
 import { Pool } from "../mod.ts";
+import { BUILTIN_ERRORS } from "./_util.ts";
 
 /** An error's record, sent through the codec and rebuilt. */
 function roundTrip(error: unknown): Error {
   return fromErrorRecord(decode(encode(toErrorRecord(error))) as ErrorRecord);
 }
 
-const BUILTINS = [
-  Error,
-  TypeError,
-  RangeError,
-  SyntaxError,
-  ReferenceError,
-  EvalError,
-  URIError,
-];
-
 Deno.test("fromErrorRecord() rebuilds built-in errors as their class", () => {
-  for (const Class of BUILTINS) {
+  for (const Class of BUILTIN_ERRORS) {
     const original = new Class(`a ${Class.name}`);
     const back = roundTrip(original);
     assert.equal(Object.getPrototypeOf(back), Class.prototype);

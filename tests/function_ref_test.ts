@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { FunctionTable, type TaskFunction } from "../src/function_ref.ts";
 import { compileFunction } from "../src/compile_function.ts";
+import { throwsExactly } from "./_util.ts";
 
 Deno.test("FunctionTable.lookup() gives the same spec for the same function", () => {
   const table = new FunctionTable();
@@ -53,15 +54,12 @@ Deno.test("FunctionTable.lookup() refuses native and bound functions", () => {
     [parseInt, /'parseInt'/],
   ];
   for (const [fn, message] of natives) {
-    assert.throws(
+    const error = throwsExactly(
       () => table.lookup(fn as TaskFunction),
-      (error: unknown) => {
-        assert.equal(Object.getPrototypeOf(error), TypeError.prototype);
-        assert.match((error as Error).message, message);
-        assert.match((error as Error).message, /Wrap it in an arrow function/);
-        return true;
-      },
+      TypeError,
+      message,
     );
+    assert.match(error.message, /Wrap it in an arrow function/);
   }
 });
 
@@ -77,13 +75,10 @@ Deno.test("FunctionTable.lookup() refuses values that are not tasks", () => {
     [{ module: "file:///a.ts", name: "" }, /non-empty/],
   ];
   for (const [value, message] of cases) {
-    assert.throws(
+    throwsExactly(
       () => table.lookup(value as TaskFunction),
-      (error: unknown) => {
-        assert.equal(Object.getPrototypeOf(error), TypeError.prototype);
-        assert.match((error as Error).message, message);
-        return true;
-      },
+      TypeError,
+      message,
       JSON.stringify(value),
     );
   }

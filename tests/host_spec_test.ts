@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { type HostSpec, parseHostSpec } from "../src/host_spec.ts";
+import { throwsExactly } from "./_util.ts";
 
 Deno.test("parseHostSpec() reads every part of a valid spec", () => {
   const ssh = (
@@ -127,18 +128,11 @@ Deno.test("parseHostSpec() refuses malformed specs with a TypeError", () => {
     [{ host: "maxi" }, /unknown property 'host'/],
   ];
   for (const [spec, message] of cases) {
-    assert.throws(
+    throwsExactly(
       () => parseHostSpec(spec),
-      (error: unknown) => {
-        assert.equal(
-          Object.getPrototypeOf(error),
-          TypeError.prototype,
-          `${JSON.stringify(spec)} threw ${error}`,
-        );
-        assert.match((error as Error).message, message);
-        return true;
-      },
-      `${JSON.stringify(spec)} should be refused`,
+      TypeError,
+      message,
+      JSON.stringify(spec),
     );
   }
 });
@@ -153,19 +147,12 @@ Deno.test("parseHostSpec() refuses counts and ports out of range with a RangeErr
     ["ssh://u@maxi:99999/2", /port 99999/],
   ];
   for (const [spec, message] of cases) {
-    assert.throws(
+    const error = throwsExactly(
       () => parseHostSpec(spec),
-      (error: unknown) => {
-        assert.equal(
-          Object.getPrototypeOf(error),
-          RangeError.prototype,
-          `${spec} threw ${error}`,
-        );
-        assert.match((error as Error).message, message);
-        assert.ok((error as Error).message.includes(JSON.stringify(spec)));
-        return true;
-      },
-      `${spec} should be refused`,
+      RangeError,
+      message,
+      spec,
     );
+    assert.ok(error.message.includes(JSON.stringify(spec)));
   }
 });

@@ -15,6 +15,7 @@ import { Pool, type PoolOptions, type WorkerExit } from "../mod.ts";
 import { encode } from "../src/_codec.ts";
 import { newNonce, proof } from "../src/auth.ts";
 import {
+  helloMessage,
   type Message,
   Op,
   PROTOCOL_VERSION,
@@ -275,14 +276,7 @@ async function hello(
   workerId: number,
 ): Promise<Uint8Array> {
   const answer = await proof(key, nonce, workerId);
-  return message([
-    Op.Hello,
-    PROTOCOL_VERSION,
-    workerId,
-    answer,
-    Deno.pid,
-    newNonce(),
-  ]);
+  return message(helloMessage(workerId, answer, Deno.pid, newNonce()));
 }
 
 Deno.test(

@@ -37,7 +37,13 @@ import {
   remoteCommand,
   spawnFixture,
 } from "./_ssh_pool.ts";
-import { exists, pollUntil, rejection, withTimeout } from "./_util.ts";
+import {
+  exists,
+  pollUntil,
+  rejection,
+  throwsExactly,
+  withTimeout,
+} from "./_util.ts";
 
 const reason = await sshPrerequisites();
 if (reason !== null) skipMessage("SSH pool tests (tests/ssh_test.ts)", reason);
@@ -118,18 +124,11 @@ Deno.test("new Pool() rejects a bad host spec, naming it", () => {
     ["maxi/2", TypeError, /"maxi\/2".*spawning server.*tokenFile/],
   ];
   for (const [spec, Class, message] of cases) {
-    assert.throws(
+    throwsExactly(
       () => new Pool({ workers: 1, hosts: [spec] }),
-      (error: unknown) => {
-        assert.equal(
-          Object.getPrototypeOf(error),
-          Class.prototype,
-          `${spec} threw ${error}`,
-        );
-        assert.match((error as Error).message, message);
-        return true;
-      },
-      `new Pool({ hosts: [${JSON.stringify(spec)}] }) should throw`,
+      Class,
+      message,
+      `new Pool({ hosts: [${JSON.stringify(spec)}] })`,
     );
   }
   assert.throws(
