@@ -12,6 +12,7 @@ import {
   WorkerLostError,
 } from "../mod.ts";
 import { contractSuite } from "./_contract.ts";
+import { killFirstTime } from "./fixtures/tasks.ts";
 import {
   closeNow,
   fileGate,
@@ -536,18 +537,6 @@ Deno.test(
     assert.equal(await pool.run(double, 1), 2);
   },
 );
-
-/** A task that kills its worker unless `marker` exists, which it creates. */
-function killFirstTime(marker: string): string {
-  try {
-    Deno.statSync(marker);
-    return "second attempt";
-  } catch {
-    Deno.writeTextFileSync(marker, "");
-    Deno.kill(Deno.pid, "SIGKILL");
-    return "unreachable";
-  }
-}
 
 Deno.test(
   "Pool with retries: 1 sends a task again when its worker dies",

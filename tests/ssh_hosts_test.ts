@@ -9,7 +9,8 @@ import {
   startNamespaceHosts,
   startSshHost,
 } from "./_ssh_hosts.ts";
-import { exists, pollUntil } from "./_util.ts";
+import { exists, isGone, pollUntil } from "./_util.ts";
+import { LineReader } from "../src/_lines.ts";
 
 const sshReason = await sshPrerequisites();
 if (sshReason !== null) skipMessage("startSshHost() tests", sshReason);
@@ -25,12 +26,7 @@ function quote(s: string): string {
 
 /** True when `pid` exists and is not a zombie. */
 async function isAlive(pid: number): Promise<boolean> {
-  try {
-    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return false;
-  }
+  return !(await isGone(pid));
 }
 
 async function netnsNames(): Promise<string[]> {
@@ -124,20 +120,13 @@ async function startSession(sshArgs: readonly string[], alias: string) {
     stdout: "piped",
     stderr: "null",
   }).spawn();
-  const reader = child.stdout.getReader();
-  let text = "";
-  while (!text.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    text += decoder.decode(value);
-  }
-  const remotePid = Number(text.trim());
+  const lines = new LineReader(child.stdout);
+  const remotePid = Number((await lines.next() ?? "").trim());
   return {
     remotePid,
     /** Drains stdout and returns the ssh exit code. */
     async finished(): Promise<number> {
-      while (!(await reader.read()).done) { /* drain */ }
-      reader.releaseLock();
+      while (await lines.next() !== undefined) { /* drain */ }
       return (await child.status).code;
     },
   };
@@ -432,17 +421,11 @@ Deno.test({
       stdout: "piped",
       stderr: "inherit",
     }).spawn();
-    const reader = child.stdout.getReader();
-    let text = "";
-    while (!text.includes("\n")) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += decoder.decode(value);
-    }
+    const lines = new LineReader(child.stdout);
+    const text = await lines.next() ?? "";
     child.kill("SIGKILL"); // the "crash": nothing gets closed
     await child.stdin.close().catch(() => {});
-    while (!(await reader.read()).done) { /* drain */ }
-    reader.releaseLock();
+    while (await lines.next() !== undefined) { /* drain */ }
     await child.status;
     const left: {
       sshdPid: number;

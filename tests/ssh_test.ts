@@ -20,6 +20,7 @@ import {
   WorkerLostError,
 } from "../mod.ts";
 import { contractSuite } from "./_contract.ts";
+import { killFirstTime } from "./fixtures/tasks.ts";
 import {
   skipMessage,
   type SshHost,
@@ -498,18 +499,6 @@ Deno.test({
 });
 
 // ---- run-time loss -----------------------------------------------------------------
-
-/** A task that kills its worker unless `marker` exists, which it creates. */
-function killFirstTime(marker: string): string {
-  try {
-    Deno.statSync(marker);
-    return "second attempt";
-  } catch {
-    Deno.writeTextFileSync(marker, "");
-    Deno.kill(Deno.pid, "SIGKILL");
-    return "unreachable";
-  }
-}
 
 Deno.test({
   name:
