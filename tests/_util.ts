@@ -200,12 +200,23 @@ export interface ChildTemp extends AsyncDisposable {
  * SIGKILL. Disposing removes the directory with all of it.
  */
 export async function childTemp(): Promise<ChildTemp> {
-  const path = await Deno.makeTempDir({ prefix: "distex-test-" });
+  const dir = await tempDir();
+  return {
+    ...dir,
+    env: { TMPDIR: dir.path },
+    names: async () =>
+      (await Array.fromAsync(Deno.readDir(dir.path))).map((e) => e.name)
+        .sort(),
+  };
+}
+
+/** A fresh temp dir for a test; disposing removes it with all it holds. */
+export async function tempDir(
+  prefix = "distex-test-",
+): Promise<{ readonly path: string } & AsyncDisposable> {
+  const path = await Deno.makeTempDir({ prefix });
   return {
     path,
-    env: { TMPDIR: path },
-    names: async () =>
-      (await Array.fromAsync(Deno.readDir(path))).map((e) => e.name).sort(),
     [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }),
   };
 }

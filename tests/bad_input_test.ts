@@ -13,7 +13,7 @@
 import assert from "node:assert/strict";
 import { Pool, type PoolOptions } from "../mod.ts";
 import { LeakCheck } from "./_leaks.ts";
-import { withTimeout } from "./_util.ts";
+import { tempDir, withTimeout } from "./_util.ts";
 
 const leaks = new LeakCheck();
 const TASKS = new URL("./fixtures/tasks.ts", import.meta.url).href;
@@ -257,141 +257,138 @@ Deno.test("bad options and host specs throw at once, naming what is wrong", asyn
 });
 
 Deno.test("bad functions and module references fail the call with what to do instead", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "distex-test-" });
-  try {
-    const throwing = `${dir}/throws_at_load.ts`;
-    await Deno.writeTextFile(throwing, 'throw new Error("boom at load");\n');
-    const broken = `${dir}/syntax_error.ts`;
-    await Deno.writeTextFile(broken, "export const = ;\n");
-    const defaultOnly = `${dir}/default_only.ts`;
-    await Deno.writeTextFile(defaultOnly, "export default function f() {}\n");
-    const k = 3;
-    await corpus({ workers: 2 }, [
-      [
-        "null as the function",
-        (p) => p.run(null as never),
-        TypeError,
-        /A task must be a function or a module reference \{ module, name \}, got null/,
-      ],
-      [
-        "a number as the function",
-        (p) => p.run(42 as never),
-        TypeError,
-        /got number/,
-      ],
-      [
-        "source text as the function",
-        (p) => p.run("(x) => x" as never),
-        TypeError,
-        /got string/,
-      ],
-      [
-        "a bound function",
-        (p) => p.run(double.bind(null), 1),
-        TypeError,
-        /native or bound function, which has no source text\. Wrap it in an arrow function/,
-      ],
-      [
-        "a native function",
-        (p) => p.run(Math.sqrt, 4),
-        TypeError,
-        /function 'sqrt'.*native/,
-      ],
-      [
-        "a class",
-        (p) => p.run(class Job {} as never),
-        TypeError,
-        /Class constructor Job cannot be invoked without 'new'/,
-      ],
-      [
-        "a closure over a local variable",
-        (p) => p.run((x: number) => x * k, 1),
-        ReferenceError,
-        /k is not defined in the worker: task functions are sent to workers as source text and must be self-contained\. Pass 'k' as an argument/,
-      ],
-      [
-        "a generator function",
-        (p) =>
-          p.run(function* () {
-            yield 1;
-          }),
-        "DataCloneError",
-        /A generator at result could not be cloned for a worker \(collect its items into an array first\)/,
-      ],
-      [
-        "runOnAll() with a number",
-        (p) => p.runOnAll(42 as never),
-        TypeError,
-        /A task must be a function/,
-      ],
-      [
-        "a module reference without a module",
-        (p) => p.run({ module: "", name: "fib" }),
-        TypeError,
-        /needs a non-empty 'module' and 'name'/,
-      ],
-      [
-        "a module reference without a name",
-        (p) => p.run({ module: TASKS } as never),
-        TypeError,
-        /module reference \{ module, name \}, got object/,
-      ],
-      [
-        "a module that does not exist",
-        (p) => p.run({ module: MISSING, name: "fib" }),
-        TypeError,
-        /Cannot import module file:\/\/\/.*no_such_module\.ts in the worker: Module not found/,
-      ],
-      [
-        "a relative module path that does not exist",
-        (p) => p.run({ module: "./no/such/module.ts", name: "f" }),
-        TypeError,
-        new RegExp(
-          `Cannot import module ${
-            new URL("./no/such/module.ts", import.meta.url).href
-          }`.replaceAll(".", "\\."),
-        ),
-      ],
-      [
-        "a module that throws when loaded",
-        (p) => p.run({ module: throwing, name: "f" }),
-        TypeError,
-        /Cannot import module .*throws_at_load\.ts in the worker: .*boom at load/,
-      ],
-      [
-        "a module with a syntax error",
-        (p) => p.run({ module: broken, name: "f" }),
-        TypeError,
-        /Cannot import module .*syntax_error\.ts in the worker/,
-      ],
-      [
-        "an export that does not exist",
-        (p) => p.run({ module: TASKS, name: "fibonacci" }),
-        TypeError,
-        /has no exported function 'fibonacci' \(its exported functions: addLater, fib, g\b/,
-      ],
-      [
-        "an export that is not a function",
-        (p) => p.run({ module: TASKS, name: "notAFunction" }),
-        TypeError,
-        /no exported function 'notAFunction'/,
-      ],
-      [
-        "a named export of a module with only a default export",
-        (p) => p.run({ module: defaultOnly, name: "f" }),
-        TypeError,
-        /no exported function 'f' \(its exported functions: default\)/,
-      ],
-      [
-        "a module URL with an unsupported scheme",
-        (p) => p.run({ module: "ftp://example.invalid/x.ts", name: "f" }),
-        TypeError,
-        /Unsupported scheme "ftp"/,
-      ],
-    ]);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  await using tmp = await tempDir();
+  const dir = tmp.path;
+  const throwing = `${dir}/throws_at_load.ts`;
+  await Deno.writeTextFile(throwing, 'throw new Error("boom at load");\n');
+  const broken = `${dir}/syntax_error.ts`;
+  await Deno.writeTextFile(broken, "export const = ;\n");
+  const defaultOnly = `${dir}/default_only.ts`;
+  await Deno.writeTextFile(defaultOnly, "export default function f() {}\n");
+  const k = 3;
+  await corpus({ workers: 2 }, [
+    [
+      "null as the function",
+      (p) => p.run(null as never),
+      TypeError,
+      /A task must be a function or a module reference \{ module, name \}, got null/,
+    ],
+    [
+      "a number as the function",
+      (p) => p.run(42 as never),
+      TypeError,
+      /got number/,
+    ],
+    [
+      "source text as the function",
+      (p) => p.run("(x) => x" as never),
+      TypeError,
+      /got string/,
+    ],
+    [
+      "a bound function",
+      (p) => p.run(double.bind(null), 1),
+      TypeError,
+      /native or bound function, which has no source text\. Wrap it in an arrow function/,
+    ],
+    [
+      "a native function",
+      (p) => p.run(Math.sqrt, 4),
+      TypeError,
+      /function 'sqrt'.*native/,
+    ],
+    [
+      "a class",
+      (p) => p.run(class Job {} as never),
+      TypeError,
+      /Class constructor Job cannot be invoked without 'new'/,
+    ],
+    [
+      "a closure over a local variable",
+      (p) => p.run((x: number) => x * k, 1),
+      ReferenceError,
+      /k is not defined in the worker: task functions are sent to workers as source text and must be self-contained\. Pass 'k' as an argument/,
+    ],
+    [
+      "a generator function",
+      (p) =>
+        p.run(function* () {
+          yield 1;
+        }),
+      "DataCloneError",
+      /A generator at result could not be cloned for a worker \(collect its items into an array first\)/,
+    ],
+    [
+      "runOnAll() with a number",
+      (p) => p.runOnAll(42 as never),
+      TypeError,
+      /A task must be a function/,
+    ],
+    [
+      "a module reference without a module",
+      (p) => p.run({ module: "", name: "fib" }),
+      TypeError,
+      /needs a non-empty 'module' and 'name'/,
+    ],
+    [
+      "a module reference without a name",
+      (p) => p.run({ module: TASKS } as never),
+      TypeError,
+      /module reference \{ module, name \}, got object/,
+    ],
+    [
+      "a module that does not exist",
+      (p) => p.run({ module: MISSING, name: "fib" }),
+      TypeError,
+      /Cannot import module file:\/\/\/.*no_such_module\.ts in the worker: Module not found/,
+    ],
+    [
+      "a relative module path that does not exist",
+      (p) => p.run({ module: "./no/such/module.ts", name: "f" }),
+      TypeError,
+      new RegExp(
+        `Cannot import module ${
+          new URL("./no/such/module.ts", import.meta.url).href
+        }`.replaceAll(".", "\\."),
+      ),
+    ],
+    [
+      "a module that throws when loaded",
+      (p) => p.run({ module: throwing, name: "f" }),
+      TypeError,
+      /Cannot import module .*throws_at_load\.ts in the worker: .*boom at load/,
+    ],
+    [
+      "a module with a syntax error",
+      (p) => p.run({ module: broken, name: "f" }),
+      TypeError,
+      /Cannot import module .*syntax_error\.ts in the worker/,
+    ],
+    [
+      "an export that does not exist",
+      (p) => p.run({ module: TASKS, name: "fibonacci" }),
+      TypeError,
+      /has no exported function 'fibonacci' \(its exported functions: addLater, fib, g\b/,
+    ],
+    [
+      "an export that is not a function",
+      (p) => p.run({ module: TASKS, name: "notAFunction" }),
+      TypeError,
+      /no exported function 'notAFunction'/,
+    ],
+    [
+      "a named export of a module with only a default export",
+      (p) => p.run({ module: defaultOnly, name: "f" }),
+      TypeError,
+      /no exported function 'f' \(its exported functions: default\)/,
+    ],
+    [
+      "a module URL with an unsupported scheme",
+      (p) => p.run({ module: "ftp://example.invalid/x.ts", name: "f" }),
+      TypeError,
+      /Unsupported scheme "ftp"/,
+    ],
+  ]);
 });
 
 Deno.test("bad values, task options and map inputs fail with what to send instead", async () => {

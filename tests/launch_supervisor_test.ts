@@ -73,13 +73,16 @@ Deno.test("LaunchSupervisor.start() launches every group with fresh worker ids a
   await stop();
 });
 
-Deno.test("LaunchSupervisor kills a launch whose workers have not all connected after startTimeout, and reports the timeout", async () => {
+/** A started supervisor of one launch of two workers, startTimeout 500 ms. */
+function startTwoOn500() {
   const host = new FakeLauncher({ host: "h", groupSize: 2 });
-  const { supervisor, clock, said, stop } = supervise([host], {
-    startTimeout: 500,
-  });
-  supervisor.start(ENDPOINT);
-  const launch = host.launches[0]!;
+  const started = supervise([host], { startTimeout: 500 });
+  started.supervisor.start(ENDPOINT);
+  return { ...started, launch: host.launches[0]! };
+}
+
+Deno.test("LaunchSupervisor kills a launch whose workers have not all connected after startTimeout, and reports the timeout", async () => {
+  const { supervisor, clock, said, stop, launch } = startTwoOn500();
   supervisor.claim(launch.ids[0]!); // one of two connects
   clock.advance(499);
   assert.deepEqual(launch.kills, [], "killed before its start timeout");
@@ -92,12 +95,7 @@ Deno.test("LaunchSupervisor kills a launch whose workers have not all connected 
 });
 
 Deno.test("LaunchSupervisor clears the start timeout once every worker of a launch connected", async () => {
-  const host = new FakeLauncher({ host: "h", groupSize: 2 });
-  const { supervisor, clock, said, stop } = supervise([host], {
-    startTimeout: 500,
-  });
-  supervisor.start(ENDPOINT);
-  const launch = host.launches[0]!;
+  const { supervisor, clock, said, stop, launch } = startTwoOn500();
   assert.deepEqual(clock.pending(), [500]);
   for (const id of launch.ids) supervisor.claim(id);
   assert.deepEqual(clock.pending(), []);

@@ -20,6 +20,7 @@ import {
   nextEvent,
   pollUntil,
   rejection,
+  tempDir,
   waitForFile,
   withTimeout,
 } from "./_util.ts";
@@ -161,66 +162,63 @@ Deno.test(
 Deno.test(
   "Pool fails a task that kills poisonThreshold workers with WorkerLostError listing each death",
   async () => {
-    const dir = await Deno.makeTempDir({ prefix: "distex-test-" });
-    try {
-      await using pool = await leaks.open({
-        workers: 2,
-        retries: 10,
-        poisonThreshold: 3,
-      });
-      const exits: WorkerExit[] = [];
-      pool.addEventListener("workerexit", (e) => {
-        exits.push((e as CustomEvent<WorkerExit>).detail);
-      });
-      // Attempt n says so on stderr, then exits with code 7 (even n) or is
-      // killed by SIGKILL (odd n).
-      const poison = (dir: string): never => {
-        const n = [...Deno.readDirSync(dir)].length;
-        Deno.writeTextFileSync(`${dir}/${n}`, "");
-        Deno.stderr.writeSync(
-          new TextEncoder().encode(`poison attempt ${n} in ${Deno.pid}\n`),
-        );
-        if (n % 2 === 0) Deno.exit(7);
-        Deno.kill(Deno.pid, "SIGKILL");
-        throw new Error("unreachable");
-      };
-      const error = await rejection(pool.run(poison, dir));
-      assert.ok(error instanceof WorkerLostError, `got ${error}`);
-      assert.equal(error.exits.length, 3, "poisonThreshold: 3 deaths");
-      assert.equal(
-        [...Deno.readDirSync(dir)].length,
-        3,
-        "the task ran again after the threshold, though retries were left",
+    await using tmp = await tempDir();
+    const dir = tmp.path;
+    await using pool = await leaks.open({
+      workers: 2,
+      retries: 10,
+      poisonThreshold: 3,
+    });
+    const exits: WorkerExit[] = [];
+    pool.addEventListener("workerexit", (e) => {
+      exits.push((e as CustomEvent<WorkerExit>).detail);
+    });
+    // Attempt n says so on stderr, then exits with code 7 (even n) or is
+    // killed by SIGKILL (odd n).
+    const poison = (dir: string): never => {
+      const n = [...Deno.readDirSync(dir)].length;
+      Deno.writeTextFileSync(`${dir}/${n}`, "");
+      Deno.stderr.writeSync(
+        new TextEncoder().encode(`poison attempt ${n} in ${Deno.pid}\n`),
       );
-      const [first, second, third] = error.exits;
-      assert.equal(first!.code, 7);
-      assert.equal(first!.signal, undefined);
-      assert.equal(second!.signal, "SIGKILL");
-      assert.equal(second!.code, undefined);
-      assert.equal(third!.code, 7);
-      error.exits.forEach((exit, n) => {
-        assert.equal(exit.host, "local");
-        assert.ok(
-          exit.stderr?.some((line) => line.includes(`poison attempt ${n} in`)),
-          `death ${n} lacks its stderr tail: ${JSON.stringify(exit.stderr)}`,
-        );
-      });
-      assert.equal(new Set(error.exits.map((e) => e.workerId)).size, 3);
-      assert.equal(error.code, 7);
-      assert.match(error.message, /tried 3 times/);
-      assert.match(error.message, /exited with code 7/);
-      assert.match(error.message, /poison attempt 2 in/);
-      const stats = pool.stats();
-      assert.equal(stats.lost, 1);
-      assert.equal(stats.retried, 2);
-      // The pool goes on with a full set of fresh workers.
-      assert.equal(await pool.run(double, 21), 42);
-      const pids = await pool.runOnAll(() => Deno.pid);
-      assert.equal(new Set(pids).size, 2);
-      assert.equal(exits.length, 3);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+      if (n % 2 === 0) Deno.exit(7);
+      Deno.kill(Deno.pid, "SIGKILL");
+      throw new Error("unreachable");
+    };
+    const error = await rejection(pool.run(poison, dir));
+    assert.ok(error instanceof WorkerLostError, `got ${error}`);
+    assert.equal(error.exits.length, 3, "poisonThreshold: 3 deaths");
+    assert.equal(
+      [...Deno.readDirSync(dir)].length,
+      3,
+      "the task ran again after the threshold, though retries were left",
+    );
+    const [first, second, third] = error.exits;
+    assert.equal(first!.code, 7);
+    assert.equal(first!.signal, undefined);
+    assert.equal(second!.signal, "SIGKILL");
+    assert.equal(second!.code, undefined);
+    assert.equal(third!.code, 7);
+    error.exits.forEach((exit, n) => {
+      assert.equal(exit.host, "local");
+      assert.ok(
+        exit.stderr?.some((line) => line.includes(`poison attempt ${n} in`)),
+        `death ${n} lacks its stderr tail: ${JSON.stringify(exit.stderr)}`,
+      );
+    });
+    assert.equal(new Set(error.exits.map((e) => e.workerId)).size, 3);
+    assert.equal(error.code, 7);
+    assert.match(error.message, /tried 3 times/);
+    assert.match(error.message, /exited with code 7/);
+    assert.match(error.message, /poison attempt 2 in/);
+    const stats = pool.stats();
+    assert.equal(stats.lost, 1);
+    assert.equal(stats.retried, 2);
+    // The pool goes on with a full set of fresh workers.
+    assert.equal(await pool.run(double, 21), 42);
+    const pids = await pool.runOnAll(() => Deno.pid);
+    assert.equal(new Set(pids).size, 2);
+    assert.equal(exits.length, 3);
   },
 );
 
@@ -515,37 +513,34 @@ Deno.test(
 Deno.test(
   "Pool.close({ wait: false }) fails queued and running tasks at once, even with a worker stuck in a sync loop",
   async () => {
-    const dir = await Deno.makeTempDir({ prefix: "distex-test-" });
-    try {
-      const pool = await leaks.open({ workers: 1, qsize: 1 });
-      const [pid] = await pool.runOnAll(() => Deno.pid);
-      const running = rejection(pool.run((path: string) => {
-        Deno.writeTextFileSync(path, "");
-        while (true) { /* never yields */ }
-      }, `${dir}/stuck`));
-      const queued = [
-        rejection(pool.run(double, 1)),
-        rejection(pool.run(double, 2)),
-      ];
-      assert.equal(pool.stats().queued, 2);
-      assert.ok(
-        await pollUntil(() => exists(`${dir}/stuck`), 20_000),
-        "the stuck task never started",
-      );
-      const closing = pool.close({ wait: false });
-      for (const error of [await running, ...(await Promise.all(queued))]) {
-        assert.ok(error instanceof PoolClosedError, `got ${error}`);
-        assert.match(error.message, /closed before the task finished/);
-      }
-      const refused = await rejection(pool.submit(double, 3));
-      assert.ok(refused instanceof PoolClosedError);
-      await withTimeout(closing, 30_000, "close({ wait: false })");
-      assert.ok(await isGone(pid!), "the stuck worker outlived close()");
-      await pool.close({ wait: false });
-      await pool.close();
-    } finally {
-      await Deno.remove(dir, { recursive: true });
+    await using tmp = await tempDir();
+    const dir = tmp.path;
+    const pool = await leaks.open({ workers: 1, qsize: 1 });
+    const [pid] = await pool.runOnAll(() => Deno.pid);
+    const running = rejection(pool.run((path: string) => {
+      Deno.writeTextFileSync(path, "");
+      while (true) { /* never yields */ }
+    }, `${dir}/stuck`));
+    const queued = [
+      rejection(pool.run(double, 1)),
+      rejection(pool.run(double, 2)),
+    ];
+    assert.equal(pool.stats().queued, 2);
+    assert.ok(
+      await pollUntil(() => exists(`${dir}/stuck`), 20_000),
+      "the stuck task never started",
+    );
+    const closing = pool.close({ wait: false });
+    for (const error of [await running, ...(await Promise.all(queued))]) {
+      assert.ok(error instanceof PoolClosedError, `got ${error}`);
+      assert.match(error.message, /closed before the task finished/);
     }
+    const refused = await rejection(pool.submit(double, 3));
+    assert.ok(refused instanceof PoolClosedError);
+    await withTimeout(closing, 30_000, "close({ wait: false })");
+    assert.ok(await isGone(pid!), "the stuck worker outlived close()");
+    await pool.close({ wait: false });
+    await pool.close();
   },
 );
 
@@ -637,36 +632,33 @@ Deno.test(
 Deno.test(
   "Pool.stats() counts queued, in-flight, retried and lost tasks",
   async () => {
-    const dir = await Deno.makeTempDir({ prefix: "distex-test-" });
-    try {
-      await using pool = await leaks.open({ workers: 1, qsize: 1 });
-      // Blocks in the worker until the test creates the file.
-      const gate = pool.apply(waitForFile, [`${dir}/go`, "released"]);
-      const queued = [pool.run(double, 1), pool.run(double, 2)];
-      let stats = pool.stats();
-      assert.equal(stats.inFlight, 1);
-      assert.equal(stats.queued, 2);
-      await Deno.writeTextFile(`${dir}/go`, "");
-      assert.equal(await gate, "released");
-      assert.deepEqual(await Promise.all(queued), [2, 4]);
-      stats = pool.stats();
-      assert.equal(stats.inFlight, 0);
-      assert.equal(stats.queued, 0);
-      assert.equal(stats.done, 3);
+    await using tmp = await tempDir();
+    const dir = tmp.path;
+    await using pool = await leaks.open({ workers: 1, qsize: 1 });
+    // Blocks in the worker until the test creates the file.
+    const gate = pool.apply(waitForFile, [`${dir}/go`, "released"]);
+    const queued = [pool.run(double, 1), pool.run(double, 2)];
+    let stats = pool.stats();
+    assert.equal(stats.inFlight, 1);
+    assert.equal(stats.queued, 2);
+    await Deno.writeTextFile(`${dir}/go`, "");
+    assert.equal(await gate, "released");
+    assert.deepEqual(await Promise.all(queued), [2, 4]);
+    stats = pool.stats();
+    assert.equal(stats.inFlight, 0);
+    assert.equal(stats.queued, 0);
+    assert.equal(stats.done, 3);
 
-      const lost = await rejection(pool.apply(
-        () => Deno.kill(Deno.pid, "SIGKILL"),
-        [],
-        { retries: 1 },
-      ));
-      assert.ok(lost instanceof WorkerLostError);
-      stats = pool.stats();
-      assert.equal(stats.retried, 1);
-      assert.equal(stats.lost, 1);
-      assert.equal(stats.failed, 1);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    const lost = await rejection(pool.apply(
+      () => Deno.kill(Deno.pid, "SIGKILL"),
+      [],
+      { retries: 1 },
+    ));
+    assert.ok(lost instanceof WorkerLostError);
+    stats = pool.stats();
+    assert.equal(stats.retried, 1);
+    assert.equal(stats.lost, 1);
+    assert.equal(stats.failed, 1);
   },
 );
 

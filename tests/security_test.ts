@@ -29,6 +29,7 @@ import {
   nextEvent,
   pollUntil,
   rejection,
+  tempDir,
   withTimeout,
 } from "./_util.ts";
 
@@ -282,46 +283,43 @@ async function hello(
 Deno.test(
   "Pool accepts a worker's key for its own id only, and each id once",
   async () => {
-    const dir = await Deno.makeTempDir({ prefix: "distex-test-" });
-    try {
-      const { pool, keys } = await openRecorded(dir);
-      await using _pool = pool;
-      const path = await socketPath(pool);
-      const before = pool.stats().workers.map((w) => [w.id, w.pid]);
-      const key1 = keys.get(1)!;
-      const cases: [string, number, RegExp][] = [
-        [key1, 1, /unexpected worker id 1\b/], // connected already
-        [key1, 2, /worker 2 failed authentication/], // another's id
-        [key1, 3, /worker 3 failed authentication/], // the next id
-        [keys.get(2)!, 2, /unexpected worker id 2\b/],
-      ];
-      for (const [key, workerId, reason] of cases) {
-        const said = await misbehave(pool, path, async (conn, nonce) => {
-          await conn.write(await hello(key, nonce, workerId));
-        });
-        assert.match(said, reason, `id ${workerId}`);
-      }
-      assert.deepEqual(
-        pool.stats().workers.map((w) => [w.id, w.pid]),
-        before,
-        "an impostor displaced a worker",
-      );
-      // Worker 1 leaves; its id is not taken again, even with its key.
-      const exited = nextEvent(pool, "workerexit");
-      await rejection(pool.apply(() => Deno.exit(3), [], {}));
-      await withTimeout(exited, 30_000, "the worker's exit");
-      await pool.runOnAll(() => Deno.pid);
-      const gone = before.find(([id]) =>
-        !pool.stats().workers.some((w) => w.id === id)
-      )![0]!;
+    await using tmp = await tempDir();
+    const dir = tmp.path;
+    const { pool, keys } = await openRecorded(dir);
+    await using _pool = pool;
+    const path = await socketPath(pool);
+    const before = pool.stats().workers.map((w) => [w.id, w.pid]);
+    const key1 = keys.get(1)!;
+    const cases: [string, number, RegExp][] = [
+      [key1, 1, /unexpected worker id 1\b/], // connected already
+      [key1, 2, /worker 2 failed authentication/], // another's id
+      [key1, 3, /worker 3 failed authentication/], // the next id
+      [keys.get(2)!, 2, /unexpected worker id 2\b/],
+    ];
+    for (const [key, workerId, reason] of cases) {
       const said = await misbehave(pool, path, async (conn, nonce) => {
-        await conn.write(await hello(keys.get(gone)!, nonce, gone));
+        await conn.write(await hello(key, nonce, workerId));
       });
-      assert.match(said, new RegExp(`unexpected worker id ${gone}\\b`));
-      assert.equal(await pool.run(double, 5), 10);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
+      assert.match(said, reason, `id ${workerId}`);
     }
+    assert.deepEqual(
+      pool.stats().workers.map((w) => [w.id, w.pid]),
+      before,
+      "an impostor displaced a worker",
+    );
+    // Worker 1 leaves; its id is not taken again, even with its key.
+    const exited = nextEvent(pool, "workerexit");
+    await rejection(pool.apply(() => Deno.exit(3), [], {}));
+    await withTimeout(exited, 30_000, "the worker's exit");
+    await pool.runOnAll(() => Deno.pid);
+    const gone = before.find(([id]) =>
+      !pool.stats().workers.some((w) => w.id === id)
+    )![0]!;
+    const said = await misbehave(pool, path, async (conn, nonce) => {
+      await conn.write(await hello(keys.get(gone)!, nonce, gone));
+    });
+    assert.match(said, new RegExp(`unexpected worker id ${gone}\\b`));
+    assert.equal(await pool.run(double, 5), 10);
   },
 );
 
@@ -604,98 +602,95 @@ function descendants(root: number): number[] {
 Deno.test(
   "Pool's worker keys are in no command line, environment, error message or event",
   async () => {
-    const dir = await Deno.makeTempDir({ prefix: "distex-test-" });
-    try {
-      const { pool, keys } = await openRecorded(dir, { killGrace: 100 });
-      const secrets = [...keys.values()];
-      const has = (text: string) => secrets.some((key) => text.includes(key));
-      await using _pool = pool;
-      const said: string[] = [];
-      for (
-        const type of [
-          "rejected",
-          "workerexit",
-          "workerstart",
-          "error",
-        ] as const
-      ) {
-        pool.addEventListener(type, (e) => {
-          said.push(JSON.stringify((e as CustomEvent).detail));
-        });
-      }
-      const workers = pool.stats().workers.map((w) => w.pid);
-      const below = descendants(Deno.pid);
-      for (const pid of workers) assert.ok(below.includes(pid), `${pid}`);
-      let checked = 0;
-      for (const pid of [Deno.pid, ...below]) {
-        for (const file of ["cmdline", "environ"]) {
-          let text: string;
-          try {
-            text = await Deno.readTextFile(`/proc/${pid}/${file}`);
-          } catch {
-            continue; // exited meanwhile
-          }
-          checked++;
-          assert.ok(
-            !has(text),
-            `the secret is in ${pid}'s ${file}`,
-          );
-        }
-      }
-      assert.ok(checked >= 2 * (workers.length + 1));
-      const ps = await new Deno.Command("ps", {
-        args: ["-eo", "pid,args", "ww"],
-        stdout: "piped",
-        stderr: "null",
-      }).output().catch(() => undefined);
-      if (ps) {
-        assert.ok(!has(new TextDecoder().decode(ps.stdout)));
-      }
-
-      // Errors of every kind, and the events around them.
-      const path = await socketPath(pool);
-      said.push(
-        await misbehave(pool, path, async (conn) => {
-          await conn.write(badHello(1));
-        }),
-      );
-      const errors = [
-        await rejection(pool.run(() => Deno.exit(3))),
-        await rejection(pool.apply(
-          () => {
-            while (true) { /* stuck */ }
-          },
-          [],
-          { timeout: 50 },
-        )),
-        await rejection(pool.run(() => {
-          throw new Error("task error");
-        })),
-        await rejection(pool.run(() => Symbol("x"))),
-        await rejection(
-          pool.run({ module: "file:///nonexistent.ts", name: "f" }),
-        ),
-      ];
-      // The stuck worker is killed and replaced.
-      await pool.runOnAll(() => Deno.pid);
-      for (const error of errors) {
-        for (
-          const text of [error.message, error.stack ?? "", Deno.inspect(error)]
-        ) {
-          assert.ok(!has(text), `a key is in: ${text}`);
-        }
-      }
-      assert.ok(said.length >= 3, `events: ${said}`);
-      for (const text of said) assert.ok(!has(text), text);
-      const views = [
-        Deno.inspect(pool, { depth: 10, showHidden: true }),
-        JSON.stringify(pool.stats()),
-        JSON.stringify(pool),
-      ];
-      for (const text of views) assert.ok(!has(text), text);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
+    await using tmp = await tempDir();
+    const dir = tmp.path;
+    const { pool, keys } = await openRecorded(dir, { killGrace: 100 });
+    const secrets = [...keys.values()];
+    const has = (text: string) => secrets.some((key) => text.includes(key));
+    await using _pool = pool;
+    const said: string[] = [];
+    for (
+      const type of [
+        "rejected",
+        "workerexit",
+        "workerstart",
+        "error",
+      ] as const
+    ) {
+      pool.addEventListener(type, (e) => {
+        said.push(JSON.stringify((e as CustomEvent).detail));
+      });
     }
+    const workers = pool.stats().workers.map((w) => w.pid);
+    const below = descendants(Deno.pid);
+    for (const pid of workers) assert.ok(below.includes(pid), `${pid}`);
+    let checked = 0;
+    for (const pid of [Deno.pid, ...below]) {
+      for (const file of ["cmdline", "environ"]) {
+        let text: string;
+        try {
+          text = await Deno.readTextFile(`/proc/${pid}/${file}`);
+        } catch {
+          continue; // exited meanwhile
+        }
+        checked++;
+        assert.ok(
+          !has(text),
+          `the secret is in ${pid}'s ${file}`,
+        );
+      }
+    }
+    assert.ok(checked >= 2 * (workers.length + 1));
+    const ps = await new Deno.Command("ps", {
+      args: ["-eo", "pid,args", "ww"],
+      stdout: "piped",
+      stderr: "null",
+    }).output().catch(() => undefined);
+    if (ps) {
+      assert.ok(!has(new TextDecoder().decode(ps.stdout)));
+    }
+
+    // Errors of every kind, and the events around them.
+    const path = await socketPath(pool);
+    said.push(
+      await misbehave(pool, path, async (conn) => {
+        await conn.write(badHello(1));
+      }),
+    );
+    const errors = [
+      await rejection(pool.run(() => Deno.exit(3))),
+      await rejection(pool.apply(
+        () => {
+          while (true) { /* stuck */ }
+        },
+        [],
+        { timeout: 50 },
+      )),
+      await rejection(pool.run(() => {
+        throw new Error("task error");
+      })),
+      await rejection(pool.run(() => Symbol("x"))),
+      await rejection(
+        pool.run({ module: "file:///nonexistent.ts", name: "f" }),
+      ),
+    ];
+    // The stuck worker is killed and replaced.
+    await pool.runOnAll(() => Deno.pid);
+    for (const error of errors) {
+      for (
+        const text of [error.message, error.stack ?? "", Deno.inspect(error)]
+      ) {
+        assert.ok(!has(text), `a key is in: ${text}`);
+      }
+    }
+    assert.ok(said.length >= 3, `events: ${said}`);
+    for (const text of said) assert.ok(!has(text), text);
+    const views = [
+      Deno.inspect(pool, { depth: 10, showHidden: true }),
+      JSON.stringify(pool.stats()),
+      JSON.stringify(pool),
+    ];
+    for (const text of views) assert.ok(!has(text), text);
   },
 );
 
@@ -704,92 +699,86 @@ Deno.test(
 Deno.test(
   "A sandboxed task that digs key material out of a heap snapshot cannot connect as any worker",
   async () => {
-    const dir = await Deno.makeTempDir({ prefix: "distex-test-" });
-    try {
-      await using pool = await leaks.open({
-        workers: 2,
-        permissions: [`--allow-read=${dir}`],
-      });
-      const path = await socketPath(pool).catch(() => undefined);
-      // socketPath() reads the worker's args; the sandbox denies nothing there.
-      assert.ok(path);
-      const found = await pool.run(async () => {
-        const v8 = await import("node:v8");
-        const decoder = new TextDecoder();
-        let text = "";
-        for await (const chunk of v8.getHeapSnapshot()) {
-          text += typeof chunk === "string" ? chunk : decoder.decode(chunk);
-        }
-        return [...new Set(text.match(/[0-9a-f]{32,128}/g) ?? [])];
-      });
-      assert.ok(Array.isArray(found));
-      const ids = pool.stats().workers.map((w) => w.id);
-      const next = Math.max(...ids) + 1;
-      // Every candidate, as a key of each worker id in use or about to be.
-      for (const candidate of found) {
-        for (const workerId of [...ids, next, next + 1]) {
-          const said = await misbehave(pool, path, async (conn, nonce) => {
-            await conn.write(await hello(candidate, nonce, workerId));
-          });
-          assert.match(
-            said,
-            new RegExp(`worker ${workerId} failed authentication`),
-            `a string from the task's heap passed as worker ${workerId}'s key`,
-          );
-        }
+    await using tmp = await tempDir();
+    const dir = tmp.path;
+    await using pool = await leaks.open({
+      workers: 2,
+      permissions: [`--allow-read=${dir}`],
+    });
+    const path = await socketPath(pool).catch(() => undefined);
+    // socketPath() reads the worker's args; the sandbox denies nothing there.
+    assert.ok(path);
+    const found = await pool.run(async () => {
+      const v8 = await import("node:v8");
+      const decoder = new TextDecoder();
+      let text = "";
+      for await (const chunk of v8.getHeapSnapshot()) {
+        text += typeof chunk === "string" ? chunk : decoder.decode(chunk);
       }
-      assert.equal(await pool.run(double, 3), 6);
-      assert.equal(pool.stats().lost, 0);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
+      return [...new Set(text.match(/[0-9a-f]{32,128}/g) ?? [])];
+    });
+    assert.ok(Array.isArray(found));
+    const ids = pool.stats().workers.map((w) => w.id);
+    const next = Math.max(...ids) + 1;
+    // Every candidate, as a key of each worker id in use or about to be.
+    for (const candidate of found) {
+      for (const workerId of [...ids, next, next + 1]) {
+        const said = await misbehave(pool, path, async (conn, nonce) => {
+          await conn.write(await hello(candidate, nonce, workerId));
+        });
+        assert.match(
+          said,
+          new RegExp(`worker ${workerId} failed authentication`),
+          `a string from the task's heap passed as worker ${workerId}'s key`,
+        );
+      }
     }
+    assert.equal(await pool.run(double, 3), 6);
+    assert.equal(pool.stats().lost, 0);
   },
 );
 
 Deno.test(
   "A sandboxed task can neither remove the pool's socket nor listen on its path",
   async () => {
-    const dir = await Deno.makeTempDir({ prefix: "distex-test-" });
-    try {
-      await using pool = await leaks.open({
-        workers: 2,
-        permissions: [`--allow-read=${dir}`],
-      });
-      const path = await socketPath(pool);
-      const tries = await pool.run(async (path: string) => {
-        const said: string[] = [];
-        try {
-          Deno.removeSync(path);
-          said.push("removed");
-        } catch (error) {
-          said.push(`remove: ${(error as Error).name}`);
-        }
-        try {
-          Deno.listen({ transport: "unix", path: `${path}.squat` }).close();
-          said.push("listened");
-        } catch (error) {
-          said.push(`listen: ${(error as Error).name}`);
-        }
-        try {
-          (await Deno.connect({ transport: "unix", path })).close();
-          said.push("connected");
-        } catch (error) {
-          said.push(`connect: ${(error as Error).name}`);
-        }
-        return said;
-      }, path);
-      assert.deepEqual(tries, [
-        "remove: NotCapable",
-        "listen: NotCapable",
-        "connect: NotCapable",
-      ]);
-      assert.ok(await exists(path), "the socket is gone");
-      // Replacements still connect.
-      await rejection(pool.run(() => Deno.exit(1)));
-      assert.equal((await pool.runOnAll(() => Deno.pid)).length, 2);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    await using tmp = await tempDir();
+    const dir = tmp.path;
+    await using pool = await leaks.open({
+      workers: 2,
+      permissions: [`--allow-read=${dir}`],
+    });
+    const path = await socketPath(pool);
+    const tries = await pool.run(async (path: string) => {
+      const said: string[] = [];
+      try {
+        Deno.removeSync(path);
+        said.push("removed");
+      } catch (error) {
+        said.push(`remove: ${(error as Error).name}`);
+      }
+      try {
+        Deno.listen({ transport: "unix", path: `${path}.squat` }).close();
+        said.push("listened");
+      } catch (error) {
+        said.push(`listen: ${(error as Error).name}`);
+      }
+      try {
+        (await Deno.connect({ transport: "unix", path })).close();
+        said.push("connected");
+      } catch (error) {
+        said.push(`connect: ${(error as Error).name}`);
+      }
+      return said;
+    }, path);
+    assert.deepEqual(tries, [
+      "remove: NotCapable",
+      "listen: NotCapable",
+      "connect: NotCapable",
+    ]);
+    assert.ok(await exists(path), "the socket is gone");
+    // Replacements still connect.
+    await rejection(pool.run(() => Deno.exit(1)));
+    assert.equal((await pool.runOnAll(() => Deno.pid)).length, 2);
   },
 );
 
@@ -944,25 +933,22 @@ Deno.test(
 Deno.test(
   "Pool with a blanket permission grant keeps it blanket (the socket's grant does not narrow it)",
   async () => {
-    const dir = await Deno.makeTempDir({ prefix: "distex-test-" });
-    try {
-      await Deno.writeTextFile(`${dir}/file.txt`, "readable");
-      for (const permissions of [["--allow-read"], ["-R"], ["-RW"]]) {
-        await using pool = await leaks.open({ workers: 1, permissions });
-        assert.equal(
-          await pool.run(
-            (path: string) => Deno.readTextFile(path),
-            `${dir}/file.txt`,
-          ),
-          "readable",
-          `${permissions}`,
-        );
-        // Still a sandbox: what was not granted stays denied.
-        const error = await rejection(pool.run(() => Deno.env.get("HOME")));
-        assert.equal(error.name, "NotCapable", `${permissions}: ${error}`);
-      }
-    } finally {
-      await Deno.remove(dir, { recursive: true });
+    await using tmp = await tempDir();
+    const dir = tmp.path;
+    await Deno.writeTextFile(`${dir}/file.txt`, "readable");
+    for (const permissions of [["--allow-read"], ["-R"], ["-RW"]]) {
+      await using pool = await leaks.open({ workers: 1, permissions });
+      assert.equal(
+        await pool.run(
+          (path: string) => Deno.readTextFile(path),
+          `${dir}/file.txt`,
+        ),
+        "readable",
+        `${permissions}`,
+      );
+      // Still a sandbox: what was not granted stays denied.
+      const error = await rejection(pool.run(() => Deno.env.get("HOME")));
+      assert.equal(error.name, "NotCapable", `${permissions}: ${error}`);
     }
   },
 );
