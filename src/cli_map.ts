@@ -45,19 +45,22 @@ const probeExport = async (url: string, name: string): Promise<string> => {
   return name in mod ? typeof mod[name] : "missing";
 };
 
-/** Counts the lines of a file that are not blank (for done/total). */
-async function countItems(
+/**
+ * Counts the lines of a file that are not blank (for done/total); undefined
+ * when `stopped()` cut the count short (a partial count is no total).
+ */
+export async function _countItems(
   path: string,
   raw: boolean,
   stopped: () => boolean,
-): Promise<number> {
+): Promise<number | undefined> {
   using file = await Deno.open(path);
   const buffer = new Uint8Array(1 << 16);
   let count = 0;
   let content = false;
   let last = 10;
   for (;;) {
-    if (stopped()) return count;
+    if (stopped()) return undefined;
     const n = await file.read(buffer);
     if (n === null) break;
     for (let i = 0; i < n; i++) {
@@ -290,6 +293,8 @@ async function run(
   const { onError, tag, raw } = config;
   let failures = 0;
   let stopped = false;
+  /** The map ran through its input: the count of it is worth finishing. */
+  let ranToEnd = false;
   let interrupted = false;
   const results = pool.map({ module: config.url, name: config.name }, items, {
     outcomes: true,
@@ -309,8 +314,14 @@ async function run(
   };
   let counting: Promise<void> | undefined;
   if (config.input !== undefined && meter.mode !== "none") {
-    counting = countItems(config.input, raw, () => stopped).then(
-      (n) => void (meter.total = n),
+    counting = _countItems(
+      config.input,
+      raw,
+      () => stopped && !ranToEnd,
+    ).then(
+      (n) => {
+        if (n !== undefined) meter.total = n;
+      },
       () => {},
     );
   }
@@ -382,6 +393,7 @@ async function run(
       if (!await settlesSoon(next) && !await out.flush()) break;
       const { value, done } = await next;
       if (done) {
+        ranToEnd = true;
         if (!stopped) writeEarly(Infinity);
         break;
       }

@@ -6,7 +6,9 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { _countItems } from "../src/cli_map.ts";
 import { sshPrerequisites, startSshHost } from "./_ssh_hosts.ts";
+import { tempDir } from "./_util.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 const FIXTURES = new URL("./fixtures/", import.meta.url).pathname;
@@ -252,6 +254,15 @@ Deno.test("cli.ts map --star spreads arrays into arguments; the default export i
   const wrap = await cli(["map", TASKS, "-w", "1", "-q"], '"a"\n{"b":1}\n');
   assert.equal(wrap.code, 0, wrap.stderr);
   assert.deepEqual(jsonLines(wrap.stdout), [{ got: "a" }, { got: { b: 1 } }]);
+});
+
+Deno.test("_countItems() counts a file's items; cut short, it gives no total rather than a partial count", async () => {
+  await using tmp = await tempDir("distex-cli-");
+  const file = `${tmp.path}/in.jsonl`;
+  await Deno.writeTextFile(file, "1\n\n2\r\n   \n3");
+  assert.equal(await _countItems(file, false, () => false), 3);
+  // The run ended before the count did ("3/2 done (100%)" was shown).
+  assert.equal(await _countItems(file, false, () => true), undefined);
 });
 
 Deno.test("cli.ts map --input reads a file and skips blank lines", async () => {
