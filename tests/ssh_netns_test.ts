@@ -30,6 +30,7 @@ import {
   spawnFixture,
 } from "./_ssh_pool.ts";
 import { pollUntil, rejection, withTimeout } from "./_util.ts";
+import { contractSuite } from "./_contract.ts";
 
 const reason = await namespacePrerequisites();
 if (reason !== null) {
@@ -105,6 +106,26 @@ async function bounded<T>(
 
 function ms(from: number, to: number | undefined): string {
   return to === undefined ? "never" : `${Math.round(to - from)} ms`;
+}
+
+// ---- the contract suite over two namespace hosts -----------------------------
+
+if (ignore) {
+  Deno.test({ name: "[netns] contract suite", ignore: true, fn() {} });
+} else {
+  // Two "machines" for the whole suite, stopped by its cleanup test (by
+  // PID and namespace name, in NamespaceHosts.close()).
+  const shared = await startNamespaceHosts(2, FAST);
+  const command = await namespaceCommand(shared.dir);
+  contractSuite(
+    "netns",
+    () => ({
+      workers: 0,
+      hosts: shared.hosts.map((host) => host.hostSpec(1)),
+      ssh: { args: [...shared.sshArgs], command },
+    }),
+    () => shared.close(),
+  );
 }
 
 type Fault = "cut link" | "killed sshd";
