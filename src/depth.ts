@@ -117,6 +117,40 @@ export function grainFor(
 }
 
 /**
+ * Tasks per millisecond the pool sends at most: a generous bound of what
+ * one pool process does (a few hundred), used to tell how many workers it
+ * can keep busy.
+ */
+export const POOL_TASKS_PER_MS = 2_000;
+
+/**
+ * How many task slots are worth filling for a function: those of the
+ * workers the pool can keep busy with it (as many as it sends tasks in one
+ * task's time), each at the depth that covers the round trip. Tiny tasks
+ * need few workers, long ones all: more tasks in flight than that only wait
+ * in queues and hold memory.
+ *
+ * @param itemMs The function's time per item (ms), if measured.
+ * @param roundTripMs The shortest send-to-result time seen (ms).
+ * @param workers The ready workers.
+ * @returns The slots worth filling, at least 2 x {@link MAX_DEPTH};
+ * `Infinity` until both times are known.
+ */
+export function usefulSlots(
+  itemMs: number | undefined,
+  roundTripMs: number,
+  workers: number,
+): number {
+  if (itemMs === undefined || !(roundTripMs < Infinity)) return Infinity;
+  const busy = Math.min(
+    workers,
+    Math.max(1, Math.ceil(itemMs * POOL_TASKS_PER_MS)),
+  );
+  const depth = depthFor({ workMs: itemMs, minLatencyMs: roundTripMs });
+  return Math.max(2 * MAX_DEPTH, busy * depth);
+}
+
+/**
  * The moving average of a function's time per item (what `map` sizes its
  * chunks by).
  *
@@ -138,15 +172,39 @@ interface ItemTime {
   ms: number | undefined;
 }
 
-/** Each function's time per item in workers (ms), by function id. */
+/**
+ * What the pool measured of time: each function's time per item in workers
+ * (ms, by function id) and the shortest round trip, and what follows from
+ * them ({@link grainFor}, {@link usefulSlots}).
+ */
 export class ItemTimes {
   #byFn = new Map<number, ItemTime>();
   /** The entry used last: results come in runs of one function. */
   #last: ItemTime | undefined;
+  /** The shortest send-to-result time seen on any worker (ms). */
+  roundTripMs = Infinity;
 
   /** The function's time per item (ms), if measured. */
   get(fnId: number): number | undefined {
     return this.#entry(fnId)?.ms;
+  }
+
+  /** Notes a task's send-to-result time (ms), if it was timed. */
+  noteRoundTrip(latencyMs: number | undefined): void {
+    if (latencyMs !== undefined && latencyMs < this.roundTripMs) {
+      this.roundTripMs = latencyMs;
+    }
+  }
+
+  /** {@link grainFor} the function. */
+  grain(fnId: number): number {
+    return grainFor(this.get(fnId), this.roundTripMs);
+  }
+
+  /** {@link usefulSlots} for the function over `workers` workers. */
+  usefulSlots(fnId: number | undefined, workers: number): number {
+    const ms = fnId === undefined ? undefined : this.get(fnId);
+    return usefulSlots(ms, this.roundTripMs, workers);
   }
 
   /**

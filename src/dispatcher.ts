@@ -15,7 +15,7 @@ import {
   WorkerLostError,
 } from "./errors.ts";
 import type { FunctionSpec } from "./function_ref.ts";
-import { adapt, depthFor, grainFor, ItemTimes, sampled } from "./depth.ts";
+import { adapt, depthFor, ItemTimes, sampled } from "./depth.ts";
 import type { TaskOptions } from "./options.ts";
 import { AbortWatch } from "./abort_watch.ts";
 import { CallBatcher } from "./call_batcher.ts";
@@ -95,14 +95,12 @@ export class Dispatcher {
    */
   #picker = new WorkerPicker<WorkerHandle>(
     (w) => this.canTake(w) ? w.capacity - w.load : 0,
-    (fnId) => grainFor(this.itemMs(fnId), this.#roundTripMs),
+    (fnId) => this.#itemMs.grain(fnId),
   );
   /** The ready workers' capacities, summed. */
   #capacity = 0;
-  /** Moving average of each function's time per item in workers (ms). */
+  /** Each function's time per item in workers, and the round trip. */
   #itemMs = new ItemTimes();
-  /** The shortest send-to-result time seen on any worker (ms). */
-  #roundTripMs = Infinity;
   #timers = new Set<ReturnType<typeof setTimeout>>();
   /** Sends one-call tasks at the end of the turn, several in a frame. */
   #batcher = new CallBatcher<WorkerHandle>((w, tasks, errors) => {
@@ -154,9 +152,14 @@ export class Dispatcher {
     return this.#ready.filter((w) => w.inService);
   }
 
-  /** Task slots of the ready workers, or `expected` before any is ready. */
-  slots(expected: number): number {
-    return this.#capacity || this.initialCapacity * expected;
+  /**
+   * Task slots of the ready workers (before any is ready, of `expected`
+   * workers); for function `fnId`, only those worth filling with its tasks.
+   */
+  slots(expected: number, fnId?: number): number {
+    if (this.#capacity === 0) return this.initialCapacity * expected;
+    const useful = this.#itemMs.usefulSlots(fnId, this.#ready.length);
+    return Math.min(this.#capacity, useful);
   }
 
   /** Measured time per item of function `fnId` in workers (ms), if known. */
@@ -491,9 +494,7 @@ export class Dispatcher {
     const latency = task.sentAt > 0
       ? performance.now() - task.sentAt
       : undefined;
-    if (latency !== undefined && latency < this.#roundTripMs) {
-      this.#roundTripMs = latency;
-    }
+    this.#itemMs.noteRoundTrip(latency);
     const grown = adapt(w, latency, workMs);
     if (w.ready) this.#capacity += grown;
   }

@@ -84,7 +84,7 @@ export function mapContext(
       life.notify();
       keepAlive.mapEnded();
     },
-    slots: () => dispatcher.slots(parts.fleet.targetWorkers),
+    slots: () => dispatcher.slots(parts.fleet.targetWorkers, spec.id),
     itemMs: () => dispatcher.itemMs(spec.id),
     sources,
     options,

@@ -13,7 +13,9 @@ import {
   MAX_DEPTH,
   MIN_DEPTH,
   observe,
+  POOL_TASKS_PER_MS,
   sampled,
+  usefulSlots,
 } from "../src/depth.ts";
 
 const FRESH = { workMs: 0, minLatencyMs: Infinity };
@@ -101,4 +103,32 @@ Deno.test("ItemTimes keeps a moving average per function", () => {
   assert.equal(times.get(1), 3);
   assert.equal(times.get(2), 10);
   assert.equal(times.get(3), undefined);
+});
+
+Deno.test("usefulSlots() fills only the workers the pool can keep busy: few for tiny tasks, all for long ones", () => {
+  assert.equal(usefulSlots(undefined, 1, 2000), Infinity, "not measured");
+  assert.equal(usefulSlots(0.001, Infinity, 2000), Infinity, "no round trip");
+  // Tiny tasks: a couple of workers at full depth are all the pool can feed.
+  assert.equal(usefulSlots(0.0001, 0.5, 2000), 2 * MAX_DEPTH);
+  assert.equal(usefulSlots(0, 0.5, 2000), 2 * MAX_DEPTH);
+  // 1 ms tasks: the pool sends POOL_TASKS_PER_MS of them in one's time.
+  assert.equal(usefulSlots(1, 0.5, 5000), POOL_TASKS_PER_MS * MIN_DEPTH);
+  // Long tasks: every worker, each at its depth.
+  assert.equal(usefulSlots(100, 0.5, 2000), 2000 * MIN_DEPTH);
+  assert.equal(usefulSlots(100, 0.5, 3), 2 * MAX_DEPTH, "never below");
+});
+
+Deno.test("ItemTimes keeps the shortest round trip and derives grain and useful slots from it", () => {
+  const times = new ItemTimes();
+  times.note(1, 0.001, 1);
+  assert.equal(times.grain(1), 1, "no round trip yet");
+  assert.equal(times.usefulSlots(1, 2000), Infinity);
+  times.noteRoundTrip(undefined);
+  times.noteRoundTrip(2);
+  times.noteRoundTrip(1);
+  times.noteRoundTrip(3);
+  assert.equal(times.roundTripMs, 1);
+  assert.equal(times.grain(1), grainFor(0.001, 1));
+  assert.equal(times.usefulSlots(1, 2000), usefulSlots(0.001, 1, 2000));
+  assert.equal(times.usefulSlots(undefined, 2000), Infinity);
 });

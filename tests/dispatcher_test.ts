@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { Dispatcher, type DispatcherOptions } from "../src/dispatcher.ts";
+import { MAX_DEPTH } from "../src/depth.ts";
 import { type WorkerExit, WorkerLostError } from "../src/errors.ts";
 import type { FunctionSpec } from "../src/function_ref.ts";
 import type { Message } from "../src/framing.ts";
@@ -510,4 +511,22 @@ Deno.test("Dispatcher sends a measured tiny function's tasks to one worker in a 
   );
   dispatcher.failAll(new Error("end of test"));
   await Promise.allSettled(tasks);
+});
+
+Deno.test("Dispatcher.slots() for a measured tiny function counts only the slots worth filling", async () => {
+  const { dispatcher, worker } = setup({ qsize: undefined });
+  const workers = Array.from({ length: 200 }, (_, i) => worker(i + 1, 64));
+  assert.equal(dispatcher.slots(0), 200 * 64);
+  assert.equal(dispatcher.slots(0, SPEC.id), 200 * 64, "not measured yet");
+  // One task of SPEC, timed: a round trip of at least 1 ms, 0 us of work.
+  const first = dispatcher.submit(SPEC, [0], "call");
+  await endOfTurn();
+  const w = workers.find((w) => w.load === 1)!;
+  const sent = performance.now();
+  while (performance.now() - sent < 1) { /* the round trip */ }
+  dispatcher.onMessage(w, resultMessage(writer(w).calls()[0]!, 0, 0));
+  await first;
+  // The pool feeds a couple of workers' worth of tiny tasks at most.
+  assert.equal(dispatcher.slots(0, SPEC.id), 2 * MAX_DEPTH);
+  assert.equal(dispatcher.slots(0), 200 * 64, "other uses: every slot");
 });
