@@ -15,7 +15,7 @@ import {
 } from "../src/framing.ts";
 import { Op } from "../src/protocol.ts";
 import { encode } from "../src/_codec.ts";
-import { channelPair, frame, rawChannel } from "./_wire.ts";
+import { channelPair, concat, frame, rawChannel } from "./_wire.ts";
 
 /** Reads every message until the end of the stream. */
 async function readAll(
@@ -261,7 +261,7 @@ function rawBody(
   const view = new DataView(head.buffer);
   view.setUint32(0, lengths.length);
   lengths.forEach((length, i) => view.setUint32(4 + 4 * i, length));
-  return concat([head, part, ...segments]);
+  return concat(head, part, ...segments);
 }
 
 Deno.test("readFrames refuses a malformed raw-bytes frame", async () => {
@@ -288,7 +288,7 @@ Deno.test("readFrames refuses a malformed raw-bytes frame", async () => {
       // Larger than the read buffer: read piece by piece.
       "a large frame whose count is over what the frame holds",
       raw(
-        concat([new Uint8Array([0xff, 0xff, 0xff, 0xff]), noise(300_000, 1)]),
+        concat(new Uint8Array([0xff, 0xff, 0xff, 0xff]), noise(300_000, 1)),
       ),
     ],
   ];
@@ -391,16 +391,6 @@ function recordingChannel(): ByteChannel & { written: Uint8Array[] } {
   };
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 Deno.test("FrameWriter writes a large Uint8Array from its own memory, not a copy", async () => {
   const channel = recordingChannel();
   const writer = new FrameWriter(channel, (e) => assert.fail(`${e}`));
@@ -430,7 +420,7 @@ Deno.test("FrameWriter writes a large Uint8Array from its own memory, not a copy
     "a smaller blob is copied into the frame buffer",
   );
   // The bytes on the wire are the frames, in order.
-  const received = await readAll(rawChannel(concat(channel.written), 5000));
+  const received = await readAll(rawChannel(concat(...channel.written), 5000));
   assert.deepEqual(received, messages);
 });
 
@@ -557,7 +547,9 @@ Deno.test("FrameWriter writes large byte contents at any depth from their own me
     channel.written.reduce((n, p) => n + p.length, 0) < 260_000,
     "the shared array went once",
   );
-  const [received] = await readAll(rawChannel(concat(channel.written), 5000));
+  const [received] = await readAll(
+    rawChannel(concat(...channel.written), 5000),
+  );
   assert.deepEqual(received, message);
   const value = received![2] as { deep: unknown; again: Uint8Array };
   assert.equal(
