@@ -24,7 +24,8 @@ import { BUILTIN_ERRORS, flushMicrotasks, rejection, track } from "./_util.ts";
 /** Builds the options for one pool of the launcher under test. */
 export type OptionsFactory = () => PoolOptions | Promise<PoolOptions>;
 
-const TASKS = new URL("./fixtures/tasks.ts", import.meta.url).href;
+/** The module of the by-reference tasks (no imports of its own). */
+export const TASKS_FILE = new URL("./fixtures/tasks.ts", import.meta.url).href;
 
 // The data of distex's pool_test.py: x, y, z and their zip.
 const REPS = 100;
@@ -84,12 +85,17 @@ function assertRemoteStack(error: Error): void {
  * @param options Builds the options of each test's pool (called per test;
  * tests add their own `qsize`, `initializer`, … on top).
  * @param cleanup Runs after the suite, e.g. to stop an sshd.
+ * @param tasksModule Where the workers find `tests/fixtures/tasks.ts` (a
+ * file URL), for hosts that do not see this checkout's files (default: the
+ * file itself).
  */
 export function contractSuite(
   label: string,
   options: OptionsFactory,
   cleanup?: () => void | Promise<void>,
+  tasksModule: string = TASKS_FILE,
 ): void {
+  const TASKS = tasksModule;
   async function open(extra: PoolOptions = {}): Promise<Pool> {
     return new Pool({ ...(await options()), ...extra });
   }

@@ -30,7 +30,7 @@ import {
   spawnFixture,
 } from "./_ssh_pool.ts";
 import { pollUntil, rejection, withTimeout } from "./_util.ts";
-import { contractSuite } from "./_contract.ts";
+import { contractSuite, TASKS_FILE } from "./_contract.ts";
 
 const reason = await namespacePrerequisites();
 if (reason !== null) {
@@ -117,6 +117,10 @@ if (ignore) {
   // PID and namespace name, in NamespaceHosts.close()).
   const shared = await startNamespaceHosts(2, FAST);
   const command = await namespaceCommand(shared.dir);
+  // The hosts have a /tmp of their own: a checkout there (as in a CI clone)
+  // is not theirs to read, so the by-reference tasks go where they see them.
+  const tasks = `${shared.dir}/tasks.ts`;
+  await Deno.copyFile(new URL(TASKS_FILE), tasks);
   contractSuite(
     "netns",
     () => ({
@@ -125,6 +129,7 @@ if (ignore) {
       ssh: { args: [...shared.sshArgs], command },
     }),
     () => shared.close(),
+    `file://${tasks}`,
   );
 }
 
