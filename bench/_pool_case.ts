@@ -57,6 +57,11 @@
  */
 import { parseArgs } from "node:util";
 import { type MapOptions, Pool, type PoolOptions } from "../mod.ts";
+import {
+  benchWindowEnd,
+  benchWindowStart,
+  mainThreadCpuMs,
+} from "./_measure.ts";
 
 /** What a case prints. */
 export interface CaseResult {
@@ -79,22 +84,6 @@ const MIB = 1 << 20;
 /** How long each CPU-bound task spins (ms), as written in `spin` below. */
 const CPU_TASK_MS = 10;
 
-/**
- * Profiling markers: each spins for 3 ms so that the sampler sees it, and
- * `_profile_top.ts --window` cuts profiles to the time between them. Called
- * around a timed pass only when profiling, outside the timed span.
- */
-function benchWindowStart(): void {
-  const end = performance.now() + 3;
-  while (performance.now() < end) { /* spin */ }
-}
-
-/** See {@link benchWindowStart}. */
-function benchWindowEnd(): void {
-  const end = performance.now() + 3;
-  while (performance.now() < end) { /* spin */ }
-}
-
 interface Context {
   quick: boolean;
   /** Marks the start (`true`) or end of a timed pass when profiling. */
@@ -103,19 +92,6 @@ interface Context {
 }
 
 type CaseFn = (name: string, ctx: Context) => Promise<CaseResult>;
-
-/**
- * CPU time of this process's main thread (ms), where the pool runs: less
- * moved by other users' load than wall time. Linux only; NaN elsewhere.
- */
-function mainThreadCpuMs(): number {
-  try {
-    return Number(Deno.readTextFileSync("/proc/self/schedstat").split(" ")[0]) /
-      1e6;
-  } catch {
-    return NaN;
-  }
-}
 
 function numbers(n: number): number[] {
   return Array.from({ length: n }, (_, i) => i);

@@ -39,6 +39,11 @@
  */
 import { parseArgs } from "node:util";
 import { Pool, type PoolOptions } from "../mod.ts";
+import {
+  benchWindowEnd,
+  benchWindowStart,
+  mainThreadCpuMs,
+} from "./_measure.ts";
 
 const SIM_HOST = new URL("./_sim_host.ts", import.meta.url).pathname;
 const SELF = new URL(import.meta.url).pathname;
@@ -61,27 +66,9 @@ export interface ScaleResult {
   rssAfterBytes: number;
 }
 
-/**
- * Profiling markers (as in `_pool_case.ts`): with `--profile-pass run` or
- * `map`, that timed pass is wrapped in them, so that
- * `_profile_top.ts --window` keeps only its samples. Each spins 3 ms so that
- * the sampler sees it; called outside the timed span.
- */
-function benchWindowStart(): void {
-  const end = performance.now() + 3;
-  while (performance.now() < end) { /* spin */ }
-}
-
-/** See {@link benchWindowStart}. */
-function benchWindowEnd(): void {
-  const end = performance.now() + 3;
-  while (performance.now() < end) { /* spin */ }
-}
-
 /** CPU time of this process's main thread, in nanoseconds. */
 function mainThreadCpuNs(): number {
-  const text = Deno.readTextFileSync("/proc/self/schedstat");
-  return Number(text.split(" ")[0]);
+  return mainThreadCpuMs() * 1e6;
 }
 
 function poolOptions(kind: string, workers: number): PoolOptions {
