@@ -20,7 +20,7 @@
 import { runWorker } from "./src/worker_runtime.ts";
 import { readKeyLine } from "./src/_stdin.ts";
 import { importKey } from "./src/auth.ts";
-import { startWatchdog } from "./src/_watchdog.ts";
+import { createWatchdog } from "./src/_watchdog.ts";
 
 function describe(error: unknown): string {
   return error instanceof Error ? error.stack ?? error.message : String(error);
@@ -48,16 +48,6 @@ function reportStrayErrors(): void {
       }`,
     );
   });
-}
-
-/**
- * Deno loads the code of its timers when a program first uses one, which
- * takes the worker ~5 ms (Deno 2.9.6). A worker's first timer is its stats
- * timer, started by the pool's welcome, just as the first tasks arrive:
- * load it before, while the pool checks the worker's handshake (issue 14).
- */
-function loadTimers(): void {
-  clearInterval(setInterval(() => {}, 1e9));
 }
 
 /**
@@ -113,6 +103,12 @@ export async function workerMain(args: string[]): Promise<number> {
     );
     return 2;
   }
+  // Connecting and creating the watchdog thread come first: the thread's
+  // creation blocks this thread (~12 ms), while the pool accepts the
+  // connection, sends its challenge and writes this worker's key.
+  const connecting = Deno.connect({ transport: "unix", path });
+  connecting.catch(() => {}); // awaited below
+  const watchdog = createWatchdog({ maxMemoryMB });
   // This worker's own key (never the pool's secret), kept only as a
   // non-extractable CryptoKey: the text is wiped once imported.
   const material = await readKeyLine();
@@ -120,12 +116,11 @@ export async function workerMain(args: string[]): Promise<number> {
   material.fill(0);
   // The lifeline, from now on read by a thread of its own: when the pool
   // closes stdin (or dies), the process ends, whatever a task is doing.
-  const watching = startWatchdog({ maxMemoryMB });
-  watching.catch(() => {}); // awaited below
+  const watching = watchdog.start();
   reportStrayErrors();
   let channel: Deno.Conn;
   try {
-    channel = await Deno.connect({ transport: "unix", path });
+    channel = await connecting;
   } catch (error) {
     // A pool that closes before this worker connected removes its socket,
     // then closes our stdin, which ends this process quietly (above). Give
@@ -142,8 +137,6 @@ export async function workerMain(args: string[]): Promise<number> {
       channel,
       secret: key,
       workerId,
-      // While the pool checks our answer: nothing else to do.
-      whileChecked: () => Promise.resolve(loadTimers()),
     });
   } finally {
     try {

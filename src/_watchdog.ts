@@ -78,6 +78,62 @@ function watchdogThread(): void {
   };
 }
 
+/** A watchdog thread that is loading, not yet watching. */
+export interface Watchdog {
+  /**
+   * Tells the thread to start watching stdin (and memory). Call it after
+   * reading everything the worker needs from stdin: from then on the thread
+   * reads stdin, and its end ends the process.
+   *
+   * @returns Resolves once the thread is watching.
+   * @throws {Error} when the thread cannot start.
+   */
+  start(): Promise<void>;
+}
+
+/**
+ * Creates the watchdog thread, which reads nothing until
+ * {@link Watchdog.start}. Creating a thread blocks the caller while its
+ * JavaScript engine is set up (~12 ms, Deno 2.9.6): the worker does it first,
+ * while the pool writes its key and accepts its connection.
+ *
+ * @param options What to watch besides stdin.
+ * @returns The thread, not yet watching.
+ */
+export function createWatchdog(options: WatchdogOptions = {}): Watchdog {
+  const source = `(${watchdogThread.toString()})();`;
+  const url = URL.createObjectURL(
+    new Blob([source], { type: "text/javascript" }),
+  );
+  const thread = new Worker(url, { type: "module", name: "distex-watchdog" });
+  const { promise, resolve, reject } = Promise.withResolvers<void>();
+  promise.catch(() => {}); // seen by start()'s caller
+  thread.onmessage = () => {
+    URL.revokeObjectURL(url);
+    resolve();
+  };
+  thread.onerror = (event) => {
+    event.preventDefault();
+    URL.revokeObjectURL(url);
+    reject(new Error(`the worker's watchdog thread failed: ${event.message}`));
+  };
+  let started = false;
+  return {
+    start() {
+      if (!started) {
+        started = true;
+        thread.postMessage(
+          {
+            maxMemoryMB: options.maxMemoryMB ?? 0,
+            pollMs: options.pollMs ?? 100,
+          } satisfies Start,
+        );
+      }
+      return promise;
+    },
+  };
+}
+
 /**
  * Starts the watchdog thread. Call it after reading everything the worker
  * needs from stdin: from then on the thread reads stdin, and its end ends the
@@ -88,26 +144,5 @@ function watchdogThread(): void {
  * @throws {Error} when the thread cannot start.
  */
 export function startWatchdog(options: WatchdogOptions = {}): Promise<void> {
-  const source = `(${watchdogThread.toString()})();`;
-  const url = URL.createObjectURL(
-    new Blob([source], { type: "text/javascript" }),
-  );
-  const thread = new Worker(url, { type: "module", name: "distex-watchdog" });
-  const { promise, resolve, reject } = Promise.withResolvers<void>();
-  thread.onmessage = () => {
-    URL.revokeObjectURL(url);
-    resolve();
-  };
-  thread.onerror = (event) => {
-    event.preventDefault();
-    URL.revokeObjectURL(url);
-    reject(new Error(`the worker's watchdog thread failed: ${event.message}`));
-  };
-  thread.postMessage(
-    {
-      maxMemoryMB: options.maxMemoryMB ?? 0,
-      pollMs: options.pollMs ?? 100,
-    } satisfies Start,
-  );
-  return promise;
+  return createWatchdog(options).start();
 }

@@ -54,6 +54,36 @@ export interface WorkerRuntimeOptions {
 }
 
 /**
+ * Calls `tick` every `ms` milliseconds until the returned function is called,
+ * without keeping the process alive (like an unref'd `setInterval`). Not a
+ * timer: Deno 2.9.6 loads Node-compatibility modules on a program's first
+ * timer (~5 ms of a worker's start-up), which only tasks that use timers
+ * should pay for (issue 14). `Atomics.waitAsync` with a timeout needs none.
+ */
+function every(ms: number, tick: () => void): () => void {
+  const cell = new Int32Array(new SharedArrayBuffer(4));
+  let stopped = false;
+  const wait = (): void => {
+    const waiting = Atomics.waitAsync(cell, 0, 0, ms);
+    if (!waiting.async) return; // the cell changed: stopped
+    waiting.value.then(() => {
+      if (stopped) return;
+      try {
+        tick();
+      } finally {
+        wait();
+      }
+    });
+  };
+  wait();
+  return () => {
+    stopped = true;
+    Atomics.store(cell, 0, 1);
+    Atomics.notify(cell, 0);
+  };
+}
+
+/**
  * Tasks' abort signals: `distex.signal`, read by a task as it starts, is
  * that task's; it aborts when the pool cancels the task (its `signal`
  * aborted, its `timeout` passed, its map cancelled). Made only for tasks that
@@ -145,7 +175,7 @@ export async function runWorker(options: WorkerRuntimeOptions): Promise<void> {
   let welcomed = false;
   let done = Promise.withResolvers<void>();
   let writeFailed = false;
-  let statsTimer: number | undefined;
+  let stopStats: (() => void) | undefined;
   const writer = new FrameWriter(channel, () => {
     writeFailed = true;
     done.resolve();
@@ -340,7 +370,7 @@ export async function runWorker(options: WorkerRuntimeOptions): Promise<void> {
     // report from each every second is most of what an idle pool costs.
     let reported = -Infinity;
     let quiet = 0;
-    const timer = setInterval(() => {
+    stopStats = every(statsMs, () => {
       const rss = Deno.memoryUsage().rss;
       if (Math.abs(rss - reported) < STATS_STEP && ++quiet < STATS_QUIET) {
         return;
@@ -348,9 +378,7 @@ export async function runWorker(options: WorkerRuntimeOptions): Promise<void> {
       quiet = 0;
       reported = rss;
       writer.send(statsMessage(rss));
-    }, statsMs) as unknown as number;
-    Deno.unrefTimer(timer);
-    statsTimer = timer;
+    });
   }
 
   try {
@@ -372,7 +400,7 @@ export async function runWorker(options: WorkerRuntimeOptions): Promise<void> {
     reading.then(() => done.resolve(), (e) => done.reject(e));
     await done.promise;
   } finally {
-    if (statsTimer !== undefined) clearInterval(statsTimer);
+    stopStats?.();
     if (!writeFailed) await writer.drained();
     done = Promise.withResolvers();
   }
