@@ -111,7 +111,7 @@ export async function workerMain(args: string[]): Promise<number> {
   const watchdog = createWatchdog({ maxMemoryMB });
   // This worker's own key (never the pool's secret), kept only as a
   // non-extractable CryptoKey: the text is wiped once imported.
-  const material = await readKeyLine();
+  const material = readKeyLine();
   const key = await importKey(material);
   material.fill(0);
   // The lifeline, from now on read by a thread of its own: when the pool

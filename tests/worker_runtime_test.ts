@@ -83,3 +83,34 @@ Deno.test("runWorker: a whileChecked that rejects ends the worker with its error
   assert.equal((await verifying).workerId, 4);
   pool.close();
 });
+
+Deno.test("runWorker: an idle worker reports its memory every statsMs (without a timer), and stops when the connection ends", async () => {
+  const secret = newSecret();
+  const [pool, worker] = channelPair();
+  const verifying = verifyWorker(pool, secret);
+  const poolWriter = new FrameWriter(pool, () => {});
+  const running = runWorker({
+    channel: worker,
+    secret: await workerKey(secret, 5),
+    workerId: 5,
+  });
+  welcome(poolWriter, { ...SETTINGS, statsMs: 5 }, (await verifying).proof);
+  // The first report goes out at the first tick, the next after at most
+  // STATS_QUIET (10) quiet ticks: two reports prove the tick repeats.
+  const reports: number[] = [];
+  // The ticks keep no process alive (nor do in-memory channels): this does,
+  // as a real worker's socket does.
+  const alive = setInterval(() => {}, 1_000);
+  try {
+    await readFrames(pool, (m) => {
+      if (m[0] === Op.Stats) reports.push(m[1] as number);
+      return reports.length < 2;
+    });
+  } finally {
+    clearInterval(alive);
+  }
+  pool.close();
+  await running;
+  assert.equal(reports.length, 2);
+  assert.ok(reports.every((rss) => rss > 0));
+});
