@@ -19,6 +19,10 @@ export interface Entry {
   values: unknown[] | undefined;
   error: unknown;
   failed: boolean;
+  /** Its units (read again one by one if it fails with `outcomes`). */
+  units: unknown[];
+  /** Sent as one call (chunk size 1) rather than a chunk. */
+  call: boolean;
 }
 
 /** The tasks of one map in the order they are handed over. */

@@ -73,6 +73,12 @@ type Counters = Pick<
   "done" | "failed" | "retried" | "lost" | "recycled"
 >;
 
+/**
+ * Receives a task's result or error, with the task's tag (see
+ * {@link Dispatcher.submitTo}).
+ */
+export type TaskCallback = (outcome: unknown, tag: unknown) => void;
+
 function timeoutError(ms: number): DOMException {
   return new DOMException(`Task timed out after ${ms} ms`, "TimeoutError");
 }
@@ -313,12 +319,12 @@ export class Dispatcher {
     spec: FunctionSpec,
     args: unknown[],
     kind: CallKind,
-    resolvers: PromiseWithResolvers<unknown>,
+    resolve: TaskCallback,
+    reject: TaskCallback,
     retries: number,
     pinned: boolean,
   ): Task {
     const id = this.#nextTaskId++;
-    const { resolve, reject } = resolvers;
     const task = new Task(
       id,
       spec,
@@ -346,15 +352,61 @@ export class Dispatcher {
   ): Promise<unknown> {
     const signal = options?.signal;
     if (signal?.aborted) return Promise.reject(signal.reason);
-    const resolvers = Promise.withResolvers<unknown>();
+    const { promise, resolve, reject } = Promise.withResolvers<unknown>();
+    this.#queueTask(spec, args, kind, options, resolve, reject, undefined);
+    return promise;
+  }
+
+  /**
+   * {@link submit} without a promise: the task's end is handed to
+   * `resolve(value, tag)` or `reject(error, tag)`, called synchronously from
+   * the dispatcher (also from this call, for a signal already aborted). A
+   * map's tasks share its two callbacks and carry their own `tag`, so a task
+   * costs no promise and no closure. The callbacks must not throw.
+   */
+  submitTo(
+    spec: FunctionSpec,
+    args: unknown[],
+    kind: CallKind,
+    options: TaskOptions | undefined,
+    tag: unknown,
+    resolve: TaskCallback,
+    reject: TaskCallback,
+  ): void {
+    const signal = options?.signal;
+    if (signal?.aborted) {
+      reject(signal.reason, tag);
+      return;
+    }
+    this.#queueTask(spec, args, kind, options, resolve, reject, tag);
+  }
+
+  #queueTask(
+    spec: FunctionSpec,
+    args: unknown[],
+    kind: CallKind,
+    options: TaskOptions | undefined,
+    resolve: TaskCallback,
+    reject: TaskCallback,
+    tag: unknown,
+  ): void {
     const retries = options?.retries ?? this.#options.retries;
-    const task = this.#newTask(spec, args, kind, resolvers, retries, false);
+    const task = this.#newTask(
+      spec,
+      args,
+      kind,
+      resolve,
+      reject,
+      retries,
+      false,
+    );
+    task.tag = tag;
+    const signal = options?.signal;
     if (signal) this.#aborts.add(signal, task);
     // Armed when the task is sent to a worker (see #send): the pool's queue
     // time does not count.
     task.timeout = options?.timeout;
     this.#enqueue(task);
-    return resolvers.promise;
   }
 
   /** Runs a task on worker `w` only (initializers, runOnAll); never retried. */
@@ -364,9 +416,9 @@ export class Dispatcher {
     args: unknown[],
     kind: "call" | "init",
   ): Promise<unknown> {
-    const resolvers = Promise.withResolvers<unknown>();
-    this.#send(w, this.#newTask(spec, args, kind, resolvers, 0, true));
-    return resolvers.promise;
+    const { promise, resolve, reject } = Promise.withResolvers<unknown>();
+    this.#send(w, this.#newTask(spec, args, kind, resolve, reject, 0, true));
+    return promise;
   }
 
   /** Resolves when every task live now has settled. */
@@ -513,8 +565,8 @@ export class Dispatcher {
     if (task.barriers) {
       for (const b of task.barriers) if (--b.remaining === 0) b.done();
     }
-    if (error === undefined) task.resolve(value);
-    else task.reject(error);
+    if (error === undefined) task.resolve(value, task.tag);
+    else task.reject(error, task.tag);
     if (this.#live.count === 0) this.#hooks.changed();
   }
 

@@ -133,6 +133,23 @@ export interface MapContext {
     options: TaskOptions,
   ): Promise<unknown>;
   /**
+   * Queues one task like {@link submit}, without a promise: its result goes
+   * to `resolve(value, tag)`, its error to `reject(error, tag)`. The engine
+   * passes the same two callbacks for all of a map's tasks, so a task costs
+   * no promise and no closure. They may be called before this returns (a
+   * signal already aborted) and from inside the pool's dispatcher: they
+   * must not throw, nor submit again synchronously. Without it, the engine
+   * uses `submit`.
+   */
+  submitTo?(
+    args: unknown[],
+    kind: CallKind,
+    options: TaskOptions,
+    tag: unknown,
+    resolve: (value: unknown, tag: unknown) => void,
+    reject: (error: unknown, tag: unknown) => void,
+  ): void;
+  /**
    * Task slots of the ready workers (before any is ready, the expected
    * number): how many tasks the pool runs or holds in workers at once.
    */
@@ -207,6 +224,8 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
   let carried: Promise<unknown> | undefined;
   let sourceDone = false;
   let feeding = false;
+  let feedQueued = false;
+  const submitTo = ctx.submitTo?.bind(ctx);
   let finished = false;
   let failure: unknown = undefined;
   let failed = false;
@@ -249,6 +268,7 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
 
   function launch(units: unknown[], argBytes: number, size: number): void {
     const count = units.length;
+    const call = size === 1;
     const entry: Entry = {
       index: budget.read - count,
       count,
@@ -257,42 +277,65 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
       values: undefined,
       error: undefined,
       failed: false,
+      units,
+      call,
     };
     order.submitted(entry);
     outstanding += count;
     sizer.noteArgs(argBytes, count);
-    const kind: CallKind = size === 1 ? "call" : single ? "items" : "chunk";
+    const kind: CallKind = call ? "call" : single ? "items" : "chunk";
     const args = kind !== "call" || single ? units : units[0] as unknown[];
-    submit(args, kind, count).then(
-      (value) => {
-        const values = kind === "call" ? [value] : value as unknown[];
-        if (outcomes) {
-          for (let i = 0; i < count; i++) {
-            values[i] = fulfilled(entry.index + i, values[i]);
-          }
-        }
-        settle(entry, values);
-      },
-      (error) => {
-        if (!outcomes || error instanceof PoolClosedError || finished) {
-          budget.bytes -= entry.bytes;
-          entry.bytes = 0;
-          // Which item failed: the only one, or the one the worker named.
-          const at = count === 1 ? 0 : chunkItem(error, count);
-          entry.error = error instanceof PoolClosedError || at === undefined
-            ? error
-            : _atItem(error, entry.index + at);
-          entry.failed = true;
-          entry.done = true;
-          if (!ordered) fail(error);
-          else notify();
-        } else if (count === 1) {
-          settle(entry, [rejected(entry.index, error)]);
-        } else {
-          retryAlone(entry, units, kind);
-        }
-      },
-    );
+    const options = itemTimeout === undefined
+      ? taskOptions
+      : { ...taskOptions, timeout: itemTimeout * count };
+    if (submitTo !== undefined) {
+      submitTo(args, kind, options, entry, onValue, onError);
+    } else {
+      ctx.submit(args, kind, options).then(
+        (value) => onValue(value, entry),
+        (error) => onError(error, entry),
+      );
+    }
+  }
+
+  /**
+   * A task's result (the pool's callback, shared by all of the map's tasks:
+   * it may run inside the dispatcher, so the next tasks are submitted later
+   * in this turn, see settle()).
+   */
+  function onValue(value: unknown, tag: unknown): void {
+    const entry = tag as Entry;
+    const values = entry.call ? [value] : value as unknown[];
+    if (outcomes) {
+      for (let i = 0; i < entry.count; i++) {
+        values[i] = fulfilled(entry.index + i, values[i]);
+      }
+    }
+    settle(entry, values);
+  }
+
+  /** A task's error (the pool's callback, like onValue). */
+  function onError(error: unknown, tag: unknown): void {
+    const entry = tag as Entry;
+    const count = entry.count;
+    if (!outcomes || error instanceof PoolClosedError || finished) {
+      budget.bytes -= entry.bytes;
+      entry.bytes = 0;
+      // Which item failed: the only one, or the one the worker named.
+      const at = count === 1 ? 0 : chunkItem(error, count);
+      entry.error = error instanceof PoolClosedError || at === undefined
+        ? error
+        : _atItem(error, entry.index + at);
+      entry.failed = true;
+      entry.done = true;
+      if (!ordered) queueMicrotask(() => fail(error));
+      else notify();
+    } else if (count === 1) {
+      settle(entry, [rejected(entry.index, error)]);
+    } else {
+      const kind: CallKind = single ? "items" : "chunk";
+      queueMicrotask(() => retryAlone(entry, entry.units, kind));
+    }
   }
 
   function submit(
@@ -319,6 +362,22 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     entry.done = true;
     order.finished(entry);
     notify();
+    feedSoon();
+  }
+
+  /**
+   * feed() once the current callbacks are done: a result may come in inside
+   * the dispatcher, which must not be re-entered; the tasks submitted then
+   * still go out in this turn's frame.
+   */
+  function feedSoon(): void {
+    if (feedQueued) return;
+    feedQueued = true;
+    queueMicrotask(feedLater);
+  }
+
+  function feedLater(): void {
+    feedQueued = false;
     feed();
   }
 

@@ -16,6 +16,7 @@ import {
 } from "./map_stream.ts";
 import { DEFAULTS } from "./options.ts";
 import { sendWhenRead } from "./pool_call.ts";
+import { _readBlobs } from "./_codec.ts";
 import type { PoolParts } from "./pool_parts.ts";
 
 /**
@@ -64,20 +65,45 @@ export function mapContext(
    * waits for it, and its tasks are taken while the pool drains.
    */
   let open = false;
-  const send: MapContext["submit"] = (args, kind, taskOptions) => {
-    if (open && life.phase === "draining") {
-      return dispatcher.submit(spec, args, kind, taskOptions);
-    }
-    if (!open) {
+  /** Opens the pool before each of the map's tasks (not while it drains). */
+  const admit = (): void => {
+    if (open) {
+      if (life.phase === "draining") return;
+    } else {
       openForMap(parts);
       open = true;
       keepAlive.mapStarted();
+      return;
     }
-    return parts.submit(spec, args, kind, taskOptions);
+    parts.open();
+  };
+  const submitTo: NonNullable<MapContext["submitTo"]> = (
+    args,
+    kind,
+    taskOptions,
+    tag,
+    resolve,
+    reject,
+  ) => {
+    const reading = _readBlobs(args);
+    if (reading === undefined) {
+      admit();
+      dispatcher.submitTo(spec, args, kind, taskOptions, tag, resolve, reject);
+      return;
+    }
+    reading.then(() => {
+      admit();
+      dispatcher.submitTo(spec, args, kind, taskOptions, tag, resolve, reject);
+    }).catch((error) => reject(error, tag));
+  };
+  const send: MapContext["submit"] = (args, kind, taskOptions) => {
+    admit();
+    return dispatcher.submit(spec, args, kind, taskOptions);
   };
   return {
     submit: (args, kind, taskOptions) =>
       sendWhenRead(args, () => send(args, kind, taskOptions)),
+    submitTo,
     ended: () => {
       if (!open) return;
       open = false;

@@ -32,14 +32,20 @@ export class Task {
   /** Its neighbours among the live tasks (see {@link LiveTasks}). */
   livePrev: Task | undefined = undefined;
   liveNext: Task | undefined = undefined;
+  /**
+   * Passed back to `resolve` / `reject` as their second argument: what a
+   * map's shared callbacks know a task by (no promise or closure per task).
+   */
+  tag: unknown = undefined;
 
   /**
    * @param id Its id within the pool.
    * @param spec The function it calls.
    * @param args Its arguments (a map chunk's items).
    * @param kind How the worker runs it.
-   * @param resolve Settles its promise with a result.
-   * @param reject Settles its promise with an error.
+   * @param resolve Settles its promise with a result (or, for a map's
+   * task, receives it with the task's `tag`).
+   * @param reject Settles its promise with an error (or receives it).
    * @param retries Sends left after its worker died.
    * @param pinned Set for runOnAll and initializer calls: only the worker it
    * was given to may run it.
@@ -49,8 +55,8 @@ export class Task {
     readonly spec: FunctionSpec,
     readonly args: unknown[],
     readonly kind: CallKind,
-    readonly resolve: (value: unknown) => void,
-    readonly reject: (error: unknown) => void,
+    readonly resolve: (value: unknown, tag?: unknown) => void,
+    readonly reject: (error: unknown, tag?: unknown) => void,
     public retries: number,
     readonly pinned: boolean,
   ) {}
