@@ -19,8 +19,12 @@ export interface Entry {
   values: unknown[] | undefined;
   error: unknown;
   failed: boolean;
-  /** Its units (read again one by one if it fails with `outcomes`). */
-  units: unknown[];
+  /**
+   * Its units while in flight (sent again one by one if it fails with
+   * `outcomes`); dropped once it ends, so results waiting for the consumer
+   * do not hold their arguments too.
+   */
+  units: unknown[] | undefined;
   /** Sent as one call (chunk size 1) rather than a chunk. */
   call: boolean;
 }

@@ -305,6 +305,7 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
    */
   function onValue(value: unknown, tag: unknown): void {
     const entry = tag as Entry;
+    entry.units = undefined;
     const values = entry.call ? [value] : value as unknown[];
     if (outcomes) {
       for (let i = 0; i < entry.count; i++) {
@@ -318,6 +319,8 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
   function onError(error: unknown, tag: unknown): void {
     const entry = tag as Entry;
     const count = entry.count;
+    const units = entry.units!;
+    entry.units = undefined;
     if (!outcomes || error instanceof PoolClosedError || finished) {
       budget.bytes -= entry.bytes;
       entry.bytes = 0;
@@ -334,7 +337,7 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
       settle(entry, [rejected(entry.index, error)]);
     } else {
       const kind: CallKind = single ? "items" : "chunk";
-      queueMicrotask(() => retryAlone(entry, entry.units, kind));
+      queueMicrotask(() => retryAlone(entry, units, kind));
     }
   }
 

@@ -67,13 +67,11 @@ export function mapContext(
   let open = false;
   /** Opens the pool before each of the map's tasks (not while it drains). */
   const admit = (): void => {
-    if (open) {
-      if (life.phase === "draining") return;
-    } else {
+    if (open && life.phase === "draining") return;
+    if (!open) {
       openForMap(parts);
       open = true;
       keepAlive.mapStarted();
-      return;
     }
     parts.open();
   };

@@ -34,6 +34,17 @@ export function fakeParts(
       log.push(`submit ${kind} ${JSON.stringify(args)}`);
       return Promise.resolve(args);
     },
+    submitTo(
+      _spec: unknown,
+      args: unknown[],
+      kind: string,
+      _options: unknown,
+      tag: unknown,
+      resolve: (value: unknown, tag: unknown) => void,
+    ): void {
+      log.push(`submitTo ${kind} ${JSON.stringify(args)}`);
+      resolve(args, tag);
+    },
     slots: (expected: number) => expected * 2,
     itemMs: (fnId: number) => fnId / 10,
     failAll(reason: Error) {

@@ -120,6 +120,39 @@ Deno.test("Dispatcher.submit() sends to a worker with a free slot and defines th
   assert.equal(w.load, 0);
 });
 
+Deno.test("Dispatcher.submitTo() hands each task's end to the shared callbacks with its tag: results, errors, aborts, no promise", async () => {
+  const { dispatcher, worker } = setup();
+  const w = worker(1, 3);
+  const ends: unknown[] = [];
+  const ok = (value: unknown, tag: unknown) => ends.push(["ok", tag, value]);
+  const no = (error: unknown, tag: unknown) =>
+    ends.push(["no", tag, (error as Error).message]);
+  const controller = new AbortController();
+  const options = { signal: controller.signal };
+  dispatcher.submitTo(SPEC, [1], "call", options, "a", ok, no);
+  dispatcher.submitTo(SPEC, [2], "call", options, "b", ok, no);
+  dispatcher.submitTo(SPEC, [3], "call", options, "c", ok, no);
+  await endOfTurn();
+  const [a, b] = writer(w).calls();
+  dispatcher.onMessage(w, resultMessage(b!, "two", 5));
+  // Called from inside the dispatcher, not a turn later.
+  assert.deepEqual(ends, [["ok", "b", "two"]]);
+  dispatcher.onMessage(
+    w,
+    errorMessage(a!, { name: "Error", message: "bad", stack: "" }),
+  );
+  assert.deepEqual(ends.at(-1), ["no", "a", "bad"]);
+  controller.abort(new Error("stop"));
+  assert.deepEqual(ends.at(-1), ["no", "c", "stop"]);
+  assert.equal(dispatcher.liveCount, 0);
+  // A signal already aborted: refused at once, through the callback.
+  dispatcher.submitTo(SPEC, [4], "call", options, "d", ok, no);
+  assert.deepEqual(ends.at(-1), ["no", "d", "stop"]);
+  assert.equal(ends.length, 4);
+  assert.equal(dispatcher.stats().done, 1);
+  dispatcher.close();
+});
+
 Deno.test("Dispatcher queues beyond the slots and fills a worker as results come back", async () => {
   const { dispatcher, worker } = setup();
   const w = worker(1, 1);

@@ -16,6 +16,8 @@ function entry(index: number): Entry {
     values: undefined,
     error: undefined,
     failed: false,
+    units: [index],
+    call: true,
   };
 }
 

@@ -26,10 +26,19 @@ interface Fake {
   calls: Call[];
 }
 
+/**
+ * A fake pool for one map. Its tasks end through `submitTo`'s callbacks, as
+ * the pool's do; with `promises`, the context has only `submit` (the
+ * engine's fallback).
+ */
 function fake(
   sources: unknown[],
   options: MapOptions = {},
-  { slots = 2, itemMs }: { slots?: number; itemMs?: number } = {},
+  { slots = 2, itemMs, promises = false }: {
+    slots?: number;
+    itemMs?: number;
+    promises?: boolean;
+  } = {},
 ): Fake {
   const calls: Call[] = [];
   const ctx: MapContext = {
@@ -44,6 +53,17 @@ function fake(
     options,
     retries: 0,
   };
+  if (!promises) {
+    ctx.submitTo = (args, kind, taskOptions, tag, ok, no) => {
+      calls.push({
+        args,
+        kind,
+        options: taskOptions,
+        resolve: (value) => ok(value, tag),
+        reject: (error) => no(error, tag),
+      });
+    };
+  }
   return { ctx, calls };
 }
 
@@ -100,6 +120,71 @@ Deno.test("createMapStream() keeps input order when tasks finish out of order", 
   // Finish last to first: nothing may be delivered before the first.
   for (const call of calls.toReversed()) answer(call);
   assert.deepEqual(await out, [10, 20, 30, 40, 50, 60]);
+});
+
+Deno.test("createMapStream() over a context without submitTo (promises) maps, orders and errors the same", async () => {
+  const { ctx, calls } = fake([[1, 2, 3, 4]], { outcomes: true }, {
+    slots: 4,
+    promises: true,
+  });
+  const out = Array.fromAsync(createMapStream(ctx));
+  await flush();
+  assert.equal(calls.length, 4);
+  const boom = new RangeError("no threes");
+  answer(calls[3]!);
+  calls[2]!.reject(boom);
+  answer(calls[1]!);
+  answer(calls[0]!);
+  assert.deepEqual(await out, [
+    { index: 0, status: "fulfilled", value: 10 },
+    { index: 1, status: "fulfilled", value: 20 },
+    { index: 2, status: "rejected", reason: boom },
+    { index: 3, status: "fulfilled", value: 40 },
+  ]);
+});
+
+Deno.test("createMapStream() submits nothing from inside the pool's callbacks (the dispatcher is not re-entered)", async () => {
+  const { ctx, calls } = fake([Array.from({ length: 50 }, (_, i) => i)]);
+  const submitTo = ctx.submitTo!;
+  let inCallback = false;
+  let reentered = 0;
+  ctx.submitTo = (...args) => {
+    if (inCallback) reentered++;
+    submitTo(...args);
+  };
+  let slots = 2;
+  ctx.slots = () => slots;
+  const out = Array.fromAsync(createMapStream<number>(ctx));
+  let answered = 0;
+  while (answered < 50) {
+    await flush();
+    const batch = calls.splice(0);
+    assert.ok(batch.length > 0, `stalled after ${answered} results`);
+    // The pool grows meanwhile (workers ready, depth adapted): the window
+    // has room as the results come in.
+    slots += 2;
+    // As the dispatcher does: a frame of results, settled in one go.
+    inCallback = true;
+    for (const call of batch) answer(call);
+    inCallback = false;
+    answered += batch.length;
+  }
+  assert.deepEqual(await out, Array.from({ length: 50 }, (_, i) => i * 10));
+  assert.equal(reentered, 0, "a task was submitted inside a callback");
+});
+
+Deno.test("createMapStream() takes a task that fails at once (inside submitTo) like any other", async () => {
+  const { ctx } = fake([[1, 2, 3]], { outcomes: true });
+  const boom = new TypeError("refused");
+  ctx.submitTo = (args, _kind, _options, tag, ok, no) => {
+    if ((args as number[])[0] === 2) no(boom, tag);
+    else ok(compute(args), tag);
+  };
+  assert.deepEqual(await Array.fromAsync(createMapStream(ctx)), [
+    { index: 0, status: "fulfilled", value: 10 },
+    { index: 1, status: "rejected", reason: boom },
+    { index: 2, status: "fulfilled", value: 30 },
+  ]);
 });
 
 Deno.test("createMapStream() holds later results until the first one is done", async () => {

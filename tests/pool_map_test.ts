@@ -32,6 +32,40 @@ Deno.test("mapContext() opens the pool at a map's first task and holds it until 
   assert.equal(parts.keepAlive.maps, 0, "uncounted once");
 });
 
+Deno.test("mapContext().submitTo() opens the pool like submit() and hands each result to the callbacks with its task's tag", () => {
+  const { parts, log } = fakeParts();
+  const ctx = mapContext(parts, spec, [[1, 2]], {});
+  const late = mapContext(parts, spec, [[1, 2]], {});
+  const got: unknown[] = [];
+  const ok = (value: unknown, tag: unknown) => got.push([tag, value]);
+  const no = (error: unknown) => {
+    throw error;
+  };
+  ctx.submitTo!([1], "call", {}, "a", ok, no);
+  ctx.submitTo!([[2, 3]], "items", {}, "b", ok, no);
+  assert.deepEqual(got, [["a", [1]], ["b", [[2, 3]]]]);
+  assert.equal(parts.keepAlive.maps, 1, "counted once");
+  assert.deepEqual(log, [
+    "open",
+    "open",
+    "submitTo call [1]",
+    "open",
+    "submitTo items [[2,3]]",
+  ]);
+  parts.life.drain();
+  log.length = 0;
+  ctx.submitTo!([4], "call", {}, "c", ok, no);
+  assert.deepEqual(log, ["submitTo call [4]"], "straight to the dispatcher");
+  assert.throws(
+    () => late.submitTo!([1], "call", {}, "d", ok, no),
+    (error: unknown) =>
+      error instanceof PoolClosedError &&
+      /closed before this map was first read/.test(error.message),
+  );
+  ctx.ended!();
+  assert.equal(parts.keepAlive.maps, 0, "uncounted once");
+});
+
 Deno.test("mapContext(): a started map's tasks are taken while the pool drains; a map first read then fails saying why", async () => {
   const { parts, log } = fakeParts();
   const started = mapContext(parts, spec, [[1, 2]], {});
