@@ -146,8 +146,9 @@ function summariseOutOfMemory(tail: string[]): void {
 
 /**
  * Wraps a spawned child as a {@link Launch}. With `group`, the child leads a
- * process group of its own (spawned `detached`): kills reach the whole group,
- * and whatever is left of the group when the child exits is killed too.
+ * process group of its own (spawned `detached` or through `setsid`): kills
+ * reach the whole group, and whatever is left of the group when the child
+ * exits is killed too.
  */
 export function _childLaunch(
   child: Deno.ChildProcess,
@@ -297,12 +298,12 @@ let setsidFound: string | null | undefined;
 
 /**
  * The `setsid` program, when this is Linux, it is there and the pool may run
- * it; else null (then workers are spawned `detached`). Deno spawns a
- * `detached` process with fork(), which copies the pool's page tables: 3-5 ms
- * of the pool's thread per worker, blocking (Deno 2.9.6). Spawned through
- * `setsid` (which, as its child is no group leader, calls setsid() and execs
- * the worker in place: same pid, no fork), the worker leads a session and
- * group of its own all the same, for a third of that (issue 14).
+ * it; else null (then workers are spawned `detached`). Spawning is
+ * synchronous on the pool's thread, and Deno 2.9.6 takes 3-5 ms to spawn a
+ * `detached` process, about 3 times a plain one (measured, 4 at a time).
+ * Spawned through `setsid` (which, as its child is no group leader, calls
+ * setsid() and execs the worker in place: same pid, no fork), the worker
+ * leads a session and group of its own all the same (issue 14).
  */
 export function _setsidPath(): string | null {
   if (setsidFound !== undefined) return setsidFound;

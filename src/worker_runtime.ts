@@ -48,7 +48,7 @@ export interface WorkerRuntimeOptions {
    * Awaited once the worker has answered the pool's challenge, while the
    * pool checks the answer (the worker has nothing else to do then), and
    * before the worker reads the pool's welcome or any task. If it rejects,
-   * the worker ends with that error. `worker.ts` loads Deno's timers here.
+   * the worker ends with that error.
    */
   whileChecked?: (() => Promise<void>) | undefined;
 }
