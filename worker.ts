@@ -3,11 +3,12 @@
  * `deno run -A worker.ts --unix <socket> --id <n>` and writes its secret as the
  * first line on the worker's stdin; stdin then stays open as a lifeline. The
  * worker connects to the socket, proves it knows the secret, runs tasks, and
- * exits when the connection ends or when the pool says so. A watchdog thread
- * ends it (and the process group it leads) when stdin closes, even while a
- * task blocks the worker's event loop, so workers never outlive their pool;
- * with `--max-memory-mb <n>` it also ends the worker when its resident memory
- * passes n MiB.
+ * exits when the connection ends or when the pool says so. A watchdog (a
+ * thread, or a `sh` process where it can be one) ends it (and the process
+ * group it leads) when stdin closes, even while a task blocks the worker's
+ * event loop, so workers never outlive their pool; with `--max-memory-mb <n>`
+ * it (then a thread) also ends the worker when its resident memory passes n
+ * MiB.
  *
  * @example Start a worker by hand (a pool normally does this)
  * ```ts ignore
@@ -103,7 +104,7 @@ export async function workerMain(args: string[]): Promise<number> {
     );
     return 2;
   }
-  // Connecting and creating the watchdog thread come first: the thread's
+  // Connecting and creating the watchdog come first: a watchdog thread's
   // creation blocks this thread (~12 ms), while the pool accepts the
   // connection, sends its challenge and writes this worker's key.
   const connecting = Deno.connect({ transport: "unix", path });
@@ -114,7 +115,7 @@ export async function workerMain(args: string[]): Promise<number> {
   const material = readKeyLine();
   const key = await importKey(material);
   material.fill(0);
-  // The lifeline, from now on read by a thread of its own: when the pool
+  // The lifeline, from now on read by the watchdog: when the pool
   // closes stdin (or dies), the process ends, whatever a task is doing.
   const watching = watchdog.start();
   reportStrayErrors();
