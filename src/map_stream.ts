@@ -137,8 +137,8 @@ export interface MapContext {
    * to `resolve(value, tag)`, its error to `reject(error, tag)`. The engine
    * passes the same two callbacks for all of a map's tasks, so a task costs
    * no promise and no closure. They may be called before this returns (a
-   * signal already aborted) and from inside the pool's dispatcher: they
-   * must not throw, nor submit again synchronously. Without it, the engine
+   * signal already aborted) and from inside the pool's dispatcher, once
+   * per task: they must not throw, nor submit again synchronously. Without it, the engine
    * uses `submit`.
    */
   submitTo?(
@@ -305,8 +305,13 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
    */
   function onValue(value: unknown, tag: unknown): void {
     const entry = tag as Entry;
+    let values: unknown[];
+    if (entry.call) {
+      // The task's one unit is done with: its array holds the result.
+      values = entry.units!;
+      values[0] = value;
+    } else values = value as unknown[];
     entry.units = undefined;
-    const values = entry.call ? [value] : value as unknown[];
     if (outcomes) {
       for (let i = 0; i < entry.count; i++) {
         values[i] = fulfilled(entry.index + i, values[i]);
@@ -533,10 +538,14 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
    * waits for an async one.
    */
   function fill(): Promise<void> | undefined {
+    // The pool's measurements do not change while this loop runs (results
+    // come in later turns): asked once per run, not per task.
+    const itemMs = ctx.itemMs();
+    const slots = ctx.slots();
     for (;;) {
       if (sourceDone || finished) return undefined;
-      const size = sizer.size(ctx.itemMs());
-      if (outstanding >= windowItems(ctx.slots(), size)) return undefined;
+      const size = sizer.size(itemMs);
+      if (outstanding >= windowItems(slots, size)) return undefined;
       const left = budget.itemsLeft(inQueue());
       // Wait for room for a sizable chunk: taking each item as the consumer
       // frees it would send chunks of one. (Once the consumer has taken

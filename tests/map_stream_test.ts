@@ -55,12 +55,20 @@ function fake(
   };
   if (!promises) {
     ctx.submitTo = (args, kind, taskOptions, tag, ok, no) => {
+      // A task ends once, as the dispatcher's do (and a promise does).
+      let ended = false;
       calls.push({
         args,
         kind,
         options: taskOptions,
-        resolve: (value) => ok(value, tag),
-        reject: (error) => no(error, tag),
+        resolve: (value) => {
+          if (!ended) ok(value, tag);
+          ended = true;
+        },
+        reject: (error) => {
+          if (!ended) no(error, tag);
+          ended = true;
+        },
       });
     };
   }
