@@ -13,7 +13,13 @@ import { HostError, Pool, slurmHosts } from "../mod.ts";
 import { contractSuite } from "./_contract.ts";
 import { skipMessage } from "./_ssh_hosts.ts";
 import { CLI_PATH, recordEvents } from "./_ssh_pool.ts";
-import { isGone, pollUntil, rejection, withTimeout } from "./_util.ts";
+import {
+  childTemp,
+  isGone,
+  pollUntil,
+  rejection,
+  withTimeout,
+} from "./_util.ts";
 
 const decoder = new TextDecoder();
 
@@ -46,8 +52,13 @@ const BOUND_MS = 60_000;
 /** This checkout's cli.ts, run by Deno. */
 const DISTEX = [Deno.execPath(), "run", "-A", CLI_PATH];
 
-function srunHost(workers: number, name = "slurm") {
-  return { command: ["srun", "-u", "-n1", ...DISTEX], workers, name };
+/**
+ * An srun host; with `tmp`, the job's supervisor and workers get it as their
+ * TMPDIR, for a test that kills the job.
+ */
+function srunHost(workers: number, name = "slurm", tmp?: string) {
+  const env = tmp === undefined ? [] : [`--export=ALL,TMPDIR=${tmp}`];
+  return { command: ["srun", ...env, "-u", "-n1", ...DISTEX], workers, name };
 }
 
 if (ignore) {
@@ -106,8 +117,15 @@ Deno.test({
     "scancel of a Slurm host's job mid-map: hostlost, retries lose nothing, a new job replaces it",
   ignore,
   async fn() {
+    // scancel kills the job's supervisor, which cannot remove its link dir:
+    // it goes into a dir of this test's, removed at the end.
+    await using tmp = await childTemp();
     await using pool = await withTimeout(
-      Pool.create({ workers: 1, hosts: [srunHost(2)], retries: 3 }),
+      Pool.create({
+        workers: 1,
+        hosts: [srunHost(2, "slurm", tmp.path)],
+        retries: 3,
+      }),
       BOUND_MS,
       "Pool.create()",
     );
@@ -155,6 +173,10 @@ Deno.test({
     const jobs = again.filter((j) => j !== undefined);
     assert.equal(jobs.length, 2);
     assert.ok(jobs.every((j) => j !== job), "a new job");
+    assert.ok(
+      (await tmp.names()).some((name) => name.startsWith("distex-link-")),
+      "the supervisors' link dirs are in the test's TMPDIR",
+    );
   },
 });
 
@@ -162,11 +184,22 @@ Deno.test({
   name: "An srun host without -u: the HostError on timeout says srun needs -u",
   ignore,
   async fn() {
+    // The pool gives up and kills the step: its supervisor cannot remove its
+    // link dir, which goes into a dir of this test's.
+    await using tmp = await childTemp();
     const error = await rejection(
       withTimeout(
         Pool.create({
           workers: 0,
-          hosts: [{ command: ["srun", "-n1", ...DISTEX], workers: 1 }],
+          hosts: [{
+            command: [
+              "srun",
+              `--export=ALL,TMPDIR=${tmp.path}`,
+              "-n1",
+              ...DISTEX,
+            ],
+            workers: 1,
+          }],
           startTimeout: 5_000,
         }),
         BOUND_MS,
