@@ -1,6 +1,7 @@
 /**
- * Process groups: a worker is spawned `detached` (it leads a group of its
- * own), so a signal to the group reaches whatever its tasks started too.
+ * Process groups: a worker is spawned leading a group of its own (through
+ * `setsid`, or `detached`; see src/launcher.ts), so a signal to the group
+ * reaches whatever its tasks started too.
  *
  * @module
  */
@@ -9,7 +10,7 @@
  * Signals `child`'s process group, or `child` alone when it leads none.
  * Never throws: a process that is gone is left alone.
  *
- * @param child A spawned process (spawned with `detached: true` to lead a group).
+ * @param child A spawned process (that leads a group, or not).
  * @param signal The signal to send.
  */
 export function signalGroup(
