@@ -190,16 +190,3 @@ function watchdogProcess(options: WatchdogOptions): Watchdog | undefined {
 export function createWatchdog(options: WatchdogOptions = {}): Watchdog {
   return watchdogProcess(options) ?? watchdogThreadOf(options);
 }
-
-/**
- * Starts the watchdog thread. Call it after reading everything the worker
- * needs from stdin: from then on the thread reads stdin, and its end ends the
- * process.
- *
- * @param options What to watch besides stdin.
- * @returns Resolves once the thread is watching.
- * @throws {Error} when the thread cannot start.
- */
-export function startWatchdog(options: WatchdogOptions = {}): Promise<void> {
-  return createWatchdog(options).start();
-}
