@@ -350,10 +350,8 @@ export class Dispatcher {
     kind: CallKind,
     options?: TaskOptions,
   ): Promise<unknown> {
-    const signal = options?.signal;
-    if (signal?.aborted) return Promise.reject(signal.reason);
     const { promise, resolve, reject } = Promise.withResolvers<unknown>();
-    this.#queueTask(spec, args, kind, options, resolve, reject, undefined);
+    this.submitTo(spec, args, kind, options, undefined, resolve, reject);
     return promise;
   }
 
@@ -378,18 +376,6 @@ export class Dispatcher {
       reject(signal.reason, tag);
       return;
     }
-    this.#queueTask(spec, args, kind, options, resolve, reject, tag);
-  }
-
-  #queueTask(
-    spec: FunctionSpec,
-    args: unknown[],
-    kind: CallKind,
-    options: TaskOptions | undefined,
-    resolve: TaskCallback,
-    reject: TaskCallback,
-    tag: unknown,
-  ): void {
     const retries = options?.retries ?? this.#options.retries;
     const task = this.#newTask(
       spec,
@@ -401,7 +387,6 @@ export class Dispatcher {
       false,
     );
     task.tag = tag;
-    const signal = options?.signal;
     if (signal) this.#aborts.add(signal, task);
     // Armed when the task is sent to a worker (see #send): the pool's queue
     // time does not count.

@@ -285,9 +285,7 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     sizer.noteArgs(argBytes, count);
     const kind: CallKind = call ? "call" : single ? "items" : "chunk";
     const args = kind !== "call" || single ? units : units[0] as unknown[];
-    const options = itemTimeout === undefined
-      ? taskOptions
-      : { ...taskOptions, timeout: itemTimeout * count };
+    const options = optionsFor(count);
     if (submitTo !== undefined) {
       submitTo(args, kind, options, entry, onValue, onError);
     } else {
@@ -341,23 +339,15 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     } else if (count === 1) {
       settle(entry, [rejected(entry.index, error)]);
     } else {
-      const kind: CallKind = single ? "items" : "chunk";
-      queueMicrotask(() => retryAlone(entry, units, kind));
+      queueMicrotask(() => retryAlone(entry, units));
     }
   }
 
-  function submit(
-    args: unknown[],
-    kind: CallKind,
-    count: number,
-  ): Promise<unknown> {
-    return ctx.submit(
-      args,
-      kind,
-      itemTimeout === undefined
-        ? taskOptions
-        : { ...taskOptions, timeout: itemTimeout * count },
-    );
+  /** A task's options: the map's, with the timeout of its `count` items. */
+  function optionsFor(count: number): TaskOptions {
+    return itemTimeout === undefined
+      ? taskOptions
+      : { ...taskOptions, timeout: itemTimeout * count };
   }
 
   /** An entry's results are in: it now holds their bytes instead of the arguments'. */
@@ -393,7 +383,7 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
    * A chunk failed with `outcomes`: runs each of its items again alone, so
    * each gets its own outcome.
    */
-  function retryAlone(entry: Entry, units: unknown[], kind: CallKind): void {
+  function retryAlone(entry: Entry, units: unknown[]): void {
     const values = new Array<unknown>(units.length);
     let left = units.length;
     const one = (i: number, outcome: unknown) => {
@@ -401,8 +391,8 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
       if (--left === 0 && !finished) settle(entry, values);
     };
     for (let i = 0; i < units.length; i++) {
-      const args = kind === "items" ? [units[i]] : units[i] as unknown[];
-      submit(args, "call", 1).then(
+      const args = single ? [units[i]] : units[i] as unknown[];
+      ctx.submit(args, "call", optionsFor(1)).then(
         (value) => one(i, fulfilled(entry.index + i, value)),
         (error) => {
           if (error instanceof PoolClosedError) fail(error);

@@ -104,6 +104,21 @@ function exitOf(w: WorkerHandle): WorkerExit {
   return { workerId: w.id, host: "local", code: 1, reason: "test" };
 }
 
+/** Runs one task of `spec`, timed: a round trip of at least 1 ms, 0 us of work. */
+async function timeOneTask(
+  dispatcher: Dispatcher,
+  workers: WorkerHandle[],
+  spec: FunctionSpec,
+): Promise<void> {
+  const first = dispatcher.submit(spec, [0], "call");
+  await endOfTurn();
+  const w = workers.find((w) => w.load === 1)!;
+  const sent = performance.now();
+  while (performance.now() - sent < 1) { /* the round trip */ }
+  dispatcher.onMessage(w, resultMessage(writer(w).calls()[0]!, 0, 0));
+  await first;
+}
+
 Deno.test("Dispatcher.submit() sends to a worker with a free slot and defines the function once", async () => {
   const { dispatcher, worker } = setup();
   const w = worker(1);
@@ -515,14 +530,7 @@ Deno.test("Dispatcher sends a measured tiny function's tasks to one worker in a 
   const workers = [1, 2, 3, 4].map((id) => worker(id, 64));
   const tiny = SPEC;
   const other: FunctionSpec = { id: 2, source: "(x) => -x", label: "neg" };
-  // One task of `tiny`, timed: a round trip of at least 1 ms, 0 us of work.
-  const first = dispatcher.submit(tiny, [0], "call");
-  await endOfTurn();
-  const w = workers.find((w) => w.load === 1)!;
-  const sent = performance.now();
-  while (performance.now() - sent < 1) { /* the round trip */ }
-  dispatcher.onMessage(w, resultMessage(writer(w).calls()[0]!, 0, 0));
-  await first;
+  await timeOneTask(dispatcher, workers, tiny);
   const before = workers.map((w) => writer(w).calls().length);
   const burst = (spec: FunctionSpec) =>
     Array.from({ length: 8 }, (_, i) => dispatcher.submit(spec, [i], "call"));
@@ -551,14 +559,7 @@ Deno.test("Dispatcher.slots() for a measured tiny function counts only the slots
   const workers = Array.from({ length: 200 }, (_, i) => worker(i + 1, 64));
   assert.equal(dispatcher.slots(0), 200 * 64);
   assert.equal(dispatcher.slots(0, SPEC.id), 200 * 64, "not measured yet");
-  // One task of SPEC, timed: a round trip of at least 1 ms, 0 us of work.
-  const first = dispatcher.submit(SPEC, [0], "call");
-  await endOfTurn();
-  const w = workers.find((w) => w.load === 1)!;
-  const sent = performance.now();
-  while (performance.now() - sent < 1) { /* the round trip */ }
-  dispatcher.onMessage(w, resultMessage(writer(w).calls()[0]!, 0, 0));
-  await first;
+  await timeOneTask(dispatcher, workers, SPEC);
   // The pool feeds a couple of workers' worth of tiny tasks at most.
   assert.equal(dispatcher.slots(0, SPEC.id), 2 * MAX_DEPTH);
   assert.equal(dispatcher.slots(0), 200 * 64, "other uses: every slot");
