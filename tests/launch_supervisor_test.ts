@@ -197,13 +197,18 @@ Deno.test("LaunchSupervisor: a host that went away is lost (totalWorkers shrinks
   await stop();
 });
 
-Deno.test("LaunchSupervisor.lost() waits for a local process to exit and tells how it ended", async () => {
+/** A local worker, claimed, then told lost: its launch and lost()'s promise. */
+function lostLocal() {
   const local = new FakeLauncher();
   const { supervisor, clock, stop } = supervise([local]);
   supervisor.start(ENDPOINT);
   const launch = local.launches[0]!;
   supervisor.claim(1);
-  const end = supervisor.lost(1);
+  return { clock, stop, launch, end: supervisor.lost(1) };
+}
+
+Deno.test("LaunchSupervisor.lost() waits for a local process to exit and tells how it ended", async () => {
+  const { clock, stop, launch, end } = lostLocal();
   const state = track(end);
   await flushMicrotasks();
   assert.equal(state.settled, false, "did not wait for the exit");
@@ -219,12 +224,7 @@ Deno.test("LaunchSupervisor.lost() waits for a local process to exit and tells h
 });
 
 Deno.test("LaunchSupervisor.lost() kills a process that has not exited after LOST_EXIT_MS", async () => {
-  const local = new FakeLauncher();
-  const { supervisor, clock, stop } = supervise([local]);
-  supervisor.start(ENDPOINT);
-  const launch = local.launches[0]!;
-  supervisor.claim(1);
-  const end = supervisor.lost(1);
+  const { clock, stop, launch, end } = lostLocal();
   await flushMicrotasks();
   clock.advance(LOST_EXIT_MS - 1);
   await flushMicrotasks();

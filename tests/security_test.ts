@@ -696,15 +696,16 @@ Deno.test(
 
 // ---- what a sandboxed task can steal ---------------------------------------------
 
+/** A pool of two workers whose tasks may read `dir` and nothing else. */
+function readOnlyPool(dir: string): Promise<Pool> {
+  return leaks.open({ workers: 2, permissions: [`--allow-read=${dir}`] });
+}
+
 Deno.test(
   "A sandboxed task that digs key material out of a heap snapshot cannot connect as any worker",
   async () => {
     await using tmp = await tempDir();
-    const dir = tmp.path;
-    await using pool = await leaks.open({
-      workers: 2,
-      permissions: [`--allow-read=${dir}`],
-    });
+    await using pool = await readOnlyPool(tmp.path);
     const path = await socketPath(pool).catch(() => undefined);
     // socketPath() reads the worker's args; the sandbox denies nothing there.
     assert.ok(path);
@@ -742,11 +743,7 @@ Deno.test(
   "A sandboxed task can neither remove the pool's socket nor listen on its path",
   async () => {
     await using tmp = await tempDir();
-    const dir = tmp.path;
-    await using pool = await leaks.open({
-      workers: 2,
-      permissions: [`--allow-read=${dir}`],
-    });
+    await using pool = await readOnlyPool(tmp.path);
     const path = await socketPath(pool);
     const tries = await pool.run(async (path: string) => {
       const said: string[] = [];

@@ -214,6 +214,33 @@ function tls(
 /** Who a worker is: its pid and its supervisor's. */
 const whoami = () => ({ pid: Deno.pid, ppid: Deno.ppid });
 
+/** A pool of one local worker and two on `server`, with retries. */
+function lossPool(server: Server, secrets: Secrets): Promise<Pool> {
+  return withTimeout(
+    Pool.create({
+      workers: 1,
+      hosts: [server.spec(2)],
+      tls: tls(secrets),
+      retries: 3,
+    }),
+    BOUND_MS,
+    "Pool.create()",
+  );
+}
+
+/** The pool's workers that share a supervisor with another: the server's two. */
+async function remoteWorkers(pool: Pool) {
+  return (await pool.runOnAll(whoami)).filter((w, _, all) =>
+    all.filter((v) => v.ppid === w.ppid).length === 2
+  );
+}
+
+/** Whether every one of `pids` is gone. */
+async function allGone(pids: number[]): Promise<boolean> {
+  for (const pid of pids) if (!(await isGone(pid))) return false;
+  return true;
+}
+
 if (ignore) {
   Deno.test({ name: "[tls] contract suite", ignore, fn() {} });
 } else {
@@ -344,20 +371,9 @@ Deno.test({
   async fn() {
     await withServer([], async (server, secrets, host) => {
       const port = Number(/:(\d+)\//.exec(server.spec(1))![1]);
-      await using pool = await withTimeout(
-        Pool.create({
-          workers: 1,
-          hosts: [server.spec(2)],
-          tls: tls(secrets),
-          retries: 3,
-        }),
-        BOUND_MS,
-        "Pool.create()",
-      );
+      await using pool = await lossPool(server, secrets);
       const lost = recordEvents<{ host: string }>(pool, "hostlost");
-      const remote = (await pool.runOnAll(whoami)).filter((w, _, all) =>
-        all.filter((v) => v.ppid === w.ppid).length === 2
-      );
+      const remote = await remoteWorkers(pool);
       assert.equal(remote.length, 2);
       const items = Array.from({ length: 300 }, (_, i) => i);
       const results: number[] = [];
@@ -418,10 +434,7 @@ Deno.test({
       await drained;
       const killed = performance.now();
       assert.ok(
-        await pollUntil(async () => {
-          for (const pid of pids) if (!(await isGone(pid))) return false;
-          return true;
-        }, 10_000),
+        await pollUntil(() => allGone(pids), 10_000),
         "the server-side processes are gone",
       );
       const ms = performance.now() - killed;
@@ -453,10 +466,7 @@ Deno.test({
         await pool.close();
         const pids = [...workers.map((w) => w.pid), workers[0]!.ppid];
         assert.ok(
-          await pollUntil(async () => {
-            for (const pid of pids) if (!(await isGone(pid))) return false;
-            return true;
-          }, BOUND_MS),
+          await pollUntil(() => allGone(pids), BOUND_MS),
           `round ${round}: processes left on the server`,
         );
       }
@@ -470,20 +480,9 @@ Deno.test({
   ignore,
   async fn() {
     await withServer([], async (server, secrets, host) => {
-      await using pool = await withTimeout(
-        Pool.create({
-          workers: 1,
-          hosts: [server.spec(2)],
-          tls: tls(secrets),
-          retries: 3,
-        }),
-        BOUND_MS,
-        "Pool.create()",
-      );
+      await using pool = await lossPool(server, secrets);
       const lost = recordEvents<{ host: string }>(pool, "hostlost");
-      const remote = (await pool.runOnAll(whoami)).filter((w, _, all) =>
-        all.filter((v) => v.ppid === w.ppid).length === 2
-      );
+      const remote = await remoteWorkers(pool);
       assert.equal(remote.length, 2);
       const items = Array.from({ length: 300 }, (_, i) => i);
       const results: number[] = [];
