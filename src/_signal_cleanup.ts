@@ -64,3 +64,26 @@ export function removeOnSignal(dir: string): () => void {
     if (dirs.size === 0) uninstall();
   };
 }
+
+/**
+ * Makes a private temp directory that a SIGINT or SIGTERM removes, with the
+ * guard in place before the directory exists: made synchronously, so no
+ * signal can arrive between its making and its guard (a supervisor killed
+ * right after its directory appeared left it behind).
+ *
+ * @param prefix The directory name's prefix.
+ * @returns The directory and the function that lifts its guard.
+ */
+export function makeGuardedTempDir(
+  prefix: string,
+): { dir: string; unguard: () => void } {
+  install();
+  let dir: string;
+  try {
+    dir = Deno.makeTempDirSync({ prefix });
+  } catch (error) {
+    if (dirs.size === 0) uninstall();
+    throw error;
+  }
+  return { dir, unguard: removeOnSignal(dir) };
+}

@@ -18,7 +18,7 @@ import { forwardStdout } from "./_task_output.ts";
 import { signalGroup } from "./_process_group.ts";
 import { parseCommandLine } from "./_args.ts";
 import { backoffMs } from "./_backoff.ts";
-import { removeOnSignal } from "./_signal_cleanup.ts";
+import { makeGuardedTempDir } from "./_signal_cleanup.ts";
 import { workerKey } from "./auth.ts";
 import {
   decodeControl,
@@ -86,9 +86,8 @@ export async function superviseMain(args: string[]): Promise<number> {
   let unguard: (() => void) | undefined;
   let path: string;
   if (stdio) {
-    dir = await Deno.makeTempDir({ prefix: "distex-link-" });
     // Ended by SIGTERM (scancel, docker stop) or SIGINT, no finally runs.
-    unguard = removeOnSignal(dir);
+    ({ dir, unguard } = makeGuardedTempDir("distex-link-"));
     await Deno.chmod(dir, 0o700);
     path = `${dir}/s.sock`;
   } else {

@@ -16,7 +16,7 @@ import {
   readFrames,
 } from "./framing.ts";
 import { type Admission, verifyWorker, welcome } from "./handshake.ts";
-import { removeOnSignal } from "./_signal_cleanup.ts";
+import { makeGuardedTempDir } from "./_signal_cleanup.ts";
 import {
   parseWorkerMessage,
   type WorkerMessage,
@@ -137,8 +137,9 @@ export class WorkerServer {
    */
   async listen(): Promise<void> {
     try {
-      this.#dir = await Deno.makeTempDir({ prefix: "distex-" });
-      this.#unguard = removeOnSignal(this.#dir);
+      const guarded = makeGuardedTempDir("distex-");
+      this.#dir = guarded.dir;
+      this.#unguard = guarded.unguard;
       await Deno.chmod(this.#dir, 0o700);
       const path = `${this.#dir}/pool.sock`;
       globalThis.addEventListener("unload", this.#onUnload);
