@@ -32,6 +32,10 @@
  * - `cold-run-100k`: the first 100k concurrent `pool.run`. Tasks per second.
  * - `cold-bytes-len`: the first `map(x => x.length)` over 200 x 1 MiB.
  *   Bytes per second.
+ * - `floor-100k-c100`: no pool: the same items, chunks of 100 mapped in
+ *   this fresh process and consumed by the same `for await` loop through a
+ *   minimal async iterator; the floor a first map cannot beat. Tasks per
+ *   second.
  * - `ready-4`, `ready-32`: `new Pool(n)` until `ready`, the first pool of
  *   the process. Milliseconds.
  * - `curve-100k-c100`, `curve-100k-default`: five successive 100k maps on
@@ -327,6 +331,58 @@ async function coldMap(name: string, ctx: Context): Promise<CaseResult> {
   };
 }
 
+/**
+ * The floor under `cold-map-100k-c100`: what a fresh process pays for the
+ * same consumer loop with no pool at all. The items are cut into chunks of
+ * 100 (`slice`), the function runs in this process (`map`), and the results
+ * reach the same `for await … sum += y` loop through a minimal hand-written
+ * async iterator: no workers, no I/O, no codec. The pool cannot beat this
+ * figure on a first map; it tells how much of a first map is the cold
+ * consumer pattern itself.
+ */
+async function floorMap(name: string, ctx: Context): Promise<CaseResult> {
+  if (name !== "floor-100k-c100") fail(`Unknown case ${name}`);
+  const n = ctx.quick ? 10_000 : 100_000;
+  const items = numbers(n);
+  const fn = (x: number) => x + 2;
+  const inProcess = (): AsyncIterableIterator<number> => {
+    let list: number[] = [];
+    let at = 0;
+    let next = 0;
+    return {
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+      next(): Promise<IteratorResult<number>> {
+        if (at === list.length) {
+          if (next >= n) {
+            return Promise.resolve({ value: undefined, done: true });
+          }
+          list = items.slice(next, next + 100).map(fn);
+          next += 100;
+          at = 0;
+        }
+        return Promise.resolve({ value: list[at++]!, done: false });
+      },
+    };
+  };
+  const c0 = mainThreadCpuMs();
+  const t0 = performance.now();
+  let sum = 0;
+  for await (const y of inProcess()) sum += y;
+  const ms = performance.now() - t0;
+  const cpuMs = mainThreadCpuMs() - c0;
+  if (sum !== n * (n - 1) / 2 + 2 * n) fail(`Sum is wrong: ${sum}`);
+  return {
+    case: name,
+    value: n / (ms / 1000),
+    unit: "tasks/s",
+    count: n,
+    ms,
+    detail: { chunkSize: 100, workers: 0, cpuMs },
+  };
+}
+
 async function coldRun(name: string, ctx: Context): Promise<CaseResult> {
   const n = ctx.quick ? 10_000 : 100_000;
   await using pool = new Pool(ctx.poolOptions(2));
@@ -433,6 +489,7 @@ async function curve(name: string, ctx: Context): Promise<CaseResult> {
 function caseFn(name: string): CaseFn {
   if (name.startsWith("cold-map-")) return coldMap;
   if (name === "cold-run-100k") return coldRun;
+  if (name.startsWith("floor-")) return floorMap;
   if (name === "cold-bytes-len") return coldBytes;
   if (name.startsWith("ready-")) return ready;
   if (name.startsWith("curve-")) return curve;

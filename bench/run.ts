@@ -153,6 +153,13 @@ function distexSteps(quick: boolean, round: number, distex: Distex): Step[] {
             counts(quick).small
           } tiny tasks, default options (@distex/pool)`,
         ),
+        poolStep(
+          "floor-100k-c100",
+          "tasks/s",
+          `${
+            counts(quick).small
+          } items, chunks of 100 mapped in a fresh process, no pool (floor)`,
+        ),
       );
     }
     if (p.key === "cold-bytes-len") {
@@ -710,6 +717,12 @@ function buildVersus(
         "distex:cold-map-100k-c100",
         "Python distex, chunksize 100",
         2,
+      );
+      add(
+        `first map, ${counts(quick).small} tiny tasks, chunkSize 100`,
+        key,
+        "floor-100k-c100",
+        "no pool, same loop in a fresh process (floor)",
       );
     }
     if (key === "cold-bytes-len") {
