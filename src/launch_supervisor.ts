@@ -38,6 +38,11 @@ export const REAL_TIMERS: Timers = {
 export const LOST_EXIT_MS = 1_000;
 /** How long (ms) {@link LaunchSupervisor.stop} waits before it kills. */
 export const STOP_KILL_MS = 2_000;
+/**
+ * How long (ms) {@link LaunchSupervisor.stop} lets workers it told to end
+ * exit by themselves before it closes their lifeline (which ends them).
+ */
+export const STOP_GRACE_MS = 1_000;
 
 /** One launcher and its current launch. */
 interface Group {
@@ -256,19 +261,35 @@ export class LaunchSupervisor {
 
   /**
    * Stops every launch (closes its lifeline), kills what is still running
-   * after 2 s, and waits for all of them to exit.
+   * {@link STOP_KILL_MS} after this call, and waits for all of them to exit.
+   * With `farewell`, a launch that does not respawn its workers is first
+   * given up to {@link STOP_GRACE_MS} to exit by itself once `farewell` has
+   * told its workers to end (it returns false when it could not tell them
+   * all): a worker that exits by itself runs its `unload` handlers and
+   * writes its `--cpu-prof` profile, which the lifeline's SIGKILL prevents.
+   *
+   * @param farewell Tells workers `ids` to end; false when it cannot.
    */
-  async stop(): Promise<void> {
+  async stop(farewell?: (ids: number[]) => boolean): Promise<void> {
     for (const timer of this.#timers) this.#clock.clearTimeout(timer);
     this.#timers.clear();
-    const launches = this.#groups.map((g) => g.launch).filter((l) =>
-      l !== undefined
-    );
-    await Promise.all(launches.map((l) => l.stop()));
-    await Promise.all(launches.map(async (l) => {
-      const timer = this.#clock.setTimeout(() => l.kill(), STOP_KILL_MS);
+    const groups = this.#groups.filter((g) => g.launch !== undefined);
+    await Promise.all(groups.map(async ({ launch, ids }) => {
+      const l = launch!;
+      const kill = this.#clock.setTimeout(() => l.kill(), STOP_KILL_MS);
+      if (!l.respawns && farewell?.(ids)) {
+        let grace: Timer;
+        await Promise.race([
+          l.exited,
+          new Promise<void>((resolve) => {
+            grace = this.#clock.setTimeout(resolve, STOP_GRACE_MS);
+          }),
+        ]);
+        this.#clock.clearTimeout(grace!);
+      }
+      await l.stop();
       await l.exited;
-      this.#clock.clearTimeout(timer);
+      this.#clock.clearTimeout(kill);
     }));
     while (this.#pending.size > 0) {
       await Promise.allSettled([...this.#pending]);

@@ -63,7 +63,9 @@ async function closePool(
     life.stop();
   }
   dispatcher.close();
-  await fleet.close();
+  // A graceful close lets workers exit by themselves (unload handlers,
+  // profiles); a forced one ends them at once.
+  await fleet.close(!immediate);
   life.closed();
 }
 

@@ -259,19 +259,39 @@ export class WorkerFleet {
 
   /**
    * Stops accepting, stops the launches (workers end on their closed
-   * lifeline), hangs up on what is left and removes the socket.
+   * lifeline), hangs up on what is left and removes the socket. With
+   * `graceful`, local workers are first told to end (the pool ends its side
+   * of their connections) and given a moment to exit by themselves, as
+   * `Deno.exit()`: their `unload` handlers run and `--cpu-prof` profiles are
+   * written, which the lifeline's SIGKILL would prevent.
    */
-  async close(): Promise<void> {
+  async close(graceful = false): Promise<void> {
     await this.#booting?.catch(() => {});
     await this.#server.stopListening();
     // Workers end on the closed lifeline and close their connections
-    // themselves; closing those first would look like a protocol error, and a
+    // themselves; hanging up first would look like a protocol error, and a
     // remote supervisor would restart workers that lost it before its stdin.
-    await this.#supervisor.stop();
+    await this.#supervisor.stop(
+      graceful ? (ids) => this.#farewell(ids) : undefined,
+    );
     await this.#server.close();
     while (this.#pending.size > 0) {
       await Promise.allSettled([...this.#pending]);
     }
+  }
+
+  /**
+   * Ends the pool's side of the connections of workers `ids` (each exits
+   * by itself when it reads that end); false unless all of them are
+   * connected and not stuck in a task.
+   */
+  #farewell(ids: number[]): boolean {
+    const entries = ids.map((id) => this.#workers.get(id));
+    if (entries.some((e) => !e || e.handle.lost || e.handle.hardKilled)) {
+      return false;
+    }
+    for (const e of entries) e!.connection.end();
+    return true;
   }
 
   /** A worker passed the handshake: initialise it, then give it tasks. */

@@ -29,6 +29,12 @@ export interface Connection extends Admission {
   readonly writer: FrameWriter;
   /** Hangs up (the worker exits when it notices). */
   close(): void;
+  /**
+   * Ends the pool's side of the connection once what was sent is written
+   * (an orderly end the worker reads as the end of its work: it exits by
+   * itself), still reading what the worker sends until it hangs up.
+   */
+  end(): void;
 }
 
 /** What the server tells the pool. */
@@ -231,6 +237,19 @@ export class WorkerServer {
     } catch { /* already closed */ }
   }
 
+  /** Half-closes one channel once `writer` has written everything. */
+  async #end(channel: ByteChannel, writer: FrameWriter): Promise<void> {
+    await writer.drained();
+    if (!this.#channels.has(channel)) return;
+    const conn = channel as Partial<Deno.Conn>;
+    if (typeof conn.closeWrite !== "function") return this.hangUp(channel);
+    try {
+      await conn.closeWrite();
+    } catch {
+      this.hangUp(channel);
+    }
+  }
+
   /** Stops accepting new connections. */
   async stopListening(): Promise<void> {
     clearInterval(this.#watch);
@@ -307,7 +326,12 @@ export class WorkerServer {
       this.#hooks.admit(admission);
       const writer = new FrameWriter(channel, () => this.hangUp(channel));
       writer.maxFrameBytes = this.#options.settings.maxFrameBytes;
-      connection = { ...admission, writer, close: () => this.hangUp(channel) };
+      connection = {
+        ...admission,
+        writer,
+        close: () => this.hangUp(channel),
+        end: () => this.#end(channel, writer),
+      };
       welcome(writer, this.#options.settings, admission.proof);
       const onMessage = this.#hooks.connected(connection);
       await readFrames(

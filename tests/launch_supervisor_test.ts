@@ -11,6 +11,7 @@ import type { Endpoint, LaunchExit } from "../src/launcher.ts";
 import {
   LaunchSupervisor,
   LOST_EXIT_MS,
+  STOP_GRACE_MS,
   STOP_KILL_MS,
 } from "../src/launch_supervisor.ts";
 import { FakeClock, FakeLauncher } from "./_fake_launch.ts";
@@ -331,6 +332,64 @@ Deno.test("LaunchSupervisor.stop() closes every lifeline, kills what is left aft
   await stopped;
   clock.advance(60_000);
   assert.equal(failing.launches.length, 1, "restarted after stop()");
+});
+
+Deno.test("LaunchSupervisor.stop(farewell) lets told local launches exit by themselves for up to STOP_GRACE_MS before it closes their lifelines", async () => {
+  const polite = new FakeLauncher({ exitOnStop: false });
+  const deaf = new FakeLauncher({ exitOnStop: true });
+  const untold = new FakeLauncher({ exitOnStop: true });
+  const remote = new FakeLauncher({ host: "h", groupSize: 2, respawns: true });
+  const { supervisor, clock, said } = supervise([polite, deaf, untold, remote]);
+  supervisor.start(ENDPOINT);
+  const told: number[][] = [];
+  said.running = false;
+  const stopped = supervisor.stop((ids) => {
+    told.push(ids);
+    return ids[0] !== untold.launches[0]!.ids[0];
+  });
+  const state = track(stopped);
+  await flushMicrotasks();
+  // Told: the local launches, not the one that restarts its own workers.
+  assert.deepEqual(told, [[1], [2], [3]]);
+  // The untold local launch and the remote one are stopped at once; the
+  // told ones are left to end by themselves.
+  assert.equal(untold.launches[0]!.stopped, true);
+  assert.equal(remote.launches[0]!.stopped, true);
+  assert.equal(polite.launches[0]!.stopped, false);
+  assert.equal(deaf.launches[0]!.stopped, false);
+  polite.launches[0]!.exit({ code: 0 });
+  await flushMicrotasks();
+  assert.equal(polite.launches[0]!.ended, true);
+  assert.deepEqual(polite.launches[0]!.kills, []);
+  clock.advance(STOP_GRACE_MS - 1);
+  await flushMicrotasks();
+  assert.equal(deaf.launches[0]!.stopped, false);
+  clock.advance(1);
+  await flushMicrotasks();
+  // Its grace is over: its lifeline closes (which ends it).
+  assert.equal(deaf.launches[0]!.stopped, true);
+  assert.equal(deaf.launches[0]!.ended, true);
+  assert.deepEqual(deaf.launches[0]!.kills, []);
+  await stopped;
+  assert.equal(state.settled, true);
+});
+
+Deno.test("LaunchSupervisor.stop(farewell) kills a told launch that outlives its lifeline STOP_KILL_MS after stop() began", async () => {
+  const stubborn = new FakeLauncher({ exitOnStop: false });
+  const { supervisor, clock, said } = supervise([stubborn]);
+  supervisor.start(ENDPOINT);
+  said.running = false;
+  const stopped = supervisor.stop(() => true);
+  await flushMicrotasks();
+  clock.advance(STOP_GRACE_MS);
+  await flushMicrotasks();
+  assert.equal(stubborn.launches[0]!.stopped, true);
+  assert.deepEqual(stubborn.launches[0]!.kills, []);
+  clock.advance(STOP_KILL_MS - STOP_GRACE_MS - 1);
+  assert.deepEqual(stubborn.launches[0]!.kills, []);
+  clock.advance(1);
+  assert.deepEqual(stubborn.launches[0]!.kills, ["SIGKILL"]);
+  await stopped;
 });
 
 Deno.test("LaunchSupervisor.setRef() refs launches and restart timers, also those made while off", async () => {

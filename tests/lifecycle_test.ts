@@ -21,6 +21,7 @@ import {
   pollUntil,
   rejection,
   startOwner,
+  tempDir,
   withTimeout,
 } from "./_util.ts";
 
@@ -183,6 +184,67 @@ for (const [kind, options] of WORKER_KINDS) {
     },
   );
 }
+
+// ---- a graceful close ----------------------------------------------------------
+
+Deno.test(
+  "Pool.close() lets its workers exit by themselves: their unload listeners run and --cpu-prof writes their profiles",
+  async () => {
+    await using dir = await tempDir();
+    const pool = await leaks.open({
+      workers: 2,
+      denoArgs: ["--cpu-prof", `--cpu-prof-dir=${dir.path}`],
+    });
+    let pids: number[] = [];
+    try {
+      pids = await pool.runOnAll((d: string) => {
+        addEventListener("unload", () => {
+          Deno.writeTextFileSync(`${d}/unload-${Deno.pid}`, "ran");
+        });
+        return Deno.pid;
+      }, dir.path);
+      assert.equal(new Set(pids).size, 2);
+      await withTimeout(pool.close(), 30_000, "close()");
+      assert.deepEqual(await alive(pids), [], "close() left workers running");
+      const names: string[] = [];
+      for await (const entry of Deno.readDir(dir.path)) names.push(entry.name);
+      for (const pid of pids) {
+        assert.ok(
+          names.includes(`unload-${pid}`),
+          `worker ${pid}'s unload listener did not run: ${names}`,
+        );
+        assert.ok(
+          names.some((n) => n.endsWith(`.${pid}.cpuprofile`)),
+          `worker ${pid} wrote no CPU profile: ${names}`,
+        );
+      }
+    } finally {
+      await pool.close({ wait: false });
+      await killAll(pids);
+    }
+  },
+);
+
+Deno.test(
+  "Pool.close() still ends a worker whose event loop a stray timer blocks (it cannot exit by itself)",
+  async () => {
+    const pool = await leaks.open({ workers: 1 });
+    let pid = 0;
+    try {
+      pid = await pool.run(() => {
+        setTimeout(() => {
+          while (true) { /* blocks the worker's event loop */ }
+        }, 0);
+        return Deno.pid;
+      });
+      await withTimeout(pool.close(), 30_000, "close()");
+      assert.equal(await isGone(pid), true, `worker ${pid} outlived close()`);
+    } finally {
+      await pool.close({ wait: false });
+      if (pid) await killAll([pid]);
+    }
+  },
+);
 
 // ---- memory ----------------------------------------------------------------------
 
