@@ -42,7 +42,7 @@
  *
  * @module
  */
-export { encode } from "./_codec_encode.ts";
+export { _libraryArrays, encode } from "./_codec_encode.ts";
 export { decode } from "./_codec_decode.ts";
 export { _readBlobs } from "./_codec_blobs.ts";
 export { _registerType, RAW_MIN_BYTES } from "./_codec_ext.ts";

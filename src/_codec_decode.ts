@@ -10,6 +10,7 @@ import { Reader } from "./_msgpack_reader.ts";
 import {
   ERROR_CLASSES,
   Ext,
+  LITTLE_ENDIAN,
   RESERVE,
   userTypeNamed,
   VIEW_KINDS,
@@ -456,6 +457,10 @@ function getExt(r: Reader, type: number): unknown {
       value = takeRaw(r);
       if (refs) refs.push(value);
       break;
+    case Ext.Numbers:
+      value = getNumbers(r, size);
+      if (refs) refs.push(value);
+      break;
     case Ext.User: {
       const at = refs ? refs.push(undefined) - 1 : -1;
       const type = userTypeNamed(getString(r));
@@ -472,6 +477,26 @@ function getExt(r: Reader, type: number): unknown {
     throw new TypeError(`Malformed message: extension ${ext} of wrong size`);
   }
   return value;
+}
+
+/** An `Ext.Numbers` of `size` bytes at `r.pos`: a plain array of numbers. */
+function getNumbers(r: Reader, size: number): number[] {
+  if (size % 8 !== 0) {
+    throw new TypeError("Malformed message: Ext.Numbers of a wrong size");
+  }
+  const n = size / 8;
+  const start = r.pos;
+  const array = new Array<number>(n);
+  if (LITTLE_ENDIAN) {
+    // A native copy to an aligned buffer, then one tight loop.
+    const f = new Float64Array(r.buf.slice(start, start + size).buffer);
+    for (let i = 0; i < n; i++) array[i] = f[i]!;
+  } else {
+    const view = r.view;
+    for (let i = 0; i < n; i++) array[i] = view.getFloat64(start + i * 8, true);
+  }
+  r.pos = start + size;
+  return array;
 }
 
 function getError(r: Reader, end: number): Error {

@@ -22,6 +22,8 @@ import {
   ERROR_CLASSES,
   Ext,
   findUserType,
+  LITTLE_ENDIAN,
+  NUMBERS_MIN,
   RAW_MIN_BYTES,
   RESERVE,
   userClasses,
@@ -30,6 +32,12 @@ import {
 
 /** Arrays up to this length are checked for holes and other properties first. */
 const ARRAY_PROPS_CHECKED = 1024;
+
+/**
+ * Arrays the library made and filled itself (a chunk's results): no holes
+ * and no other properties, so they are not looked at for them.
+ */
+export const _libraryArrays: WeakSet<unknown[]> = new WeakSet();
 
 /** Thrown inside the walk: a value it refuses ({@link check} says why). */
 const REFUSED = { refused: true };
@@ -119,7 +127,9 @@ function putObject(object: object, depth: number): void {
 function putArray(array: unknown[], depth: number): void {
   const length = array.length;
   if (
-    checkAllArrays || (depth > libraryDepth && length <= ARRAY_PROPS_CHECKED)
+    (checkAllArrays ||
+      (depth > libraryDepth && length <= ARRAY_PROPS_CHECKED)) &&
+    !_libraryArrays.has(array)
   ) {
     // Holes and other properties (structuredClone copies them; a RegExp
     // match has `index`, `input` and `groups`). Listing the keys of a long
@@ -133,12 +143,54 @@ function putArray(array: unknown[], depth: number): void {
       return putSparse(array, keys, depth);
     }
   }
+  if (
+    length >= NUMBERS_MIN && typeof array[0] === "number" && LITTLE_ENDIAN &&
+    putNumbers(array, length)
+  ) return;
   w.arrayHeader(length);
   for (let i = 0; i < length; i++) {
     const v = array[i];
     if (v === undefined && !(i in array)) throw RESTART;
     put(v, depth + 1);
   }
+}
+
+/** Most numbers the scratch of {@link putNumbers} keeps (512 KiB). */
+const NUMBERS_KEPT = 1 << 16;
+let numbers = new Float64Array(256);
+let numberBytes = new Uint8Array(numbers.buffer);
+
+/**
+ * Writes `array` as one `Ext.Numbers` if its elements are all numbers
+ * (a hole or anything else: false, and nothing written). One tight loop and
+ * a native copy, so cheap even while the code is still cold.
+ */
+function putNumbers(array: unknown[], length: number): boolean {
+  if (numbers.length < length) {
+    const grown = new Float64Array(Math.max(length, numbers.length * 2));
+    if (grown.length > NUMBERS_KEPT) return putNumbersInto(array, grown);
+    numbers = grown;
+    numberBytes = new Uint8Array(grown.buffer);
+  }
+  return putNumbersInto(array, numbers);
+}
+
+function putNumbersInto(array: unknown[], f: Float64Array): boolean {
+  const length = array.length;
+  for (let i = 0; i < length; i++) {
+    const v = array[i];
+    if (typeof v !== "number") return false;
+    f[i] = v;
+  }
+  const size = length * 8;
+  w.extHeader(Ext.Numbers, size);
+  w.ensure(size);
+  const bytes = f === numbers
+    ? numberBytes
+    : new Uint8Array(f.buffer, f.byteOffset, size);
+  w.buf.set(size === bytes.length ? bytes : bytes.subarray(0, size), w.pos);
+  w.pos += size;
+  return true;
 }
 
 function putSparse(array: unknown[], keys: string[], depth: number): void {

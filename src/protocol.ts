@@ -25,9 +25,10 @@ export {
 /**
  * Protocol version; both sides must agree. 3: the library's own MessagePack
  * codec (its extension types are not msgpackr's). 4: large byte contents
- * anywhere in a message travel as raw segments (see `framing.ts`).
+ * anywhere in a message travel as raw segments (see `framing.ts`). 5: arrays
+ * of numbers travel as one extension of float64s (`Ext.Numbers`).
  */
-export const PROTOCOL_VERSION = 4;
+export const PROTOCOL_VERSION = 5;
 
 /**
  * The own field a worker sets on the error of a chunk (`"chunk"`/`"items"`

@@ -10,6 +10,8 @@ import assert from "node:assert/strict";
 import { _readBlobs, decode, encode } from "../src/_codec.ts";
 import { Pool, registerType } from "../mod.ts";
 import { differ } from "./_differ.ts";
+import { Ext as PlainExt, pack, unpack } from "./_msgpack_plain.ts";
+import { Ext } from "../src/_codec_ext.ts";
 
 /** Encodes and decodes `value` as the wire does (Blob bytes read first). */
 async function wire(value: unknown): Promise<unknown> {
@@ -521,5 +523,213 @@ Deno.test("the library loads in a fresh DENO_DIR with no npm package and no warn
     assert.deepEqual(npm, []);
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+// ---- arrays of numbers: one Ext.Numbers of float64s (issue 14) ------------
+
+/** Every kind of number a float64 holds, including the ones msgpack bends. */
+const EDGE_NUMBERS = [
+  -0,
+  0,
+  NaN,
+  Infinity,
+  -Infinity,
+  2 ** 53,
+  2 ** 53 + 2,
+  -(2 ** 53) - 2,
+  Number.MAX_VALUE,
+  Number.MIN_VALUE,
+  1e-310,
+  0.1,
+  -1.5,
+  2 ** 31,
+  -(2 ** 31) - 1,
+  127,
+  -33,
+];
+
+/** The ext type and payload the encoder wrote for `value` (read with the oracle). */
+function wireForm(value: unknown): unknown {
+  return (unpack(encode([0, value]).slice()) as unknown[])[1];
+}
+
+Deno.test("codec: an array of 8+ numbers crosses as one Ext.Numbers, every number exact", async () => {
+  const value = [...EDGE_NUMBERS, ...EDGE_NUMBERS];
+  const form = wireForm(value);
+  assert.ok(form instanceof PlainExt, "an ext, not a msgpack array");
+  assert.equal(form.type, Ext.Numbers);
+  assert.equal(form.data.length, value.length * 8);
+  const view = new DataView(form.data.buffer, form.data.byteOffset);
+  value.forEach((x, i) => {
+    assert.ok(Object.is(view.getFloat64(i * 8, true), x), `${x} at ${i}`);
+  });
+  const back = await wire(value) as number[];
+  assert.ok(Array.isArray(back));
+  assert.equal(Object.getPrototypeOf(back), Array.prototype);
+  assert.equal(back.length, value.length);
+  value.forEach((x, i) => assert.ok(Object.is(back[i], x), `${x} at ${i}`));
+  assert.equal(await differ(structuredClone(value), back), undefined);
+  // Seven numbers stay a msgpack array.
+  assert.ok(Array.isArray(wireForm(value.slice(0, 7))));
+  assert.ok(wireForm(value.slice(0, 8)) instanceof PlainExt);
+});
+
+Deno.test("codec: an array of numbers with a hole, undefined, another value or other properties crosses as before", async () => {
+  const numbers = () => Array.from({ length: 12 }, (_, i) => i * 1.5 - 3);
+  const cases: [string, unknown[]][] = [
+    [
+      "a hole first",
+      (() => {
+        const a = numbers();
+        delete a[0];
+        return a;
+      })(),
+    ],
+    [
+      "a hole last",
+      (() => {
+        const a = numbers();
+        delete a[11];
+        return a;
+      })(),
+    ],
+    ["undefined last", [...numbers(), undefined]],
+    ["a string last", [...numbers(), "13"]],
+    ["a bigint last", [...numbers(), 13n]],
+    ["a boxed number last", [...numbers(), new Number(13)]],
+    ["null in the middle", [...numbers(), null, ...numbers()]],
+    ["other properties", Object.assign(numbers(), { tag: "x", 20: 5 })],
+    ["a length past its elements", Object.assign(numbers(), { length: 20 })],
+  ];
+  for (const [label, value] of cases) {
+    const back = await wire(value);
+    assert.equal(
+      await differ(structuredClone(value), back),
+      undefined,
+      label,
+    );
+    const form = wireForm(value);
+    assert.ok(
+      !(form instanceof PlainExt && form.type === Ext.Numbers),
+      `${label}: not sent as Ext.Numbers`,
+    );
+  }
+  // The same in a protocol frame's own lists (not checked for properties):
+  // a hole in a map's items still arrives as a hole.
+  const items = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+  delete items[4];
+  const frame = decode(encode([8, 1, 2, items]).slice()) as unknown[][];
+  assert.ok(!(4 in frame[3]!));
+  assert.equal(frame[3]![5], 6);
+});
+
+Deno.test("codec: an array of numbers met twice or beside shared objects keeps every identity", async () => {
+  const numbers = Array.from({ length: 10 }, (_, i) => -i);
+  const leaf = { n: 1 };
+  const value = {
+    first: numbers,
+    again: numbers,
+    leaf,
+    list: [numbers, leaf, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]],
+    same: leaf,
+  };
+  const back = await wire(value) as typeof value;
+  assert.equal(await differ(structuredClone(value), back), undefined);
+  assert.equal(back.first, back.again);
+  assert.equal(back.list[0], back.first);
+  assert.equal(back.list[1], back.leaf);
+  assert.equal(back.same, back.leaf);
+});
+
+Deno.test("codec: long arrays of numbers, past the encoder's scratch and after one that was not all numbers", async () => {
+  const long = Array.from({ length: 70_000 }, (_, i) => i / 7);
+  const mixed = [...Array.from({ length: 300 }, (_, i) => i + 0.5), "end"];
+  const short = Array.from({ length: 9 }, (_, i) => 100 - i);
+  for (const value of [long, mixed, short, long, short]) {
+    const back = await wire(value) as unknown[];
+    assert.equal(back.length, value.length);
+    assert.equal(await differ(structuredClone(value), back), undefined);
+  }
+  // Several in one message, each read back from its own place.
+  const back = await wire([short, long, mixed, short.slice()]) as unknown[][];
+  assert.equal(
+    await differ([short, long, mixed, short.slice()], back),
+    undefined,
+  );
+});
+
+Deno.test("codec: a malformed Ext.Numbers is refused with a TypeError", () => {
+  for (const size of [1, 7, 12]) {
+    assert.throws(
+      () => decode(pack([0, new PlainExt(Ext.Numbers, new Uint8Array(size))])),
+      { name: "TypeError", message: /Ext\.Numbers of a wrong size/ },
+      String(size),
+    );
+  }
+  // Truncated: the header promises more bytes than there are.
+  const whole = encode([0, [1, 2, 3, 4, 5, 6, 7, 8]]).slice();
+  assert.throws(() => decode(whole.subarray(0, whole.length - 3)), RangeError);
+  // Empty is an empty array.
+  assert.deepEqual(
+    decode(pack([0, new PlainExt(Ext.Numbers, new Uint8Array(0))])),
+    [0, []],
+  );
+});
+
+Deno.test("Pool: map items and results that are numbers cross chunked both ways exactly; chunk results keep their own shape", async () => {
+  await using pool = new Pool({ workers: 1 });
+  const items = Array.from({ length: 100 }, (_, i) => EDGE_NUMBERS[i % 17]!);
+  const same = await Array.fromAsync(
+    pool.map((x: number) => x, items, { chunkSize: 30 }),
+  );
+  items.forEach((x, i) => assert.ok(Object.is(same[i], x), `${x} at ${i}`));
+  // Async results (some chunks mix promises and values).
+  const mixed = await Array.fromAsync(
+    pool.map(
+      (x: number) => (Object.is(x, -0) ? Promise.resolve(x) : x),
+      items,
+      { chunkSize: 30 },
+    ),
+  );
+  items.forEach((x, i) => assert.ok(Object.is(mixed[i], x), `${x} at ${i}`));
+  // Arrays a task returns are the task's: their properties and holes stay.
+  const shaped = await Array.fromAsync(
+    pool.map(
+      (x: number) => {
+        const a = Object.assign(Array.from({ length: 9 }, () => x), { x });
+        delete a[8];
+        return a;
+      },
+      [1, 2, 3],
+      { chunkSize: 3 },
+    ),
+  );
+  for (const [i, a] of shaped.entries()) {
+    assert.equal(a.x, i + 1);
+    assert.ok(!(8 in a));
+    assert.equal(a[7], i + 1);
+  }
+  // The item that threw is named, whether it threw or rejected.
+  for (
+    const fn of [
+      (x: number) => {
+        if (x === 5) throw new Error("five");
+        return x;
+      },
+      (x: number) => x === 5 ? Promise.reject(new Error("five")) : x,
+    ]
+  ) {
+    await assert.rejects(
+      Array.fromAsync(
+        pool.map(fn, Array.from({ length: 10 }, (_, i) => i), {
+          chunkSize: 10,
+        }),
+      ),
+      (error: Error) => {
+        assert.match(error.message, /five/);
+        return true;
+      },
+    );
   }
 });
