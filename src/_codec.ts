@@ -21,7 +21,10 @@
  *
  * The wire: nil, booleans, numbers, strings, `Uint8Array` (bin), arrays and
  * plain objects (maps with string keys; class instances as their own
- * enumerable fields) are standard MessagePack. Everything else is an
+ * enumerable fields) are standard MessagePack, but for arrays of 8 and more
+ * numbers only (no holes, no other properties), which are one extension of
+ * float64s: exact for every number, and written and read by a tight loop and a
+ * native copy, cheap while the code is still cold. Everything else is an
  * extension type of ours (the `Ext` codes of `src/_codec_ext.ts`), whose
  * payload is a sequence of MessagePack values: `undefined`, `-0`, bigints,
  * arrays with holes or other properties, Map, Set, Date, RegExp, errors, URL,
