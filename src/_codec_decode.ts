@@ -458,7 +458,8 @@ function getExt(r: Reader, type: number): unknown {
       if (refs) refs.push(value);
       break;
     case Ext.Numbers:
-      value = getNumbers(r, size);
+    case Ext.Ints:
+      value = getNumbers(r, size, ext === Ext.Ints);
       if (refs) refs.push(value);
       break;
     case Ext.User: {
@@ -479,23 +480,49 @@ function getExt(r: Reader, type: number): unknown {
   return value;
 }
 
-/** An `Ext.Numbers` of `size` bytes at `r.pos`: a plain array of numbers. */
-function getNumbers(r: Reader, size: number): number[] {
-  if (size % 8 !== 0) {
-    throw new TypeError("Malformed message: Ext.Numbers of a wrong size");
+/** Aligned room for the numbers of an `Ext.Numbers` or `Ext.Ints`. */
+let scratch = new ArrayBuffer(2048);
+/** Most bytes {@link scratch} keeps. */
+const SCRATCH_KEPT = 1 << 19;
+
+/**
+ * An `Ext.Numbers` (float64s) or `Ext.Ints` (int32s) of `size` bytes at
+ * `r.pos`: a plain array of numbers. A native copy to aligned memory, then
+ * one tight loop.
+ */
+function getNumbers(r: Reader, size: number, ints: boolean): number[] {
+  const width = ints ? 4 : 8;
+  if (size % width !== 0) {
+    throw new TypeError(
+      `Malformed message: Ext.${ints ? "Ints" : "Numbers"} of a wrong size`,
+    );
   }
-  const n = size / 8;
+  const n = size / width;
   const start = r.pos;
-  const array = new Array<number>(n);
-  if (LITTLE_ENDIAN) {
-    // A native copy to an aligned buffer, then one tight loop.
-    const f = new Float64Array(r.buf.slice(start, start + size).buffer);
-    for (let i = 0; i < n; i++) array[i] = f[i]!;
-  } else {
-    const view = r.view;
-    for (let i = 0; i < n; i++) array[i] = view.getFloat64(start + i * 8, true);
-  }
   r.pos = start + size;
+  const array = new Array<number>(n);
+  if (!LITTLE_ENDIAN) {
+    const view = r.view;
+    for (let i = 0; i < n; i++) {
+      array[i] = ints
+        ? view.getInt32(start + i * 4, true)
+        : view.getFloat64(start + i * 8, true);
+    }
+    return array;
+  }
+  let buffer = scratch;
+  if (buffer.byteLength < size) {
+    buffer = new ArrayBuffer(Math.max(size, buffer.byteLength * 2));
+    if (buffer.byteLength <= SCRATCH_KEPT) scratch = buffer;
+  }
+  new Uint8Array(buffer, 0, size).set(r.buf.subarray(start, start + size));
+  if (ints) {
+    const i32 = new Int32Array(buffer, 0, n);
+    for (let i = 0; i < n; i++) array[i] = i32[i]!;
+  } else {
+    const f64 = new Float64Array(buffer, 0, n);
+    for (let i = 0; i < n; i++) array[i] = f64[i]!;
+  }
   return array;
 }
 

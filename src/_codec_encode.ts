@@ -155,40 +155,53 @@ function putArray(array: unknown[], depth: number): void {
   }
 }
 
-/** Most numbers the scratch of {@link putNumbers} keeps (512 KiB). */
+/** Most numbers the scratches of {@link putNumbers} keep (768 KiB). */
 const NUMBERS_KEPT = 1 << 16;
-let numbers = new Float64Array(256);
-let numberBytes = new Uint8Array(numbers.buffer);
+let int32s = new Int32Array(256);
+let float64s = new Float64Array(256);
 
 /**
- * Writes `array` as one `Ext.Numbers` if its elements are all numbers
- * (a hole or anything else: false, and nothing written). One tight loop and
- * a native copy, so cheap even while the code is still cold.
+ * Writes `array` as one `Ext.Ints` (all int32, no `-0`) or `Ext.Numbers` if
+ * its elements are all numbers (a hole or anything else: false, and nothing
+ * written). Tight loops and native copies, so cheap even while the code is
+ * still cold.
  */
 function putNumbers(array: unknown[], length: number): boolean {
-  if (numbers.length < length) {
-    const grown = new Float64Array(Math.max(length, numbers.length * 2));
-    if (grown.length > NUMBERS_KEPT) return putNumbersInto(array, grown);
-    numbers = grown;
-    numberBytes = new Uint8Array(grown.buffer);
+  let ints = int32s;
+  if (ints.length < length) {
+    ints = new Int32Array(Math.max(length, ints.length * 2));
+    if (ints.length <= NUMBERS_KEPT) int32s = ints;
   }
-  return putNumbersInto(array, numbers);
-}
-
-function putNumbersInto(array: unknown[], f: Float64Array): boolean {
-  const length = array.length;
-  for (let i = 0; i < length; i++) {
+  let i = 0;
+  for (; i < length; i++) {
     const v = array[i];
     if (typeof v !== "number") return false;
-    f[i] = v;
+    if ((v | 0) !== v || (v === 0 && 1 / v < 0)) break;
+    ints[i] = v;
+  }
+  if (i === length) {
+    const size = length * 4;
+    w.extHeader(Ext.Ints, size);
+    w.ensure(size);
+    w.buf.set(new Uint8Array(ints.buffer, 0, size), w.pos);
+    w.pos += size;
+    return true;
+  }
+  let floats = float64s;
+  if (floats.length < length) {
+    floats = new Float64Array(Math.max(length, floats.length * 2));
+    if (floats.length <= NUMBERS_KEPT) float64s = floats;
+  }
+  floats.set(ints.subarray(0, i));
+  for (; i < length; i++) {
+    const v = array[i];
+    if (typeof v !== "number") return false;
+    floats[i] = v;
   }
   const size = length * 8;
   w.extHeader(Ext.Numbers, size);
   w.ensure(size);
-  const bytes = f === numbers
-    ? numberBytes
-    : new Uint8Array(f.buffer, f.byteOffset, size);
-  w.buf.set(size === bytes.length ? bytes : bytes.subarray(0, size), w.pos);
+  w.buf.set(new Uint8Array(floats.buffer, 0, size), w.pos);
   w.pos += size;
   return true;
 }

@@ -56,9 +56,16 @@ export const Ext = {
    * the bytes are copied natively: cheap even before the JIT has warmed up.
    */
   Numbers: 0x12,
+  /**
+   * An array of int32 numbers only (no `-0`, no holes, no other
+   * properties): its elements as int32, little-endian, 4 bytes each. Read
+   * back from an `Int32Array`, they make an array of small integers (V8's
+   * fastest kind), as MessagePack integers do.
+   */
+  Ints: 0x13,
 } as const;
 
-/** Arrays of this many numbers and more cross as one `Ext.Numbers`. */
+/** Arrays of this many numbers and more cross as one `Ext.Numbers` or `Ext.Ints`. */
 export const NUMBERS_MIN = 8;
 
 /** Whether this machine stores a float64 little-endian (as `Ext.Numbers` is). */

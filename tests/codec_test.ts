@@ -575,6 +575,27 @@ Deno.test("codec: an array of 8+ numbers crosses as one Ext.Numbers, every numbe
   assert.ok(wireForm(value.slice(0, 8)) instanceof PlainExt);
 });
 
+Deno.test("codec: an array of 8+ int32s crosses as one Ext.Ints; one -0 or other number makes it Ext.Numbers", async () => {
+  const ints = [0, 1, -1, 127, -33, 2 ** 31 - 1, -(2 ** 31), 2 ** 30, 65536];
+  const form = wireForm(ints);
+  assert.ok(form instanceof PlainExt);
+  assert.equal(form.type, Ext.Ints);
+  assert.equal(form.data.length, ints.length * 4);
+  const view = new DataView(form.data.buffer, form.data.byteOffset);
+  ints.forEach((x, i) => assert.equal(view.getInt32(i * 4, true), x));
+  const back = await wire(ints) as number[];
+  assert.deepEqual(back, ints);
+  ints.forEach((x, i) => assert.ok(Object.is(back[i], x)));
+  for (const odd of [-0, 2 ** 31, -(2 ** 31) - 1, 0.5, NaN]) {
+    const value = [...ints, odd];
+    const oddForm = wireForm(value);
+    assert.ok(oddForm instanceof PlainExt);
+    assert.equal(oddForm.type, Ext.Numbers, String(odd));
+    const oddBack = await wire(value) as number[];
+    value.forEach((x, i) => assert.ok(Object.is(oddBack[i], x), `${x}`));
+  }
+});
+
 Deno.test("codec: an array of numbers with a hole, undefined, another value or other properties crosses as before", async () => {
   const numbers = () => Array.from({ length: 12 }, (_, i) => i * 1.5 - 3);
   const cases: [string, unknown[]][] = [
@@ -611,8 +632,9 @@ Deno.test("codec: an array of numbers with a hole, undefined, another value or o
     );
     const form = wireForm(value);
     assert.ok(
-      !(form instanceof PlainExt && form.type === Ext.Numbers),
-      `${label}: not sent as Ext.Numbers`,
+      !(form instanceof PlainExt &&
+        (form.type === Ext.Numbers || form.type === Ext.Ints)),
+      `${label}: not sent as Ext.Numbers or Ext.Ints`,
     );
   }
   // The same in a protocol frame's own lists (not checked for properties):
@@ -646,7 +668,8 @@ Deno.test("codec: long arrays of numbers, past the encoder's scratch and after o
   const long = Array.from({ length: 70_000 }, (_, i) => i / 7);
   const mixed = [...Array.from({ length: 300 }, (_, i) => i + 0.5), "end"];
   const short = Array.from({ length: 9 }, (_, i) => 100 - i);
-  for (const value of [long, mixed, short, long, short]) {
+  const longInts = Array.from({ length: 70_000 }, (_, i) => i - 35_000);
+  for (const value of [long, mixed, short, longInts, long, short, longInts]) {
     const back = await wire(value) as unknown[];
     assert.equal(back.length, value.length);
     assert.equal(await differ(structuredClone(value), back), undefined);
@@ -659,11 +682,18 @@ Deno.test("codec: long arrays of numbers, past the encoder's scratch and after o
   );
 });
 
-Deno.test("codec: a malformed Ext.Numbers is refused with a TypeError", () => {
+Deno.test("codec: a malformed Ext.Numbers or Ext.Ints is refused with a TypeError", () => {
   for (const size of [1, 7, 12]) {
     assert.throws(
       () => decode(pack([0, new PlainExt(Ext.Numbers, new Uint8Array(size))])),
       { name: "TypeError", message: /Ext\.Numbers of a wrong size/ },
+      String(size),
+    );
+  }
+  for (const size of [1, 3, 6]) {
+    assert.throws(
+      () => decode(pack([0, new PlainExt(Ext.Ints, new Uint8Array(size))])),
+      { name: "TypeError", message: /Ext\.Ints of a wrong size/ },
       String(size),
     );
   }
