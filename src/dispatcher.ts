@@ -19,6 +19,7 @@ import { adapt, depthFor, ItemTimes, sampled } from "./depth.ts";
 import type { TaskOptions } from "./options.ts";
 import { AbortWatch } from "./abort_watch.ts";
 import { CallBatcher } from "./call_batcher.ts";
+import { hasDirectBytes } from "./framing.ts";
 import {
   type CallKind,
   callMessage,
@@ -491,9 +492,13 @@ export class Dispatcher {
         w.writer.send(defineMessage(spec.id, spec));
         w.defined.add(spec.id);
       }
-      if (task.kind === "call" && !task.pinned) {
+      if (task.kind === "call" && !task.pinned && !hasDirectBytes(task.args)) {
         // One-call tasks go out together at the end of the turn, several in
         // a frame (a burst of run() calls); each keeps its own life cycle.
+        // One with large byte contents goes now, in a frame of its own: its
+        // bytes count in the writer's pendingBytes at once (a batch would
+        // hide them, and a worker would get a 64 MiB frame while the other
+        // idles), and the worker runs it as soon as it is in.
         this.#batcher.add(w, task);
       } else {
         w.writer.send(callMessage(task.kind, task.id, spec.id, task.args));

@@ -69,6 +69,20 @@ const DIRECT = 64 * 1024;
 const LOOKAHEAD = 16 * 1024;
 const MAX_KEPT_BUFFER = 64 * 1024 * 1024;
 
+/**
+ * A reader given a `reclaim` hook calls it once this many bytes of raw
+ * segments were read into new buffers since its last call, before it takes
+ * more (see {@link ReadLimits.reclaim}).
+ */
+export const RECLAIM_BYTES = 2 * 1024 * 1024;
+
+/**
+ * The global under which a local worker's V8 exposes its garbage collector
+ * (`--expose-gc-as`, set by the pool's worker command line): the worker takes
+ * it before any task runs and leaves the global `undefined`.
+ */
+export const COLLECTOR_GLOBAL = "__distexCollector";
+
 /** Set in a frame's length word when raw segments follow the MessagePack part. */
 const RAW_FLAG = 0x80000000;
 /** Byte contents from this size on travel raw, outside the MessagePack part. */
@@ -90,6 +104,46 @@ function putWord(buffer: Uint8Array, at: number, word: number): number {
 function getWord(buffer: Uint8Array, at: number): number {
   return ((buffer[at]! << 24) | (buffer[at + 1]! << 16) |
     (buffer[at + 2]! << 8) | buffer[at + 3]!) >>> 0;
+}
+
+/**
+ * Whether values (a task's arguments) hold a byte array that travels as a raw
+ * segment written from its own memory: worth a frame of its own, whose
+ * bytes the writer counts at once (see `FrameWriter.pendingBytes`). Looks
+ * at the values themselves only, not inside them.
+ */
+export function hasDirectBytes(values: readonly unknown[]): boolean {
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i];
+    if (
+      typeof value === "object" && value !== null &&
+      (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) &&
+      value.byteLength >= DIRECT
+    ) return true;
+  }
+  return false;
+}
+
+/**
+ * Takes the collector a worker's V8 exposes as {@link COLLECTOR_GLOBAL},
+ * if it does, and leaves that global `undefined` (it cannot be deleted), so
+ * tasks never see it. Returns a minor (young-generation) collection, or
+ * undefined where there is no collector (the pool, remote workers).
+ */
+export function takeCollector(): (() => void) | undefined {
+  const global = globalThis as Record<string, unknown>;
+  const gc = global[COLLECTOR_GLOBAL];
+  if (typeof gc !== "function") return undefined;
+  try {
+    Object.defineProperty(global, COLLECTOR_GLOBAL, {
+      value: undefined,
+      writable: false,
+    });
+  } catch {
+    return undefined; // it stays a plain global: leave it unused
+  }
+  const options = { type: "minor" };
+  return () => void gc(options);
 }
 
 /** Decodes a frame's MessagePack part: a {@link ProtocolError} if it cannot. */
@@ -331,6 +385,24 @@ export class FrameWriter {
   }
 }
 
+/** What {@link readFrames} takes and does beyond decoding. */
+export interface ReadLimits {
+  /**
+   * Frames larger than this are refused. Read at every frame, so a caller
+   * may raise it once a peer is trusted.
+   */
+  maxFrameBytes: number;
+  /**
+   * Called before a raw frame's segments are read into new buffers, once
+   * {@link RECLAIM_BYTES} were read into new buffers since its last call. A
+   * worker runs a minor garbage collection here: the byte arrays of the
+   * tasks that ran since (and that no task keeps) are freed, and the next
+   * ones get their memory back instead of fresh pages from the kernel,
+   * which V8 would otherwise hand back only after tens of MiB.
+   */
+  reclaim?: (() => void) | undefined;
+}
+
 /**
  * Reads frames from `channel` until it ends, calling `onMessage` with each
  * decoded message in order. Resolves at a clean end of stream.
@@ -338,15 +410,15 @@ export class FrameWriter {
  * @param channel Where to read from.
  * @param onMessage Called synchronously for every message; may return `false`
  * to stop reading (the channel is left open).
- * @param limits `maxFrameBytes`: frames larger than this are refused. Read at
- * every frame, so a caller may raise it once a peer is trusted.
+ * @param limits `maxFrameBytes`: frames larger than this are refused;
+ * `reclaim`, see {@link ReadLimits}.
  * @throws {ProtocolError} on an oversized or truncated frame, or a payload that
  * is not a message.
  */
 export function readFrames(
   channel: ByteChannel,
   onMessage: (message: Message) => boolean | void,
-  limits: { maxFrameBytes: number } = {
+  limits: ReadLimits = {
     maxFrameBytes: DEFAULT_MAX_FRAME_BYTES,
   },
 ): Promise<void> {
@@ -371,6 +443,9 @@ class FrameReader {
   #grow = false;
   /** Most bytes the next read asks for. */
   #cap = Infinity;
+  /** Bytes of raw segments read into new buffers since the last reclaim. */
+  #fresh = 0;
+  #reclaim: (() => void) | undefined;
 
   constructor(channel: ByteChannel) {
     this.#channel = channel;
@@ -378,8 +453,9 @@ class FrameReader {
 
   async run(
     onMessage: (message: Message) => boolean | void,
-    limits: { maxFrameBytes: number },
+    limits: ReadLimits,
   ): Promise<void> {
+    this.#reclaim = limits.reclaim;
     for (;;) {
       // Every complete frame in the buffer, with no await in between.
       let need = 4;
@@ -509,11 +585,25 @@ class FrameReader {
     }
   }
 
+  /**
+   * Calls the reclaim hook once the raw bytes read into new buffers since
+   * its last call (counting the frame about to be read) reach
+   * {@link RECLAIM_BYTES}: what the tasks before this frame no longer hold
+   * is freed before this frame's buffers are made.
+   */
+  #reclaimSoon(): void {
+    if (this.#fresh < RECLAIM_BYTES || this.#reclaim === undefined) return;
+    this.#fresh = 0;
+    this.#reclaim();
+  }
+
   /** A raw frame whose body is in the buffer, at `at`: segments copied out. */
   #rawInPlace(at: number, size: number): unknown {
     const buffer = this.#buffer;
     if (size < 4) throw new ProtocolError("malformed raw-bytes frame");
     const { start, end, lengths } = rawLayout(buffer, at, size);
+    this.#fresh += size - end;
+    this.#reclaimSoon();
     const raws = new Array<Uint8Array<ArrayBuffer>>(lengths.length);
     let from = at + end;
     for (let i = 0; i < lengths.length; i++) {
@@ -526,6 +616,8 @@ class FrameReader {
   /** A frame larger than the buffer; `#start` is at its body. */
   async #large(word: number, size: number): Promise<Message> {
     if (!(word & RAW_FLAG)) {
+      this.#fresh += size;
+      this.#reclaimSoon();
       const body = new Uint8Array(size);
       await this.#readInto(body);
       return decodeBody(body);
@@ -537,6 +629,8 @@ class FrameReader {
     }
     await this.#ensure(4 + 4 * count);
     const { start, end, lengths } = rawLayout(this.#buffer, this.#start, size);
+    this.#fresh += size - end;
+    this.#reclaimSoon();
     this.#start += start;
     const part = new Uint8Array(end - start);
     await this.#readInto(part);

@@ -19,6 +19,7 @@ import {
   DEFAULT_MAX_FRAME_BYTES,
   FrameWriter,
   readFrames,
+  takeCollector,
 } from "./framing.ts";
 import { answerChallenge, welcomeSettings } from "./handshake.ts";
 import {
@@ -208,6 +209,14 @@ function runChunk(
     return values;
   });
 }
+
+/**
+ * The worker's garbage collector, where the pool's command line exposed it:
+ * taken before any task runs (tasks never see it). The frame reader runs a
+ * minor collection every few MiB of byte arrays received, so their memory is
+ * reused at once (issue 14: bulk bytes).
+ */
+const reclaim = takeCollector();
 
 /** A change of resident memory (bytes) that is reported at once. */
 const STATS_STEP = 4 * 1024 * 1024;
@@ -430,7 +439,7 @@ export async function runWorker(options: WorkerRuntimeOptions): Promise<void> {
   try {
     const expected = await answerChallenge(channel, writer, secret, workerId);
     await options.whileChecked?.();
-    const limits = { maxFrameBytes: DEFAULT_MAX_FRAME_BYTES };
+    const limits = { maxFrameBytes: DEFAULT_MAX_FRAME_BYTES, reclaim };
     const reading = readFrames(channel, (m) => {
       if (!welcomed) {
         const settings = welcomeSettings(m, expected);

@@ -564,3 +564,62 @@ Deno.test("Dispatcher.slots() for a measured tiny function counts only the slots
   assert.equal(dispatcher.slots(0, SPEC.id), 2 * MAX_DEPTH);
   assert.equal(dispatcher.slots(0), 200 * 64, "other uses: every slot");
 });
+
+Deno.test("Dispatcher sends a call with large byte contents at once, in a frame of its own: the pending-bytes cap spreads a burst over the workers", async () => {
+  /** Counts the byte arrays of what is sent as pending, as a FrameWriter does. */
+  class CountingWriter extends FakeWriter {
+    override send(message: Message): void {
+      super.send(message);
+      const args = message[0] === Op.Calls
+        ? (message[3] as unknown[][]).flat()
+        : CALL_OPS.has(message[0])
+        ? message[3] as unknown[]
+        : [];
+      for (const a of args) {
+        if (a instanceof Uint8Array) this.pendingBytes += a.byteLength;
+      }
+    }
+  }
+  const { dispatcher } = setup();
+  const workers = [1, 2].map((id) => {
+    const w = new WorkerHandle(id, "local", new CountingWriter(), MAX_DEPTH);
+    dispatcher.connect(w);
+    dispatcher.attach(w);
+    return w;
+  });
+  const mib = 1 << 20;
+  const tasks = Array.from(
+    { length: 20 },
+    (_, i) => dispatcher.submit(SPEC, [new Uint8Array(mib).fill(i)], "call"),
+  );
+  // A small call of the same turn still waits for the end of it.
+  const small = dispatcher.submit(SPEC, [1], "call");
+  const most = Math.floor(MAX_PENDING_BYTES / mib) + 1;
+  for (const w of workers) {
+    const frames = writer(w).sent.filter((m) => m[0] !== Op.Define);
+    assert.ok(frames.length > 0, `worker ${w.id} got none of the burst`);
+    assert.ok(frames.length <= most, `worker ${w.id} got ${frames.length}`);
+    assert.ok(frames.every((m) => m[0] === Op.Call), "one call per frame");
+  }
+  await endOfTurn();
+  // The rest wait in the queue until the writers drain.
+  const sent = () => workers.flatMap((w) => writer(w).calls());
+  assert.ok(sent().length < 21, `${sent().length} sent at once`);
+  // Each write done and each result in: the rest follow.
+  const inflight = () => workers.reduce((n, w) => n + w.inflight.size, 0);
+  for (let round = 0; round < 100 && inflight() > 0; round++) {
+    for (const w of workers) {
+      for (const id of writer(w).calls()) {
+        if (w.inflight.has(id)) {
+          dispatcher.onMessage(w, resultMessage(id, id, 0));
+        }
+      }
+      writer(w).pendingBytes = 0;
+      w.writer.onWritten!();
+    }
+    await endOfTurn();
+  }
+  assert.equal(sent().length, 21);
+  assert.equal((await Promise.all(tasks)).length, 20);
+  assert.equal(typeof await small, "number");
+});

@@ -7,11 +7,15 @@ import assert from "node:assert/strict";
 import {
   BLOB_THRESHOLD,
   type ByteChannel,
+  COLLECTOR_GLOBAL,
   FrameWriter,
+  hasDirectBytes,
   isMessage,
   type Message,
   ProtocolError,
   readFrames,
+  RECLAIM_BYTES,
+  takeCollector,
 } from "../src/framing.ts";
 import { Op } from "../src/protocol.ts";
 import { encode } from "../src/_codec.ts";
@@ -592,4 +596,94 @@ Deno.test("FrameWriter.send refuses a message over the peer's limit with a Range
   a.close();
   const got = await reading; // the reader saw no oversized frame
   assert.deepEqual(got.map((m) => m[1]), [1, 2, 4]);
+});
+
+Deno.test("readFrames calls reclaim every RECLAIM_BYTES of byte contents, before reading more, and what came before stays intact", async () => {
+  const [a, b] = channelPair({ maxRead: 64 * 1024 });
+  const writer = new FrameWriter(a, (e) => assert.fail(`write failed: ${e}`));
+  const mib = 1 << 20;
+  const sent: Message[] = [];
+  // Large frames (read into buffers of their own), frames read in place
+  // (100 KiB arrays, copied out of the connection's buffer), a large frame
+  // with no raw part, and small ones, which count for nothing.
+  for (let i = 0; i < 6; i++) sent.push([Op.Result, i, noise(mib, i)]);
+  for (let i = 6; i < 6 + 40; i++) {
+    sent.push([Op.Result, i, noise(100 * 1024, i)]);
+  }
+  sent.push([Op.Result, 46, "x".repeat(3 * mib)]);
+  for (let i = 47; i < 1000; i++) sent.push([Op.Result, i, `small ${i}`]);
+  for (const m of sent) writer.send(m);
+  await writer.drained();
+  a.close();
+  const received: Message[] = [];
+  const reclaimedAt: number[] = [];
+  await readFrames(b, (m) => {
+    received.push(m);
+  }, {
+    maxFrameBytes: 1 << 30,
+    reclaim: () => reclaimedAt.push(received.length),
+  });
+  // Every array arrived whole, and is still intact after all that followed.
+  assert.deepEqual(received, sent);
+  const per = RECLAIM_BYTES / mib;
+  // 1 MiB frames: the reclaim before every `per`-th one's buffers are made.
+  const large = reclaimedAt.filter((at) => at < 6);
+  assert.deepEqual(
+    large,
+    Array.from({ length: Math.floor(6 / per) }, (_, i) => (i + 1) * per - 1),
+  );
+  // 4 MiB of 100 KiB arrays, then 3 MiB of string: about 3 more; the
+  // small frames bring none.
+  const later = reclaimedAt.filter((at) => at >= 6);
+  assert.ok(
+    later.length >= 2 && later.length <= 4,
+    `reclaims after the large frames: ${later}`,
+  );
+  assert.ok(later.every((at) => at <= 47), `reclaimed at ${later}`);
+});
+
+Deno.test("readFrames without reclaim reads byte contents all the same", async () => {
+  const [a, b] = channelPair({ maxRead: 64 * 1024 });
+  const writer = new FrameWriter(a, (e) => assert.fail(`write failed: ${e}`));
+  const sent: Message[] = [];
+  for (let i = 0; i < 5; i++) sent.push([Op.Result, i, noise(1 << 20, i)]);
+  for (const m of sent) writer.send(m);
+  await writer.drained();
+  a.close();
+  assert.deepEqual(await readAll(b), sent);
+});
+
+Deno.test("hasDirectBytes() finds byte contents large enough for a frame of their own, at the top level only", () => {
+  const big = 64 * 1024;
+  assert.equal(hasDirectBytes([new Uint8Array(big)]), true);
+  assert.equal(hasDirectBytes([1, "a", new Float64Array(big / 8)]), true);
+  assert.equal(hasDirectBytes([new ArrayBuffer(big)]), true);
+  assert.equal(hasDirectBytes([new DataView(new ArrayBuffer(big))]), true);
+  assert.equal(hasDirectBytes([new Uint8Array(big - 1)]), false);
+  assert.equal(hasDirectBytes([]), false);
+  assert.equal(hasDirectBytes([null, undefined, 5, "x".repeat(big)]), false);
+  assert.equal(hasDirectBytes([{ inside: new Uint8Array(big) }]), false);
+});
+
+Deno.test("takeCollector() takes the exposed collector, runs it as a minor collection and leaves the global undefined", () => {
+  const global = globalThis as Record<string, unknown>;
+  assert.equal(takeCollector(), undefined, "none exposed");
+  const calls: unknown[] = [];
+  global[COLLECTOR_GLOBAL] = (options: unknown) => calls.push(options);
+  try {
+    const collect = takeCollector();
+    assert.equal(typeof collect, "function");
+    assert.equal(global[COLLECTOR_GLOBAL], undefined);
+    // A task cannot put it back (or anything else) under that name.
+    assert.throws(() => {
+      "use strict";
+      global[COLLECTOR_GLOBAL] = () => {};
+    }, TypeError);
+    collect!();
+    collect!();
+    assert.deepEqual(calls, [{ type: "minor" }, { type: "minor" }]);
+    assert.equal(takeCollector(), undefined, "taken once");
+  } finally {
+    delete global[COLLECTOR_GLOBAL];
+  }
 });
