@@ -69,8 +69,11 @@ const LIBRARY_DEPTH: Record<number, number> = {
   10: 2,
   24: 1,
 };
-/** Object.prototype has no enumerable properties (as it should). */
-let protoClean = true;
+/**
+ * Object.prototype has no enumerable properties (as it should); undefined
+ * until the message's first plain object asks.
+ */
+let protoClean: boolean | undefined;
 /** After a {@link RESTART}: check every array for holes and properties. */
 let checkAllArrays = false;
 let busy = false;
@@ -222,6 +225,8 @@ function putPlain(object: object, depth: number): void {
   const at = w.pos;
   w.byte(0x80);
   let n = 0;
+  // Looked at once per message, when it first holds a plain object.
+  protoClean ??= !objectProtoEnumerable();
   if (protoClean && Object.getPrototypeOf(object) === Object.prototype) {
     // Nothing inherited to skip.
     for (const key in object) {
@@ -374,7 +379,7 @@ function putError(error: Error | DOMException, depth: number): void {
 function walkValue(value: unknown): Uint8Array {
   const op = Array.isArray(value) ? value[0] : undefined;
   libraryDepth = (typeof op === "number" && LIBRARY_DEPTH[op]) || 0;
-  protoClean = !objectProtoEnumerable();
+  protoClean = undefined;
   for (;;) {
     w.reset(RESERVE);
     if (raws !== undefined && raws.length !== 0) raws.length = 0;
