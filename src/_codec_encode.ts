@@ -111,6 +111,14 @@ function putBigInt(value: bigint): void {
 }
 
 function putObject(object: object, depth: number): void {
+  if (depth <= libraryDepth && libraryDepth !== 0 && Array.isArray(object)) {
+    // The protocol's own arrays (the message, a call's argument list, a
+    // chunk's lists): nothing in the message can refer to them again (a
+    // task sees its arguments spread), so they are numbered, as the decoder
+    // numbers every object, but not remembered.
+    nextId++;
+    return putArray(object, depth);
+  }
   const id = ids.get(object);
   if (id !== undefined) {
     usedRefs = true;
@@ -445,7 +453,7 @@ export function encode(value: unknown, segments?: Uint8Array[]): Uint8Array {
     raws = undefined;
     busy = false;
     checkAllArrays = false;
-    ids.clear();
+    if (ids.size !== 0) ids.clear();
     nextId = 0;
     usedRefs = false;
   }

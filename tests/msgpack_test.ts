@@ -494,3 +494,42 @@ Deno.test("codec: values in a Calls or Results frame keep holes and array proper
   ];
   assert.equal(await differ(structuredClone(extra), results[2][0]), undefined);
 });
+
+Deno.test("codec: shared and circular values inside protocol frames keep their identity", () => {
+  const leaf = { x: 1 };
+  const call = decode(encode([4, 1, 2, [leaf, [leaf, leaf]]]).slice()) as [
+    number,
+    number,
+    number,
+    [{ x: number }, { x: number }[]],
+  ];
+  const [first, pair] = call[3];
+  assert.deepEqual(first, { x: 1 });
+  assert.equal(pair[0], first);
+  assert.equal(pair[1], first);
+  // A star chunk's argument list may be the caller's own (circular) array.
+  const own: unknown[] = [1];
+  own.push(own);
+  const chunk = decode(encode([5, 1, 2, [own, [own, leaf, leaf]]]).slice()) as [
+    number,
+    number,
+    number,
+    unknown[][],
+  ];
+  const [a, b] = chunk[3] as [unknown[], unknown[]];
+  assert.equal(a[0], 1);
+  assert.equal((a[1] as unknown[])[1], a[1]);
+  assert.equal((b[0] as unknown[])[1], b[0]);
+  assert.equal(b[1], b[2]);
+  // Values of several tasks in one Results frame, one referring to another.
+  const shared = { s: [1, 2, 3, 4, 5, 6, 7, 8, 9] };
+  const results = decode(
+    encode([24, [7, 8, 9], [shared, [shared.s, shared], 3], [1, 2, 3]])
+      .slice(),
+  ) as [number, number[], unknown[], number[]];
+  const [one, two] = results[2] as [typeof shared, unknown[]];
+  assert.equal(two[0], one.s);
+  assert.equal(two[1], one);
+  assert.deepEqual(results[1], [7, 8, 9]);
+  assert.deepEqual(results[3], [1, 2, 3]);
+});
