@@ -114,3 +114,50 @@ Deno.test("runWorker: an idle worker reports its memory every statsMs (without a
   assert.equal(reports.length, 2);
   assert.ok(reports.every((rss) => rss > 0));
 });
+
+Deno.test("runWorker: each task of a burst reports its own work time, not the one before it", async () => {
+  const secret = newSecret();
+  const [pool, worker] = channelPair();
+  const verifying = verifyWorker(pool, secret);
+  const poolWriter = new FrameWriter(pool, () => {});
+  const running = runWorker({
+    channel: worker,
+    secret: await workerKey(secret, 6),
+    workerId: 6,
+  });
+  welcome(poolWriter, SETTINGS, (await verifying).proof);
+  poolWriter.send(defineMessage(1, {
+    source: "(ms) => { const end = performance.now() + ms; " +
+      "while (performance.now() < end) {} return ms; }",
+  }));
+  // Sent in one turn: the worker reads and runs them as one burst.
+  poolWriter.send(callMessage("call", 1, 1, [0]));
+  poolWriter.send(callMessage("call", 2, 1, [50]));
+  poolWriter.send(callMessage("items", 3, 1, [0, 0, 0, 0, 0, 0, 0, 0, 0]));
+  poolWriter.send(callMessage("call", 4, 1, [0]));
+  const work = new Map<number, number>();
+  await readFrames(pool, (m) => {
+    if (m[0] === Op.Results) {
+      const [, ids, , us] = m as unknown as [
+        number,
+        number[],
+        unknown,
+        number[],
+      ];
+      ids.forEach((id, i) => work.set(id, us[i]!));
+    } else if (m[0] === Op.Result) {
+      work.set(m[1] as number, m[3] as number);
+    }
+    return work.size < 4;
+  });
+  pool.close();
+  await running;
+  assert.ok(work.get(2)! >= 50_000, `the 50 ms task: ${work.get(2)} us`);
+  for (const id of [1, 3, 4]) {
+    assert.ok(work.get(id)! >= 0, `task ${id}: ${work.get(id)} us`);
+    assert.ok(
+      work.get(id)! < work.get(2)!,
+      `task ${id} (${work.get(id)} us) is not charged the 50 ms task's time`,
+    );
+  }
+});
