@@ -139,7 +139,8 @@ export interface MapContext {
    * no promise and no closure. They may be called before this returns (a
    * signal already aborted) and from inside the pool's dispatcher, once
    * per task: they must not throw, nor submit again synchronously. Without it, the engine
-   * uses `submit`.
+   * uses `submit`. `primitive` is true when the engine saw that `args` hold
+   * primitives only (no object, so no `Blob` to read first).
    */
   submitTo?(
     args: unknown[],
@@ -148,6 +149,7 @@ export interface MapContext {
     tag: unknown,
     resolve: (value: unknown, tag: unknown) => void,
     reject: (error: unknown, tag: unknown) => void,
+    primitive?: boolean,
   ): void;
   /**
    * Task slots of the ready workers (before any is ready, the expected
@@ -266,7 +268,12 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     return output.inQueue();
   }
 
-  function launch(units: unknown[], argBytes: number, size: number): void {
+  function launch(
+    units: unknown[],
+    argBytes: number,
+    size: number,
+    primitive: boolean,
+  ): void {
     const count = units.length;
     const call = size === 1;
     const entry: Entry = {
@@ -287,7 +294,7 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     const args = kind !== "call" || single ? units : units[0] as unknown[];
     const options = optionsFor(count);
     if (submitTo !== undefined) {
-      submitTo(args, kind, options, entry, onValue, onError);
+      submitTo(args, kind, options, entry, onValue, onError, primitive);
     } else {
       ctx.submit(args, kind, options).then(
         (value) => onValue(value, entry),
@@ -410,6 +417,8 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     limit: number;
     /** Bytes at which it ends (it holds one unit at least). */
     room: number;
+    /** Its units are all primitives (see MapContext.submitTo). */
+    primitive: boolean;
   }
 
   /**
@@ -427,11 +436,14 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
       // The budget left (it only grows while the chunk is read).
       limit: Math.min(size, Math.max(1, left)),
       room: Math.min(CHUNK_BYTES, budget.maxBytes - budget.bytes),
+      primitive: true,
     };
     const pending = read(chunk);
     if (pending !== undefined) return readAsync(chunk, pending, size);
     if (finished) return false;
-    if (chunk.units.length) launch(chunk.units, chunk.bytes, size);
+    if (chunk.units.length) {
+      launch(chunk.units, chunk.bytes, size, chunk.primitive);
+    }
     return true;
   }
 
@@ -445,6 +457,7 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
       const units = inputs.slice(chunk.limit, chunk.room);
       chunk.units = units;
       chunk.bytes = inputs.sliceBytes;
+      chunk.primitive = inputs.slicePrimitive;
       budget.read += units.length;
       budget.bytes += chunk.bytes;
       if (inputs.done) sourceDone = true;
@@ -487,13 +500,16 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
       unit = read(chunk);
     }
     if (finished) return false;
-    if (chunk.units.length) launch(chunk.units, chunk.bytes, size);
+    if (chunk.units.length) {
+      launch(chunk.units, chunk.bytes, size, chunk.primitive);
+    }
     return true;
   }
 
   function add(chunk: Chunk, unit: unknown): void {
     budget.read++;
     const b = estimateBytes(unit);
+    if (typeof unit === "object" && unit !== null) chunk.primitive = false;
     chunk.bytes += b;
     budget.bytes += b;
     chunk.units.push(unit);

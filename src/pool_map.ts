@@ -82,8 +82,9 @@ export function mapContext(
     tag,
     resolve,
     reject,
+    primitive,
   ) => {
-    const reading = _readBlobs(args);
+    const reading = primitive ? undefined : _readBlobs(args);
     if (reading === undefined) {
       admit();
       dispatcher.submitTo(spec, args, kind, taskOptions, tag, resolve, reject);

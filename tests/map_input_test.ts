@@ -132,6 +132,30 @@ Deno.test("MapInputs reads async sources through promises", async () => {
   assert.equal(await inputs.next(), END);
 });
 
+Deno.test("MapInputs.slice() counts numbers as estimateBytes() does, ends at the room among them, and says whether all units are primitives", () => {
+  const numbers = Array.from({ length: 10 }, (_, i) => i / 3);
+  const inputs = new MapInputs([numbers], false);
+  assert.deepEqual(inputs.slice(4, Infinity), numbers.slice(0, 4));
+  assert.equal(inputs.sliceBytes, 4 * estimateBytes(0.5));
+  assert.equal(inputs.slicePrimitive, true);
+  // A room smaller than the numbers' bytes ends the chunk after the number
+  // that reaches it.
+  assert.deepEqual(inputs.slice(4, 2 * estimateBytes(1)), numbers.slice(4, 6));
+  assert.equal(inputs.sliceBytes, 2 * estimateBytes(1));
+  assert.equal(inputs.done, false);
+
+  const mixed = [1, 2, { a: "b" }, 3, "xyz", 4];
+  const more = new MapInputs([mixed], false);
+  assert.deepEqual(more.slice(2, Infinity), [1, 2]);
+  assert.equal(more.slicePrimitive, true);
+  assert.deepEqual(more.slice(10, Infinity), [{ a: "b" }, 3, "xyz", 4]);
+  assert.equal(
+    more.sliceBytes,
+    estimateBytes({ a: "b" }) + 2 * estimateBytes(3) + estimateBytes("xyz"),
+  );
+  assert.equal(more.slicePrimitive, false, "an object among them");
+});
+
 Deno.test("MapInputs.slice() reads a plain array in bulk as next() would, ending at the byte room", () => {
   // deno-lint-ignore no-sparse-arrays
   const xs = [1, , 3, "x".repeat(100), 5, 6];
@@ -150,6 +174,7 @@ Deno.test("MapInputs.slice() reads a plain array in bulk as next() would, ending
   assert.equal(inputs.bulk, false);
   assert.equal(inputs.next(), END);
   // Not for star, zips or other iterables.
+  assert.equal(inputs.slicePrimitive, true);
   assert.equal(new MapInputs([[[1]]], true).bulk, false);
   assert.equal(new MapInputs([[1], [2]], false).bulk, false);
   assert.equal(new MapInputs([new Set([1])], false).bulk, false);

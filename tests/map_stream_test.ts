@@ -17,6 +17,8 @@ interface Call {
   args: unknown[];
   kind: CallKind;
   options: TaskOptions;
+  /** What the engine said of the args (submitTo only). */
+  primitive?: boolean | undefined;
   resolve(value: unknown): void;
   reject(error: unknown): void;
 }
@@ -54,13 +56,14 @@ function fake(
     retries: 0,
   };
   if (!promises) {
-    ctx.submitTo = (args, kind, taskOptions, tag, ok, no) => {
+    ctx.submitTo = (args, kind, taskOptions, tag, ok, no, primitive) => {
       // A task ends once, as the dispatcher's do (and a promise does).
       let ended = false;
       calls.push({
         args,
         kind,
         options: taskOptions,
+        primitive,
         resolve: (value) => {
           if (!ended) ok(value, tag);
           ended = true;
@@ -292,6 +295,33 @@ Deno.test("createMapStream() chunks: items for one source, argument lists for se
   ]);
   for (const call of star.calls) answer(call);
   assert.deepEqual(await starred, [30, 70]);
+});
+
+Deno.test("createMapStream() tells submitTo which tasks hold primitives only (no Blob to look for)", async () => {
+  const values = [1, "a", null, undefined, true, { x: 1 }, 2];
+  function* generated(): Generator<unknown> {
+    yield* values;
+  }
+  // A plain array (read in bulk) and a generator (read item by item).
+  for (const source of [values, generated()]) {
+    const { ctx, calls } = fake([source], { chunkSize: 3 });
+    const out = Array.fromAsync(createMapStream<unknown>(ctx));
+    await flush();
+    assert.deepEqual(calls.map((c) => [c.args, c.primitive]), [
+      [[1, "a", null], true],
+      [[undefined, true, { x: 1 }], false],
+      [[2], true],
+    ]);
+    for (const call of calls) call.resolve(call.args);
+    assert.deepEqual(await out, values);
+  }
+  // Argument lists are arrays: never primitive.
+  const zip = fake([[1, 2], [3, 4]], { chunkSize: 2 });
+  const zipped = Array.fromAsync(createMapStream<unknown>(zip.ctx));
+  await flush();
+  assert.deepEqual(zip.calls.map((c) => c.primitive), [false]);
+  zip.calls[0]!.resolve([0, 0]);
+  await zipped;
 });
 
 Deno.test("createMapStream() sizes chunks from the measured time per item", async () => {

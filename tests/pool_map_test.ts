@@ -66,6 +66,55 @@ Deno.test("mapContext().submitTo() opens the pool like submit() and hands each r
   assert.equal(parts.keepAlive.maps, 0, "uncounted once");
 });
 
+Deno.test("mapContext().submitTo() reads Blobs among the arguments first, and does not look for them where the engine saw primitives only", async () => {
+  const { parts } = fakeParts();
+  // A dispatcher that does not look at the arguments either.
+  let submitted = 0;
+  Object.assign(parts.dispatcher, {
+    submitTo(
+      _spec: unknown,
+      _args: unknown[],
+      _kind: unknown,
+      _options: unknown,
+      tag: unknown,
+      resolve: (value: unknown, tag: unknown) => void,
+    ) {
+      submitted++;
+      resolve(undefined, tag);
+    },
+  });
+  const ctx = mapContext(parts, spec, [[1, 2]], {});
+  const got: unknown[] = [];
+  const ok = (_value: unknown, tag: unknown) => got.push(tag);
+  const no = (error: unknown) => {
+    throw error;
+  };
+  // Counts the reads of its elements.
+  let reads = 0;
+  const watched = (items: unknown[]) =>
+    new Proxy(items, {
+      get(target, key, receiver) {
+        if (typeof key === "string" && /^\d+$/.test(key)) reads++;
+        return Reflect.get(target, key, receiver);
+      },
+    });
+  ctx.submitTo!(watched([1, 2, 3]), "items", {}, "flat", ok, no, true);
+  assert.equal(reads, 0, "not looked at: the engine saw primitives only");
+  assert.deepEqual(got, ["flat"]);
+  ctx.submitTo!(watched([1, 2, 3]), "items", {}, "looked", ok, no);
+  assert.ok(reads >= 3, "looked at for Blobs");
+  assert.deepEqual(got, ["flat", "looked"]);
+  ctx.submitTo!([new Blob(["x"])], "items", {}, "blob", ok, no);
+  assert.deepEqual(got, ["flat", "looked"], "sent once its Blob is read");
+  const deadline = Date.now() + 10_000;
+  while (got.length < 3 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  assert.deepEqual(got, ["flat", "looked", "blob"]);
+  assert.equal(submitted, 3);
+  ctx.ended!();
+});
+
 Deno.test("mapContext(): a started map's tasks are taken while the pool drains; a map first read then fails saying why", async () => {
   const { parts, log } = fakeParts();
   const started = mapContext(parts, spec, [[1, 2]], {});
