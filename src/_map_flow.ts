@@ -97,6 +97,11 @@ function average(old: number, sample: number): number {
  * chunks are in flight).
  */
 export class ChunkSizer {
+  /**
+   * Whether {@link size} follows what is measured (no fixed `chunkSize`,
+   * no `itemTimeout`); only then are the byte notes needed.
+   */
+  readonly adaptive: boolean;
   readonly #fixed: number | undefined;
   readonly #oneByOne: boolean;
   readonly #maxItems: number;
@@ -113,6 +118,7 @@ export class ChunkSizer {
     this.#fixed = fixed;
     this.#oneByOne = oneByOne;
     this.#maxItems = maxItems;
+    this.adaptive = fixed === undefined && !oneByOne;
   }
 
   /** A task of `count` items carried `bytes` of arguments. */

@@ -260,14 +260,21 @@ export function estimateBytes(value: unknown, depth = 0): number {
   if (depth >= 3) return 64;
   if (Array.isArray(value)) {
     const n = value.length;
+    // (Numbers without a call: a map's results are often lists of them.)
     if (n <= 8) {
       let sum = 4;
-      for (let i = 0; i < n; i++) sum += estimateBytes(value[i], depth + 1);
+      for (let i = 0; i < n; i++) {
+        const v = value[i];
+        sum += typeof v === "number"
+          ? NUMBER_BYTES
+          : estimateBytes(v, depth + 1);
+      }
       return sum;
     }
     let sum = 0;
     for (let i = 0; i < 8; i++) {
-      sum += estimateBytes(value[Math.floor(i * n / 8)], depth + 1);
+      const v = value[Math.floor(i * n / 8)];
+      sum += typeof v === "number" ? NUMBER_BYTES : estimateBytes(v, depth + 1);
     }
     return 4 + Math.round(sum * n / 8);
   }

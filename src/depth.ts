@@ -71,26 +71,37 @@ export interface Adaptive extends DepthSample {
 }
 
 /**
- * Folds one finished task into a worker's measurements (in place) and
- * chooses its depth again.
+ * Folds finished tasks into a worker's measurements (in place) and chooses
+ * its depth again: one task, or `tasks` that took `workMs` each on average
+ * (results that came in one frame), as that many tasks one after the other
+ * would.
  *
  * @param w The worker's measurements and depth, updated.
- * @param latencyMs Send-to-result time of this task, if it was timed.
- * @param workMs What the worker says the task took, if it said.
+ * @param latencyMs Send-to-result time of this task (the least of these
+ * tasks), if it was timed.
+ * @param workMs What the worker says the task took (each, on average), if
+ * it said.
+ * @param tasks How many tasks.
  * @returns How much its depth grew (negative when it shrank).
  */
 export function adapt(
   w: Adaptive,
   latencyMs: number | undefined,
   workMs: number | undefined,
+  tasks = 1,
 ): number {
-  // What observe() computes, in place: this runs for every task.
+  // What observe() computes, in place: this runs for every frame of results.
   if (latencyMs !== undefined && latencyMs < w.minLatencyMs) {
     w.minLatencyMs = latencyMs;
   }
   if (w.minLatencyMs === Infinity) return 0;
   const work = workMs ?? w.minLatencyMs;
-  w.workMs = w.workMs === 0 ? work : w.workMs * 0.9 + work * 0.1;
+  if (w.workMs === 0) w.workMs = work;
+  else if (tasks === 1) w.workMs = w.workMs * 0.9 + work * 0.1;
+  else {
+    const keep = 0.9 ** tasks;
+    w.workMs = w.workMs * keep + work * (1 - keep);
+  }
   const before = w.capacity;
   w.capacity = depthFor(w);
   return w.capacity - before;
@@ -152,19 +163,27 @@ export function usefulSlots(
 
 /**
  * The moving average of a function's time per item (what `map` sizes its
- * chunks by).
+ * chunks by): each task halves the way to its own time per item; `tasks`
+ * tasks (results that came in one frame) go as that many tasks of their
+ * average time per item would.
  *
  * @param old The average so far, if any.
- * @param workMs What one task of `items` items took in the worker.
- * @param items Items in that task (1 for a plain call).
+ * @param workMs What one task of `items` items took in the worker (or the
+ * `tasks` tasks together).
+ * @param items Items in that task (1 for a plain call), or in those tasks.
+ * @param tasks How many tasks.
  */
 export function averageItemMs(
   old: number | undefined,
   workMs: number,
   items: number,
+  tasks = 1,
 ): number {
   const perItem = workMs / Math.max(1, items);
-  return old === undefined ? perItem : (old + perItem) / 2;
+  if (old === undefined) return perItem;
+  if (tasks === 1) return (old + perItem) / 2;
+  const keep = 0.5 ** tasks;
+  return old * keep + perItem * (1 - keep);
 }
 
 interface ItemTime {
@@ -208,17 +227,17 @@ export class ItemTimes {
   }
 
   /**
-   * Folds one finished task of the function into its average (see
-   * {@link averageItemMs}).
+   * Folds one finished task of the function (or `tasks` of them, `workMs`
+   * and `items` their sums) into its average (see {@link averageItemMs}).
    */
-  note(fnId: number, workMs: number, items: number): void {
+  note(fnId: number, workMs: number, items: number, tasks = 1): void {
     let entry = this.#entry(fnId);
     if (entry === undefined) {
       entry = { fnId, ms: undefined };
       this.#byFn.set(fnId, entry);
       this.#last = entry;
     }
-    entry.ms = averageItemMs(entry.ms, workMs, items);
+    entry.ms = averageItemMs(entry.ms, workMs, items, tasks);
   }
 
   #entry(fnId: number): ItemTime | undefined {

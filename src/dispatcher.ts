@@ -8,12 +8,7 @@
  *
  * @module
  */
-import {
-  type ErrorRecord,
-  fromErrorRecord,
-  type WorkerExit,
-  WorkerLostError,
-} from "./errors.ts";
+import { fromErrorRecord, type WorkerExit, WorkerLostError } from "./errors.ts";
 import type { FunctionSpec } from "./function_ref.ts";
 import { adapt, depthFor, ItemTimes, sampled } from "./depth.ts";
 import type { TaskOptions } from "./options.ts";
@@ -33,7 +28,6 @@ import { TaskQueue } from "./task_queue.ts";
 import type { PoolStats } from "./stats.ts";
 import {
   type Barrier,
-  itemCount,
   LiveTasks,
   Task,
   type WorkerHandle,
@@ -273,14 +267,17 @@ export class Dispatcher {
       return;
     }
     if (message[0] === Op.Results) {
-      const [, ids, values, workUs] = message;
-      for (let i = 0; i < ids.length; i++) {
-        this.#finish(w, ids[i]!, values[i], undefined, workUs[i]);
-      }
+      this.#finishAll(w, message[1], message[2], message[3]);
     } else if (message[0] === Op.Result) {
-      this.#finish(w, message[1], message[2], undefined, message[3]);
+      const task = this.#takeBack(w, message[1]);
+      this.#measureOne(w, task, message[3]);
+      if (!task.cancelled) this.#settle(task, message[2], undefined);
     } else {
-      this.#finish(w, message[1], undefined, message[2], undefined);
+      const task = this.#takeBack(w, message[1]);
+      this.#measureOne(w, task, undefined);
+      if (!task.cancelled) {
+        this.#settle(task, undefined, fromErrorRecord(message[2]));
+      }
     }
     if (w.retiring) {
       if (w.load === 0) this.#hooks.stopWorker(w);
@@ -289,14 +286,11 @@ export class Dispatcher {
     }
   }
 
-  /** Task `taskId` ended on `w`: with `value`, or with the error `record`. */
-  #finish(
-    w: WorkerHandle,
-    taskId: number,
-    value: unknown,
-    record: ErrorRecord | undefined,
-    workUs: number | undefined,
-  ): void {
+  /**
+   * Task `taskId` ended on `w`: takes it back from the worker.
+   * @throws {Error} when `w` does not hold it.
+   */
+  #takeBack(w: WorkerHandle, taskId: number): Task {
     const task = w.inflight.get(taskId);
     if (!task) throw new Error(`result for unknown task ${taskId}`);
     w.inflight.delete(taskId);
@@ -305,12 +299,47 @@ export class Dispatcher {
       // It finished the timed-out task after all: back into service.
       w.suspect = undefined;
     }
-    this.#measure(w, task, workUs);
     w.done++;
-    if (!task.cancelled) {
-      if (record === undefined) this.#settle(task, value, undefined);
-      else this.#settle(task, undefined, fromErrorRecord(record));
+    return task;
+  }
+
+  /**
+   * The results of several tasks, from one frame: each task is settled, and
+   * the times are measured once per run of one function's tasks (as that
+   * many tasks one after the other, see adapt()), not per task: frames of
+   * many results are those of tiny tasks, whose bookkeeping is what counts.
+   */
+  #finishAll(
+    w: WorkerHandle,
+    ids: number[],
+    values: unknown[],
+    workUs: number[],
+  ): void {
+    let fnId = 0;
+    let tasks = 0;
+    let work = 0;
+    let items = 0;
+    let latency: number | undefined;
+    let now = 0;
+    for (let i = 0; i < ids.length; i++) {
+      const task = this.#takeBack(w, ids[i]!);
+      if (task.spec.id !== fnId) {
+        if (tasks > 0) this.#measure(w, fnId, work, items, tasks, latency);
+        fnId = task.spec.id;
+        tasks = work = items = 0;
+        latency = undefined;
+      }
+      tasks++;
+      work += workUs[i]!;
+      items += task.items;
+      if (task.sentAt > 0) {
+        if (now === 0) now = performance.now();
+        const ms = now - task.sentAt;
+        if (latency === undefined || ms < latency) latency = ms;
+      }
+      if (!task.cancelled) this.#settle(task, values[i], undefined);
     }
+    if (tasks > 0) this.#measure(w, fnId, work, items, tasks, latency);
   }
 
   // ---- tasks -------------------------------------------------------------
@@ -526,18 +555,33 @@ export class Dispatcher {
     }
   }
 
-  /** Feeds a finished task's times into the item average and the depth. */
-  #measure(w: WorkerHandle, task: Task, workUs: number | undefined): void {
-    const workMs = workUs === undefined ? undefined : workUs / 1000;
-    if (workMs !== undefined) {
-      this.#itemMs.note(task.spec.id, workMs, itemCount(task));
-    }
-    if (this.#options.qsize !== undefined) return;
+  /** {@link #measure} for one task. */
+  #measureOne(w: WorkerHandle, task: Task, workUs: number | undefined): void {
     const latency = task.sentAt > 0
       ? performance.now() - task.sentAt
       : undefined;
-    this.#itemMs.noteRoundTrip(latency);
-    const grown = adapt(w, latency, workMs);
+    this.#measure(w, task.spec.id, workUs, task.items, 1, latency);
+  }
+
+  /**
+   * Feeds the times of `tasks` finished tasks of function `fnId` (`workUs`
+   * and `items` their sums; `latencyMs` the least send-to-result time among
+   * those timed) into the item average and the depth.
+   */
+  #measure(
+    w: WorkerHandle,
+    fnId: number,
+    workUs: number | undefined,
+    items: number,
+    tasks: number,
+    latencyMs: number | undefined,
+  ): void {
+    const workMs = workUs === undefined ? undefined : workUs / 1000;
+    if (workMs !== undefined) this.#itemMs.note(fnId, workMs, items, tasks);
+    if (this.#options.qsize !== undefined) return;
+    if (latencyMs !== undefined) this.#itemMs.noteRoundTrip(latencyMs);
+    const perTask = workMs === undefined ? undefined : workMs / tasks;
+    const grown = adapt(w, latencyMs, perTask, tasks);
     if (w.ready) this.#capacity += grown;
   }
 
@@ -546,8 +590,8 @@ export class Dispatcher {
     task.settled = true;
     if (!task.pinned) {
       // Counted in items; initializer and runOnAll calls are not counted.
-      if (error === undefined) this.#counters.done += itemCount(task);
-      else this.#counters.failed += itemCount(task);
+      if (error === undefined) this.#counters.done += task.items;
+      else this.#counters.failed += task.items;
     }
     if (task.signal !== undefined) this.#aborts.delete(task);
     if (task.timer !== undefined) clearTimeout(task.timer);

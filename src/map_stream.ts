@@ -210,6 +210,7 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     options.itemTimeout !== undefined,
     budget.maxItems,
   );
+  const adaptive = sizer.adaptive;
   /** The least chunk worth waiting for room for (see feed()). */
   const minChunk = Math.max(1, Math.floor(budget.maxItems / 4));
   const outcomes = options.outcomes ?? false;
@@ -289,10 +290,10 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     };
     order.submitted(entry);
     outstanding += count;
-    sizer.noteArgs(argBytes, count);
+    if (adaptive) sizer.noteArgs(argBytes, count);
     const kind: CallKind = call ? "call" : single ? "items" : "chunk";
     const args = kind !== "call" || single ? units : units[0] as unknown[];
-    const options = optionsFor(count);
+    const options = itemTimeout === undefined ? taskOptions : optionsFor(count);
     if (submitTo !== undefined) {
       submitTo(args, kind, options, entry, onValue, onError, primitive);
     } else {
@@ -360,14 +361,16 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
   /** An entry's results are in: it now holds their bytes instead of the arguments'. */
   function settle(entry: Entry, values: unknown[]): void {
     const resultBytes = estimateBytes(values);
-    sizer.noteResults(resultBytes, entry.count);
+    if (adaptive) sizer.noteResults(resultBytes, entry.count);
     budget.bytes += resultBytes - entry.bytes;
     entry.bytes = resultBytes;
     entry.values = values;
     entry.done = true;
     order.finished(entry);
-    notify();
-    feedSoon();
+    // (Guarded here: this runs for every task, and a call costs even when
+    // it does nothing, above all while the code is cold.)
+    if (wake !== undefined) notify();
+    if (!feedQueued) feedSoon();
   }
 
   /**
@@ -376,7 +379,6 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
    * still go out in this turn's frame.
    */
   function feedSoon(): void {
-    if (feedQueued) return;
     feedQueued = true;
     queueMicrotask(feedLater);
   }
@@ -545,14 +547,18 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
    */
   function fill(): Promise<void> | undefined {
     // The pool's measurements do not change while this loop runs (results
-    // come in later turns): asked once per run, not per task.
+    // come in later turns), nor does what the consumer took: asked once per
+    // run, not per task. The chunk size changes only with what adaptive
+    // chunks measure.
     const itemMs = ctx.itemMs();
     const slots = ctx.slots();
+    const taken = budget.taken(inQueue());
+    let size = sizer.size(itemMs);
+    let window = windowItems(slots, size);
     for (;;) {
       if (sourceDone || finished) return undefined;
-      const size = sizer.size(itemMs);
-      if (outstanding >= windowItems(slots, size)) return undefined;
-      const left = budget.itemsLeft(inQueue());
+      if (outstanding >= window) return undefined;
+      const left = budget.maxItems - (budget.read - taken);
       // Wait for room for a sizable chunk: taking each item as the consumer
       // frees it would send chunks of one. (Once the consumer has taken
       // all, the whole budget is free: this always ends.)
@@ -564,6 +570,10 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
         return ok.then((more) => more ? fill() : undefined);
       }
       if (!ok) return undefined;
+      if (adaptive) {
+        size = sizer.size(itemMs);
+        window = windowItems(slots, size);
+      }
     }
   }
 

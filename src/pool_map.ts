@@ -67,12 +67,17 @@ export function mapContext(
   let open = false;
   /** Opens the pool before each of the map's tasks (not while it drains). */
   const admit = (): void => {
-    if (open && life.phase === "draining") return;
-    if (!open) {
-      openForMap(parts);
-      open = true;
-      keepAlive.mapStarted();
+    if (open) {
+      // The pool is started and held by this map already (KeepAlive lets go
+      // only once no map holds it): what remains of parts.open() is the
+      // check that the pool takes work, once per task (a call per task
+      // costs, above all while the code is cold).
+      if (life.phase !== "draining") life.checkOpen();
+      return;
     }
+    openForMap(parts);
+    open = true;
+    keepAlive.mapStarted();
     parts.open();
   };
   const submitTo: NonNullable<MapContext["submitTo"]> = (

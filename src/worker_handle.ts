@@ -37,6 +37,8 @@ export class Task {
    * map's shared callbacks know a task by (no promise or closure per task).
    */
   tag: unknown = undefined;
+  /** Items it carries: a map chunk's, or 1 (see {@link itemCount}). */
+  readonly items: number;
 
   /**
    * @param id Its id within the pool.
@@ -59,7 +61,9 @@ export class Task {
     readonly reject: (error: unknown, tag?: unknown) => void,
     public retries: number,
     readonly pinned: boolean,
-  ) {}
+  ) {
+    this.items = kind === "chunk" || kind === "items" ? args.length : 1;
+  }
 }
 
 /**
@@ -104,7 +108,7 @@ export class LiveTasks {
 
 /** Items a task carries: a map chunk's, or 1. */
 export function itemCount(task: Task): number {
-  return task.kind === "chunk" || task.kind === "items" ? task.args.length : 1;
+  return task.items;
 }
 
 /** Waits for a set of tasks to settle (used by runOnAll). */

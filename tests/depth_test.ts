@@ -67,6 +67,23 @@ Deno.test("adapt() updates a worker's measurements in place and returns how its 
   assert.equal(w.capacity, 5);
 });
 
+Deno.test("adapt() and averageItemMs() take several tasks of one frame as that many tasks one by one", () => {
+  const one = { workMs: 0.2, minLatencyMs: 2, capacity: MIN_DEPTH };
+  const many = { ...one };
+  for (let i = 0; i < 5; i++) adapt(one, i === 2 ? 0.5 : undefined, 0.01);
+  adapt(many, 0.5, 0.01, 5);
+  assert.ok(many.workMs < 0.2 * 0.9 ** 4, "more than one step");
+  assert.ok(Math.abs(one.workMs - many.workMs) < 1e-12, `${many.workMs}`);
+  assert.equal(many.minLatencyMs, 0.5);
+  assert.equal(many.capacity, one.capacity);
+
+  let avg: number | undefined = 1;
+  for (let i = 0; i < 4; i++) avg = averageItemMs(avg, 0.3, 3); // 0.1 per item
+  const together = averageItemMs(1, 4 * 0.3, 4 * 3, 4);
+  assert.ok(Math.abs(avg - together) < 1e-12, `${together}`);
+  assert.equal(averageItemMs(undefined, 2, 8, 4), 0.25, "the first sets it");
+});
+
 Deno.test("grainFor() puts half a round trip of tiny tasks in a row; unmeasured or long ones go one by one", () => {
   assert.equal(grainFor(undefined, 1), 1, "function not measured yet");
   assert.equal(grainFor(0.01, Infinity), 1, "no round trip yet");

@@ -405,6 +405,39 @@ Deno.test("Dispatcher measures time per item and, with no qsize, deepens a worke
   assert.equal(dispatcher.slots(5), w.capacity);
 });
 
+Deno.test("Dispatcher measures a frame of several results as the same results one by one", async () => {
+  const measured = async (together: boolean) => {
+    const { dispatcher, worker } = setup({ qsize: undefined });
+    const w = worker(1, 64);
+    const results = [1, 2, 3, 4, 5, 6].map((x) =>
+      dispatcher.submit(SPEC, [x, x], "items")
+    );
+    const ids = writer(w).calls();
+    assert.equal(ids.length, 6);
+    const values = ids.map(() => [0, 0]);
+    const workUs = ids.map(() => 30);
+    if (together) dispatcher.onMessage(w, resultsMessage(ids, values, workUs));
+    else {
+      ids.forEach((id, i) =>
+        dispatcher.onMessage(w, resultMessage(id, values[i], workUs[i]))
+      );
+    }
+    assert.equal((await Promise.all(results)).length, 6);
+    return {
+      itemMs: dispatcher.itemMs(SPEC.id)!,
+      workMs: w.workMs,
+      done: dispatcher.stats().done,
+    };
+  };
+  const a = await measured(false);
+  const b = await measured(true);
+  assert.equal(b.done, 12);
+  assert.equal(a.done, 12);
+  assert.ok(Math.abs(a.workMs - b.workMs) < 1e-9, `${a.workMs} ${b.workMs}`);
+  assert.ok(Math.abs(a.itemMs - b.itemMs) < 1e-9, `${a.itemMs} ${b.itemMs}`);
+  assert.ok(Math.abs(b.itemMs - 0.015) < 1e-9, "30 us for 2 items");
+});
+
 Deno.test("Dispatcher.failAll() rejects queued and running tasks", async () => {
   const { dispatcher, worker } = setup();
   const w = worker(1, 1);

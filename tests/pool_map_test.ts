@@ -24,9 +24,8 @@ Deno.test("mapContext() opens the pool at a map's first task and holds it until 
     "open",
     "open",
     "submit call [1]",
-    "open",
     "submit items [[2,3]]",
-  ]);
+  ], "opened once: a started map holds the pool");
   ctx.ended!();
   ctx.ended!();
   assert.equal(parts.keepAlive.maps, 0, "uncounted once");
@@ -49,9 +48,8 @@ Deno.test("mapContext().submitTo() opens the pool like submit() and hands each r
     "open",
     "open",
     "submitTo call [1]",
-    "open",
     "submitTo items [[2,3]]",
-  ]);
+  ], "opened once: a started map holds the pool");
   parts.life.drain();
   log.length = 0;
   ctx.submitTo!([4], "call", {}, "c", ok, no);
@@ -64,6 +62,24 @@ Deno.test("mapContext().submitTo() opens the pool like submit() and hands each r
   );
   ctx.ended!();
   assert.equal(parts.keepAlive.maps, 0, "uncounted once");
+});
+
+Deno.test("mapContext(): a started map's next task is refused once the pool failed, with the pool's failure", () => {
+  const { parts, log } = fakeParts();
+  const ctx = mapContext(parts, spec, [[1, 2]], {});
+  const ok = () => {};
+  const no = (error: unknown) => {
+    throw error;
+  };
+  ctx.submitTo!([1], "call", {}, "a", ok, no);
+  ctx.submitTo!([2], "call", {}, "b", ok, no);
+  const failure = new Error("the pool failed");
+  assert.equal(parts.life.fail(failure), true);
+  log.length = 0;
+  assert.throws(() => ctx.submitTo!([3], "call", {}, "c", ok, no), failure);
+  assert.throws(() => ctx.submit([4], "call", {}), failure);
+  assert.deepEqual(log, [], "nothing reached the dispatcher");
+  ctx.ended!();
 });
 
 Deno.test("mapContext().submitTo() reads Blobs among the arguments first, and does not look for them where the engine saw primitives only", async () => {
