@@ -214,6 +214,10 @@ export class FrameWriter {
   /** Pieces to write before what is in `#buffer`: sealed parts and blobs. */
   #segments: Uint8Array[] = [];
   #segmentBytes = 0;
+  /** Bytes of the large raw segments among `#segments`. */
+  #rawQueued = 0;
+  /** Bytes of the large raw segments of the write under way. */
+  #rawWriting = 0;
   #flushing = false;
   #failed: unknown = undefined;
   #onError: (error: unknown) => void;
@@ -247,6 +251,14 @@ export class FrameWriter {
   /** Bytes queued and not yet handed to the channel. */
   get pendingBytes(): number {
     return this.#length - this.#sealed + this.#segmentBytes;
+  }
+
+  /**
+   * Bytes of the large byte arrays (written from their own memory) that
+   * are queued or being written: arrays the writer still holds.
+   */
+  get heldRawBytes(): number {
+    return this.#rawQueued + this.#rawWriting;
   }
 
   /**
@@ -314,6 +326,7 @@ export class FrameWriter {
       }
       this.#segments.push(raw);
       this.#segmentBytes += raw.byteLength;
+      this.#rawQueued += raw.byteLength;
       this.#sealed = at;
     }
     this.#length = at;
@@ -366,14 +379,18 @@ export class FrameWriter {
         this.#length = this.#sealed = 0;
         this.#segments = [];
         this.#segmentBytes = 0;
+        this.#rawWriting = this.#rawQueued;
+        this.#rawQueued = 0;
         for (const segment of segments) await this.#writeAll(segment);
         if (length > from) await this.#writeAll(out.subarray(from, length));
+        this.#rawWriting = 0;
         this.#spare = out;
         this.onWritten?.();
       }
     } catch (error) {
       this.#failed = error ?? new Error("write failed");
       this.#length = this.#sealed = this.#segmentBytes = 0;
+      this.#rawQueued = this.#rawWriting = 0;
       this.#segments = [];
       this.#onError(error);
     } finally {
@@ -398,9 +415,11 @@ export interface ReadLimits {
    * worker runs a minor garbage collection here: the byte arrays of the
    * tasks that ran since (and that no task keeps) are freed, and the next
    * ones get their memory back instead of fresh pages from the kernel,
-   * which V8 would otherwise hand back only after tens of MiB.
+   * which V8 would otherwise hand back only after tens of MiB. Returns
+   * whether it collected: if not, the reader asks again before the next raw
+   * frame.
    */
-  reclaim?: (() => void) | undefined;
+  reclaim?: (() => boolean) | undefined;
 }
 
 /**
@@ -445,7 +464,7 @@ class FrameReader {
   #cap = Infinity;
   /** Bytes of raw segments read into new buffers since the last reclaim. */
   #fresh = 0;
-  #reclaim: (() => void) | undefined;
+  #reclaim: (() => boolean) | undefined;
 
   constructor(channel: ByteChannel) {
     this.#channel = channel;
@@ -593,8 +612,7 @@ class FrameReader {
    */
   #reclaimSoon(): void {
     if (this.#fresh < RECLAIM_BYTES || this.#reclaim === undefined) return;
-    this.#fresh = 0;
-    this.#reclaim();
+    if (this.#reclaim()) this.#fresh = 0;
   }
 
   /** A raw frame whose body is in the buffer, at `at`: segments copied out. */

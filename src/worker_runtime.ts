@@ -216,7 +216,7 @@ function runChunk(
  * minor collection every few MiB of byte arrays received, so their memory is
  * reused at once (issue 14: bulk bytes).
  */
-const reclaim = takeCollector();
+const collect = takeCollector();
 
 /** A change of resident memory (bytes) that is reported at once. */
 const STATS_STEP = 4 * 1024 * 1024;
@@ -451,7 +451,14 @@ export async function runWorker(options: WorkerRuntimeOptions): Promise<void> {
   try {
     const expected = await answerChallenge(channel, writer, secret, workerId);
     await options.whileChecked?.();
-    const limits = { maxFrameBytes: DEFAULT_MAX_FRAME_BYTES, reclaim };
+    const limits = {
+      maxFrameBytes: DEFAULT_MAX_FRAME_BYTES,
+      // Not while results' byte arrays are still being written: the
+      // collection would keep them alive (and promote them, for a costly
+      // full collection later) instead of freeing anything.
+      reclaim: collect &&
+        (() => writer.heldRawBytes === 0 && (collect(), true)),
+    };
     const reading = readFrames(channel, (m) => {
       if (!welcomed) {
         const settings = welcomeSettings(m, expected);

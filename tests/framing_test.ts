@@ -20,6 +20,7 @@ import {
 import { Op } from "../src/protocol.ts";
 import { encode } from "../src/_codec.ts";
 import { channelPair, concat, frame, rawChannel } from "./_wire.ts";
+import { flushMicrotasks } from "./_util.ts";
 
 /** Reads every message until the end of the stream. */
 async function readAll(
@@ -621,7 +622,10 @@ Deno.test("readFrames calls reclaim every RECLAIM_BYTES of byte contents, before
     received.push(m);
   }, {
     maxFrameBytes: 1 << 30,
-    reclaim: () => reclaimedAt.push(received.length),
+    reclaim: () => {
+      reclaimedAt.push(received.length);
+      return true;
+    },
   });
   // Every array arrived whole, and is still intact after all that followed.
   assert.deepEqual(received, sent);
@@ -686,4 +690,64 @@ Deno.test("takeCollector() takes the exposed collector, runs it as a minor colle
   } finally {
     delete global[COLLECTOR_GLOBAL];
   }
+});
+
+Deno.test("readFrames asks reclaim again before the next raw frame when it did not collect", async () => {
+  const [a, b] = channelPair({ maxRead: 64 * 1024 });
+  const writer = new FrameWriter(a, (e) => assert.fail(`write failed: ${e}`));
+  const sent: Message[] = [];
+  for (let i = 0; i < 8; i++) sent.push([Op.Result, i, noise(1 << 20, i)]);
+  for (const m of sent) writer.send(m);
+  await writer.drained();
+  a.close();
+  const received: Message[] = [];
+  const asked: number[] = [];
+  const collected: number[] = [];
+  await readFrames(b, (m) => {
+    received.push(m);
+  }, {
+    maxFrameBytes: 1 << 30,
+    reclaim: () => {
+      asked.push(received.length);
+      // Declines twice (as a worker still writing large results does).
+      if (asked.length <= 2) return false;
+      collected.push(received.length);
+      return true;
+    },
+  });
+  assert.deepEqual(received, sent);
+  const per = RECLAIM_BYTES / (1 << 20);
+  assert.deepEqual(asked.slice(0, 3), [per - 1, per, per + 1]);
+  assert.deepEqual(collected[0], per + 1);
+  if (collected.length > 1) assert.equal(collected[1], per + 1 + per);
+});
+
+Deno.test("FrameWriter.heldRawBytes counts the large byte arrays queued or being written, until written", async () => {
+  const gate = Promise.withResolvers<void>();
+  const written: number[] = [];
+  const channel: ByteChannel = {
+    read: () => Promise.resolve(null),
+    write: async (p) => {
+      await gate.promise;
+      written.push(p.length);
+      return p.length;
+    },
+    close: () => {},
+  };
+  const writer = new FrameWriter(channel, (e) => assert.fail(`${e}`));
+  writer.send([Op.Result, 1, "small"]);
+  writer.send([Op.Result, 2, new Uint8Array(BLOB_THRESHOLD)]);
+  assert.equal(writer.heldRawBytes, 0, "copied into the write buffer");
+  const big = new Uint8Array(1 << 20);
+  writer.send([Op.Result, 3, big]);
+  writer.send([Op.Result, 4, { again: big }]);
+  assert.equal(writer.heldRawBytes, 2 << 20);
+  await flushMicrotasks();
+  // Handed to the channel, not yet written: still held.
+  assert.equal(writer.pendingBytes, 0);
+  assert.equal(writer.heldRawBytes, 2 << 20);
+  gate.resolve();
+  await writer.drained();
+  assert.equal(writer.heldRawBytes, 0);
+  assert.ok(written.reduce((x, y) => x + y, 0) > 2 << 20);
 });
