@@ -112,6 +112,7 @@ export class MapInputs {
     this.#array = sources.length === 1 && plainArray(sources[0])
       ? sources[0]
       : undefined;
+    this.bulk = this.#array !== undefined && this.single;
   }
 
   /**
@@ -157,14 +158,19 @@ export class MapInputs {
     return this.#unit(items);
   }
 
-  /** Whether {@link MapInputs.slice} reads the next units. */
-  get bulk(): boolean {
-    return this.#array !== undefined && this.single && !this.#done;
-  }
+  /**
+   * Whether {@link MapInputs.slice} reads the next units (read only; a field,
+   * not a getter, as it is read for every task).
+   */
+  bulk: boolean;
 
-  /** Whether the sources ended. */
-  get done(): boolean {
-    return this.#done;
+  /** Whether the sources ended (read only, as {@link MapInputs.bulk}). */
+  done = false;
+
+  /** The sources ended, or are closed. */
+  #end(): void {
+    this.#done = this.done = true;
+    this.bulk = false;
   }
 
   /** Estimated bytes of the units the last {@link MapInputs.slice} read. */
@@ -204,7 +210,7 @@ export class MapInputs {
       if (bytes >= room) break;
     }
     if (i < length) units.length = i;
-    else if (i < n) this.#done = true;
+    else if (i < n) this.#end();
     this.#at = from + i;
     this.#count += i;
     this.sliceBytes = bytes;
@@ -224,7 +230,7 @@ export class MapInputs {
 
   /** Source `i` is exhausted: the zip ends there. */
   #ended(i: number): typeof END {
-    this.#done = true;
+    this.#end();
     if (this.#sources.length > 1) this.#endedBy = i;
     return END;
   }
@@ -235,7 +241,7 @@ export class MapInputs {
    */
   close(): void {
     if (this.#done && this.#endedBy < 0) return;
-    this.#done = true;
+    this.#end();
     for (let i = 0; i < this.#sources.length; i++) {
       if (i === this.#endedBy) continue;
       try {

@@ -49,6 +49,14 @@ export class AbortWatch<T extends Watched> {
     return this.#groups.size;
   }
 
+  /**
+   * Whether tasks of `signal` are watched now; if so, it has not aborted
+   * (its abort ends the watch before anything else sees it).
+   */
+  watches(signal: AbortSignal): boolean {
+    return signal === this.#lastSignal || this.#groups.has(signal);
+  }
+
   /** Watches `task` until {@link delete}: `signal` aborting cancels it. */
   add(signal: AbortSignal, task: T): void {
     task.signal = signal;

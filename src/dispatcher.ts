@@ -402,7 +402,11 @@ export class Dispatcher {
     reject: TaskCallback,
   ): void {
     const signal = options?.signal;
-    if (signal?.aborted) {
+    // A signal watched already has not aborted (aborting ends its watch at
+    // once): asked only of a new one, not for each of a map's tasks.
+    if (
+      signal !== undefined && !this.#aborts.watches(signal) && signal.aborted
+    ) {
       reject(signal.reason, tag);
       return;
     }

@@ -71,8 +71,10 @@ export function mapContext(
       // The pool is started and held by this map already (KeepAlive lets go
       // only once no map holds it): what remains of parts.open() is the
       // check that the pool takes work, once per task (a call per task
-      // costs, above all while the code is cold).
-      if (life.phase !== "draining") life.checkOpen();
+      // costs, above all while the code is cold). Running, it does (a
+      // failure ends that phase); draining, this map's tasks are taken.
+      const phase = life.phase;
+      if (phase !== "running" && phase !== "draining") life.checkOpen();
       return;
     }
     openForMap(parts);

@@ -16,29 +16,29 @@ export const MAX_PENDING_BYTES = 4 * 1024 * 1024;
 
 /** A queued or running task (a plain record: no methods). */
 export class Task {
-  exits: WorkerExit[] | undefined = undefined;
-  worker: WorkerHandle | undefined = undefined;
-  cancelled = false;
-  settled = false;
+  declare exits: WorkerExit[] | undefined;
+  declare worker: WorkerHandle | undefined;
+  declare cancelled: boolean;
+  declare settled: boolean;
   /** The signal that cancels it, while it is watched (see AbortWatch). */
-  signal: AbortSignal | undefined = undefined;
-  barriers: Barrier[] | undefined = undefined;
+  declare signal: AbortSignal | undefined;
+  declare barriers: Barrier[] | undefined;
   /** performance.now() when the task was sent (adaptive depth only). */
-  sentAt = 0;
+  declare sentAt: number;
   /** Its `timeout` (ms): counted from each send to a worker. */
-  timeout: number | undefined = undefined;
+  declare timeout: number | undefined;
   /** The running timeout, while the task is on a worker. */
-  timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  declare timer: ReturnType<typeof setTimeout> | undefined;
   /** Its neighbours among the live tasks (see {@link LiveTasks}). */
-  livePrev: Task | undefined = undefined;
-  liveNext: Task | undefined = undefined;
+  declare livePrev: Task | undefined;
+  declare liveNext: Task | undefined;
   /**
    * Passed back to `resolve` / `reject` as their second argument: what a
    * map's shared callbacks know a task by (no promise or closure per task).
    */
-  tag: unknown = undefined;
+  declare tag: unknown;
   /** Items it carries: a map chunk's, or 1 (see {@link itemCount}). */
-  readonly items: number;
+  declare readonly items: number;
 
   /**
    * @param id Its id within the pool.
@@ -62,6 +62,21 @@ export class Task {
     public retries: number,
     readonly pinned: boolean,
   ) {
+    // Set here (the fields are declared only) rather than by field
+    // initializers: those would be a function of their own, run (and, in a
+    // first map, interpreted and compiled) for every task.
+    this.exits = undefined;
+    this.worker = undefined;
+    this.cancelled = false;
+    this.settled = false;
+    this.signal = undefined;
+    this.barriers = undefined;
+    this.sentAt = 0;
+    this.timeout = undefined;
+    this.timer = undefined;
+    this.livePrev = undefined;
+    this.liveNext = undefined;
+    this.tag = undefined;
     this.items = kind === "chunk" || kind === "items" ? args.length : 1;
   }
 }

@@ -93,3 +93,23 @@ Deno.test("AbortWatch removes a signal's listener with its last task", () => {
   assert.deepEqual(cancelled.map(([n]) => n), [1]);
   assert.equal(listeners, 0);
 });
+
+Deno.test("AbortWatch.watches() is true while a signal has tasks watched, so it has not aborted", () => {
+  const { watch, add, settle } = setup();
+  const a = new AbortController();
+  const b = new AbortController();
+  assert.equal(watch.watches(a.signal), false);
+  const [one, two, three] = [item(1), item(2), item(3)];
+  add(a.signal, one);
+  add(b.signal, two);
+  add(a.signal, three);
+  assert.equal(watch.watches(a.signal), true);
+  assert.equal(watch.watches(b.signal), true, "not only the last one used");
+  settle(one);
+  assert.equal(watch.watches(a.signal), true);
+  settle(three);
+  assert.equal(watch.watches(a.signal), false, "its last task settled");
+  b.abort(new Error("stop"));
+  assert.equal(watch.watches(b.signal), false, "aborted");
+  assert.equal(watch.size, 0);
+});
