@@ -480,8 +480,11 @@ function getExt(r: Reader, type: number): unknown {
   return value;
 }
 
-/** Aligned room for the numbers of an `Ext.Numbers` or `Ext.Ints`. */
+/** Aligned room for the numbers of an `Ext.Numbers` or `Ext.Ints`, and views of it. */
 let scratch = new ArrayBuffer(2048);
+let scratchBytes = new Uint8Array(scratch);
+let scratchInts = new Int32Array(scratch);
+let scratchFloats = new Float64Array(scratch);
 /** Most bytes {@link scratch} keeps. */
 const SCRATCH_KEPT = 1 << 19;
 
@@ -510,19 +513,39 @@ function getNumbers(r: Reader, size: number, ints: boolean): number[] {
     }
     return array;
   }
-  let buffer = scratch;
-  if (buffer.byteLength < size) {
-    buffer = new ArrayBuffer(Math.max(size, buffer.byteLength * 2));
-    if (buffer.byteLength <= SCRATCH_KEPT) scratch = buffer;
+  if (scratch.byteLength < size) {
+    const buffer = new ArrayBuffer(Math.max(size, scratch.byteLength * 2));
+    if (buffer.byteLength > SCRATCH_KEPT) {
+      return copyNumbers(r, start, size, ints, buffer, array);
+    }
+    scratch = buffer;
+    scratchBytes = new Uint8Array(buffer);
+    scratchInts = new Int32Array(buffer);
+    scratchFloats = new Float64Array(buffer);
   }
-  new Uint8Array(buffer, 0, size).set(r.buf.subarray(start, start + size));
+  scratchBytes.set(r.buf.subarray(start, start + size));
   if (ints) {
-    const i32 = new Int32Array(buffer, 0, n);
+    const i32 = scratchInts;
     for (let i = 0; i < n; i++) array[i] = i32[i]!;
   } else {
-    const f64 = new Float64Array(buffer, 0, n);
+    const f64 = scratchFloats;
     for (let i = 0; i < n; i++) array[i] = f64[i]!;
   }
+  return array;
+}
+
+/** {@link getNumbers} through a buffer too large to keep. */
+function copyNumbers(
+  r: Reader,
+  start: number,
+  size: number,
+  ints: boolean,
+  buffer: ArrayBuffer,
+  array: number[],
+): number[] {
+  new Uint8Array(buffer).set(r.buf.subarray(start, start + size));
+  const numbers = ints ? new Int32Array(buffer) : new Float64Array(buffer);
+  for (let i = 0; i < array.length; i++) array[i] = numbers[i]!;
   return array;
 }
 

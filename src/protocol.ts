@@ -265,8 +265,26 @@ function isId(value: unknown): value is number {
   return typeof value === "number" && Number.isInteger(value) && value >= 0;
 }
 
-const isIds = (value: unknown): value is number[] =>
-  Array.isArray(value) && value.every(isId);
+/** A list of ids: one loop, no call per element (cheap while cold). */
+function isIds(value: unknown): value is number[] {
+  if (!Array.isArray(value)) return false;
+  for (let i = 0; i < value.length; i++) {
+    const v = value[i];
+    if (typeof v !== "number" || !(v >= 0) || v % 1 !== 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
+/** A list of numbers: one loop, no call per element. */
+function isNumbers(value: unknown): value is number[] {
+  if (!Array.isArray(value)) return false;
+  for (let i = 0; i < value.length; i++) {
+    if (typeof value[i] !== "number") return false;
+  }
+  return true;
+}
 
 const isCall = (m: Message): boolean =>
   m.length === 4 && isId(m[1]) && isId(m[2]) && Array.isArray(m[3]);
@@ -302,9 +320,8 @@ const GUARDS: Record<number, (m: Message) => boolean> = {
   [Op.Stats]: (m) => m.length >= 2 && typeof m[1] === "number",
   [Op.Results]: (m) =>
     m.length === 4 && isIds(m[1]) && Array.isArray(m[2]) &&
-    Array.isArray(m[3]) && m[1].length === m[2].length &&
-    m[1].length === m[3].length &&
-    m[3].every((us) => typeof us === "number"),
+    isNumbers(m[3]) && m[1].length === m[2].length &&
+    m[1].length === m[3].length,
 };
 
 const NAMES: Record<number, string> = Object.fromEntries(

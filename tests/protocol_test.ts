@@ -102,6 +102,25 @@ Deno.test("protocol: malformed messages are refused by name", () => {
       parseWorkerMessage,
     ],
     [[Op.Results, [1], [1], ["1"]], /malformed Results/, parseWorkerMessage],
+    ...[-1, 1.5, Infinity, NaN, "1", null].map((id): [
+      Message,
+      RegExp,
+      (m: Message) => unknown,
+    ] => [
+      [Op.Results, [0, id], [1, 2], [3, 4]],
+      /malformed Results/,
+      parseWorkerMessage,
+    ]),
+    [
+      [Op.Results, [1, 2], [1, 2], [3, undefined]],
+      /malformed Results/,
+      parseWorkerMessage,
+    ],
+    [
+      [Op.Calls, 1, [1, Infinity], [[1], [2]]],
+      /malformed Calls/,
+      parsePoolMessage,
+    ],
     [[Op.Result, -1, 1], /malformed Result/, parseWorkerMessage],
     [[Op.Result, 1, 1, "fast"], /malformed Result/, parseWorkerMessage],
     [[Op.Error, 1, "boom"], /malformed Error/, parseWorkerMessage],
