@@ -111,13 +111,20 @@ function putBigInt(value: bigint): void {
 }
 
 function putObject(object: object, depth: number): void {
-  if (depth <= libraryDepth && libraryDepth !== 0 && Array.isArray(object)) {
+  if (Array.isArray(object)) {
     // The protocol's own arrays (the message, a call's argument list, a
-    // chunk's lists): nothing in the message can refer to them again (a
-    // task sees its arguments spread), so they are numbered, as the decoder
-    // numbers every object, but not remembered.
-    nextId++;
-    return putArray(object, depth);
+    // chunk's lists) and a chunk's results: nothing in the message can
+    // refer to them again (a task sees its arguments spread; results arrays
+    // are the worker's own), so they are numbered, as the decoder numbers
+    // every object, but not remembered.
+    if (depth <= libraryDepth && libraryDepth !== 0) {
+      nextId++;
+      return putArray(object, depth, false);
+    }
+    if (_libraryArrays.has(object)) {
+      nextId++;
+      return putArray(object, depth, true);
+    }
   }
   const id = ids.get(object);
   if (id !== undefined) {
@@ -129,18 +136,18 @@ function putObject(object: object, depth: number): void {
     return;
   }
   ids.set(object, nextId++);
-  if (Array.isArray(object)) return putArray(object, depth);
+  if (Array.isArray(object)) return putArray(object, depth, false);
   const constructor = object.constructor;
   if (constructor === Object) return putPlain(object, depth);
   putOther(object, constructor, depth);
 }
 
-function putArray(array: unknown[], depth: number): void {
+/** `own`: one of {@link _libraryArrays}, with nothing to look for. */
+function putArray(array: unknown[], depth: number, own: boolean): void {
   const length = array.length;
   if (
-    (checkAllArrays ||
-      (depth > libraryDepth && length <= ARRAY_PROPS_CHECKED)) &&
-    !_libraryArrays.has(array)
+    !own &&
+    (checkAllArrays || (depth > libraryDepth && length <= ARRAY_PROPS_CHECKED))
   ) {
     // Holes and other properties (structuredClone copies them; a RegExp
     // match has `index`, `input` and `groups`). Listing the keys of a long

@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { Writer } from "../src/_msgpack.ts";
 import { Ext, pack, unpack } from "./_msgpack_plain.ts";
-import { decode, encode } from "../src/_codec.ts";
+import { _libraryArrays, decode, encode } from "../src/_codec.ts";
 import { differ } from "./_differ.ts";
 
 /** The first bytes of `pack(value)`, as hex. */
@@ -532,4 +532,15 @@ Deno.test("codec: shared and circular values inside protocol frames keep their i
   assert.equal(two[1], one);
   assert.deepEqual(results[1], [7, 8, 9]);
   assert.deepEqual(results[3], [1, 2, 3]);
+  // A chunk's results (the worker's own array) before values that share.
+  const chunkResults = [shared, 2, 3];
+  _libraryArrays.add(chunkResults);
+  const mixed = decode(
+    encode([24, [1, 2, 3], [chunkResults, shared, [shared]], [1, 2, 3]])
+      .slice(),
+  ) as [number, number[], unknown[], number[]];
+  const [theirs, alone, inList] = mixed[2] as [unknown[], unknown, unknown[]];
+  assert.deepEqual(theirs, [shared, 2, 3]);
+  assert.equal(theirs[0], alone);
+  assert.equal(inList[0], alone);
 });
