@@ -110,7 +110,10 @@ export interface PoolOptions {
    * Environment variables for local workers, on top of the pool's own
    * environment (which they inherit). Remote workers get their host's
    * environment. With `permissions`, a task reads them only with
-   * `--allow-env`.
+   * `--allow-env`. Local workers also get a `GLIBC_TUNABLES` with malloc
+   * settings that let them reuse the memory of large byte arrays they
+   * received (the pool's own `GLIBC_TUNABLES`, where it may read it, comes
+   * after them and wins); a `GLIBC_TUNABLES` given here replaces them.
    */
   env?: Record<string, string> | undefined;
   /** Extra `deno run` flags for local workers, e.g. `["--v8-flags=--max-old-space-size=512"]`. */
