@@ -107,9 +107,16 @@ Deno.test({
     // Tasks see neither the collector nor V8's usual name for it.
     const seen = await pool.run((name: string) => {
       const g = globalThis as Record<string, unknown>;
-      return [typeof g[name], typeof g.gc];
+      let replaced = true;
+      try {
+        g[name] = () => {};
+      } catch {
+        replaced = false;
+      }
+      const d = Object.getOwnPropertyDescriptor(g, name);
+      return [typeof g[name], typeof g.gc, replaced, d?.writable];
     }, COLLECTOR_GLOBAL);
-    assert.deepEqual(seen, ["undefined", "undefined"]);
+    assert.deepEqual(seen, ["undefined", "undefined", false, false]);
 
     const own = "glibc.malloc.arena_max=1";
     await using custom = await Pool.create({
