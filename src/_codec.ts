@@ -23,8 +23,12 @@
  * plain objects (maps with string keys; class instances as their own
  * enumerable fields) are standard MessagePack, but for arrays of 8 and more
  * numbers only (no holes, no other properties), which are one extension of
- * float64s: exact for every number, and written and read by a tight loop and a
- * native copy, cheap while the code is still cold. Everything else is an
+ * int32s (`Ext.Ints`, when all are int32 and none is `-0`) or of float64s
+ * (`Ext.Numbers`): exact for every number, and written and read by a tight
+ * loop and a native copy, cheap while the code is still cold (issue 14).
+ * Arrays the protocol makes (the message, argument lists, a chunk's results)
+ * are numbered like every object but never remembered, as nothing can refer
+ * to them again. Everything else is an
  * extension type of ours (the `Ext` codes of `src/_codec_ext.ts`), whose
  * payload is a sequence of MessagePack values: `undefined`, `-0`, bigints,
  * arrays with holes or other properties, Map, Set, Date, RegExp, errors, URL,
