@@ -514,7 +514,9 @@ function getNumbers(r: Reader, size: number, ints: boolean): number[] {
     return array;
   }
   if (scratch.byteLength < size) {
-    const buffer = new ArrayBuffer(Math.max(size, scratch.byteLength * 2));
+    // A whole number of float64s (an odd count of int32s is not).
+    const bytes = Math.max(size, scratch.byteLength * 2);
+    const buffer = new ArrayBuffer(bytes + (-bytes & 7));
     if (buffer.byteLength > SCRATCH_KEPT) {
       return copyNumbers(r, start, size, ints, buffer, array);
     }

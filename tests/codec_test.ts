@@ -763,3 +763,42 @@ Deno.test("Pool: map items and results that are numbers cross chunked both ways 
     );
   }
 });
+
+Deno.test("codec: arrays of numbers of any length decode, however the decoder's scratch grew before", async () => {
+  // A decoder module of its own, so its scratch starts small whatever other
+  // tests decoded: lengths growing threefold make it grow by jumps to sizes
+  // that are no multiple of 8 (an odd count of int32s).
+  const fresh = new URL(
+    `../src/_codec_decode.ts?scratch=${crypto.randomUUID()}`,
+    import.meta.url,
+  ).href;
+  const { decode: freshDecode } = await import(fresh) as {
+    decode: (bytes: Uint8Array) => unknown;
+  };
+  for (const decoder of [freshDecode, decode]) {
+    for (const float of [false, true, false]) {
+      for (let n = 9; n < 400_000; n *= 3) {
+        const value = Array.from(
+          { length: n },
+          (_, i) => float ? i + 0.5 : i - 7,
+        );
+        const back = decoder(encode([0, value]).slice()) as [0, number[]];
+        assert.equal(back[1].length, n);
+        assert.deepEqual(back[1], value, `${n} numbers`);
+      }
+    }
+  }
+});
+
+Deno.test("Pool: a default map over 100k numbers (adaptive chunks of every size) crosses exactly", async () => {
+  await using pool = new Pool({ workers: 2 });
+  const items = Array.from({ length: 100_000 }, (_, i) => i);
+  let sum = 0;
+  let count = 0;
+  for await (const y of pool.map((x: number) => x + 2, items)) {
+    sum += y;
+    count++;
+  }
+  assert.equal(count, items.length);
+  assert.equal(sum, (items.length * (items.length - 1)) / 2 + 2 * items.length);
+});
