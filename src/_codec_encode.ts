@@ -161,12 +161,28 @@ function putArray(array: unknown[], depth: number, own: boolean): void {
       return putSparse(array, keys, depth);
     }
   }
-  if (
-    length >= NUMBERS_MIN && typeof array[0] === "number" && LITTLE_ENDIAN &&
-    putNumbers(array, length)
-  ) return;
-  w.arrayHeader(length);
-  for (let i = 0; i < length; i++) {
+  let from = 0;
+  if (length >= NUMBERS_MIN && LITTLE_ENDIAN) {
+    const stop = putNumbers(array, length);
+    if (stop < 0) return;
+    // Not all numbers: what the scan read is written from where it is kept
+    // (each element is read once, as structuredClone reads it).
+    w.arrayHeader(length);
+    const ints = scanInts;
+    const floats = scanFloats;
+    const value = stopValue;
+    stopValue = undefined;
+    for (let i = 0; i < stop; i++) {
+      if (i < floatsFrom) w.number(ints[i]!);
+      else put(floats[i]!, depth + 1);
+    }
+    if (value === undefined && !(stop in array)) throw RESTART;
+    put(value, depth + 1);
+    from = stop + 1;
+  } else {
+    w.arrayHeader(length);
+  }
+  for (let i = from; i < length; i++) {
     const v = array[i];
     if (v === undefined && !(i in array)) throw RESTART;
     put(v, depth + 1);
@@ -177,43 +193,59 @@ function putArray(array: unknown[], depth: number, own: boolean): void {
 const NUMBERS_KEPT = 1 << 16;
 let int32s = new Int32Array(256);
 let float64s = new Float64Array(256);
+/**
+ * Where {@link putNumbers} stopped, when it did: the element it read there
+ * (no number), the arrays holding the numbers before it (int32s up to
+ * `floatsFrom`, float64s from there).
+ */
+let stopValue: unknown;
+let scanInts: Int32Array = int32s;
+let scanFloats: Float64Array = float64s;
+let floatsFrom = 0;
 
 /**
  * Writes `array` as one `Ext.Ints` (all int32, no `-0`) or `Ext.Numbers` if
- * its elements are all numbers (a hole or anything else: false, and nothing
- * written). Tight loops and native copies, so cheap even while the code is
- * still cold.
+ * its elements are all numbers, and returns -1. Tight loops and native
+ * copies, so cheap even while the code is still cold. Otherwise writes
+ * nothing and returns the index of the first element that is no number (a
+ * hole or anything else): see {@link stopValue}.
  */
-function putNumbers(array: unknown[], length: number): boolean {
+function putNumbers(array: unknown[], length: number): number {
+  let v = array[0];
+  if (typeof v !== "number") return stopAt(0, v, int32s, float64s, 0);
   let ints = int32s;
   if (ints.length < length) {
     ints = new Int32Array(Math.max(length, ints.length * 2));
     if (ints.length <= NUMBERS_KEPT) int32s = ints;
   }
   let i = 0;
-  for (; i < length; i++) {
-    const v = array[i];
-    if (typeof v !== "number") return false;
-    if ((v | 0) !== v || (v === 0 && 1 / v < 0)) break;
-    ints[i] = v;
+  for (;;) {
+    const n = v as number;
+    if ((n | 0) !== n || (n === 0 && 1 / n < 0)) break;
+    ints[i] = n;
+    if (++i === length) {
+      const size = length * 4;
+      w.extHeader(Ext.Ints, size);
+      w.ensure(size);
+      w.buf.set(new Uint8Array(ints.buffer, 0, size), w.pos);
+      w.pos += size;
+      return -1;
+    }
+    v = array[i];
+    if (typeof v !== "number") return stopAt(i, v, ints, float64s, i);
   }
-  if (i === length) {
-    const size = length * 4;
-    w.extHeader(Ext.Ints, size);
-    w.ensure(size);
-    w.buf.set(new Uint8Array(ints.buffer, 0, size), w.pos);
-    w.pos += size;
-    return true;
-  }
+  // The number at i is no int32: float64s from here on.
+  const from = i;
   let floats = float64s;
   if (floats.length < length) {
     floats = new Float64Array(Math.max(length, floats.length * 2));
     if (floats.length <= NUMBERS_KEPT) float64s = floats;
   }
   floats.set(ints.subarray(0, i));
-  for (; i < length; i++) {
-    const v = array[i];
-    if (typeof v !== "number") return false;
+  floats[i] = v as number;
+  for (i++; i < length; i++) {
+    v = array[i];
+    if (typeof v !== "number") return stopAt(i, v, ints, floats, from);
     floats[i] = v;
   }
   const size = length * 8;
@@ -221,7 +253,25 @@ function putNumbers(array: unknown[], length: number): boolean {
   w.ensure(size);
   w.buf.set(new Uint8Array(floats.buffer, 0, size), w.pos);
   w.pos += size;
-  return true;
+  return -1;
+}
+
+/**
+ * Notes where {@link putNumbers} stopped (set last, so that an encode
+ * inside a getter it called cannot change them) and returns `at`.
+ */
+function stopAt(
+  at: number,
+  value: unknown,
+  ints: Int32Array,
+  floats: Float64Array,
+  from: number,
+): number {
+  stopValue = value;
+  scanInts = ints;
+  scanFloats = floats;
+  floatsFrom = from;
+  return at;
 }
 
 function putSparse(array: unknown[], keys: string[], depth: number): void {
@@ -435,6 +485,9 @@ export function encode(value: unknown, segments?: Uint8Array[]): Uint8Array {
     // Called from inside a walk (a getter or a registered type's encode):
     // on a writer of its own.
     const saved = [w, ids, nextId, usedRefs, checkAllArrays, raws] as const;
+    const scratches = [int32s, float64s] as const;
+    int32s = new Int32Array(0);
+    float64s = new Float64Array(0);
     w = new Writer();
     ids = new Map();
     nextId = 0;
@@ -446,6 +499,7 @@ export function encode(value: unknown, segments?: Uint8Array[]): Uint8Array {
       return encode(value, segments).slice();
     } finally {
       [w, ids, nextId, usedRefs, checkAllArrays, raws] = saved;
+      [int32s, float64s] = scratches;
       busy = true;
     }
   }

@@ -544,3 +544,50 @@ Deno.test("codec: shared and circular values inside protocol frames keep their i
   assert.equal(theirs[0], alone);
   assert.equal(inList[0], alone);
 });
+
+Deno.test("codec: an array of numbers whose element getter encodes numbers itself crosses intact", () => {
+  const inner = Array.from({ length: 20 }, (_, i) => 1000 + i);
+  let nested: unknown;
+  const outer = Array.from({ length: 20 }, (_, i) => i);
+  Object.defineProperty(outer, 5, {
+    enumerable: true,
+    get() {
+      nested = decode(encode([0, inner]).slice());
+      return 5;
+    },
+  });
+  const back = decode(encode([0, outer]).slice()) as [number, number[]];
+  assert.deepEqual(back[1], Array.from({ length: 20 }, (_, i) => i));
+  assert.deepEqual((nested as [number, number[]])[1], inner);
+});
+
+Deno.test("codec: each element of a long array is read once, whatever it holds", () => {
+  const layouts: [string, unknown[]][] = [
+    ["int32s", [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]],
+    ["a float midway", [1, 2, 3, 4, 5, 6.5, 7, 8, 9, 10, 11, 12]],
+    ["-0 midway, a string last", [1, 2, 3, -0, 5, 6, 7, 8, 9, 10, 11, "x"]],
+    ["a string last", [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, "x"]],
+    ["a float, then an object", [1, 2, 0.5, 4, 5, { o: 1 }, 7, 8, 9, 10]],
+    ["a string first", ["x", 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]],
+  ];
+  for (const [label, values] of layouts) {
+    const reads = new Array<number>(values.length).fill(0);
+    const array: unknown[] = [];
+    values.forEach((value, i) => {
+      Object.defineProperty(array, i, {
+        enumerable: true,
+        configurable: true,
+        get() {
+          reads[i]!++;
+          return value;
+        },
+      });
+    });
+    const back = decode(encode([0, array]).slice()) as [number, unknown[]];
+    assert.deepEqual(reads, values.map(() => 1), label);
+    assert.deepEqual(back[1], values, label);
+    values.forEach((value, i) =>
+      assert.ok(Object.is(back[1][i], value) || typeof value === "object")
+    );
+  }
+});
