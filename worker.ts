@@ -1,14 +1,16 @@
 /**
  * The worker process. A pool starts it as
- * `deno run -A worker.ts --unix <socket> --id <n>` and writes its secret as the
+ * `deno run -A worker.ts --unix <socket> --id <n>` and writes its key as the
  * first line on the worker's stdin; stdin then stays open as a lifeline. The
- * worker connects to the socket, proves it knows the secret, runs tasks, and
+ * worker connects to the socket, proves it knows the key, runs tasks, and
  * exits when the connection ends or when the pool says so. A watchdog (a
  * thread, or a `sh` process where it can be one) ends it (and the process
  * group it leads) when stdin closes, even while a task blocks the worker's
  * event loop, so workers never outlive their pool; with `--max-memory-mb <n>`
  * it (then a thread) also ends the worker when its resident memory passes n
- * MiB.
+ * MiB. With `--lifeline group`, the worker watches no stdin: the leader of
+ * its process group (the `sh` a local pool starts it through on Linux) reads
+ * the pool's end and kills the group when it closes.
  *
  * @example Start a worker by hand (a pool normally does this)
  * ```ts ignore
@@ -77,7 +79,8 @@ function revokeSocketAccess(path: string): void {
 
 /**
  * Runs one worker: `--unix <path>` (the pool's socket), `--id <n>` and
- * optionally `--max-memory-mb <n>`.
+ * optionally `--max-memory-mb <n>` and `--lifeline group` (its group's
+ * leader watches the lifeline; the default, `self`, has it watched here).
  * Resolves when the worker is done; the process should then exit.
  *
  * @param args Command-line arguments.
@@ -88,19 +91,21 @@ export async function workerMain(args: string[]): Promise<number> {
   let path: string | undefined;
   let workerId = NaN;
   let maxMemoryMB = 0;
+  let lifeline = "self";
   let known = args.length % 2 === 0;
   for (let i = 0; i + 1 < args.length; i += 2) {
     if (args[i] === "--unix") path = args[i + 1];
     else if (args[i] === "--id") workerId = Number(args[i + 1]);
     else if (args[i] === "--max-memory-mb") maxMemoryMB = Number(args[i + 1]);
+    else if (args[i] === "--lifeline") lifeline = args[i + 1]!;
     else known = false;
   }
   if (
     !known || path === undefined || !Number.isInteger(workerId) ||
-    !(maxMemoryMB >= 0)
+    !(maxMemoryMB >= 0) || (lifeline !== "self" && lifeline !== "group")
   ) {
     console.error(
-      "usage: worker.ts --unix <socket path> --id <worker id> [--max-memory-mb <n>]",
+      "usage: worker.ts --unix <socket path> --id <worker id> [--max-memory-mb <n>] [--lifeline self|group]",
     );
     return 2;
   }
@@ -109,7 +114,13 @@ export async function workerMain(args: string[]): Promise<number> {
   // connection, sends its challenge and writes this worker's key.
   const connecting = Deno.connect({ transport: "unix", path });
   connecting.catch(() => {}); // awaited below
-  const watchdog = createWatchdog({ maxMemoryMB });
+  // With `--lifeline group`, the leader of this process's group (the `sh`
+  // its launcher started it through) watches the pool's end of stdin and
+  // kills the group; this process only gets its key on stdin.
+  const watchdog = createWatchdog({
+    maxMemoryMB,
+    watchStdin: lifeline === "self",
+  });
   // This worker's own key (never the pool's secret), kept only as a
   // non-extractable CryptoKey: the text is wiped once imported.
   const material = readKeyLine();

@@ -16,6 +16,11 @@
  * The thread is loaded from a `blob:` URL, which needs no read permission and
  * works under the narrowest sandbox.
  *
+ * A pool's local worker on Linux needs none of this for its lifeline: it is
+ * started through a `sh` that leads its group and watches stdin for it
+ * (`--lifeline group`, src/launcher.ts), and only a memory cap gives it a
+ * thread.
+ *
  * @module
  */
 
@@ -25,12 +30,20 @@ export interface WatchdogOptions {
   maxMemoryMB?: number | undefined;
   /** How often memory is checked (ms); default 100. */
   pollMs?: number | undefined;
+  /**
+   * Whether stdin is the lifeline to watch; default true. False when the
+   * process that started this one watches it instead (a local worker of a
+   * pool on Linux, whose process group's leader, a `sh`, does; see
+   * src/launcher.ts): then only memory is watched, if anything.
+   */
+  watchStdin?: boolean | undefined;
 }
 
 /** The message the thread gets: what to check. */
 interface Start {
   maxMemoryMB: number;
   pollMs: number;
+  watchStdin: boolean;
 }
 
 /**
@@ -43,7 +56,7 @@ function watchdogThread(): void {
   };
   scope.onmessage = (event) => {
     scope.onmessage = null;
-    const { maxMemoryMB, pollMs } = event.data;
+    const { maxMemoryMB, pollMs, watchStdin } = event.data;
     const end = (why: string | undefined): void => {
       if (why !== undefined) {
         try {
@@ -69,13 +82,15 @@ function watchdogThread(): void {
         }
       }, pollMs);
     }
-    (async () => {
-      const buffer = new Uint8Array(64);
-      try {
-        while ((await Deno.stdin.read(buffer)) !== null) { /* drain */ }
-      } catch { /* stdin broke: the same as closed */ }
-      end(undefined);
-    })();
+    if (watchStdin) {
+      (async () => {
+        const buffer = new Uint8Array(64);
+        try {
+          while ((await Deno.stdin.read(buffer)) !== null) { /* drain */ }
+        } catch { /* stdin broke: the same as closed */ }
+        end(undefined);
+      })();
+    }
     scope.postMessage("watching");
   };
 }
@@ -125,6 +140,7 @@ function watchdogThreadOf(options: WatchdogOptions): Watchdog {
           {
             maxMemoryMB: options.maxMemoryMB ?? 0,
             pollMs: options.pollMs ?? 100,
+            watchStdin: options.watchStdin ?? true,
           } satisfies Start,
         );
       }
@@ -146,7 +162,10 @@ const LIFELINE_SCRIPT = "cat >/dev/null; kill -KILL 0";
  * resolves at once; if it cannot be spawned, the thread is started instead.
  */
 function watchdogProcess(options: WatchdogOptions): Watchdog | undefined {
-  if (options.maxMemoryMB || Deno.build.os !== "linux") return undefined;
+  if (
+    options.maxMemoryMB || options.watchStdin === false ||
+    Deno.build.os !== "linux"
+  ) return undefined;
   const may = (d: Deno.PermissionDescriptor) =>
     Deno.permissions.querySync(d).state === "granted";
   try {
@@ -188,5 +207,8 @@ function watchdogProcess(options: WatchdogOptions): Watchdog | undefined {
  * @returns The watchdog, not yet watching.
  */
 export function createWatchdog(options: WatchdogOptions = {}): Watchdog {
+  if (options.watchStdin === false && !options.maxMemoryMB) {
+    return { start: () => Promise.resolve() };
+  }
   return watchdogProcess(options) ?? watchdogThreadOf(options);
 }

@@ -325,6 +325,90 @@ export function _setsidPath(): string | null {
   return setsidFound;
 }
 
+/**
+ * The lifeline a local worker is started through, as the leader of its
+ * process group (`setsid /bin/sh -c LIFELINE sh <deno> run … worker.ts …
+ * --lifeline group`). It takes the worker's key, the first line of its
+ * stdin, and hands it to the worker on a pipe of its own; only then does a
+ * `sh` of the group (forked, not started anew) read the rest of stdin, and
+ * its end (the pool closed it, or died) kills the whole group, the worker
+ * too, whatever it is doing. No key, no worker: stdin's end before the key
+ * kills the group as well. The leader waits for the worker and exits as it
+ * did (a signal that ended it as code 128 + its number, which
+ * {@link _exitOfShell} turns back), and then the pool kills what is left of
+ * the group. The worker, started with the group and not spawning a watchdog
+ * of its own, is ready sooner (issue 14). The key never appears in an
+ * argument or in the environment: `read` and `echo` are built into `sh`.
+ */
+export const _LIFELINE = `exec 3<&0 </dev/null
+{ read -r k <&3 || kill -KILL 0; echo "$k"; unset k
+  { while read -r l <&3; do :; done; kill -KILL 0; } >/dev/null 2>&1 &
+} | "$@" 3<&- &
+wait $! 2>/dev/null`;
+
+/** Linux signal numbers, for the exit status `sh` reports as 128 + n. */
+const SIGNALS: (Deno.Signal | undefined)[] = [
+  undefined,
+  "SIGHUP",
+  "SIGINT",
+  "SIGQUIT",
+  "SIGILL",
+  "SIGTRAP",
+  "SIGABRT",
+  "SIGBUS",
+  "SIGFPE",
+  "SIGKILL",
+  "SIGUSR1",
+  "SIGSEGV",
+  "SIGUSR2",
+  "SIGPIPE",
+  "SIGALRM",
+  "SIGTERM",
+  "SIGSTKFLT",
+  "SIGCHLD",
+  "SIGCONT",
+  "SIGSTOP",
+  "SIGTSTP",
+  "SIGTTIN",
+  "SIGTTOU",
+  "SIGURG",
+  "SIGXCPU",
+  "SIGXFSZ",
+  "SIGVTALRM",
+  "SIGPROF",
+  "SIGWINCH",
+  "SIGIO",
+  "SIGPWR",
+  "SIGSYS",
+];
+
+/**
+ * How a worker started through {@link _LIFELINE} ended: `sh` exits with the
+ * worker's code, or 128 + n when signal n ended it.
+ */
+export function _exitOfShell(exit: LaunchExit): LaunchExit {
+  const signal = exit.code !== undefined && exit.code > 128
+    ? SIGNALS[exit.code - 128]
+    : undefined;
+  return signal ? { code: undefined, signal } : exit;
+}
+
+let shellAllowed: boolean | undefined;
+
+/** Whether the pool may run `/bin/sh` (asked once, never prompting). */
+function _shellAllowed(): boolean {
+  if (shellAllowed !== undefined) return shellAllowed;
+  try {
+    shellAllowed = Deno.permissions.querySync({
+          name: "run",
+          command: "/bin/sh",
+        }).state === "granted" && Deno.statSync("/bin/sh").isFile;
+  } catch {
+    shellAllowed = false;
+  }
+  return shellAllowed;
+}
+
 /** Starts local workers as `deno run worker.ts` child processes. */
 export class LocalLauncher implements Launcher {
   /** Always `"local"`. */
@@ -344,8 +428,14 @@ export class LocalLauncher implements Launcher {
       new URL("../worker.ts", import.meta.url).href;
     const maxMemoryMB = this.#options.maxMemoryMB;
     const setsid = _setsidPath();
+    // The group's leader watches the lifeline where it can (Linux, setsid
+    // and /bin/sh), for this package's worker: a worker script of the
+    // user's may not take `--lifeline group`.
+    const shell = setsid !== null && this.#options.workerUrl === undefined &&
+      _shellAllowed();
     const child = new Deno.Command(setsid ?? Deno.execPath(), {
       args: [
+        ...(shell ? ["/bin/sh", "-c", _LIFELINE, "distex-worker"] : []),
         ...(setsid ? [Deno.execPath()] : []),
         "run",
         ...sandbox(this.#options.permissions, endpoint.socketPath, workerUrl),
@@ -356,6 +446,7 @@ export class LocalLauncher implements Launcher {
         "--id",
         String(ids[0]),
         ...(maxMemoryMB ? ["--max-memory-mb", String(maxMemoryMB)] : []),
+        ...(shell ? ["--lifeline", "group"] : []),
       ],
       ...(this.#options.env ? { env: this.#options.env } : {}),
       stdin: "piped",
@@ -392,7 +483,7 @@ export class LocalLauncher implements Launcher {
     );
     const exited = launch.exited.then(async (exit) => {
       await stdoutDone;
-      return exit;
+      return shell ? _exitOfShell(exit) : exit;
     });
     return { ...launch, exited };
   }

@@ -1,15 +1,24 @@
 /**
- * The worker's watchdog in both forms: a `sh` process (the default local
- * worker on Linux) and a thread (with a memory cap). Either ends a worker
- * spinning in sync code, and what its task started, when the pool's owner
- * is killed.
+ * The worker's lifeline: a local worker on Linux is started through a `sh`
+ * that leads its process group and watches the pool's end of its stdin
+ * (with a memory cap, the worker also runs a thread that watches its
+ * memory). It ends a worker spinning in sync code, and what its task
+ * started, when the pool's owner is killed.
  *
  * @module
  */
 import assert from "node:assert/strict";
+import { _LIFELINE } from "../src/launcher.ts";
 import { alive, killAll, pollUntil, startOwner } from "./_util.ts";
 
 const OWNER = new URL("./fixtures/spinning_owner.ts", import.meta.url);
+
+/** Fields of /proc/<pid>/stat after the command name. */
+function procStat(pid: number): { ppid: number; pgrp: number } {
+  const text = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const f = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  return { ppid: Number(f[1]), pgrp: Number(f[2]) };
+}
 
 /** The pids of `pid`'s children (Linux), each with its command line. */
 function childrenOf(pid: number): { pid: number; argv: string[] }[] {
@@ -20,7 +29,30 @@ function childrenOf(pid: number): { pid: number; argv: string[] }[] {
   }));
 }
 
-for (const kind of ["process", "thread"] as const) {
+/** The processes of process group `pgrp` (Linux), each with its command line. */
+function groupOf(pgrp: number): { pid: number; argv: string[] }[] {
+  const members: { pid: number; argv: string[] }[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    const pid = Number(entry.name);
+    if (!Number.isInteger(pid)) continue;
+    try {
+      if (procStat(pid).pgrp !== pgrp) continue;
+      const argv = Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0");
+      members.push({ pid, argv });
+    } catch { /* exited meanwhile */ }
+  }
+  return members;
+}
+
+/**
+ * How the pool's owner starts its workers: the default local worker (its
+ * group's `sh` leader watches the lifeline), with a memory cap (the same,
+ * and a thread in the worker watches memory), or a worker script given by
+ * URL (it runs a `sh` child of its own that watches its stdin).
+ */
+const KINDS = ["group", "thread", "self"] as const;
+
+for (const kind of KINDS) {
   Deno.test({
     name:
       `watchdog (${kind}): a spinning worker and its task's child are gone after the owner's SIGKILL`,
@@ -32,17 +64,34 @@ for (const kind of ["process", "thread"] as const) {
         await using owner = await startOwner<{
           workers: number[];
           grandchildren: number[];
-        }>(OWNER, kind === "thread" ? [dir, "thread"] : [dir]);
+        }>(OWNER, kind === "group" ? [dir] : [dir, kind]);
         const { workers, grandchildren } = owner.said;
         pids = [...workers, ...grandchildren];
         assert.deepEqual(await alive(pids), pids, "not all running");
         for (const worker of workers) {
-          const lifelines = childrenOf(worker).filter((c) =>
+          const own = childrenOf(worker).filter((c) =>
             c.argv[0] === "/bin/sh" && c.argv.includes("-c")
           );
-          // Without a memory cap the watchdog is a process; with one, a
-          // thread (and no such child).
-          assert.equal(lifelines.length, kind === "process" ? 1 : 0);
+          const { ppid, pgrp } = procStat(worker);
+          if (kind === "self") {
+            // Its own `sh` child watches stdin; it leads its group.
+            assert.equal(own.length, 1, JSON.stringify(own));
+            assert.equal(pgrp, worker);
+            continue;
+          }
+          // No lifeline child of its own: the `sh` that leads its group (its
+          // parent) started it, and a `sh` of that group reads the pool's
+          // end of its stdin.
+          assert.deepEqual(own, []);
+          assert.equal(pgrp, ppid, "its parent leads its group");
+          const leader = Deno.readTextFileSync(`/proc/${ppid}/cmdline`)
+            .split("\0");
+          assert.deepEqual(leader.slice(0, 3), ["/bin/sh", "-c", _LIFELINE]);
+          const lifelines = groupOf(pgrp).filter((c) =>
+            c.pid !== ppid && c.argv[0] === "/bin/sh"
+          );
+          assert.equal(lifelines.length, 1, JSON.stringify(lifelines));
+          pids.push(ppid, lifelines[0]!.pid);
         }
         const status = await owner.end("SIGKILL");
         assert.equal(status.signal, "SIGKILL");
