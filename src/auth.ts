@@ -69,6 +69,39 @@ export async function workerKey(
   return hex(new Uint8Array(mac));
 }
 
+/** Worker keys imported, by id, for the pool's current secret. */
+let imported:
+  | { secret: string; byId: Map<number, Promise<CryptoKey>> }
+  | undefined;
+
+/**
+ * The key of worker `workerId` as a CryptoKey, for the pool's side of its
+ * handshake: imported once, ahead of the handshake when the launcher asks
+ * for it as it starts the worker, and forgotten with
+ * {@link forgetWorkerKey} once the worker got in (each id gets in once).
+ *
+ * @param secret The pool's secret.
+ * @param workerId The worker's id.
+ */
+export function workerCryptoKey(
+  secret: string,
+  workerId: number,
+): Promise<CryptoKey> {
+  if (imported?.secret !== secret) imported = { secret, byId: new Map() };
+  let key = imported.byId.get(workerId);
+  if (key === undefined) {
+    key = workerKey(secret, workerId).then((hex) => importKey(hex));
+    key.catch(() => imported?.byId.delete(workerId));
+    imported.byId.set(workerId, key);
+  }
+  return key;
+}
+
+/** Drops worker `workerId`'s key from {@link workerCryptoKey}'s cache. */
+export function forgetWorkerKey(secret: string, workerId: number): void {
+  if (imported?.secret === secret) imported.byId.delete(workerId);
+}
+
 function signed(role: string, nonce: Uint8Array, workerId: number) {
   const prefix = encoder.encode(`${role}:`);
   const suffix = encoder.encode(`:${workerId}`);
@@ -151,7 +184,14 @@ export async function verifyProof(
   workerNonce: Uint8Array,
 ): Promise<Uint8Array | undefined> {
   if (!(answer instanceof Uint8Array) || answer.length !== 32) return undefined;
-  const key = await workerKey(secret, workerId);
-  if (!sameBytes(await proof(key, nonce, workerId), answer)) return undefined;
-  return await poolProof(key, workerNonce, workerId);
+  const key = await workerCryptoKey(secret, workerId);
+  // Both at once (one wait instead of two); the pool's proof is sent only
+  // to a worker whose answer is right.
+  const [expected, reply] = await Promise.all([
+    proof(key, nonce, workerId),
+    poolProof(key, workerNonce, workerId),
+  ]);
+  if (!sameBytes(expected, answer)) return undefined;
+  forgetWorkerKey(secret, workerId);
+  return reply;
 }

@@ -134,6 +134,12 @@ export async function answerChallenge(
   key: string | CryptoKey,
   workerId: number,
 ): Promise<Uint8Array> {
+  // The answer this worker expects in the welcome, worked out while the
+  // challenge is on its way.
+  const k = typeof key === "string" ? importKey(key) : Promise.resolve(key);
+  const mine = newNonce();
+  const expected = k.then((k) => poolProof(k, mine, workerId));
+  expected.catch(() => {}); // awaited below, unless the challenge is wrong
   const message = await readOne(channel);
   if (message[0] !== Op.Challenge) {
     throw new ProtocolError(
@@ -151,13 +157,15 @@ export async function answerChallenge(
   if (!(nonce instanceof Uint8Array)) {
     throw new ProtocolError("malformed Challenge message");
   }
-  const k = typeof key === "string" ? await importKey(key) : key;
-  const mine = newNonce();
-  const expected = await poolProof(k, mine, workerId);
   writer.send(
-    helloMessage(workerId, await proof(k, nonce, workerId), Deno.pid, mine),
+    helloMessage(
+      workerId,
+      await proof(await k, nonce, workerId),
+      Deno.pid,
+      mine,
+    ),
   );
-  return expected;
+  return await expected;
 }
 
 /**

@@ -7,7 +7,7 @@
  */
 import { signalGroup } from "./_process_group.ts";
 import { escapeControls } from "./_terminal.ts";
-import { workerKey } from "./auth.ts";
+import { forgetWorkerKey, workerCryptoKey, workerKey } from "./auth.ts";
 import { forwardStdout, type StdoutSink } from "./_task_output.ts";
 import type { ByteChannel } from "./protocol.ts";
 
@@ -458,6 +458,8 @@ export class LocalLauncher implements Launcher {
       // pool's owner, whose exit the worker then follows.
       detached: setsid === null,
     }).spawn();
+    // The pool's side of its handshake, ready before it connects.
+    workerCryptoKey(endpoint.secret, ids[0]!).catch(() => {});
     const stdoutDone = forwardStdout(
       child.stdout,
       ids[0]!,
@@ -482,6 +484,7 @@ export class LocalLauncher implements Launcher {
       true,
     );
     const exited = launch.exited.then(async (exit) => {
+      forgetWorkerKey(endpoint.secret, ids[0]!); // if it never got in
       await stdoutDone;
       return shell ? _exitOfShell(exit) : exit;
     });

@@ -128,8 +128,13 @@ Deno.test({
       pid: Deno.pid,
       ppid: Deno.ppid,
     }));
-    const local = workers.find((w) => w.ppid === Deno.pid)!.pid;
-    const supervisor = workers.find((w) => w.ppid !== Deno.pid)!.ppid;
+    // The local worker's parent is its lifeline (on Linux), not this
+    // process: tell it by the pool's stats.
+    const locals = new Set(
+      pool.stats().workers.filter((w) => w.host === "local").map((w) => w.pid),
+    );
+    const local = workers.find((w) => locals.has(w.pid))!.pid;
+    const supervisor = workers.find((w) => !locals.has(w.pid))!.ppid;
     assert.ok(
       supervisor && local,
       `a local worker and a supervisor among ${JSON.stringify(workers)}`,
