@@ -36,7 +36,7 @@ export class DeliveryOrder {
   #line: (Entry | undefined)[] = [];
   #head = 0;
   /** Unordered: finished tasks, from `#first` on. */
-  #finished: Entry[] = [];
+  #finished: (Entry | undefined)[] = [];
   #first = 0;
 
   constructor(ordered: boolean) {
@@ -48,38 +48,36 @@ export class DeliveryOrder {
     if (this.#ordered) this.#line.push(entry);
   }
 
-  /** A task finished with its results (not for one that failed). */
+  /**
+   * A task finished with its results (not for one that failed); only the
+   * order "as they finish" needs to be told.
+   */
   finished(entry: Entry): void {
     if (!this.#ordered) this.#finished.push(entry);
   }
 
   /**
-   * The task to hand over next, if its turn has come: in input order the
-   * first in line once done (failed or not), else the first finished.
+   * The task to hand over next, taken out, if its turn has come: in input
+   * order the first in line once done (failed or not), else the first
+   * finished. (One call per task: it runs for every task of a map.)
    */
-  peek(): Entry | undefined {
-    if (!this.#ordered) return this.#finished[this.#first];
-    const head = this.#line[this.#head];
-    return head?.done ? head : undefined;
+  take(): Entry | undefined {
+    const ordered = this.#ordered;
+    const list = ordered ? this.#line : this.#finished;
+    let at = ordered ? this.#head : this.#first;
+    const entry = list[at];
+    if (entry === undefined || !entry.done) return undefined;
+    list[at++] = undefined;
+    if (at === list.length) {
+      list.length = 0;
+      at = 0;
+    } else if (at > 1024 && at * 2 > list.length) {
+      // Compacted now and then, not shifted each time.
+      list.splice(0, at);
+      at = 0;
+    }
+    if (ordered) this.#head = at;
+    else this.#first = at;
+    return entry;
   }
-
-  /** Drops the task peek() gave; compacts the list now and then. */
-  shift(): void {
-    if (this.#ordered) this.#head = drop(this.#line, this.#head);
-    else this.#first = drop(this.#finished, this.#first);
-  }
-}
-
-/** Clears `list[at]`; returns the new start, after compacting if worth it. */
-function drop(list: (Entry | undefined)[], at: number): number {
-  list[at++] = undefined;
-  if (at > 1024 && at * 2 > list.length) {
-    list.splice(0, at);
-    return 0;
-  }
-  if (at === list.length) {
-    list.length = 0;
-    return 0;
-  }
-  return at;
 }

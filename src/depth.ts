@@ -163,27 +163,20 @@ export function usefulSlots(
 
 /**
  * The moving average of a function's time per item (what `map` sizes its
- * chunks by): each task halves the way to its own time per item; `tasks`
- * tasks (results that came in one frame) go as that many tasks of their
- * average time per item would.
+ * chunks by): each task halves the way to its own time per item, so the
+ * latest tasks count most (a cold first call soon stops mattering).
  *
  * @param old The average so far, if any.
- * @param workMs What one task of `items` items took in the worker (or the
- * `tasks` tasks together).
- * @param items Items in that task (1 for a plain call), or in those tasks.
- * @param tasks How many tasks.
+ * @param workMs What one task of `items` items took in the worker.
+ * @param items Items in that task (1 for a plain call).
  */
 export function averageItemMs(
   old: number | undefined,
   workMs: number,
   items: number,
-  tasks = 1,
 ): number {
   const perItem = workMs / Math.max(1, items);
-  if (old === undefined) return perItem;
-  if (tasks === 1) return (old + perItem) / 2;
-  const keep = 0.5 ** tasks;
-  return old * keep + perItem * (1 - keep);
+  return old === undefined ? perItem : (old + perItem) / 2;
 }
 
 interface ItemTime {
@@ -227,17 +220,25 @@ export class ItemTimes {
   }
 
   /**
-   * Folds one finished task of the function (or `tasks` of them, `workMs`
-   * and `items` their sums) into its average (see {@link averageItemMs}).
+   * Folds one finished task of the function into its average (see
+   * {@link averageItemMs}).
    */
-  note(fnId: number, workMs: number, items: number, tasks = 1): void {
+  note(fnId: number, workMs: number, items: number): void {
+    this.set(fnId, averageItemMs(this.get(fnId), workMs, items));
+  }
+
+  /**
+   * Sets the function's average (what {@link averageItemMs} gave for the
+   * tasks that finished, folded in one by one).
+   */
+  set(fnId: number, ms: number): void {
     let entry = this.#entry(fnId);
     if (entry === undefined) {
       entry = { fnId, ms: undefined };
       this.#byFn.set(fnId, entry);
       this.#last = entry;
     }
-    entry.ms = averageItemMs(entry.ms, workMs, items, tasks);
+    entry.ms = ms;
   }
 
   #entry(fnId: number): ItemTime | undefined {

@@ -10,7 +10,7 @@
  */
 import { fromErrorRecord, type WorkerExit, WorkerLostError } from "./errors.ts";
 import type { FunctionSpec } from "./function_ref.ts";
-import { adapt, depthFor, ItemTimes, sampled } from "./depth.ts";
+import { adapt, averageItemMs, depthFor, ItemTimes, sampled } from "./depth.ts";
 import type { TaskOptions } from "./options.ts";
 import { AbortWatch } from "./abort_watch.ts";
 import { CallBatcher } from "./call_batcher.ts";
@@ -304,10 +304,12 @@ export class Dispatcher {
   }
 
   /**
-   * The results of several tasks, from one frame: each task is settled, and
-   * the times are measured once per run of one function's tasks (as that
-   * many tasks one after the other, see adapt()), not per task: frames of
-   * many results are those of tiny tasks, whose bookkeeping is what counts.
+   * The results of several tasks, from one frame: each task is settled and
+   * folded into its function's time per item (averageItemMs(), one by one:
+   * the latest count most), and the worker's depth is chosen once per run
+   * of one function's tasks (as that many tasks one after the other, see
+   * adapt()), not per task: frames of many results are those of tiny tasks,
+   * whose bookkeeping is what counts.
    */
   #finishAll(
     w: WorkerHandle,
@@ -318,20 +320,22 @@ export class Dispatcher {
     let fnId = 0;
     let tasks = 0;
     let work = 0;
-    let items = 0;
+    let itemMs: number | undefined;
     let latency: number | undefined;
     let now = 0;
     for (let i = 0; i < ids.length; i++) {
       const task = this.#takeBack(w, ids[i]!);
       if (task.spec.id !== fnId) {
-        if (tasks > 0) this.#measure(w, fnId, work, items, tasks, latency);
+        if (tasks > 0) this.#measureRun(w, fnId, itemMs!, work, tasks, latency);
         fnId = task.spec.id;
-        tasks = work = items = 0;
+        tasks = work = 0;
+        itemMs = this.#itemMs.get(fnId);
         latency = undefined;
       }
+      const workMs = workUs[i]! / 1000;
       tasks++;
-      work += workUs[i]!;
-      items += task.items;
+      work += workMs;
+      itemMs = averageItemMs(itemMs, workMs, task.items);
       if (task.sentAt > 0) {
         if (now === 0) now = performance.now();
         const ms = now - task.sentAt;
@@ -339,7 +343,7 @@ export class Dispatcher {
       }
       if (!task.cancelled) this.#settle(task, values[i], undefined);
     }
-    if (tasks > 0) this.#measure(w, fnId, work, items, tasks, latency);
+    if (tasks > 0) this.#measureRun(w, fnId, itemMs!, work, tasks, latency);
   }
 
   // ---- tasks -------------------------------------------------------------
@@ -564,28 +568,49 @@ export class Dispatcher {
     const latency = task.sentAt > 0
       ? performance.now() - task.sentAt
       : undefined;
-    this.#measure(w, task.spec.id, workUs, task.items, 1, latency);
+    this.#measure(w, task.spec.id, workUs, task.items, latency);
   }
 
-  /**
-   * Feeds the times of `tasks` finished tasks of function `fnId` (`workUs`
-   * and `items` their sums; `latencyMs` the least send-to-result time among
-   * those timed) into the item average and the depth.
-   */
+  /** Feeds a finished task's times into the item average and the depth. */
   #measure(
     w: WorkerHandle,
     fnId: number,
     workUs: number | undefined,
     items: number,
-    tasks: number,
     latencyMs: number | undefined,
   ): void {
     const workMs = workUs === undefined ? undefined : workUs / 1000;
-    if (workMs !== undefined) this.#itemMs.note(fnId, workMs, items, tasks);
+    if (workMs !== undefined) this.#itemMs.note(fnId, workMs, items);
+    this.#adapt(w, latencyMs, workMs, 1);
+  }
+
+  /**
+   * What {@link #finishAll} measured of a run of `tasks` tasks of function
+   * `fnId`: its new time per item, their work (ms, summed) and the least
+   * send-to-result time among those timed.
+   */
+  #measureRun(
+    w: WorkerHandle,
+    fnId: number,
+    itemMs: number,
+    workMs: number,
+    tasks: number,
+    latencyMs: number | undefined,
+  ): void {
+    this.#itemMs.set(fnId, itemMs);
+    this.#adapt(w, latencyMs, workMs / tasks, tasks);
+  }
+
+  /** Chooses `w`'s depth again (see adapt()), unless `qsize` fixes it. */
+  #adapt(
+    w: WorkerHandle,
+    latencyMs: number | undefined,
+    workMs: number | undefined,
+    tasks: number,
+  ): void {
     if (this.#options.qsize !== undefined) return;
     if (latencyMs !== undefined) this.#itemMs.noteRoundTrip(latencyMs);
-    const perTask = workMs === undefined ? undefined : workMs / tasks;
-    const grown = adapt(w, latencyMs, perTask, tasks);
+    const grown = adapt(w, latencyMs, workMs, tasks);
     if (w.ready) this.#capacity += grown;
   }
 

@@ -221,6 +221,8 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     retries: options.retries ?? ctx.retries,
   };
   const order = new DeliveryOrder(ordered);
+  /** A failed task taken from the order, for the next deliver() call. */
+  let held: Entry | undefined;
   /** Items submitted and not yet handed to the stream (the work window). */
   let outstanding = 0;
   /** A source read that had not settled when its chunk was sent. */
@@ -366,7 +368,8 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     entry.bytes = resultBytes;
     entry.values = values;
     entry.done = true;
-    order.finished(entry);
+    // In input order, the entry is in line already.
+    if (!ordered) order.finished(entry);
     // (Guarded here: this runs for every task, and a call costs even when
     // it does nothing, above all while the code is cold.)
     if (wake !== undefined) notify();
@@ -602,22 +605,23 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
       feed();
       for (;;) {
         if (failed) throw failure;
-        let entry = order.peek();
+        let entry = held ?? order.take();
+        held = undefined;
         if (entry?.failed) {
-          order.shift();
           fail(entry.error);
           continue;
         }
         if (entry) {
           // Hand over every result that is ready, not just one entry's.
           do {
-            order.shift();
             outstanding -= entry.count;
             give(entry.values!);
             budget.handOver(entry.count, entry.bytes);
             entry.values = undefined;
-            entry = order.peek();
+            entry = order.take();
           } while (entry && !entry.failed);
+          // A failed one fails the map at the next call, after these.
+          held = entry;
           feed();
           return true;
         }

@@ -67,7 +67,7 @@ Deno.test("adapt() updates a worker's measurements in place and returns how its 
   assert.equal(w.capacity, 5);
 });
 
-Deno.test("adapt() and averageItemMs() take several tasks of one frame as that many tasks one by one", () => {
+Deno.test("adapt() takes several tasks of one frame as that many tasks one by one", () => {
   const one = { workMs: 0.2, minLatencyMs: 2, capacity: MIN_DEPTH };
   const many = { ...one };
   for (let i = 0; i < 5; i++) adapt(one, i === 2 ? 0.5 : undefined, 0.01);
@@ -76,12 +76,18 @@ Deno.test("adapt() and averageItemMs() take several tasks of one frame as that m
   assert.ok(Math.abs(one.workMs - many.workMs) < 1e-12, `${many.workMs}`);
   assert.equal(many.minLatencyMs, 0.5);
   assert.equal(many.capacity, one.capacity);
+});
 
-  let avg: number | undefined = 1;
-  for (let i = 0; i < 4; i++) avg = averageItemMs(avg, 0.3, 3); // 0.1 per item
-  const together = averageItemMs(1, 4 * 0.3, 4 * 3, 4);
-  assert.ok(Math.abs(avg - together) < 1e-12, `${together}`);
-  assert.equal(averageItemMs(undefined, 2, 8, 4), 0.25, "the first sets it");
+Deno.test("ItemTimes.set() sets what note() folds in one task at a time", () => {
+  const times = new ItemTimes();
+  times.note(1, 8, 4);
+  assert.equal(times.get(1), 2);
+  times.set(1, 0.5);
+  times.note(1, 1.5, 1);
+  assert.equal(times.get(1), 1);
+  times.set(2, 3);
+  assert.equal(times.get(2), 3);
+  assert.equal(times.get(1), 1);
 });
 
 Deno.test("grainFor() puts half a round trip of tiny tasks in a row; unmeasured or long ones go one by one", () => {

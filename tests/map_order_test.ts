@@ -33,13 +33,10 @@ Deno.test("DeliveryOrder in input order: a finished task waits for those before 
   for (const e of [a, b, c]) order.submitted(e);
   finish(order, c);
   finish(order, b);
-  assert.equal(order.peek(), undefined, "b and c overtook a");
+  assert.equal(order.take(), undefined, "b and c overtook a");
   finish(order, a);
   const seen: number[] = [];
-  for (let e = order.peek(); e; e = order.peek()) {
-    seen.push(e.index);
-    order.shift();
-  }
+  for (let e = order.take(); e; e = order.take()) seen.push(e.index);
   assert.deepEqual(seen, [0, 1, 2]);
 });
 
@@ -49,28 +46,26 @@ Deno.test("DeliveryOrder in input order: a failed task comes up in its turn", ()
   order.submitted(a);
   order.submitted(b);
   finish(order, b, true);
-  assert.equal(order.peek(), undefined);
+  assert.equal(order.take(), undefined);
   finish(order, a);
-  assert.equal(order.peek(), a);
-  order.shift();
-  assert.equal(order.peek(), b);
-  assert.equal(order.peek()?.failed, true);
+  assert.equal(order.take(), a);
+  assert.equal(order.take(), b);
+  assert.equal(b.failed, true);
+  assert.equal(order.take(), undefined);
 });
 
 Deno.test("DeliveryOrder as finished: tasks come up in the order they finish", () => {
   const order = new DeliveryOrder(false);
   const [a, b, c] = [entry(0), entry(1), entry(2)];
   for (const e of [a, b, c]) order.submitted(e);
-  assert.equal(order.peek(), undefined);
+  assert.equal(order.take(), undefined);
   finish(order, c);
   finish(order, a);
-  assert.equal(order.peek(), c);
-  order.shift();
-  assert.equal(order.peek(), a);
-  order.shift();
-  assert.equal(order.peek(), undefined);
+  assert.equal(order.take(), c);
+  assert.equal(order.take(), a);
+  assert.equal(order.take(), undefined);
   finish(order, b);
-  assert.equal(order.peek(), b);
+  assert.equal(order.take(), b);
 });
 
 Deno.test("DeliveryOrder stays in order over many tasks (its lists are compacted)", () => {
@@ -87,9 +82,8 @@ Deno.test("DeliveryOrder stays in order over many tasks (its lists are compacted
         inFlight.push(e);
       }
       for (let k = 0; k < 2; k++) finish(order, inFlight.shift()!);
-      for (let e = order.peek(); e; e = order.peek()) {
+      for (let e = order.take(); e; e = order.take()) {
         assert.equal(e.index, delivered++);
-        order.shift();
       }
     }
     assert.equal(delivered, 10_000);
