@@ -517,12 +517,16 @@ export class Dispatcher {
     while (this.canTake(w)) {
       const task = this.#queue.shift();
       if (!task) break;
-      this.#send(w, task);
+      this.#send(w, task, false);
     }
     this.#picker.update(w);
   }
 
-  #send(w: WorkerHandle, task: Task): void {
+  /**
+   * Sends `task` to `w`. `update`: tell the picker of `w`'s new load (false
+   * when the caller does once it has sent a run of tasks to `w`).
+   */
+  #send(w: WorkerHandle, task: Task, update = true): void {
     const spec = task.spec;
     try {
       if (!w.defined.has(spec.id)) {
@@ -547,7 +551,7 @@ export class Dispatcher {
     task.worker = w;
     w.inflight.set(task.id, task);
     w.load++;
-    if (w.ready) this.#picker.update(w);
+    if (update && w.ready) this.#picker.update(w);
     if (task.pinned) return;
     if (task.timeout !== undefined) {
       clearTimeout(task.timer);

@@ -19,20 +19,23 @@ export class TaskQueue<T extends Queued> {
   /** Callers of {@link drained}, waiting for the queue to empty. */
   #waiters: PromiseWithResolvers<void> | undefined;
 
-  /** Tasks in the queue (settled ones not yet skipped included). */
-  get length(): number {
-    return this.#items.length - this.#head;
-  }
+  /**
+   * Tasks in the queue (settled ones not yet skipped included). Read only:
+   * a field rather than a getter, as it is read for every task.
+   */
+  length = 0;
 
   /** Adds `task` at the end. */
   push(task: T): void {
     this.#items.push(task);
+    this.length++;
   }
 
   /** Adds `task` at the front (it goes out next). */
   unshift(task: T): void {
     if (this.#head > 0) this.#items[--this.#head] = task;
     else this.#items.unshift(task);
+    this.length++;
   }
 
   /**
@@ -61,6 +64,7 @@ export class TaskQueue<T extends Queued> {
   /** Removes the first task. */
   #drop(): void {
     this.#items[this.#head++] = undefined as unknown as T;
+    this.length--;
     if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
       this.#items = this.#items.slice(this.#head);
       this.#head = 0;
@@ -72,6 +76,7 @@ export class TaskQueue<T extends Queued> {
   clear(): void {
     this.#items = [];
     this.#head = 0;
+    this.length = 0;
     this.#emptied();
   }
 
