@@ -1,10 +1,13 @@
 /**
  * Micro-benchmark of the wire codec (src/_codec.ts): encode + decode of a
  * small call message, a 1,000-item chunk of small objects, a 100-number
- * array and a 1 MiB Uint8Array (inside the MessagePack part, and set apart as
- * a raw segment as frames carry it). With `--against=<module>` it interleaves
- * the runs with another codec module exporting `encode`/`decode` (for example
- * the msgpackr-based one it replaced) and prints both medians.
+ * array, a 1 MiB Uint8Array (inside the MessagePack part, and set apart as
+ * a raw segment as frames carry it), and the frames of a chunked map of
+ * numbers (an Items call, a Results frame of chunks). Warm figures: the cold
+ * path is measured whole by `bench/_pool_case.ts cold-*`. With
+ * `--against=<module>` it interleaves the runs with another codec module
+ * exporting `encode`/`decode` (for example the msgpackr-based one it
+ * replaced, or a checkout's `src/_codec.ts`) and prints both medians.
  *
  * Run: `deno run -A bench/codec.ts [--against=./bench/old_codec.ts]`
  *
@@ -72,6 +75,24 @@ const cases: [string, unknown, number][] = [
       ),
     ],
     20_000,
+  ],
+  [
+    "Items frame of 100 int items (Ext.Ints)",
+    [8, 77, 3, Array.from({ length: 100 }, (_, i) => 100_000 + i)],
+    20_000,
+  ],
+  [
+    "Results frame of 10 chunks of 100 ints",
+    [
+      24,
+      Array.from({ length: 10 }, (_, i) => 1000 + i),
+      Array.from(
+        { length: 10 },
+        (_, i) => Array.from({ length: 100 }, (_, j) => i * 100 + j + 2),
+      ),
+      Array.from({ length: 10 }, (_, i) => 30 + i),
+    ],
+    5_000,
   ],
   [
     "Results frame of 50 values",
