@@ -67,8 +67,27 @@ export function decode(
 }
 
 function get(r: Reader): unknown {
-  const type = r.u8();
+  const at = r.pos;
+  if (at >= r.end) r.need(1);
+  const type = r.buf[at]!;
+  r.pos = at + 1;
   if (type < 0x80) return type;
+  if ((type === 0xc8 || type === 0xc7) && at + 4 <= r.end) {
+    // An ext8/ext16 of numbers (a chunk's items or results): straight there.
+    const buf = r.buf;
+    const wide = type === 0xc8;
+    const ext = buf[wide ? at + 3 : at + 2];
+    if (ext === Ext.Ints || ext === Ext.Numbers) {
+      const size = wide ? (buf[at + 1]! << 8) | buf[at + 2]! : buf[at + 1]!;
+      const start = wide ? at + 4 : at + 3;
+      if (start + size <= r.end) {
+        r.pos = start;
+        const value = getNumbers(r, size, ext === Ext.Ints);
+        if (refs) refs.push(value);
+        return value;
+      }
+    }
+  }
   if (type >= 0xe0) return type - 0x100;
   if (type < 0x90) return getMap(r, type & 0x0f);
   if (type < 0xa0) return getArray(r, type & 0x0f);

@@ -697,9 +697,23 @@ Deno.test("codec: a malformed Ext.Numbers or Ext.Ints is refused with a TypeErro
       String(size),
     );
   }
-  // Truncated: the header promises more bytes than there are.
-  const whole = encode([0, [1, 2, 3, 4, 5, 6, 7, 8]]).slice();
-  assert.throws(() => decode(whole.subarray(0, whole.length - 3)), RangeError);
+  for (const size of [6, 10, 258]) {
+    // ext8 and ext16 (read on the decoder's short path), of no whole int32s.
+    assert.throws(
+      () => decode(pack([0, new PlainExt(Ext.Ints, new Uint8Array(size))])),
+      { name: "TypeError", message: /Ext\.Ints of a wrong size/ },
+      String(size),
+    );
+  }
+  // Truncated: the header promises more bytes than there are (ext8, ext16).
+  for (const n of [8, 100]) {
+    const whole = encode([0, Array.from({ length: n }, (_, i) => i)]).slice();
+    assert.throws(
+      () => decode(whole.subarray(0, whole.length - 3)),
+      RangeError,
+      String(n),
+    );
+  }
   // Empty is an empty array.
   assert.deepEqual(
     decode(pack([0, new PlainExt(Ext.Numbers, new Uint8Array(0))])),
