@@ -23,7 +23,6 @@
 import { runWorker } from "./src/worker_runtime.ts";
 import { readKeyLine } from "./src/_stdin.ts";
 import { importKey } from "./src/auth.ts";
-import { createWatchdog } from "./src/_watchdog.ts";
 
 function describe(error: unknown): string {
   return error instanceof Error ? error.stack ?? error.message : String(error);
@@ -116,11 +115,14 @@ export async function workerMain(args: string[]): Promise<number> {
   connecting.catch(() => {}); // awaited below
   // With `--lifeline group`, the leader of this process's group (the `sh`
   // its launcher started it through) watches the pool's end of stdin and
-  // kills the group; this process only gets its key on stdin.
-  const watchdog = createWatchdog({
-    maxMemoryMB,
-    watchStdin: lifeline === "self",
-  });
+  // kills the group; this process only gets its key on stdin, and loads no
+  // watchdog unless it has memory to watch.
+  const watchdog = lifeline === "group" && !maxMemoryMB
+    ? undefined
+    : (await import("./src/_watchdog.ts")).createWatchdog({
+      maxMemoryMB,
+      watchStdin: lifeline === "self",
+    });
   // This worker's own key (never the pool's secret), kept only as a
   // non-extractable CryptoKey: the text is wiped once imported.
   const material = readKeyLine();
@@ -128,7 +130,7 @@ export async function workerMain(args: string[]): Promise<number> {
   material.fill(0);
   // The lifeline, from now on read by the watchdog: when the pool
   // closes stdin (or dies), the process ends, whatever a task is doing.
-  const watching = watchdog.start();
+  const watching = watchdog?.start();
   reportStrayErrors();
   let channel: Deno.Conn;
   try {

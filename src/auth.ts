@@ -69,16 +69,47 @@ export async function workerKey(
   return hex(new Uint8Array(mac));
 }
 
-/** Worker keys imported, by id, for the pool's current secret. */
-let imported:
-  | { secret: string; byId: Map<number, Promise<CryptoKey>> }
-  | undefined;
+/** A worker's key as text (for its stdin) and imported (for its handshake). */
+interface WorkerKeys {
+  text: Promise<string>;
+  key: Promise<CryptoKey>;
+}
+
+/** Worker keys, by id, for the pool's current secret. */
+let derived: { secret: string; byId: Map<number, WorkerKeys> } | undefined;
+
+function keysOf(secret: string, workerId: number): WorkerKeys {
+  if (derived?.secret !== secret) derived = { secret, byId: new Map() };
+  let keys = derived.byId.get(workerId);
+  if (keys === undefined) {
+    const text = workerKey(secret, workerId);
+    const key = text.then((hex) => importKey(hex));
+    key.catch(() => derived?.byId.delete(workerId));
+    keys = { text, key };
+    derived.byId.set(workerId, keys);
+  }
+  return keys;
+}
+
+/**
+ * The key of worker `workerId` as hex text, for its launcher to write to its
+ * stdin: {@link workerKey}, derived once, and imported for
+ * {@link workerCryptoKey} meanwhile, so that the pool's side of the
+ * handshake finds it ready.
+ *
+ * @param secret The pool's secret.
+ * @param workerId The worker's id.
+ * @returns 64 hex digits.
+ */
+export function launchKey(secret: string, workerId: number): Promise<string> {
+  return keysOf(secret, workerId).text;
+}
 
 /**
  * The key of worker `workerId` as a CryptoKey, for the pool's side of its
- * handshake: imported once, ahead of the handshake when the launcher asks
- * for it as it starts the worker, and forgotten with
- * {@link forgetWorkerKey} once the worker got in (each id gets in once).
+ * handshake: derived and imported once (by {@link launchKey} as its
+ * launcher starts it), and forgotten with {@link forgetWorkerKey} once the
+ * worker got in (each id gets in once) or its launch ended.
  *
  * @param secret The pool's secret.
  * @param workerId The worker's id.
@@ -87,19 +118,12 @@ export function workerCryptoKey(
   secret: string,
   workerId: number,
 ): Promise<CryptoKey> {
-  if (imported?.secret !== secret) imported = { secret, byId: new Map() };
-  let key = imported.byId.get(workerId);
-  if (key === undefined) {
-    key = workerKey(secret, workerId).then((hex) => importKey(hex));
-    key.catch(() => imported?.byId.delete(workerId));
-    imported.byId.set(workerId, key);
-  }
-  return key;
+  return keysOf(secret, workerId).key;
 }
 
 /** Drops worker `workerId`'s key from {@link workerCryptoKey}'s cache. */
 export function forgetWorkerKey(secret: string, workerId: number): void {
-  if (imported?.secret === secret) imported.byId.delete(workerId);
+  if (derived?.secret === secret) derived.byId.delete(workerId);
 }
 
 function signed(role: string, nonce: Uint8Array, workerId: number) {

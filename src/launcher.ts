@@ -7,7 +7,7 @@
  */
 import { signalGroup } from "./_process_group.ts";
 import { escapeControls } from "./_terminal.ts";
-import { forgetWorkerKey, workerCryptoKey, workerKey } from "./auth.ts";
+import { forgetWorkerKey, launchKey } from "./auth.ts";
 import { forwardStdout, type StdoutSink } from "./_task_output.ts";
 import type { ByteChannel } from "./protocol.ts";
 
@@ -458,8 +458,6 @@ export class LocalLauncher implements Launcher {
       // pool's owner, whose exit the worker then follows.
       detached: setsid === null,
     }).spawn();
-    // The pool's side of its handshake, ready before it connects.
-    workerCryptoKey(endpoint.secret, ids[0]!).catch(() => {});
     const stdoutDone = forwardStdout(
       child.stdout,
       ids[0]!,
@@ -469,8 +467,9 @@ export class LocalLauncher implements Launcher {
       child,
       "local",
       false,
-      // Its own key: the pool's secret stays with the pool.
-      workerKey(endpoint.secret, ids[0]!),
+      // Its own key: the pool's secret stays with the pool. Imported
+      // meanwhile for the pool's side of its handshake.
+      launchKey(endpoint.secret, ids[0]!),
       this.#options.forwardStderr ?? true,
       (exit, tail, timeoutMs) => {
         const how = timeoutMs !== undefined
