@@ -5,7 +5,17 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { newSecret, workerKey } from "../src/auth.ts";
+import {
+  forgetWorkerKey,
+  launchKey,
+  newNonce,
+  newSecret,
+  poolProof,
+  proof,
+  verifyProof,
+  workerCryptoKey,
+  workerKey,
+} from "../src/auth.ts";
 import { FrameWriter, type Message, readFrames } from "../src/framing.ts";
 import {
   answerChallenge,
@@ -141,4 +151,29 @@ Deno.test("handshake: a worker refuses a pool that sends a task before the chall
     /before the handshake finished/,
   );
   pool.close();
+});
+
+Deno.test("handshake: the pool derives a worker's key once for its stdin and its handshake, and forgets it once the worker got in", async () => {
+  const secret = newSecret();
+  const text = launchKey(secret, 3);
+  assert.equal(await text, await workerKey(secret, 3));
+  assert.equal(launchKey(secret, 3), text, "derived again");
+  const key = workerCryptoKey(secret, 3);
+  assert.equal(workerCryptoKey(secret, 3), key, "imported again");
+  // A wrong answer leaves it for the real worker.
+  const nonce = newNonce();
+  const workerNonce = newNonce();
+  assert.equal(
+    await verifyProof(secret, nonce, 3, new Uint8Array(32), workerNonce),
+    undefined,
+  );
+  assert.equal(workerCryptoKey(secret, 3), key);
+  const answer = await proof(await text, nonce, 3);
+  const reply = await verifyProof(secret, nonce, 3, answer, workerNonce);
+  assert.deepEqual(reply, await poolProof(await text, workerNonce, 3));
+  // Each id gets in once: its key is not kept.
+  assert.notEqual(workerCryptoKey(secret, 3), key);
+  // Another pool's secret has keys of its own.
+  assert.notEqual(await launchKey(newSecret(), 3), await text);
+  forgetWorkerKey(secret, 3);
 });
