@@ -121,6 +121,19 @@ Deno.test("protocol: malformed messages are refused by name", () => {
       /malformed Calls/,
       parsePoolMessage,
     ],
+    // The calls of a map, on the parser's short path.
+    ...[Op.Items, Op.Chunk, Op.Call].flatMap((op) =>
+      [-1, 1.5, Infinity, NaN, "1", null].flatMap((bad): [
+        Message,
+        RegExp,
+        (m: Message) => unknown,
+      ][] => [
+        [[op, bad, 1, [1]], /malformed (Items|Chunk|Call)/, parsePoolMessage],
+        [[op, 1, bad, [1]], /malformed (Items|Chunk|Call)/, parsePoolMessage],
+      ])
+    ),
+    [[Op.Items, 1, 1, { length: 1 }], /malformed Items/, parsePoolMessage],
+    [[Op.Items, 1, 1, [1], 5], /malformed Items/, parsePoolMessage],
     [[Op.Result, -1, 1], /malformed Result/, parseWorkerMessage],
     [[Op.Result, 1, 1, "fast"], /malformed Result/, parseWorkerMessage],
     [[Op.Error, 1, "boom"], /malformed Error/, parseWorkerMessage],
