@@ -126,3 +126,20 @@ Deno.test({
     assert.equal(await custom.run(tunables), own);
   },
 });
+
+Deno.test("A call with large byte contents that cannot be sent fails alone; the worker goes on", async () => {
+  await using pool = new Pool(1);
+  const big = pattern(MIB, 7);
+  const fn = (b: Uint8Array, _f?: unknown) => b.length;
+  const results = await Promise.allSettled([
+    pool.run(fn, big),
+    pool.run(fn, big, () => "not data"),
+    pool.run(fn, big),
+  ]);
+  assert.equal(results[0].status, "fulfilled");
+  assert.equal(results[2].status, "fulfilled");
+  assert.equal(results[1].status, "rejected");
+  const reason = (results[1] as PromiseRejectedResult).reason as Error;
+  assert.equal(reason.name, "DataCloneError", String(reason));
+  assert.equal(await pool.run(fn, big), MIB);
+});
