@@ -26,7 +26,8 @@ export {
  * Protocol version; both sides must agree. 3: the library's own MessagePack
  * codec (its extension types are not msgpackr's). 4: large byte contents
  * anywhere in a message travel as raw segments (see `framing.ts`). 5: arrays
- * of numbers travel as one extension of float64s (`Ext.Numbers`).
+ * of 8 and more numbers travel as one extension of int32s or float64s
+ * (`Ext.Ints`, `Ext.Numbers`).
  */
 export const PROTOCOL_VERSION = 5;
 
