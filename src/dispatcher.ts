@@ -1,16 +1,18 @@
 /**
  * The dispatcher: tasks in, results out. It owns the queue, the task life
- * cycle (send, settle, cancel on abort or timeout, barriers for runOnAll,
- * requeue-or-fail when a worker is lost), the workers' slots and the
- * counters. It knows no sockets and no launchers: a worker is a
- * {@link WorkerHandle} with a writer, and what happens to processes is asked
- * of its {@link DispatcherHooks}.
+ * cycle (send, settle, barriers for runOnAll, requeue-or-fail when a worker
+ * is lost), the workers' slots and the counters. Cancelling a task (abort,
+ * timeout) and stopping a worker stuck in one are task_cancel.ts's; what
+ * results measure (time per item, workers' depths) is task_timing.ts's.
+ * It knows no sockets and no launchers: a worker is a {@link WorkerHandle}
+ * with a writer, and what happens to processes is asked of its
+ * {@link DispatcherHooks}.
  *
  * @module
  */
 import { fromErrorRecord, type WorkerExit, WorkerLostError } from "./errors.ts";
 import type { FunctionSpec } from "./function_ref.ts";
-import { adapt, averageItemMs, depthFor, ItemTimes, sampled } from "./depth.ts";
+import { sampled } from "./depth.ts";
 import type { TaskOptions } from "./options.ts";
 import { AbortWatch } from "./abort_watch.ts";
 import { CallBatcher } from "./call_batcher.ts";
@@ -18,13 +20,14 @@ import { hasDirectBytes } from "./framing.ts";
 import {
   type CallKind,
   callMessage,
-  cancelMessage,
   defineMessage,
   Op,
   type WorkerMessage,
 } from "./protocol.ts";
 import { WorkerPicker } from "./scheduler.ts";
 import { TaskQueue } from "./task_queue.ts";
+import { TaskCanceller } from "./task_cancel.ts";
+import { TaskTiming } from "./task_timing.ts";
 import type { PoolStats } from "./stats.ts";
 import {
   type Barrier,
@@ -74,10 +77,6 @@ type Counters = Pick<
  */
 export type TaskCallback = (outcome: unknown, tag: unknown) => void;
 
-function timeoutError(ms: number): DOMException {
-  return new DOMException(`Task timed out after ${ms} ms`, "TimeoutError");
-}
-
 /** Queues tasks, hands them to workers with free slots, settles them. */
 export class Dispatcher {
   #options: DispatcherOptions;
@@ -96,13 +95,10 @@ export class Dispatcher {
    */
   #picker = new WorkerPicker<WorkerHandle>(
     (w) => this.canTake(w) ? w.capacity - w.load : 0,
-    (fnId) => this.#itemMs.grain(fnId),
+    (fnId) => this.#timing.grain(fnId),
   );
-  /** The ready workers' capacities, summed. */
-  #capacity = 0;
-  /** Each function's time per item in workers, and the round trip. */
-  #itemMs = new ItemTimes();
-  #timers = new Set<ReturnType<typeof setTimeout>>();
+  /** Times per item, workers' depths and the slots they sum to. */
+  #timing: TaskTiming;
   /** Sends one-call tasks at the end of the turn, several in a frame. */
   #batcher = new CallBatcher<WorkerHandle>((w, tasks, errors) => {
     for (let i = 0; i < tasks.length; i++) {
@@ -115,10 +111,12 @@ export class Dispatcher {
     }
     if (!w.retiring) this.#fill(w);
   });
+  /** Cancels tasks (abort, timeout), stops workers stuck in one. */
+  #canceller: TaskCanceller;
   /** Cancels tasks whose signal aborts (one listener per signal). */
   #aborts = new AbortWatch<Task>(
     () => this.#live.list(),
-    (task, reason) => this.#cancel(task, reason),
+    (task, reason) => this.#canceller.cancel(task, reason),
   );
   #counters: Counters = {
     done: 0,
@@ -135,12 +133,22 @@ export class Dispatcher {
   constructor(options: DispatcherOptions, hooks: DispatcherHooks) {
     this.#options = options;
     this.#hooks = hooks;
+    this.#timing = new TaskTiming(options.qsize);
+    this.#canceller = new TaskCanceller(options.killGrace, this.#batcher, {
+      fail: (task, error) => this.#settle(task, undefined, error),
+      resend: (task) => {
+        this.#counters.retried++;
+        this.#enqueue(task, true);
+      },
+      fill: (w) => this.#fill(w),
+      forget: (w) => this.#picker.forget(w),
+      stopWorker: (w) => hooks.stopWorker(w),
+    });
   }
 
   /** The depth a new worker starts with. */
   get initialCapacity(): number {
-    return this.#options.qsize ??
-      depthFor({ workMs: 0, minLatencyMs: Infinity });
+    return this.#timing.initialCapacity;
   }
 
   /** Tasks submitted and not yet settled. */
@@ -158,14 +166,12 @@ export class Dispatcher {
    * workers); for function `fnId`, only those worth filling with its tasks.
    */
   slots(expected: number, fnId?: number): number {
-    if (this.#capacity === 0) return this.initialCapacity * expected;
-    const useful = this.#itemMs.usefulSlots(fnId, this.#ready.length);
-    return Math.min(this.#capacity, useful);
+    return this.#timing.slots(expected, fnId, this.#ready.length);
   }
 
   /** Measured time per item of function `fnId` in workers (ms), if known. */
   itemMs(fnId: number): number | undefined {
-    return this.#itemMs.get(fnId);
+    return this.#timing.itemMs(fnId);
   }
 
   /** The one rule for who gets a task: ready, not blocked, a free slot. */
@@ -185,7 +191,7 @@ export class Dispatcher {
   attach(w: WorkerHandle): void {
     w.ready = true;
     this.#ready.push(w);
-    this.#capacity += w.capacity;
+    this.#timing.attach(w);
     this.#fill(w);
   }
 
@@ -194,7 +200,7 @@ export class Dispatcher {
    * it held, for {@link requeueOrFail} once the pool knows how it ended.
    */
   detach(w: WorkerHandle): Task[] {
-    if (w.ready) this.#capacity -= w.capacity;
+    this.#timing.detach(w);
     this.#picker.forget(w);
     w.lost = true;
     w.ready = false;
@@ -270,11 +276,11 @@ export class Dispatcher {
       this.#finishAll(w, message[1], message[2], message[3]);
     } else if (message[0] === Op.Result) {
       const task = this.#takeBack(w, message[1]);
-      this.#measureOne(w, task, message[3]);
+      this.#timing.one(w, task, message[3]);
       if (!task.cancelled) this.#settle(task, message[2], undefined);
     } else {
       const task = this.#takeBack(w, message[1]);
-      this.#measureOne(w, task, undefined);
+      this.#timing.one(w, task, undefined);
       if (!task.cancelled) {
         this.#settle(task, undefined, fromErrorRecord(message[2]));
       }
@@ -296,7 +302,8 @@ export class Dispatcher {
     w.inflight.delete(taskId);
     w.load--;
     if (w.suspect === taskId) {
-      // It finished the timed-out task after all: back into service.
+      // It finished the timed-out task after all: back into service (see
+      // TaskCanceller).
       w.suspect = undefined;
     }
     w.done++;
@@ -305,11 +312,8 @@ export class Dispatcher {
 
   /**
    * The results of several tasks, from one frame: each task is settled and
-   * folded into its function's time per item (averageItemMs(), one by one:
-   * the latest count most), and the worker's depth is chosen once per run
-   * of one function's tasks (as that many tasks one after the other, see
-   * adapt()), not per task: frames of many results are those of tiny tasks,
-   * whose bookkeeping is what counts.
+   * measured (see TaskTiming: the worker's depth is chosen once per run of
+   * one function's tasks, not per task).
    */
   #finishAll(
     w: WorkerHandle,
@@ -317,33 +321,14 @@ export class Dispatcher {
     values: unknown[],
     workUs: number[],
   ): void {
-    let fnId = 0;
-    let tasks = 0;
-    let work = 0;
-    let itemMs: number | undefined;
-    let latency: number | undefined;
-    let now = 0;
+    const timing = this.#timing;
+    timing.start(w);
     for (let i = 0; i < ids.length; i++) {
       const task = this.#takeBack(w, ids[i]!);
-      if (task.spec.id !== fnId) {
-        if (tasks > 0) this.#measureRun(w, fnId, itemMs!, work, tasks, latency);
-        fnId = task.spec.id;
-        tasks = work = 0;
-        itemMs = this.#itemMs.get(fnId);
-        latency = undefined;
-      }
-      const workMs = workUs[i]! / 1000;
-      tasks++;
-      work += workMs;
-      itemMs = averageItemMs(itemMs, workMs, task.items);
-      if (task.sentAt > 0) {
-        if (now === 0) now = performance.now();
-        const ms = now - task.sentAt;
-        if (latency === undefined || ms < latency) latency = ms;
-      }
+      timing.add(task, workUs[i]!);
       if (!task.cancelled) this.#settle(task, values[i], undefined);
     }
-    if (tasks > 0) this.#measureRun(w, fnId, itemMs!, work, tasks, latency);
+    timing.end();
   }
 
   // ---- tasks -------------------------------------------------------------
@@ -456,7 +441,7 @@ export class Dispatcher {
   /** Rejects every live task with `reason` and empties the queue. */
   failAll(reason: unknown): void {
     for (const task of this.#live.list()) {
-      if (task.worker && !task.settled) this.#cancel(task, reason);
+      if (task.worker && !task.settled) this.#canceller.cancel(task, reason);
       else this.#settle(task, undefined, reason);
     }
     this.#queue.clear();
@@ -464,8 +449,7 @@ export class Dispatcher {
 
   /** Stops the kill-grace timers (the pool is shutting down). */
   close(): void {
-    for (const timer of this.#timers) clearTimeout(timer);
-    this.#timers.clear();
+    this.#canceller.close();
   }
 
   /** Counters, load and one entry per connected worker. */
@@ -553,10 +537,7 @@ export class Dispatcher {
     w.load++;
     if (update && w.ready) this.#picker.update(w);
     if (task.pinned) return;
-    if (task.timeout !== undefined) {
-      clearTimeout(task.timer);
-      task.timer = setTimeout(() => this.#expire(task), task.timeout);
-    }
+    if (task.timeout !== undefined) this.#canceller.arm(task);
     if (this.#options.qsize === undefined && sampled(w.sent)) {
       task.sentAt = performance.now();
     }
@@ -565,57 +546,6 @@ export class Dispatcher {
       // Its last task is on its way: send it no more, stop it when it is done.
       this.retire(w, `it finished maxTasksPerWorker (${max}) tasks`);
     }
-  }
-
-  /** {@link #measure} for one task. */
-  #measureOne(w: WorkerHandle, task: Task, workUs: number | undefined): void {
-    const latency = task.sentAt > 0
-      ? performance.now() - task.sentAt
-      : undefined;
-    this.#measure(w, task.spec.id, workUs, task.items, latency);
-  }
-
-  /** Feeds a finished task's times into the item average and the depth. */
-  #measure(
-    w: WorkerHandle,
-    fnId: number,
-    workUs: number | undefined,
-    items: number,
-    latencyMs: number | undefined,
-  ): void {
-    const workMs = workUs === undefined ? undefined : workUs / 1000;
-    if (workMs !== undefined) this.#itemMs.note(fnId, workMs, items);
-    this.#adapt(w, latencyMs, workMs, 1);
-  }
-
-  /**
-   * What {@link #finishAll} measured of a run of `tasks` tasks of function
-   * `fnId`: its new time per item, their work (ms, summed) and the least
-   * send-to-result time among those timed.
-   */
-  #measureRun(
-    w: WorkerHandle,
-    fnId: number,
-    itemMs: number,
-    workMs: number,
-    tasks: number,
-    latencyMs: number | undefined,
-  ): void {
-    this.#itemMs.set(fnId, itemMs);
-    this.#adapt(w, latencyMs, workMs / tasks, tasks);
-  }
-
-  /** Chooses `w`'s depth again (see adapt()), unless `qsize` fixes it. */
-  #adapt(
-    w: WorkerHandle,
-    latencyMs: number | undefined,
-    workMs: number | undefined,
-    tasks: number,
-  ): void {
-    if (this.#options.qsize !== undefined) return;
-    if (latencyMs !== undefined) this.#itemMs.noteRoundTrip(latencyMs);
-    const grown = adapt(w, latencyMs, workMs, tasks);
-    if (w.ready) this.#capacity += grown;
   }
 
   #settle(task: Task, value: unknown, error: unknown): void {
@@ -635,75 +565,5 @@ export class Dispatcher {
     if (error === undefined) task.resolve(value, task.tag);
     else task.reject(error, task.tag);
     if (this.#live.count === 0) this.#hooks.changed();
-  }
-
-  /**
-   * A task's timeout expired on its worker. A task held up on a worker that
-   * is stuck in another task's timeout has not had its turn: it is taken
-   * back (the worker is told to drop it) and sent again, its time counted
-   * afresh. Any other task fails with a `TimeoutError`.
-   */
-  #expire(task: Task): void {
-    const w = task.worker;
-    if (task.settled || !w) return;
-    if (w.suspect === undefined || w.suspect === task.id || w.lost) {
-      this.#cancel(task, timeoutError(task.timeout!));
-      return;
-    }
-    // The worker still holds it until it answers the cancel: keep a
-    // cancelled stand-in in its place so that answer is expected.
-    w.inflight.set(task.id, { ...task, cancelled: true, worker: w });
-    try {
-      w.writer.send(cancelMessage(task.id));
-    } catch { /* connection gone */ }
-    task.worker = undefined;
-    task.timer = undefined;
-    this.#counters.retried++;
-    this.#enqueue(task, true);
-  }
-
-  #cancel(task: Task, reason: unknown): void {
-    if (task.settled) return;
-    const w = task.worker;
-    if (w && w.inflight.get(task.id) === task) {
-      task.cancelled = true;
-      if (this.#batcher.remove(w, task)) {
-        // Still waiting for the end of the turn: never send it.
-        w.inflight.delete(task.id);
-        w.load--;
-        task.worker = undefined;
-        this.#settle(task, undefined, reason);
-        if (w.ready && !w.retiring) this.#fill(w);
-        return;
-      }
-      try {
-        w.writer.send(cancelMessage(task.id));
-      } catch { /* connection gone */ }
-      if (reason instanceof DOMException && reason.name === "TimeoutError") {
-        this.#suspect(w, task);
-      }
-    }
-    this.#settle(task, undefined, reason);
-  }
-
-  /**
-   * Hard timeout: the worker gets no new tasks until it drops `task`; if it
-   * is still busy with it after the grace period, it is stopped and
-   * replaced, and the tasks it held are sent elsewhere.
-   */
-  #suspect(w: WorkerHandle, task: Task): void {
-    w.suspect = task.id;
-    this.#picker.forget(w);
-    const grace = this.#options.killGrace;
-    const timer = setTimeout(() => {
-      this.#timers.delete(timer);
-      if (w.suspect === task.id && !w.lost) {
-        w.retiring =
-          `it was still running a task ${grace} ms after the task's timeout`;
-        w.hardKilled = true;
-        this.#hooks.stopWorker(w);
-      }
-    }, grace);
-    this.#timers.add(timer);
   }
 }
