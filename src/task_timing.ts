@@ -25,12 +25,16 @@ export class TaskTiming {
   /** The ready workers' depths, summed. */
   #capacity = 0;
   // The run of one function's tasks being measured in a frame (see add()).
+  // Numbers only, "none" as NaN / Infinity: a field that also held
+  // undefined would box each new value, an allocation per task.
   #w: WorkerHandle | undefined = undefined;
   #fnId = 0;
   #tasks = 0;
   #workMs = 0;
-  #runItemMs: number | undefined = undefined;
-  #latencyMs: number | undefined = undefined;
+  /** The run's function's time per item so far (NaN: none yet). */
+  #runItemMs = NaN;
+  /** The least send-to-result time among the run's timed tasks (ms). */
+  #latencyMs = Infinity;
   #now = 0;
 
   /** @param qsize A fixed depth per worker, or undefined for the adaptive one. */
@@ -100,8 +104,8 @@ export class TaskTiming {
     this.#fnId = 0;
     this.#tasks = 0;
     this.#workMs = 0;
-    this.#runItemMs = undefined;
-    this.#latencyMs = undefined;
+    this.#runItemMs = NaN;
+    this.#latencyMs = Infinity;
     this.#now = 0;
   }
 
@@ -117,19 +121,22 @@ export class TaskTiming {
       this.#fnId = fnId;
       this.#tasks = 0;
       this.#workMs = 0;
-      this.#runItemMs = this.#itemMs.get(fnId);
-      this.#latencyMs = undefined;
+      this.#runItemMs = this.#itemMs.get(fnId) ?? NaN;
+      this.#latencyMs = Infinity;
     }
     const workMs = workUs / 1000;
+    const old = this.#runItemMs;
     this.#tasks++;
     this.#workMs += workMs;
-    this.#runItemMs = averageItemMs(this.#runItemMs, workMs, task.items);
+    this.#runItemMs = averageItemMs(
+      old >= 0 ? old : undefined,
+      workMs,
+      task.items,
+    );
     if (task.sentAt > 0) {
       if (this.#now === 0) this.#now = performance.now();
       const ms = this.#now - task.sentAt;
-      if (this.#latencyMs === undefined || ms < this.#latencyMs) {
-        this.#latencyMs = ms;
-      }
+      if (ms < this.#latencyMs) this.#latencyMs = ms;
     }
   }
 
@@ -146,8 +153,9 @@ export class TaskTiming {
    */
   #endRun(): void {
     const tasks = this.#tasks;
-    this.#itemMs.set(this.#fnId, this.#runItemMs!);
-    this.#adapt(this.#w!, this.#latencyMs, this.#workMs / tasks, tasks);
+    const latencyMs = this.#latencyMs < Infinity ? this.#latencyMs : undefined;
+    this.#itemMs.set(this.#fnId, this.#runItemMs);
+    this.#adapt(this.#w!, latencyMs, this.#workMs / tasks, tasks);
   }
 
   /** Chooses `w`'s depth again (see adapt()), unless `qsize` fixes it. */
