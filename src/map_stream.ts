@@ -7,19 +7,17 @@
  * in flight need more work *and* the map's budget (items read but not yet
  * taken by the consumer; estimated bytes of arguments and results held for
  * it) has room. A slow consumer therefore stalls the reading, not the memory.
+ * Reading the sources into chunks is _map_chunks.ts's; the budget and chunk
+ * sizes are _map_flow.ts's; delivery order _map_order.ts's.
  *
  * @module
  */
 import { type TaskOptions, validateMapOptions } from "./options.ts";
 import { _atItem, PoolClosedError } from "./errors.ts";
 import { CHUNK_ITEM } from "./protocol.ts";
-import { END, estimateBytes, MapInputs, settlesSoon } from "./_map_input.ts";
-import {
-  CHUNK_BYTES,
-  ChunkSizer,
-  MapBudget,
-  windowItems,
-} from "./_map_flow.ts";
+import { estimateBytes, MapInputs, settlesSoon } from "./_map_input.ts";
+import { ChunkReader } from "./_map_chunks.ts";
+import { ChunkSizer, MapBudget, windowItems } from "./_map_flow.ts";
 import { DeliveryOrder, type Entry } from "./_map_order.ts";
 import { MapOutput } from "./_map_output.ts";
 
@@ -225,9 +223,8 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
   let held: Entry | undefined;
   /** Items submitted and not yet handed to the stream (the work window). */
   let outstanding = 0;
-  /** A source read that had not settled when its chunk was sent. */
-  let carried: Promise<unknown> | undefined;
-  let sourceDone = false;
+  /** Reads the sources one chunk at a time; `done` once they ended. */
+  const reader = new ChunkReader(inputs, budget, launch);
   let feeding = false;
   let feedQueued = false;
   const submitTo = ctx.submitTo?.bind(ctx);
@@ -248,8 +245,7 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     finished = true;
     if (timer !== undefined) clearTimeout(timer);
     options.signal?.removeEventListener("abort", onAbort);
-    inputs.close();
-    sourceDone = true;
+    reader.close();
     ctx.ended?.();
   }
 
@@ -414,115 +410,9 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     }
   }
 
-  /** A task being read: its units, their bytes, and where it must end. */
-  interface Chunk {
-    units: unknown[];
-    bytes: number;
-    /** Most units: the chunk size, or the items the budget has left. */
-    limit: number;
-    /** Bytes at which it ends (it holds one unit at least). */
-    room: number;
-    /** Its units are all primitives (see MapContext.submitTo). */
-    primitive: boolean;
-  }
-
-  /**
-   * Reads up to `size` units and submits them as one task. Only the first is
-   * waited for: a chunk ends early at a read of an async source that does not
-   * settle at once (slow input is not held back to fill a chunk; that read
-   * starts the next chunk), at CHUNK_BYTES, and where the budget ends.
-   * False if the map finished meanwhile; a promise only when an async source
-   * had to be waited for.
-   */
-  function take(size: number, left: number): boolean | Promise<boolean> {
-    const chunk: Chunk = {
-      units: [],
-      bytes: 0,
-      // The budget left (it only grows while the chunk is read).
-      limit: Math.min(size, Math.max(1, left)),
-      room: Math.min(CHUNK_BYTES, budget.maxBytes - budget.bytes),
-      primitive: true,
-    };
-    const pending = read(chunk);
-    if (pending !== undefined) return readAsync(chunk, pending, size);
-    if (finished) return false;
-    if (chunk.units.length) {
-      launch(chunk.units, chunk.bytes, size, chunk.primitive);
-    }
-    return true;
-  }
-
-  /**
-   * Reads units into `chunk` while they come at once; returns the read to
-   * wait for when one does not, else undefined.
-   */
-  function read(chunk: Chunk): Promise<unknown> | undefined {
-    if (chunk.units.length === 0 && carried === undefined && inputs.bulk) {
-      // A plain array: the whole chunk at once.
-      const units = inputs.slice(chunk.limit, chunk.room);
-      chunk.units = units;
-      chunk.bytes = inputs.sliceBytes;
-      chunk.primitive = inputs.slicePrimitive;
-      budget.read += units.length;
-      budget.bytes += chunk.bytes;
-      if (inputs.done) sourceDone = true;
-      return undefined;
-    }
-    const units = chunk.units;
-    while (
-      units.length < chunk.limit &&
-      (units.length === 0 || chunk.bytes < chunk.room)
-    ) {
-      const unit = carried ?? inputs.next();
-      carried = undefined;
-      if (unit instanceof Promise) return unit;
-      if (unit === END) {
-        sourceDone = true;
-        break;
-      }
-      add(chunk, unit);
-    }
-    return undefined;
-  }
-
-  async function readAsync(
-    chunk: Chunk,
-    pending: Promise<unknown>,
-    size: number,
-  ): Promise<boolean> {
-    for (let unit: Promise<unknown> | undefined = pending; unit;) {
-      if (chunk.units.length > 0 && !await settlesSoon(unit)) {
-        carried = unit;
-        break;
-      }
-      const value = await unit;
-      if (finished) return false;
-      if (value === END) {
-        sourceDone = true;
-        break;
-      }
-      add(chunk, value);
-      unit = read(chunk);
-    }
-    if (finished) return false;
-    if (chunk.units.length) {
-      launch(chunk.units, chunk.bytes, size, chunk.primitive);
-    }
-    return true;
-  }
-
-  function add(chunk: Chunk, unit: unknown): void {
-    budget.read++;
-    const b = estimateBytes(unit);
-    if (typeof unit === "object" && unit !== null) chunk.primitive = false;
-    chunk.bytes += b;
-    budget.bytes += b;
-    chunk.units.push(unit);
-  }
-
   /** Submits chunks while the window and the budget allow. */
   function feed(): void {
-    if (feeding || sourceDone || finished) return;
+    if (feeding || reader.done || finished) return;
     feeding = true;
     let pending: Promise<void> | undefined;
     try {
@@ -559,7 +449,7 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
     let size = sizer.size(itemMs);
     let window = windowItems(slots, size);
     for (;;) {
-      if (sourceDone || finished) return undefined;
+      if (reader.done || finished) return undefined;
       if (outstanding >= window) return undefined;
       const left = budget.maxItems - (budget.read - taken);
       // Wait for room for a sizable chunk: taking each item as the consumer
@@ -568,7 +458,7 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
       if (left < Math.min(size, minChunk) || budget.bytes >= budget.maxBytes) {
         return undefined;
       }
-      const ok = take(size, left);
+      const ok = reader.take(size, left);
       if (ok instanceof Promise) {
         return ok.then((more) => more ? fill() : undefined);
       }
@@ -625,7 +515,7 @@ export function createMapStream<R>(ctx: MapContext): ReadableStream<R> {
           feed();
           return true;
         }
-        if (sourceDone && !feeding && outstanding === 0) {
+        if (reader.done && !feeding && outstanding === 0) {
           finish();
           return false;
         }
