@@ -51,7 +51,11 @@ Deno.test({
         assert.deepEqual(sh.slice(0, 3), ["/bin/sh", "-c", _LIFELINE]);
         const argv = Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0");
         assert.equal(argv[0], Deno.execPath());
-        assert.ok(argv.some((a) => a.endsWith("/worker.ts")), argv.join(" "));
+        // This package's worker, bundled into one file (src/launcher.ts).
+        assert.ok(
+          argv.some((a) => a.endsWith("/src/_worker_bundle.js")),
+          argv.join(" "),
+        );
         assert.deepEqual(argv.slice(-3, -1), ["--lifeline", "group"]);
       }
       // Tasks run on them.
