@@ -123,8 +123,21 @@ export type UserType = {
   encode: (value: never) => unknown;
   decode: (data: unknown) => unknown;
 };
-const userTypes = new Map<string, UserType>();
-export const userClasses: UserType[] = [];
+/**
+ * The registry is the process's, not this module's: a pool's local worker
+ * runs this package bundled into one file (src/_worker_bundle.js), while a
+ * task's or an initializer's module registers its types through
+ * `@distex/pool` (mod.ts), which loads a second copy of this module. Both
+ * copies find the same registry under one global symbol.
+ */
+const registry = ((globalThis as Record<symbol, unknown>)[
+  Symbol.for("@distex/pool registerType")
+] ??= { byName: new Map(), classes: [] }) as {
+  byName: Map<string, UserType>;
+  classes: UserType[];
+};
+const userTypes = registry.byName;
+export const userClasses: UserType[] = registry.classes;
 
 export function findUserType(value: object): UserType | undefined {
   for (let i = 0; i < userClasses.length; i++) {

@@ -9,7 +9,7 @@
 // source src/_codec_check.ts sha256:0b268654254e85b4b42ecf943b13292e3e29eef6d586211e533f150a33c87a58
 // source src/_codec_decode.ts sha256:c762dc05d698f8749f9b207de3de085c6c678d43dd67f72dd15d90c80a6783b0
 // source src/_codec_encode.ts sha256:17e5db24d77bd4c94ff5578461953e6920b589c7f78bfb2c63268ea1106ec5b1
-// source src/_codec_ext.ts sha256:0996ff15fe9fd73b6c113aebf7b6088283f8bb01a585689f16e5c4a37d46854b
+// source src/_codec_ext.ts sha256:c30307b64c21dbfc9bb7e0835c6b1f912496c15ac8d14f5ea6c9979f94a059ed
 // source src/_msgpack.ts sha256:43fdcdb9b12da1e9cbe385dc4327d6a25994a2773431237e0f8065c97b108c65
 // source src/_msgpack_reader.ts sha256:e56e2f4fda915482d2c65ae1bcb2d9b64bae62e6658dd9065a70c5ec8f25db4b
 // source src/_stdin.ts sha256:e5a28222371910ec2c1806f26f8391772e5c9962e69a5aa753e77ec805bb4611
@@ -596,8 +596,12 @@ var ERROR_CLASSES = {
   URIError
 };
 var blobBytes = /* @__PURE__ */ new WeakMap();
-var userTypes = /* @__PURE__ */ new Map();
-var userClasses = [];
+var registry = globalThis[Symbol.for("@distex/pool registerType")] ??= {
+  byName: /* @__PURE__ */ new Map(),
+  classes: []
+};
+var userTypes = registry.byName;
+var userClasses = registry.classes;
 function findUserType(value) {
   for (let i = 0; i < userClasses.length; i++) {
     if (value instanceof userClasses[i].Class) return userClasses[i];

@@ -5,7 +5,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { Pool } from "../mod.ts";
+import { Pool, registerType } from "../mod.ts";
 import {
   BUNDLE,
   bundleSources,
@@ -104,4 +104,22 @@ Deno.test({
       await pool.close();
     }
   },
+});
+
+Deno.test("registerType(): a second copy of the codec (as in the worker bundle) knows the types registered through mod.ts", async () => {
+  // A local worker's codec is the bundle's copy; a task's module registers
+  // its types through @distex/pool, another copy (module identity differs).
+  const url = new URL("../src/_codec_ext.ts?second-copy", import.meta.url);
+  const copy = await import(url.href) as typeof import("../src/_codec_ext.ts");
+  class Copied {}
+  registerType(Copied, {
+    name: "worker_bundle_test.Copied",
+    encode: () => 0,
+    decode: () => new Copied(),
+  });
+  assert.equal(copy.userTypeNamed("worker_bundle_test.Copied").Class, Copied);
+  assert.equal(
+    copy.findUserType(new Copied())?.name,
+    "worker_bundle_test.Copied",
+  );
 });
