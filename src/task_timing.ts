@@ -42,11 +42,6 @@ export class TaskTiming {
     this.#qsize = qsize;
   }
 
-  /** Whether workers' depths adapt (tasks' send times are then sampled). */
-  get adaptive(): boolean {
-    return this.#qsize === undefined;
-  }
-
   /** The depth a new worker starts with. */
   get initialCapacity(): number {
     return this.#qsize ?? depthFor({ workMs: 0, minLatencyMs: Infinity });

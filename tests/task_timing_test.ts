@@ -37,7 +37,6 @@ function task(spec: FunctionSpec, items = 1, agoMs?: number): Task {
 
 Deno.test("TaskTiming.slots(): the expected workers' start depth until one is ready, then the ready workers' depths summed", () => {
   const timing = new TaskTiming(undefined);
-  assert.equal(timing.adaptive, true);
   assert.equal(timing.initialCapacity, MIN_DEPTH);
   assert.equal(timing.slots(3, undefined, 0), 3 * MIN_DEPTH);
   const a = worker(1, 5);
@@ -80,7 +79,6 @@ Deno.test("TaskTiming: a frame's tasks are measured per function, each run in or
 
 Deno.test("TaskTiming with a fixed qsize measures time per item but never changes a depth", () => {
   const timing = new TaskTiming(3);
-  assert.equal(timing.adaptive, false);
   const w = worker(1, 3);
   timing.attach(w);
   timing.one(w, task(F1, 1, 5), 10);
