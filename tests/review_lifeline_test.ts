@@ -9,6 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { _exitOfShell, _LIFELINE } from "../src/launcher.ts";
+import { Pool, WorkerLostError } from "../mod.ts";
 import { alive, killAll, pollUntil, tempDir } from "./_util.ts";
 
 const LINUX = Deno.build.os === "linux";
@@ -134,5 +135,34 @@ Deno.test({
       await killAll([...session(child.pid), child.pid]);
       await child.status;
     }
+  },
+});
+
+Deno.test({
+  name:
+    "review: a local worker started through its lifeline reports how it ended: a signal as a signal, an exit code as a code",
+  ignore: !LINUX,
+  fn: async () => {
+    await using pool = new Pool({ workers: 1 });
+    const exitOf = async (fn: () => unknown) => {
+      const error = await pool.run(fn).then(() => undefined, (e) => e);
+      assert.ok(error instanceof WorkerLostError, String(error));
+      const { code, signal } = error.exits[error.exits.length - 1]!;
+      return { code, signal };
+    };
+    assert.deepEqual(await exitOf(() => Deno.kill(Deno.pid, "SIGKILL")), {
+      code: undefined,
+      signal: "SIGKILL",
+    });
+    assert.deepEqual(await exitOf(() => Deno.kill(Deno.pid, "SIGTERM")), {
+      code: undefined,
+      signal: "SIGTERM",
+    });
+    assert.deepEqual(await exitOf(() => Deno.exit(3)), {
+      code: 3,
+      signal: undefined,
+    });
+    // The pool goes on with a fresh worker.
+    assert.equal(await pool.run(() => 7), 7);
   },
 });
