@@ -414,9 +414,12 @@ function _shellAllowed(): boolean {
 
 /**
  * This package's worker as local workers run it: `worker.ts` and the modules
- * it imports bundled into one file (`deno task bundle-worker`), which a
- * worker loads in ~4 ms less CPU than the ~19 modules (issue 14). It behaves
- * as `worker.ts` does; tests/worker_bundle_test.ts keeps it fresh.
+ * it imports bundled into one file (`deno task bundle-worker`). Started
+ * with the workers' `--v8-flags`, `worker.ts`'s ~19 modules cost a worker
+ * ~9 ms more CPU than a script with no imports; the bundle costs about what
+ * such a script does (Deno 2.9.6, issue 14: `Pool.create(4)` 1.62x -> 1.40x
+ * of 4 bare spawns). It behaves as `worker.ts` does;
+ * tests/worker_bundle_test.ts keeps it fresh.
  */
 const WORKER_BUNDLE = new URL("./_worker_bundle.js", import.meta.url).href;
 

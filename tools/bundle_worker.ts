@@ -2,7 +2,7 @@
  * Builds `src/_worker_bundle.js`, the script a pool's local workers run:
  * `worker.ts` and the modules it imports, bundled by `deno bundle` into one
  * file, so that a worker's start-up loads one module instead of ~19 (issue
- * 14: ~4 ms less CPU per worker). Run it as `deno task bundle-worker` after
+ * 14: ~9 ms less CPU per worker). Run it as `deno task bundle-worker` after
  * changing worker-side code; the bundle is committed, so nothing needs this
  * at run time or in CI. `deno bundle` fetches esbuild from npm the first
  * time it runs (the network is needed once, on a developer's machine).
