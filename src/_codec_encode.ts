@@ -70,6 +70,24 @@ const LIBRARY_DEPTH: Record<number, number> = {
   24: 1,
 };
 /**
+ * Message types that carry several tasks or map items (Chunk, Items, Calls,
+ * Results): each element of their arrays at depth 1 (a task's argument
+ * list, an item, a task's value) is a unit of its own, as is each element
+ * of one of {@link _libraryArrays} (a chunk's item results). At each unit
+ * the walk forgets the objects it remembered, so that every task and every
+ * item gets its own copy, as separate frames (or structuredClone per task)
+ * would give it; references within a unit are kept. Numbering goes on, so
+ * the decoder needs no change.
+ */
+const SPLIT_OPS: Record<number, true> = {
+  5: true,
+  8: true,
+  10: true,
+  24: true,
+};
+/** 1 when the message's units are the elements of its depth-1 arrays. */
+let splitDepth = -1;
+/**
  * Object.prototype has no enumerable properties (as it should); undefined
  * until the message's first plain object asks.
  */
@@ -145,6 +163,8 @@ function putObject(object: object, depth: number): void {
 /** `own`: one of {@link _libraryArrays}, with nothing to look for. */
 function putArray(array: unknown[], depth: number, own: boolean): void {
   const length = array.length;
+  // Each element a unit of its own (see SPLIT_OPS).
+  const split = own || depth === splitDepth;
   if (
     !own &&
     (checkAllArrays || (depth > libraryDepth && length <= ARRAY_PROPS_CHECKED))
@@ -158,7 +178,7 @@ function putArray(array: unknown[], depth: number, own: boolean): void {
       keys.length !== length ||
       (length > 0 && keys[length - 1] !== String(length - 1))
     ) {
-      return putSparse(array, keys, depth);
+      return putSparse(array, keys, depth, split);
     }
   }
   let from = 0;
@@ -177,10 +197,20 @@ function putArray(array: unknown[], depth: number, own: boolean): void {
       else put(floats[i]!, depth + 1);
     }
     if (value === undefined && !(stop in array)) throw RESTART;
+    if (split && ids.size !== 0) ids.clear();
     put(value, depth + 1);
     from = stop + 1;
   } else {
     w.arrayHeader(length);
+  }
+  if (split) {
+    for (let i = from; i < length; i++) {
+      const v = array[i];
+      if (v === undefined && !(i in array)) throw RESTART;
+      if (ids.size !== 0) ids.clear();
+      put(v, depth + 1);
+    }
+    return;
   }
   for (let i = from; i < length; i++) {
     const v = array[i];
@@ -274,12 +304,18 @@ function stopAt(
   return at;
 }
 
-function putSparse(array: unknown[], keys: string[], depth: number): void {
+function putSparse(
+  array: unknown[],
+  keys: string[],
+  depth: number,
+  split: boolean,
+): void {
   const at = w.beginExt(Ext.Sparse);
   w.number(array.length);
   w.number(keys.length);
   for (const key of keys) {
     w.string(key);
+    if (split && ids.size !== 0) ids.clear();
     put((array as unknown as Record<string, unknown>)[key], depth + 1);
   }
   w.endExt(at);
@@ -444,6 +480,7 @@ function putError(error: Error | DOMException, depth: number): void {
 function walkValue(value: unknown): Uint8Array {
   const op = Array.isArray(value) ? value[0] : undefined;
   libraryDepth = (typeof op === "number" && LIBRARY_DEPTH[op]) || 0;
+  splitDepth = typeof op === "number" && SPLIT_OPS[op] ? 1 : -1;
   protoClean = undefined;
   for (;;) {
     w.reset(RESERVE);
@@ -468,6 +505,70 @@ function walkValue(value: unknown): Uint8Array {
 }
 
 /**
+ * Everything a walk keeps in this module's state: an encode called from
+ * inside a walk (a getter, a registered type's encode) saves it all and
+ * puts it back, so that the outer walk goes on as it was. A new piece of
+ * walk state belongs here (the type makes both functions list it).
+ */
+type WalkState = {
+  w: Writer;
+  ids: Map<object, number>;
+  nextId: number;
+  usedRefs: boolean;
+  libraryDepth: number;
+  splitDepth: number;
+  protoClean: boolean | undefined;
+  checkAllArrays: boolean;
+  raws: Uint8Array[] | undefined;
+  int32s: typeof int32s;
+  float64s: typeof float64s;
+  stopValue: unknown;
+  scanInts: typeof scanInts;
+  scanFloats: typeof scanFloats;
+  floatsFrom: number;
+};
+
+function saveWalk(): WalkState {
+  return {
+    w,
+    ids,
+    nextId,
+    usedRefs,
+    libraryDepth,
+    splitDepth,
+    protoClean,
+    checkAllArrays,
+    raws,
+    int32s,
+    float64s,
+    stopValue,
+    scanInts,
+    scanFloats,
+    floatsFrom,
+  };
+}
+
+function restoreWalk(s: WalkState): void {
+  ({
+    w,
+    ids,
+    nextId,
+    usedRefs,
+    libraryDepth,
+    splitDepth,
+    protoClean,
+    checkAllArrays,
+    raws,
+    int32s,
+    float64s,
+    stopValue,
+    scanInts,
+    scanFloats,
+    floatsFrom,
+  } = s);
+}
+
+/**
  * Encodes a value to MessagePack with structured-clone semantics.
  * The returned bytes may share a buffer with later calls: copy or write them
  * out before the next call.
@@ -484,22 +585,23 @@ export function encode(value: unknown, segments?: Uint8Array[]): Uint8Array {
   if (busy) {
     // Called from inside a walk (a getter or a registered type's encode):
     // on a writer of its own.
-    const saved = [w, ids, nextId, usedRefs, checkAllArrays, raws] as const;
-    const scratches = [int32s, float64s] as const;
-    int32s = new Int32Array(0);
-    float64s = new Float64Array(0);
+    const saved = saveWalk();
     w = new Writer();
     ids = new Map();
     nextId = 0;
     usedRefs = false;
+    libraryDepth = 0;
+    splitDepth = -1;
+    protoClean = undefined;
     checkAllArrays = false;
     raws = undefined;
+    int32s = new Int32Array(0);
+    float64s = new Float64Array(0);
     busy = false;
     try {
       return encode(value, segments).slice();
     } finally {
-      [w, ids, nextId, usedRefs, checkAllArrays, raws] = saved;
-      [int32s, float64s] = scratches;
+      restoreWalk(saved);
       busy = true;
     }
   }

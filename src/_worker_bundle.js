@@ -8,7 +8,7 @@
 // source src/_codec_blobs.ts sha256:d4dc3499a56a528890f3bf27fa70e820de17659045eee360ca250ec5cfac9d8a
 // source src/_codec_check.ts sha256:0b268654254e85b4b42ecf943b13292e3e29eef6d586211e533f150a33c87a58
 // source src/_codec_decode.ts sha256:c762dc05d698f8749f9b207de3de085c6c678d43dd67f72dd15d90c80a6783b0
-// source src/_codec_encode.ts sha256:17e5db24d77bd4c94ff5578461953e6920b589c7f78bfb2c63268ea1106ec5b1
+// source src/_codec_encode.ts sha256:f2915937e5f695c59d552d62a9cabf7d2496ea89aba99784a7c887bc615a1bf7
 // source src/_codec_ext.ts sha256:c30307b64c21dbfc9bb7e0835c6b1f912496c15ac8d14f5ea6c9979f94a059ed
 // source src/_msgpack.ts sha256:43fdcdb9b12da1e9cbe385dc4327d6a25994a2773431237e0f8065c97b108c65
 // source src/_msgpack_reader.ts sha256:e56e2f4fda915482d2c65ae1bcb2d9b64bae62e6658dd9065a70c5ec8f25db4b
@@ -837,6 +837,13 @@ var LIBRARY_DEPTH = {
   10: 2,
   24: 1
 };
+var SPLIT_OPS = {
+  5: true,
+  8: true,
+  10: true,
+  24: true
+};
+var splitDepth = -1;
 var protoClean;
 var checkAllArrays = false;
 var busy = false;
@@ -897,10 +904,11 @@ function putObject(object, depth) {
 }
 function putArray(array, depth, own2) {
   const length = array.length;
+  const split = own2 || depth === splitDepth;
   if (!own2 && (checkAllArrays || depth > libraryDepth && length <= ARRAY_PROPS_CHECKED)) {
     const keys = Object.keys(array);
     if (keys.length !== length || length > 0 && keys[length - 1] !== String(length - 1)) {
-      return putSparse(array, keys, depth);
+      return putSparse(array, keys, depth, split);
     }
   }
   let from = 0;
@@ -917,10 +925,20 @@ function putArray(array, depth, own2) {
       else put(floats[i], depth + 1);
     }
     if (value === void 0 && !(stop in array)) throw RESTART;
+    if (split && ids.size !== 0) ids.clear();
     put(value, depth + 1);
     from = stop + 1;
   } else {
     w.arrayHeader(length);
+  }
+  if (split) {
+    for (let i = from; i < length; i++) {
+      const v = array[i];
+      if (v === void 0 && !(i in array)) throw RESTART;
+      if (ids.size !== 0) ids.clear();
+      put(v, depth + 1);
+    }
+    return;
   }
   for (let i = from; i < length; i++) {
     const v = array[i];
@@ -986,12 +1004,13 @@ function stopAt(at, value, ints, floats, from) {
   floatsFrom = from;
   return at;
 }
-function putSparse(array, keys, depth) {
+function putSparse(array, keys, depth, split) {
   const at = w.beginExt(Ext.Sparse);
   w.number(array.length);
   w.number(keys.length);
   for (const key of keys) {
     w.string(key);
+    if (split && ids.size !== 0) ids.clear();
     put(array[key], depth + 1);
   }
   w.endExt(at);
@@ -1128,6 +1147,7 @@ function putError(error, depth) {
 function walkValue(value) {
   const op = Array.isArray(value) ? value[0] : void 0;
   libraryDepth = typeof op === "number" && LIBRARY_DEPTH[op] || 0;
+  splitDepth = typeof op === "number" && SPLIT_OPS[op] ? 1 : -1;
   protoClean = void 0;
   for (; ; ) {
     w.reset(RESERVE);
@@ -1149,34 +1169,47 @@ function walkValue(value) {
   w.buf[5] = Ext.Refs;
   return w.buf.subarray(0, w.pos);
 }
+function saveWalk() {
+  return {
+    w,
+    ids,
+    nextId,
+    usedRefs,
+    libraryDepth,
+    splitDepth,
+    protoClean,
+    checkAllArrays,
+    raws,
+    int32s,
+    float64s,
+    stopValue,
+    scanInts,
+    scanFloats,
+    floatsFrom
+  };
+}
+function restoreWalk(s) {
+  ({ w, ids, nextId, usedRefs, libraryDepth, splitDepth, protoClean, checkAllArrays, raws, int32s, float64s, stopValue, scanInts, scanFloats, floatsFrom } = s);
+}
 function encode(value, segments) {
   if (busy) {
-    const saved = [
-      w,
-      ids,
-      nextId,
-      usedRefs,
-      checkAllArrays,
-      raws
-    ];
-    const scratches = [
-      int32s,
-      float64s
-    ];
-    int32s = new Int32Array(0);
-    float64s = new Float64Array(0);
+    const saved = saveWalk();
     w = new Writer();
     ids = /* @__PURE__ */ new Map();
     nextId = 0;
     usedRefs = false;
+    libraryDepth = 0;
+    splitDepth = -1;
+    protoClean = void 0;
     checkAllArrays = false;
     raws = void 0;
+    int32s = new Int32Array(0);
+    float64s = new Float64Array(0);
     busy = false;
     try {
       return encode(value, segments).slice();
     } finally {
-      [w, ids, nextId, usedRefs, checkAllArrays, raws] = saved;
-      [int32s, float64s] = scratches;
+      restoreWalk(saved);
       busy = true;
     }
   }
