@@ -74,10 +74,10 @@ const LIBRARY_DEPTH: Record<number, number> = {
  * Results): each element of their arrays at depth 1 (a task's argument
  * list, an item, a task's value) is a unit of its own, as is each element
  * of one of {@link _libraryArrays} (a chunk's item results). At each unit
- * the walk forgets the objects it remembered, so that every task and every
- * item gets its own copy, as separate frames (or structuredClone per task)
- * would give it; references within a unit are kept. Numbering goes on, so
- * the decoder needs no change.
+ * the walk forgets the objects it remembered (see {@link unitFrom}), so
+ * that every task and every item gets its own copy, as separate frames (or
+ * structuredClone per task) would give it; references within a unit are
+ * kept. Numbering goes on, so the decoder needs no change.
  */
 const SPLIT_OPS: Record<number, true> = {
   5: true,
@@ -87,6 +87,12 @@ const SPLIT_OPS: Record<number, true> = {
 };
 /** 1 when the message's units are the elements of its depth-1 arrays. */
 let splitDepth = -1;
+/**
+ * The number of the current unit's first object: an object remembered
+ * with a lower number was met in an earlier unit, so is written again (and
+ * renumbered). Cheaper than clearing {@link ids} at every unit.
+ */
+let unitFrom = 0;
 /**
  * Object.prototype has no enumerable properties (as it should); undefined
  * until the message's first plain object asks.
@@ -145,7 +151,7 @@ function putObject(object: object, depth: number): void {
     }
   }
   const id = ids.get(object);
-  if (id !== undefined) {
+  if (id !== undefined && id >= unitFrom) {
     usedRefs = true;
     w.extHeader(Ext.Ref, 4);
     w.ensure(4);
@@ -197,7 +203,7 @@ function putArray(array: unknown[], depth: number, own: boolean): void {
       else put(floats[i]!, depth + 1);
     }
     if (value === undefined && !(stop in array)) throw RESTART;
-    if (split && ids.size !== 0) ids.clear();
+    if (split) unitFrom = nextId;
     put(value, depth + 1);
     from = stop + 1;
   } else {
@@ -207,7 +213,7 @@ function putArray(array: unknown[], depth: number, own: boolean): void {
     for (let i = from; i < length; i++) {
       const v = array[i];
       if (v === undefined && !(i in array)) throw RESTART;
-      if (ids.size !== 0) ids.clear();
+      unitFrom = nextId;
       put(v, depth + 1);
     }
     return;
@@ -315,7 +321,7 @@ function putSparse(
   w.number(keys.length);
   for (const key of keys) {
     w.string(key);
-    if (split && ids.size !== 0) ids.clear();
+    if (split) unitFrom = nextId;
     put((array as unknown as Record<string, unknown>)[key], depth + 1);
   }
   w.endExt(at);
@@ -493,6 +499,7 @@ function walkValue(value: unknown): Uint8Array {
       checkAllArrays = true;
       ids.clear();
       nextId = 0;
+      unitFrom = 0;
       usedRefs = false;
     }
   }
@@ -517,6 +524,7 @@ type WalkState = {
   usedRefs: boolean;
   libraryDepth: number;
   splitDepth: number;
+  unitFrom: number;
   protoClean: boolean | undefined;
   checkAllArrays: boolean;
   raws: Uint8Array[] | undefined;
@@ -536,6 +544,7 @@ function saveWalk(): WalkState {
     usedRefs,
     libraryDepth,
     splitDepth,
+    unitFrom,
     protoClean,
     checkAllArrays,
     raws,
@@ -556,6 +565,7 @@ function restoreWalk(s: WalkState): void {
     usedRefs,
     libraryDepth,
     splitDepth,
+    unitFrom,
     protoClean,
     checkAllArrays,
     raws,
@@ -592,6 +602,7 @@ export function encode(value: unknown, segments?: Uint8Array[]): Uint8Array {
     usedRefs = false;
     libraryDepth = 0;
     splitDepth = -1;
+    unitFrom = 0;
     protoClean = undefined;
     checkAllArrays = false;
     raws = undefined;
@@ -618,6 +629,7 @@ export function encode(value: unknown, segments?: Uint8Array[]): Uint8Array {
     checkAllArrays = false;
     if (ids.size !== 0) ids.clear();
     nextId = 0;
+    unitFrom = 0;
     usedRefs = false;
   }
 }

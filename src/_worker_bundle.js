@@ -8,7 +8,7 @@
 // source src/_codec_blobs.ts sha256:d4dc3499a56a528890f3bf27fa70e820de17659045eee360ca250ec5cfac9d8a
 // source src/_codec_check.ts sha256:0b268654254e85b4b42ecf943b13292e3e29eef6d586211e533f150a33c87a58
 // source src/_codec_decode.ts sha256:c762dc05d698f8749f9b207de3de085c6c678d43dd67f72dd15d90c80a6783b0
-// source src/_codec_encode.ts sha256:f2915937e5f695c59d552d62a9cabf7d2496ea89aba99784a7c887bc615a1bf7
+// source src/_codec_encode.ts sha256:be3e5a3d7345c89c50477478cdd6e9748cc3b52801cb95168d960b8d3ad1d8eb
 // source src/_codec_ext.ts sha256:c30307b64c21dbfc9bb7e0835c6b1f912496c15ac8d14f5ea6c9979f94a059ed
 // source src/_msgpack.ts sha256:43fdcdb9b12da1e9cbe385dc4327d6a25994a2773431237e0f8065c97b108c65
 // source src/_msgpack_reader.ts sha256:e56e2f4fda915482d2c65ae1bcb2d9b64bae62e6658dd9065a70c5ec8f25db4b
@@ -844,6 +844,7 @@ var SPLIT_OPS = {
   24: true
 };
 var splitDepth = -1;
+var unitFrom = 0;
 var protoClean;
 var checkAllArrays = false;
 var busy = false;
@@ -888,7 +889,7 @@ function putObject(object, depth) {
     }
   }
   const id = ids.get(object);
-  if (id !== void 0) {
+  if (id !== void 0 && id >= unitFrom) {
     usedRefs = true;
     w.extHeader(Ext.Ref, 4);
     w.ensure(4);
@@ -925,7 +926,7 @@ function putArray(array, depth, own2) {
       else put(floats[i], depth + 1);
     }
     if (value === void 0 && !(stop in array)) throw RESTART;
-    if (split && ids.size !== 0) ids.clear();
+    if (split) unitFrom = nextId;
     put(value, depth + 1);
     from = stop + 1;
   } else {
@@ -935,7 +936,7 @@ function putArray(array, depth, own2) {
     for (let i = from; i < length; i++) {
       const v = array[i];
       if (v === void 0 && !(i in array)) throw RESTART;
-      if (ids.size !== 0) ids.clear();
+      unitFrom = nextId;
       put(v, depth + 1);
     }
     return;
@@ -1010,7 +1011,7 @@ function putSparse(array, keys, depth, split) {
   w.number(keys.length);
   for (const key of keys) {
     w.string(key);
-    if (split && ids.size !== 0) ids.clear();
+    if (split) unitFrom = nextId;
     put(array[key], depth + 1);
   }
   w.endExt(at);
@@ -1160,6 +1161,7 @@ function walkValue(value) {
       checkAllArrays = true;
       ids.clear();
       nextId = 0;
+      unitFrom = 0;
       usedRefs = false;
     }
   }
@@ -1177,6 +1179,7 @@ function saveWalk() {
     usedRefs,
     libraryDepth,
     splitDepth,
+    unitFrom,
     protoClean,
     checkAllArrays,
     raws,
@@ -1189,7 +1192,7 @@ function saveWalk() {
   };
 }
 function restoreWalk(s) {
-  ({ w, ids, nextId, usedRefs, libraryDepth, splitDepth, protoClean, checkAllArrays, raws, int32s, float64s, stopValue, scanInts, scanFloats, floatsFrom } = s);
+  ({ w, ids, nextId, usedRefs, libraryDepth, splitDepth, unitFrom, protoClean, checkAllArrays, raws, int32s, float64s, stopValue, scanInts, scanFloats, floatsFrom } = s);
 }
 function encode(value, segments) {
   if (busy) {
@@ -1200,6 +1203,7 @@ function encode(value, segments) {
     usedRefs = false;
     libraryDepth = 0;
     splitDepth = -1;
+    unitFrom = 0;
     protoClean = void 0;
     checkAllArrays = false;
     raws = void 0;
@@ -1226,6 +1230,7 @@ function encode(value, segments) {
     checkAllArrays = false;
     if (ids.size !== 0) ids.clear();
     nextId = 0;
+    unitFrom = 0;
     usedRefs = false;
   }
 }
