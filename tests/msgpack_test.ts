@@ -495,7 +495,7 @@ Deno.test("codec: values in a Calls or Results frame keep holes and array proper
   assert.equal(await differ(structuredClone(extra), results[2][0]), undefined);
 });
 
-Deno.test("codec: shared and circular values inside protocol frames keep their identity", () => {
+Deno.test("codec: shared and circular values inside protocol frames keep their identity within each task's arguments or value", () => {
   const leaf = { x: 1 };
   const call = decode(encode([4, 1, 2, [leaf, [leaf, leaf]]]).slice()) as [
     number,
@@ -521,28 +521,34 @@ Deno.test("codec: shared and circular values inside protocol frames keep their i
   assert.equal((a[1] as unknown[])[1], a[1]);
   assert.equal((b[0] as unknown[])[1], b[0]);
   assert.equal(b[1], b[2]);
-  // Values of several tasks in one Results frame, one referring to another.
+  // Values of several tasks in one Results frame: each task's value is its
+  // own copy (as separate frames would give), sharing within it is kept.
   const shared = { s: [1, 2, 3, 4, 5, 6, 7, 8, 9] };
   const results = decode(
     encode([24, [7, 8, 9], [shared, [shared.s, shared], 3], [1, 2, 3]])
       .slice(),
   ) as [number, number[], unknown[], number[]];
-  const [one, two] = results[2] as [typeof shared, unknown[]];
-  assert.equal(two[0], one.s);
-  assert.equal(two[1], one);
+  const [one, two] = results[2] as [typeof shared, [number[], typeof shared]];
+  assert.deepEqual(one, shared);
+  assert.notEqual(two[0], one.s);
+  assert.notEqual(two[1], one);
+  assert.equal(two[1].s, two[0]);
   assert.deepEqual(results[1], [7, 8, 9]);
   assert.deepEqual(results[3], [1, 2, 3]);
-  // A chunk's results (the worker's own array) before values that share.
+  // A chunk's results (the worker's own array) before other values: each
+  // item's result and each value its own copy.
   const chunkResults = [shared, 2, 3];
   _libraryArrays.add(chunkResults);
   const mixed = decode(
-    encode([24, [1, 2, 3], [chunkResults, shared, [shared]], [1, 2, 3]])
+    encode([24, [1, 2, 3], [chunkResults, shared, [shared, shared]], [1, 2, 3]])
       .slice(),
   ) as [number, number[], unknown[], number[]];
   const [theirs, alone, inList] = mixed[2] as [unknown[], unknown, unknown[]];
   assert.deepEqual(theirs, [shared, 2, 3]);
-  assert.equal(theirs[0], alone);
-  assert.equal(inList[0], alone);
+  assert.deepEqual(alone, shared);
+  assert.notEqual(theirs[0], alone);
+  assert.notEqual(inList[0], alone);
+  assert.equal(inList[0], inList[1]);
 });
 
 Deno.test("codec: an array of numbers whose element getter encodes numbers itself crosses intact", () => {
