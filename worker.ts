@@ -53,6 +53,59 @@ function reportStrayErrors(): void {
 }
 
 /**
+ * Ends what this worker writes to stdout when it exits by its own hand with
+ * a code above 128 (followed by the code): the `sh` it runs under with
+ * `--lifeline group` reports such a code as it reports a signal (128 + n),
+ * and the pool reads this to tell them apart (`_exitOfShell` in
+ * src/launcher.ts, which has the same text).
+ */
+const EXIT_MARK = "\u0000distex-exit ";
+
+/**
+ * With `--lifeline group`: a worker that exits with a code above 128 (a
+ * task's `Deno.exit(137)`, which runs the `unload` event with the code set)
+ * writes {@link EXIT_MARK} and the code on stdout, with no newline (it stays
+ * the stream's last line), before it ends. Nothing is written for other
+ * codes, or when a signal ends it.
+ */
+function tellExitCode(): void {
+  globalThis.addEventListener("unload", () => {
+    const code = Deno.exitCode;
+    if (!(code > 128)) return;
+    try {
+      Deno.stdout.writeSync(new TextEncoder().encode(`${EXIT_MARK}${code}`));
+    } catch { /* the pool is gone: nobody to tell */ }
+  });
+}
+
+/**
+ * How long a worker that lost its connection before it was in (a failed
+ * connect, or a reset or end during its handshake) waits before it reports
+ * that. A pool that closes stops listening first (whoever is still in the
+ * handshake gets a reset), then closes the lifelines, which ends this
+ * process quietly meanwhile; under load the two are hundreds of ms apart.
+ */
+const LOST_GRACE_MS = 1_000;
+
+/** Whether `error` is the connection's loss rather than a protocol failure. */
+function connectionLost(error: unknown): boolean {
+  const errors = Deno.errors;
+  return error instanceof errors.ConnectionReset ||
+    error instanceof errors.ConnectionAborted ||
+    error instanceof errors.BrokenPipe ||
+    error instanceof errors.UnexpectedEof ||
+    error instanceof errors.NotConnected ||
+    // handshake.ts: the stream ended before the pool's challenge.
+    (error instanceof Error && error.message === "closed during the handshake");
+}
+
+/** Waits {@link LOST_GRACE_MS}, then throws `error`. */
+async function reportLate(error: unknown): Promise<never> {
+  await new Promise((resolve) => setTimeout(resolve, LOST_GRACE_MS));
+  throw error;
+}
+
+/**
  * Once connected, the worker needs no access to the socket's path: it gives
  * up what the pool granted for it (in a sandbox), so that its tasks can
  * neither remove the socket nor listen on its path in the pool's place. A
@@ -132,6 +185,7 @@ export async function workerMain(args: string[]): Promise<number> {
   // closes stdin (or dies), the process ends, whatever a task is doing.
   const watching = watchdog?.start();
   reportStrayErrors();
+  if (lifeline === "group") tellExitCode();
   let channel: Deno.Conn;
   try {
     channel = await connecting;
@@ -139,9 +193,9 @@ export async function workerMain(args: string[]): Promise<number> {
     // A pool that closes before this worker connected removes its socket,
     // then closes our stdin, which ends this process quietly (above). Give
     // that a moment before reporting the failure.
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
-    throw error;
+    return await reportLate(error);
   }
+  let lost: unknown;
   try {
     revokeSocketAccess(path);
     // Before the handshake: a worker whose watchdog cannot start fails
@@ -152,11 +206,18 @@ export async function workerMain(args: string[]): Promise<number> {
       secret: key,
       workerId,
     });
+  } catch (error) {
+    // A reset or an end in the handshake is most likely the pool closing
+    // (it stopped listening): as for a failed connect. A protocol error (a
+    // listener that does not know this worker's key) is reported at once.
+    if (!connectionLost(error)) throw error;
+    lost = error;
   } finally {
     try {
       channel.close();
     } catch { /* already closed */ }
   }
+  if (lost !== undefined) return await reportLate(lost);
   return 0;
 }
 

@@ -28,19 +28,28 @@ export function stdoutToStderr(workerId: number, line: string): void {
 }
 
 /**
+ * What a local worker writes last on its stdout, followed by its exit code,
+ * when it exits by its own hand with a code above 128 (worker.ts, which has
+ * the same text): taken out of its output and returned by
+ * {@link forwardStdout}.
+ */
+export const EXIT_MARK = "\u0000distex-exit ";
+
+/**
  * Reads `stream` (a worker's stdout) to its end and hands each line, control
  * characters escaped, to `sink`. Never rejects.
  *
  * @param stream The worker's stdout.
  * @param workerId The worker's id, passed to `sink`.
  * @param sink Where lines go; default {@link stdoutToStderr}.
- * @returns When the stream has ended.
+ * @returns When the stream has ended: the exit code the worker wrote after
+ * {@link EXIT_MARK} at the stream's end, if it did.
  */
 export async function forwardStdout(
   stream: ReadableStream<Uint8Array>,
   workerId: number,
   sink: StdoutSink = stdoutToStderr,
-): Promise<void> {
+): Promise<number | undefined> {
   const decoder = new TextDecoder();
   let partial = "";
   const emit = (line: string) => {
@@ -62,5 +71,12 @@ export async function forwardStdout(
     }
   } catch { /* the process died mid-write */ }
   partial += decoder.decode();
+  let told: number | undefined;
+  const mark = partial.lastIndexOf(EXIT_MARK);
+  if (mark >= 0 && /^\d{3}$/.test(partial.slice(mark + EXIT_MARK.length))) {
+    told = Number(partial.slice(mark + EXIT_MARK.length));
+    partial = partial.slice(0, mark);
+  }
   if (partial) emit(partial);
+  return told;
 }

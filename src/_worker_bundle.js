@@ -18,12 +18,12 @@
 // source src/auth.ts sha256:f787ad187b3961f12ae71d3d6719856c372df284905c03405f475b0280e9b6b2
 // source src/compile_function.ts sha256:9f60c4ad780ecc729adf39b556e6df8434f28cc0a95691de255f0ebeef02c653
 // source src/errors.ts sha256:08722ea6fd48316cf41910f97183eb18fa6fed125a89d16ffe43909e1e993297
-// source src/framing.ts sha256:9197962a0ff2c1875da01c79ba4f6bccd65b21e2fbdaa4a57f6790dde0c353f6
+// source src/framing.ts sha256:07dd43fdcd2b49da6e133f981bd4d45acfaeaf74c6b57e878913dea5a1f29ad1
 // source src/handshake.ts sha256:07b41947f93017f5e3832e9d3817fdfd1a382ca787fc6b257c4c548e7529942f
 // source src/protocol.ts sha256:776f6929b0add04fc9ed343d4e3001a3ab7f0e7f685caf510b97638a63a3d8c1
-// source src/worker_runtime.ts sha256:758f0f93f118b4bb030e5dd7a5e16c69344b152df52546f4718045faa77cbe76
+// source src/worker_runtime.ts sha256:f57d9882e281ff8289f6a548b051f5c6d53d33ab8d756a6ce85c88fe78c2d0ca
 // source tools/bundle_worker.ts sha256:3b9a11b340301da7febecf6fcff40fe8e5fad44027e778b6477a8f18ac32c56d
-// source worker.ts sha256:78ebfe45d3c205a7cdde21fa2cf9d384339bca9062fc34eb7664af1981b58752
+// source worker.ts sha256:f26c5e4f1cfbe55092fe7dfdcd5c887cd75fca0d050a447cfb0371a8bc3fd48f
 var __defProp = Object.defineProperty;
 var __getOwnPropNames = Object.getOwnPropertyNames;
 var __esm = (fn, res) => function __init() {
@@ -3146,6 +3146,27 @@ function reportStrayErrors() {
     console.error(`distex worker: an error escaped a task: ${describe2(event.error ?? event.message)}`);
   });
 }
+var EXIT_MARK = "\0distex-exit ";
+function tellExitCode() {
+  globalThis.addEventListener("unload", () => {
+    const code = Deno.exitCode;
+    if (!(code > 128)) return;
+    try {
+      Deno.stdout.writeSync(new TextEncoder().encode(`${EXIT_MARK}${code}`));
+    } catch {
+    }
+  });
+}
+var LOST_GRACE_MS = 1e3;
+function connectionLost(error) {
+  const errors = Deno.errors;
+  return error instanceof errors.ConnectionReset || error instanceof errors.ConnectionAborted || error instanceof errors.BrokenPipe || error instanceof errors.UnexpectedEof || error instanceof errors.NotConnected || // handshake.ts: the stream ended before the pool's challenge.
+  error instanceof Error && error.message === "closed during the handshake";
+}
+async function reportLate(error) {
+  await new Promise((resolve) => setTimeout(resolve, LOST_GRACE_MS));
+  throw error;
+}
 function revokeSocketAccess(path) {
   const dir = path.slice(0, path.lastIndexOf("/")) || "/";
   const sibling = `${dir}/.distex-probe`;
@@ -3211,13 +3232,14 @@ async function workerMain(args) {
   material.fill(0);
   const watching = watchdog?.start();
   reportStrayErrors();
+  if (lifeline === "group") tellExitCode();
   let channel;
   try {
     channel = await connecting;
   } catch (error) {
-    await new Promise((resolve) => setTimeout(resolve, 1e3));
-    throw error;
+    return await reportLate(error);
   }
+  let lost;
   try {
     revokeSocketAccess(path);
     await watching;
@@ -3226,12 +3248,16 @@ async function workerMain(args) {
       secret: key,
       workerId
     });
+  } catch (error) {
+    if (!connectionLost(error)) throw error;
+    lost = error;
   } finally {
     try {
       channel.close();
     } catch {
     }
   }
+  if (lost !== void 0) return await reportLate(lost);
   return 0;
 }
 if (import.meta.main) {

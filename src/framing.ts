@@ -79,7 +79,10 @@ export const RECLAIM_BYTES = 2 * 1024 * 1024;
 /**
  * The global under which a local worker's V8 exposes its garbage collector
  * (`--expose-gc-as`, set by the pool's worker command line): the worker takes
- * it before any task runs and leaves the global `undefined`.
+ * it before any task runs and leaves the global `undefined`. V8 puts it on
+ * every new context's global too, so a task can reach it through one
+ * (`node:vm`'s `runInNewContext`); all it can do with it is make its own
+ * worker collect garbage, which allocating does as well.
  */
 export const COLLECTOR_GLOBAL = "__distexCollector";
 
@@ -127,8 +130,9 @@ export function hasDirectBytes(values: readonly unknown[]): boolean {
 /**
  * Takes the collector a worker's V8 exposes as {@link COLLECTOR_GLOBAL},
  * if it does, and leaves that global `undefined` (it cannot be deleted), so
- * tasks never see it. Returns a minor (young-generation) collection, or
- * undefined where there is no collector (the pool, remote workers).
+ * tasks do not find it on their global (a new V8 context still has one, see
+ * {@link COLLECTOR_GLOBAL}). Returns a minor (young-generation) collection,
+ * or undefined where there is no collector (the pool, remote workers).
  */
 export function takeCollector(): (() => void) | undefined {
   const global = globalThis as Record<string, unknown>;

@@ -338,8 +338,9 @@ export function _setsidPath(): string | null {
  * too, whatever it is doing. No key, no worker: stdin's end before the key
  * kills the group as well. The leader waits for the worker and exits as it
  * did (a signal that ended it as code 128 + its number, which
- * {@link _exitOfShell} turns back), and then the pool kills what is left of
- * the group. The worker, started with the group and not spawning a watchdog
+ * {@link _exitOfShell} turns back; a worker that exits with a code above 128
+ * itself says so on stdout as it exits), and then the pool kills what is
+ * left of the group. The worker, started with the group and not spawning a watchdog
  * of its own, is ready sooner (issue 14). The key never appears in an
  * argument or in the environment: `read` and `echo` are built into `sh`.
  */
@@ -387,10 +388,15 @@ const SIGNALS: (Deno.Signal | undefined)[] = [
 
 /**
  * How a worker started through {@link _LIFELINE} ended: `sh` exits with the
- * worker's code, or 128 + n when signal n ended it.
+ * worker's code, or 128 + n when signal n ended it. A code above 128 is read
+ * as a signal unless the worker said it exited with that code (`told`: what
+ * it wrote last on stdout as it exited by its own hand, see
+ * {@link forwardStdout}). A task that writes that itself and is then killed
+ * by the matching signal is reported as exiting with the code.
  */
-export function _exitOfShell(exit: LaunchExit): LaunchExit {
-  const signal = exit.code !== undefined && exit.code > 128
+export function _exitOfShell(exit: LaunchExit, told?: number): LaunchExit {
+  const signal = exit.code !== undefined && exit.code > 128 &&
+      exit.code !== told
     ? SIGNALS[exit.code - 128]
     : undefined;
   return signal ? { code: undefined, signal } : exit;
@@ -497,8 +503,8 @@ export class LocalLauncher implements Launcher {
     );
     const exited = launch.exited.then(async (exit) => {
       forgetWorkerKey(endpoint.secret, ids[0]!); // if it never got in
-      await stdoutDone;
-      return shell ? _exitOfShell(exit) : exit;
+      const told = await stdoutDone;
+      return shell ? _exitOfShell(exit, told) : exit;
     });
     return { ...launch, exited };
   }

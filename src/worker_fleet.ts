@@ -79,7 +79,9 @@ export const WORKER_MALLOC_TUNABLES =
 
 /**
  * The `deno run` flag that gives a local worker its garbage collector under
- * a private name, which the worker takes (and hides) before any task runs.
+ * a name of its own, which the worker takes off its global before any task
+ * runs. A task can still reach it through a new V8 context (`node:vm`),
+ * where it can only make its own worker collect garbage.
  */
 export const COLLECTOR_FLAG = `--v8-flags=--expose-gc-as=${COLLECTOR_GLOBAL}`;
 

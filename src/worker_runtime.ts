@@ -212,7 +212,9 @@ function runChunk(
 
 /**
  * The worker's garbage collector, where the pool's command line exposed it:
- * taken before any task runs (tasks never see it). The frame reader runs a
+ * taken off the global before any task runs (a task can reach it only
+ * through a new V8 context, to collect its own worker's garbage; see
+ * `COLLECTOR_GLOBAL`). The frame reader runs a
  * minor collection every few MiB of byte arrays received, so their memory is
  * reused at once (issue 14: bulk bytes).
  */

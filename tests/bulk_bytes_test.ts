@@ -91,7 +91,7 @@ Deno.test("Byte arrays the caller keeps from results stay intact while more arri
 
 Deno.test({
   name:
-    "Local workers get their collector, hidden from tasks, and the malloc settings; a GLIBC_TUNABLES of the pool's env replaces those",
+    "Local workers get their collector, off their tasks' global, and the malloc settings; a GLIBC_TUNABLES of the pool's env replaces those",
   ignore: Deno.build.os !== "linux",
   fn: async () => {
     await using pool = await Pool.create(1);
@@ -104,7 +104,7 @@ Deno.test({
     const got = await pool.run(tunables);
     // This process's own GLIBC_TUNABLES, if it has one, comes after them.
     assert.ok(got?.startsWith(WORKER_MALLOC_TUNABLES), got);
-    // Tasks see neither the collector nor V8's usual name for it.
+    // Tasks' global has neither the collector nor V8's usual name for it.
     const seen = await pool.run((name: string) => {
       const g = globalThis as Record<string, unknown>;
       let replaced = true;
@@ -125,6 +125,43 @@ Deno.test({
     });
     assert.equal(await custom.run(tunables), own);
   },
+});
+
+Deno.test("A task that reaches the worker's collector through a new V8 context can only make its own worker collect garbage: the worker and its other tasks go on", async () => {
+  // V8 (--expose-gc-as) puts the collector on every new context's global,
+  // where takeCollector() cannot take it away.
+  await using pool = new Pool({ workers: 1 });
+  const pid = pool.stats().workers[0]?.pid ?? await pool.run(() => Deno.pid);
+  const collectAll = async (name: string) => {
+    const vm = await import("node:vm");
+    const gc = vm.runInNewContext(`globalThis.${name}`);
+    const kept = { data: new Uint8Array(1 << 20).fill(5) };
+    if (typeof gc === "function") {
+      gc();
+      gc({ type: "minor" });
+      await gc({ type: "major", execution: "async" });
+    }
+    return [typeof gc, kept.data.reduce((a, b) => a + b, 0)];
+  };
+  const slow = (n: number) =>
+    new Promise<number>((resolve) => setTimeout(() => resolve(n * 2), 20));
+  const settled = await Promise.all([
+    pool.run(slow, 1),
+    pool.run(collectAll, COLLECTOR_GLOBAL),
+    pool.run(slow, 2),
+    pool.run((b: Uint8Array) => b.length, pattern(4 * MIB, 3)),
+  ]);
+  assert.deepEqual(settled.slice(0, 1), [2]);
+  const [kind, sum] = settled[1] as [string, number];
+  assert.ok(kind === "function" || kind === "undefined", kind);
+  assert.equal(sum, 5 << 20);
+  assert.deepEqual(settled.slice(2), [4, 4 * MIB]);
+  // Bulk bytes still come and go intact on the same worker.
+  const items = Array.from({ length: 8 }, (_, i) => pattern(MIB, i));
+  const back = await Array.fromAsync(pool.map((b: Uint8Array) => b, items));
+  assert.deepEqual(back.map(checksum), items.map(checksum));
+  assert.equal(await pool.run(() => Deno.pid), pid);
+  assert.equal(pool.stats().lost, 0);
 });
 
 Deno.test("A call with large byte contents that cannot be sent fails alone; the worker goes on", async () => {

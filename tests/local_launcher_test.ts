@@ -4,8 +4,11 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { Pool } from "../mod.ts";
+import { Pool, WorkerLostError } from "../mod.ts";
 import { _exitOfShell, _LIFELINE } from "../src/launcher.ts";
+import { EXIT_MARK, forwardStdout } from "../src/_task_output.ts";
+import { FrameWriter } from "../src/framing.ts";
+import { callMessage } from "../src/protocol.ts";
 import {
   alive,
   killAll,
@@ -253,5 +256,185 @@ Deno.test({
         await child.status;
       }
     }
+  },
+});
+
+Deno.test({
+  name:
+    "A local worker that exits with a code above 128 is reported with its code, not as killed by a signal; a signal still as a signal",
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    await using pool = new Pool({ workers: 1, stdout: "capture" });
+    const lines: string[] = [];
+    pool.addEventListener("stdout", (e) => lines.push(e.detail.line));
+    const exitOf = async (fn: () => unknown) => {
+      const error = await pool.run(fn).then(() => undefined, (e) => e);
+      assert.ok(error instanceof WorkerLostError, String(error));
+      const { code, signal } = error.exits[error.exits.length - 1]!;
+      return { code, signal };
+    };
+    // (At 7055169 as it is here; through the lifeline's sh, whose `wait`
+    // gives 128 + n for signal n, it read as SIGKILL.)
+    assert.deepEqual(await exitOf(() => Deno.exit(137)), {
+      code: 137,
+      signal: undefined,
+    });
+    // A line left open on stdout: the worker's word on its code follows it.
+    assert.deepEqual(
+      await exitOf(() => {
+        Deno.stdout.writeSync(new TextEncoder().encode("no newline"));
+        Deno.exitCode = 143;
+        Deno.exit();
+      }),
+      { code: 143, signal: undefined },
+    );
+    assert.deepEqual(lines, ["no newline"]);
+    assert.deepEqual(await exitOf(() => Deno.kill(Deno.pid, "SIGKILL")), {
+      code: undefined,
+      signal: "SIGKILL",
+    });
+    assert.equal(await pool.run(() => 7), 7);
+  },
+});
+
+Deno.test("_exitOfShell reads a code above 128 as a signal unless the worker told that very code; forwardStdout takes the worker's word out of its output", async () => {
+  assert.deepEqual(_exitOfShell({ code: 137 }, 137), { code: 137 });
+  assert.deepEqual(_exitOfShell({ code: 137 }), {
+    code: undefined,
+    signal: "SIGKILL",
+  });
+  assert.deepEqual(_exitOfShell({ code: 137 }, 130), {
+    code: undefined,
+    signal: "SIGKILL",
+  });
+  assert.deepEqual(_exitOfShell({ code: 3 }), { code: 3 });
+  const read = async (...chunks: string[]) => {
+    const lines: string[] = [];
+    const told = await forwardStdout(
+      ReadableStream.from(chunks.map((c) => new TextEncoder().encode(c))),
+      1,
+      (_id, line) => lines.push(line),
+    );
+    return { lines, told };
+  };
+  assert.deepEqual(await read("a\nb", `c${EXIT_MARK}1`, "37"), {
+    lines: ["a", "bc"],
+    told: 137,
+  });
+  assert.deepEqual(await read("a\n", `${EXIT_MARK}200`), {
+    lines: ["a"],
+    told: 200,
+  });
+  // Not at the end, or not a code: output like any other.
+  const { lines, told } = await read(`${EXIT_MARK}137\nx`, `${EXIT_MARK}1x`);
+  assert.equal(told, undefined);
+  assert.equal(lines.length, 2);
+});
+
+/**
+ * Spawns this package's worker (`worker.ts`) through the lifeline as a pool
+ * does, to connect to `path`, and writes its key.
+ */
+async function workerThroughLifeline(path: string): Promise<{
+  child: Deno.ChildProcess;
+  stdin: WritableStreamDefaultWriter<Uint8Array>;
+  stderr: Promise<string>;
+}> {
+  const child = new Deno.Command("setsid", {
+    args: [
+      "/bin/sh",
+      "-c",
+      _LIFELINE,
+      "distex-worker",
+      Deno.execPath(),
+      "run",
+      "-A",
+      new URL("../worker.ts", import.meta.url).pathname,
+      "--unix",
+      path,
+      "--id",
+      "1",
+      "--lifeline",
+      "group",
+    ],
+    stdin: "piped",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const stdin = child.stdin.getWriter();
+  const stderr = new Response(child.stderr).text();
+  await stdin.write(new TextEncoder().encode(`${"ab".repeat(32)}\n`));
+  return { child, stdin, stderr };
+}
+
+/** Ends what {@link workerThroughLifeline} started; resolves its stderr. */
+async function endLifeline(
+  started: Awaited<ReturnType<typeof workerThroughLifeline>>,
+): Promise<{ status: Deno.CommandStatus; said: string }> {
+  await started.stdin.close().catch(() => {});
+  const timer = setTimeout(() => killAll([started.child.pid]), 20_000);
+  const status = await started.child.status;
+  clearTimeout(timer);
+  return { status, said: await started.stderr };
+}
+
+Deno.test({
+  name:
+    "A worker in its handshake when the pool closes ends quietly (no 'Connection reset by peer' on the owner's stderr); a listener that breaks the protocol is still reported",
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    await using dir = await tempDir();
+    const path = `${dir.path}/s`;
+    // As a closing pool does: it stops listening (a worker connected but
+    // not yet accepted gets a reset), then closes the lifelines. Under load
+    // the two are hundreds of ms apart: seen as a stray error line after
+    // `await using pool = new Pool(8)` in 4 of 8 loaded runs.
+    let listener = Deno.listen({ transport: "unix", path });
+    let started = await workerThroughLifeline(path);
+    let ended;
+    try {
+      // Connected, not accepted: a second entry with the socket's path.
+      const pending = () =>
+        Deno.readTextFileSync("/proc/net/unix").split("\n")
+          .filter((l) => l.endsWith(` ${path}`)).length >= 2;
+      assert.ok(await pollUntil(pending, 30_000), "the worker never connected");
+      listener.close();
+      // The pool's gap between the two (not a gate: the worker must stay
+      // quiet through it, or it said something and ended).
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        started.stderr,
+        new Promise((resolve) => timer = setTimeout(resolve, 300)),
+      ]);
+      clearTimeout(timer);
+    } finally {
+      try {
+        listener.close();
+      } catch { /* closed above */ }
+      ended = await endLifeline(started);
+    }
+    assert.equal(ended.said, "");
+    // Its lifeline's SIGKILL ended it, and the worker said nothing.
+    assert.equal(ended.status.signal, "SIGKILL");
+
+    // A listener that is no pool (a task before the challenge): reported at
+    // once, as the worker's own exit, with the lifeline still open.
+    const other = `${dir.path}/t`;
+    listener = Deno.listen({ transport: "unix", path: other });
+    started = await workerThroughLifeline(other);
+    let conn: Deno.Conn | undefined;
+    try {
+      conn = await listener.accept();
+      new FrameWriter(conn, () => {}).send(callMessage("call", 1, 1, []));
+      const timer = setTimeout(() => killAll([started.child.pid]), 30_000);
+      await started.child.status;
+      clearTimeout(timer);
+    } finally {
+      conn?.close();
+      listener.close();
+      ended = await endLifeline(started);
+    }
+    assert.match(ended.said, /before the handshake finished/);
+    assert.equal(ended.status.code, 1);
   },
 });
