@@ -12,7 +12,7 @@
  */
 import { fromErrorRecord, type WorkerExit, WorkerLostError } from "./errors.ts";
 import type { FunctionSpec } from "./function_ref.ts";
-import { sampled } from "./depth.ts";
+import { averageItemMs, sampled } from "./depth.ts";
 import type { TaskOptions } from "./options.ts";
 import { AbortWatch } from "./abort_watch.ts";
 import { CallBatcher } from "./call_batcher.ts";
@@ -312,8 +312,11 @@ export class Dispatcher {
 
   /**
    * The results of several tasks, from one frame: each task is settled and
-   * measured (see TaskTiming: the worker's depth is chosen once per run of
-   * one function's tasks, not per task).
+   * folded into its function's time per item (averageItemMs(), one by one:
+   * the latest count most), and the worker's depth is chosen once per run
+   * of one function's tasks (TaskTiming.run()), not per task: frames of many
+   * results are those of tiny tasks, whose bookkeeping is what counts (so a
+   * run is gathered here, in locals, with no call per task).
    */
   #finishAll(
     w: WorkerHandle,
@@ -322,13 +325,33 @@ export class Dispatcher {
     workUs: number[],
   ): void {
     const timing = this.#timing;
-    timing.start(w);
+    let fnId = 0;
+    let tasks = 0;
+    let work = 0;
+    let itemMs: number | undefined;
+    let latency: number | undefined;
+    let now = 0;
     for (let i = 0; i < ids.length; i++) {
       const task = this.#takeBack(w, ids[i]!);
-      timing.add(task, workUs[i]!);
+      if (task.spec.id !== fnId) {
+        if (tasks > 0) timing.run(w, fnId, itemMs!, work, tasks, latency);
+        fnId = task.spec.id;
+        tasks = work = 0;
+        itemMs = timing.itemMs(fnId);
+        latency = undefined;
+      }
+      const workMs = workUs[i]! / 1000;
+      tasks++;
+      work += workMs;
+      itemMs = averageItemMs(itemMs, workMs, task.items);
+      if (task.sentAt > 0) {
+        if (now === 0) now = performance.now();
+        const ms = now - task.sentAt;
+        if (latency === undefined || ms < latency) latency = ms;
+      }
       if (!task.cancelled) this.#settle(task, values[i], undefined);
     }
-    timing.end();
+    if (tasks > 0) timing.run(w, fnId, itemMs!, work, tasks, latency);
   }
 
   // ---- tasks -------------------------------------------------------------

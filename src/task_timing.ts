@@ -7,13 +7,13 @@
  * The arithmetic is in `depth.ts`; this module holds the measured state.
  *
  * A frame of many results is measured as the same results one by one would
- * be (see {@link TaskTiming.add}), with the depth chosen once per run of one
- * function's tasks: frames of many results are those of tiny tasks, whose
- * bookkeeping is what counts.
+ * be, with the depth chosen once per run of one function's tasks (see
+ * {@link TaskTiming.run}): frames of many results are those of tiny tasks,
+ * whose bookkeeping is what counts.
  *
  * @module
  */
-import { adapt, averageItemMs, depthFor, ItemTimes } from "./depth.ts";
+import { adapt, depthFor, ItemTimes } from "./depth.ts";
 import type { Task, WorkerHandle } from "./worker_handle.ts";
 
 /** The pool's measurements of its tasks and the workers' depths. */
@@ -24,18 +24,6 @@ export class TaskTiming {
   #itemMs = new ItemTimes();
   /** The ready workers' depths, summed. */
   #capacity = 0;
-  // The run of one function's tasks being measured in a frame (see add()).
-  // Numbers only, "none" as NaN / Infinity: a field that also held
-  // undefined would box each new value, an allocation per task.
-  #w: WorkerHandle | undefined = undefined;
-  #fnId = 0;
-  #tasks = 0;
-  #workMs = 0;
-  /** The run's function's time per item so far (NaN: none yet). */
-  #runItemMs = NaN;
-  /** The least send-to-result time among the run's timed tasks (ms). */
-  #latencyMs = Infinity;
-  #now = 0;
 
   /** @param qsize A fixed depth per worker, or undefined for the adaptive one. */
   constructor(qsize: number | undefined) {
@@ -93,64 +81,24 @@ export class TaskTiming {
     this.#adapt(w, latencyMs, workMs, 1);
   }
 
-  /** A frame of results from `w` begins: then {@link add} each, {@link end}. */
-  start(w: WorkerHandle): void {
-    this.#w = w;
-    this.#fnId = 0;
-    this.#tasks = 0;
-    this.#workMs = 0;
-    this.#runItemMs = NaN;
-    this.#latencyMs = Infinity;
-    this.#now = 0;
-  }
-
   /**
-   * One task of the frame, its work `workUs`: folded into its function's
-   * time per item (averageItemMs(), one by one: the latest count most);
-   * the depth is chosen as a run of one function's tasks ends.
+   * A run of `tasks` tasks of function `fnId` came back from `w` in one
+   * frame: `itemMs` is the function's time per item with theirs folded in
+   * one by one (averageItemMs(); the dispatcher does that per task, in
+   * locals), `workMs` their work summed, `latencyMs` the least send-to-result
+   * time among those timed. `w`'s depth is chosen as for that many tasks one
+   * after the other.
    */
-  add(task: Task, workUs: number): void {
-    const fnId = task.spec.id;
-    if (fnId !== this.#fnId) {
-      if (this.#tasks > 0) this.#endRun();
-      this.#fnId = fnId;
-      this.#tasks = 0;
-      this.#workMs = 0;
-      this.#runItemMs = this.#itemMs.get(fnId) ?? NaN;
-      this.#latencyMs = Infinity;
-    }
-    const workMs = workUs / 1000;
-    const old = this.#runItemMs;
-    this.#tasks++;
-    this.#workMs += workMs;
-    this.#runItemMs = averageItemMs(
-      old >= 0 ? old : undefined,
-      workMs,
-      task.items,
-    );
-    if (task.sentAt > 0) {
-      if (this.#now === 0) this.#now = performance.now();
-      const ms = this.#now - task.sentAt;
-      if (ms < this.#latencyMs) this.#latencyMs = ms;
-    }
-  }
-
-  /** The frame begun by {@link start} ends. */
-  end(): void {
-    if (this.#tasks > 0) this.#endRun();
-    this.#w = undefined;
-  }
-
-  /**
-   * A run of tasks of one function in a frame ends: its new time per item,
-   * and `w`'s depth chosen as for that many tasks one after the other
-   * (their mean work, the least send-to-result time among those timed).
-   */
-  #endRun(): void {
-    const tasks = this.#tasks;
-    const latencyMs = this.#latencyMs < Infinity ? this.#latencyMs : undefined;
-    this.#itemMs.set(this.#fnId, this.#runItemMs);
-    this.#adapt(this.#w!, latencyMs, this.#workMs / tasks, tasks);
+  run(
+    w: WorkerHandle,
+    fnId: number,
+    itemMs: number,
+    workMs: number,
+    tasks: number,
+    latencyMs: number | undefined,
+  ): void {
+    this.#itemMs.set(fnId, itemMs);
+    this.#adapt(w, latencyMs, workMs / tasks, tasks);
   }
 
   /** Chooses `w`'s depth again (see adapt()), unless `qsize` fixes it. */

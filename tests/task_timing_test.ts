@@ -1,6 +1,7 @@
 /**
  * TaskTiming without a dispatcher: tasks and workers as plain records, the
- * results' times given by hand.
+ * results' times given by hand. (How the dispatcher gathers a frame's runs:
+ * dispatcher_test.ts, "measures a frame of several results".)
  *
  * @module
  */
@@ -13,6 +14,7 @@ import { Task, type TaskWriter, WorkerHandle } from "../src/worker_handle.ts";
 
 const F1: FunctionSpec = { id: 1, source: "(x) => x", label: "f1" };
 const F2: FunctionSpec = { id: 2, source: "(x) => -x", label: "f2" };
+const F3: FunctionSpec = { id: 3, source: "(x) => x * 2", label: "f3" };
 
 const writer: TaskWriter = {
   send() {},
@@ -57,24 +59,20 @@ Deno.test("TaskTiming.slots(): the expected workers' start depth until one is re
   assert.equal(new TaskTiming(3).initialCapacity, 3);
 });
 
-Deno.test("TaskTiming: a frame's tasks are measured per function, each run in order (one by one, the latest count most)", () => {
+Deno.test("TaskTiming: a run of results sets its function's time per item; single results fold into it (the latest count most)", () => {
   const timing = new TaskTiming(4);
   const w = worker(1, 4);
-  timing.start(w);
-  timing.add(task(F1), 1000); // 1 ms
-  timing.add(task(F1), 3000); // (1 + 3) / 2 = 2
-  timing.add(task(F2, 2), 2000); // 1 ms per item
-  timing.add(task(F2, 2), 6000); // (1 + 3) / 2 = 2
-  timing.add(task(F1), 4000); // (2 + 4) / 2 = 3
-  timing.end();
-  assert.equal(timing.itemMs(1), 3);
-  assert.equal(timing.itemMs(2), 2);
+  timing.run(w, F1.id, 3, 8, 5, undefined);
+  timing.run(w, F2.id, 2, 8, 2, undefined);
+  assert.equal(timing.itemMs(F1.id), 3);
+  assert.equal(timing.itemMs(F2.id), 2);
   assert.equal(timing.itemMs(3), undefined);
-  // A single result folds in the same way.
-  timing.one(w, task(F2, 4), 20_000); // (2 + 5) / 2
-  assert.equal(timing.itemMs(2), 3.5);
+  timing.one(w, task(F2, 4), 20_000); // 5 ms per item: (2 + 5) / 2
+  assert.equal(timing.itemMs(F2.id), 3.5);
   timing.one(w, task(F2), undefined); // not timed by the worker: no change
-  assert.equal(timing.itemMs(2), 3.5);
+  assert.equal(timing.itemMs(F2.id), 3.5);
+  timing.one(w, task(F3), 1_000); // a first result is taken as it is
+  assert.equal(timing.itemMs(F3.id), 1);
 });
 
 Deno.test("TaskTiming with a fixed qsize measures time per item but never changes a depth", () => {
@@ -82,25 +80,19 @@ Deno.test("TaskTiming with a fixed qsize measures time per item but never change
   const w = worker(1, 3);
   timing.attach(w);
   timing.one(w, task(F1, 1, 5), 10);
-  timing.start(w);
-  for (let i = 0; i < 20; i++) timing.add(task(F1, 1, 5), 10);
-  timing.end();
+  timing.run(w, F1.id, 0.01, 0.2, 20, 5);
   assert.equal(w.capacity, 3);
   assert.equal(w.minLatencyMs, Infinity);
   assert.equal(timing.slots(1, undefined, 1), 3);
-  assert.ok(timing.itemMs(1)! < 0.011, `${timing.itemMs(1)}`);
+  assert.equal(timing.itemMs(F1.id), 0.01);
 });
 
-Deno.test("TaskTiming: a frame of tiny tasks deepens its worker once, by their least round trip and mean work, and the slots grow with it", () => {
+Deno.test("TaskTiming: a run of tiny tasks deepens its worker once, by their least round trip and mean work, and the slots grow with it", () => {
   const timing = new TaskTiming(undefined);
   const w = worker(1, timing.initialCapacity);
   timing.attach(w);
-  timing.start(w);
-  timing.add(task(F1, 1, 50), 100);
-  timing.add(task(F1, 1, 2), 200);
-  timing.add(task(F1), 300); // not timed: its latency does not count
-  timing.end();
-  assert.ok(w.minLatencyMs >= 1.9 && w.minLatencyMs < 50, `${w.minLatencyMs}`);
+  timing.run(w, F1.id, 0.0002, 0.6, 3, 2);
+  assert.equal(w.minLatencyMs, 2);
   assert.ok(Math.abs(w.workMs - 0.2) < 1e-12, `mean work ${w.workMs}`);
   assert.ok(w.capacity > MIN_DEPTH, `${w.capacity}`);
   assert.equal(timing.slots(1, undefined, 1), w.capacity);
@@ -111,17 +103,22 @@ Deno.test("TaskTiming: a frame of tiny tasks deepens its worker once, by their l
   assert.equal(timing.slots(1, F1.id, 3), 2 * MAX_DEPTH);
   assert.equal(timing.grain(F1.id) > 1, true, "tiny tasks go in a row");
   assert.equal(timing.grain(F2.id), 1, "an unmeasured function's are spread");
+  // A single timed result deepens it too, by its own round trip.
+  const x = worker(4, MIN_DEPTH);
+  timing.one(x, task(F1, 1, 3), 100);
+  assert.ok(
+    x.minLatencyMs >= 2.9 && x.minLatencyMs < 1000,
+    `${x.minLatencyMs}`,
+  );
+  assert.ok(x.capacity > MIN_DEPTH, `${x.capacity}`);
 });
 
-Deno.test("TaskTiming: a frame weighs its run as that many tasks one after the other", () => {
+Deno.test("TaskTiming: a run weighs as that many tasks one after the other", () => {
   const timing = new TaskTiming(undefined);
   const w = worker(1, MIN_DEPTH);
   w.minLatencyMs = 1;
   w.workMs = 1;
-  timing.start(w);
-  timing.add(task(F1), 100);
-  timing.add(task(F1), 100);
-  timing.end();
+  timing.run(w, F1.id, 0.1, 0.2, 2, undefined);
   // 1 * 0.9^2 + 0.1 * (1 - 0.9^2), as two results one by one give.
   assert.ok(Math.abs(w.workMs - 0.829) < 1e-12, `${w.workMs}`);
 });
