@@ -207,9 +207,11 @@ export async function workerMain(args: string[]): Promise<number> {
       workerId,
     });
   } catch (error) {
-    // A reset or an end in the handshake is most likely the pool closing
-    // (it stopped listening): as for a failed connect. A protocol error (a
-    // listener that does not know this worker's key) is reported at once.
+    // A lost connection (a reset or an end) waits as a failed connect does:
+    // in the handshake it is most likely the pool closing (it stopped
+    // listening), whose lifeline's kill then ends this process quietly;
+    // after it, the pool hung up. A protocol error (a listener that does
+    // not know this worker's key) is reported at once.
     if (!connectionLost(error)) throw error;
     lost = error;
   } finally {

@@ -23,7 +23,7 @@
 // source src/protocol.ts sha256:776f6929b0add04fc9ed343d4e3001a3ab7f0e7f685caf510b97638a63a3d8c1
 // source src/worker_runtime.ts sha256:f57d9882e281ff8289f6a548b051f5c6d53d33ab8d756a6ce85c88fe78c2d0ca
 // source tools/bundle_worker.ts sha256:3b9a11b340301da7febecf6fcff40fe8e5fad44027e778b6477a8f18ac32c56d
-// source worker.ts sha256:f26c5e4f1cfbe55092fe7dfdcd5c887cd75fca0d050a447cfb0371a8bc3fd48f
+// source worker.ts sha256:6776163f51d24dbe3432c33233884eb51aa4f45562b860d970fbace777dbcc85
 var __defProp = Object.defineProperty;
 var __getOwnPropNames = Object.getOwnPropertyNames;
 var __esm = (fn, res) => function __init() {
