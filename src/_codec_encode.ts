@@ -209,18 +209,28 @@ function putArray(array: unknown[], depth: number, own: boolean): void {
   } else {
     w.arrayHeader(length);
   }
-  if (split) {
-    for (let i = from; i < length; i++) {
-      const v = array[i];
-      if (v === undefined && !(i in array)) throw RESTART;
-      unitFrom = nextId;
-      put(v, depth + 1);
-    }
-    return;
-  }
+  if (split) return putUnits(array, from, length, depth);
   for (let i = from; i < length; i++) {
     const v = array[i];
     if (v === undefined && !(i in array)) throw RESTART;
+    put(v, depth + 1);
+  }
+}
+
+/**
+ * The elements of `array` from `from`, each a unit of its own (see
+ * {@link SPLIT_OPS}): nothing to forget while nothing was remembered.
+ */
+function putUnits(
+  array: unknown[],
+  from: number,
+  length: number,
+  depth: number,
+): void {
+  for (let i = from; i < length; i++) {
+    const v = array[i];
+    if (v === undefined && !(i in array)) throw RESTART;
+    if (ids.size !== 0) unitFrom = nextId;
     put(v, depth + 1);
   }
 }

@@ -8,7 +8,7 @@
 // source src/_codec_blobs.ts sha256:d4dc3499a56a528890f3bf27fa70e820de17659045eee360ca250ec5cfac9d8a
 // source src/_codec_check.ts sha256:0b268654254e85b4b42ecf943b13292e3e29eef6d586211e533f150a33c87a58
 // source src/_codec_decode.ts sha256:c762dc05d698f8749f9b207de3de085c6c678d43dd67f72dd15d90c80a6783b0
-// source src/_codec_encode.ts sha256:be3e5a3d7345c89c50477478cdd6e9748cc3b52801cb95168d960b8d3ad1d8eb
+// source src/_codec_encode.ts sha256:4bfafb0965dc4a18615757a4bc551a8fdbb885d373282292003365ffe40eeb06
 // source src/_codec_ext.ts sha256:c30307b64c21dbfc9bb7e0835c6b1f912496c15ac8d14f5ea6c9979f94a059ed
 // source src/_msgpack.ts sha256:43fdcdb9b12da1e9cbe385dc4327d6a25994a2773431237e0f8065c97b108c65
 // source src/_msgpack_reader.ts sha256:e56e2f4fda915482d2c65ae1bcb2d9b64bae62e6658dd9065a70c5ec8f25db4b
@@ -932,18 +932,18 @@ function putArray(array, depth, own2) {
   } else {
     w.arrayHeader(length);
   }
-  if (split) {
-    for (let i = from; i < length; i++) {
-      const v = array[i];
-      if (v === void 0 && !(i in array)) throw RESTART;
-      unitFrom = nextId;
-      put(v, depth + 1);
-    }
-    return;
-  }
+  if (split) return putUnits(array, from, length, depth);
   for (let i = from; i < length; i++) {
     const v = array[i];
     if (v === void 0 && !(i in array)) throw RESTART;
+    put(v, depth + 1);
+  }
+}
+function putUnits(array, from, length, depth) {
+  for (let i = from; i < length; i++) {
+    const v = array[i];
+    if (v === void 0 && !(i in array)) throw RESTART;
+    if (ids.size !== 0) unitFrom = nextId;
     put(v, depth + 1);
   }
 }
