@@ -333,3 +333,18 @@ export function throwsExactly(
   }
   assert.fail(`${what} should throw`);
 }
+
+/**
+ * A small seeded generator (mulberry32): the same seed gives the same values
+ * on every run, so a random test that fails can be replayed by its seed.
+ */
+export function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -13,18 +13,7 @@ import assert from "node:assert/strict";
 import { _readBlobs, decode, encode } from "../src/_codec.ts";
 import { Pool } from "../mod.ts";
 import { differ } from "./_differ.ts";
-
-/** A small seeded generator (mulberry32): the same seed, the same values. */
-function generator(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seeded } from "./_util.ts";
 
 /** Numbers at the edges of the encodings. */
 const EDGES = [
@@ -115,7 +104,7 @@ async function wire(value: unknown): Promise<unknown> {
 
 Deno.test("codec fuzz: 3,000 random number arrays round-trip as structuredClone does", async () => {
   for (let seed = 1; seed <= 3000; seed++) {
-    const value = randomValue(generator(seed));
+    const value = randomValue(seeded(seed));
     const difference = await differs(await wire(value), structuredClone(value));
     assert.equal(difference, undefined, `seed ${seed}: ${difference}`);
   }
@@ -124,7 +113,7 @@ Deno.test("codec fuzz: 3,000 random number arrays round-trip as structuredClone 
 Deno.test("codec fuzz: one message of many arrays, each decoded in place", async () => {
   // Many packed arrays in one message share the decoder's scratch: each
   // must keep its own numbers after the next one is read.
-  const next = generator(42);
+  const next = seeded(42);
   const many = Array.from({ length: 300 }, () => randomValue(next));
   const difference = await differs(await wire(many), structuredClone(many));
   assert.equal(difference, undefined, difference);
@@ -134,7 +123,7 @@ Deno.test("codec fuzz: random arrays through a real pool, both ways", async () =
   await using pool = new Pool({ workers: 1 });
   const values = Array.from(
     { length: 200 },
-    (_, seed) => randomValue(generator(10_000 + seed)),
+    (_, seed) => randomValue(seeded(10_000 + seed)),
   );
   // Identity: each value goes to the worker and comes back.
   let index = 0;

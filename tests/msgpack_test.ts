@@ -11,6 +11,7 @@ import { Writer } from "../src/_msgpack.ts";
 import { Ext, pack, unpack } from "./_msgpack_plain.ts";
 import { _libraryArrays, decode, encode } from "../src/_codec.ts";
 import { differ } from "./_differ.ts";
+import { seeded } from "./_util.ts";
 
 /** The first bytes of `pack(value)`, as hex. */
 function head(value: unknown, n = 1): string {
@@ -228,7 +229,7 @@ Deno.test("codec: malformed input throws an error, never hangs or crashes", () =
   for (let cut = 0; cut < bytes.length; cut++) {
     assert.throws(() => decode(bytes.subarray(0, cut)), `cut at ${cut}`);
   }
-  const random = mulberry32(7);
+  const random = seeded(7);
   for (let i = 0; i < 500; i++) {
     const noise = Uint8Array.from(
       { length: 1 + Math.floor(random() * 40) },
@@ -256,18 +257,6 @@ Deno.test("codec: decode() never aliases its input", () => {
   assert.deepEqual([...value[2]], [1, 2]);
   assert.deepEqual([...value[3]], [1.5]);
 });
-
-/** A small seeded PRNG (mulberry32): the same values on every run. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const EDGE_NUMBERS = [
   0,
@@ -388,7 +377,7 @@ function randomValue(
 }
 
 Deno.test("codec: 400 seeded random nested values cross as structuredClone copies them", async () => {
-  const random = mulberry32(20261130);
+  const random = seeded(20261130);
   for (let i = 0; i < 400; i++) {
     const value = randomValue(random, 4, []);
     const back = (decode(encode([0, value]).slice()) as unknown[])[1];
