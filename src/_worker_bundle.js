@@ -18,10 +18,11 @@
 // source src/auth.ts sha256:f787ad187b3961f12ae71d3d6719856c372df284905c03405f475b0280e9b6b2
 // source src/compile_function.ts sha256:9f60c4ad780ecc729adf39b556e6df8434f28cc0a95691de255f0ebeef02c653
 // source src/errors.ts sha256:08722ea6fd48316cf41910f97183eb18fa6fed125a89d16ffe43909e1e993297
-// source src/framing.ts sha256:07dd43fdcd2b49da6e133f981bd4d45acfaeaf74c6b57e878913dea5a1f29ad1
-// source src/handshake.ts sha256:07b41947f93017f5e3832e9d3817fdfd1a382ca787fc6b257c4c548e7529942f
-// source src/protocol.ts sha256:776f6929b0add04fc9ed343d4e3001a3ab7f0e7f685caf510b97638a63a3d8c1
-// source src/worker_runtime.ts sha256:f57d9882e281ff8289f6a548b051f5c6d53d33ab8d756a6ce85c88fe78c2d0ca
+// source src/frame_reader.ts sha256:78a6d2a3170156e378a1f59ddb9875c7da59296b6dd6adcf0e6697b8138e6d40
+// source src/framing.ts sha256:95fc3c1f0c6b999d3cadc82ffff903bad1649482cebb617c397f6cc42680ea11
+// source src/handshake.ts sha256:9da76cedfc9292bb1bc199afc66c65db286b00c051842b1cb491b2a7830e2856
+// source src/protocol.ts sha256:638f321f56fb56543e0a16cbe95d5a40d4a084ba356b0f797ed8650694409724
+// source src/worker_runtime.ts sha256:6ef708be984ba778710ba09d04c8438ea1c075dd036aa447c2105d78100a7cc1
 // source tools/bundle_worker.ts sha256:3b9a11b340301da7febecf6fcff40fe8e5fad44027e778b6477a8f18ac32c56d
 // source worker.ts sha256:6776163f51d24dbe3432c33233884eb51aa4f45562b860d970fbace777dbcc85
 var __defProp = Object.defineProperty;
@@ -2135,13 +2136,8 @@ function isMessage(value) {
   return Array.isArray(value) && typeof value[0] === "number";
 }
 var INITIAL_BUFFER = 4 * 1024;
-var FIRST_READ_BUFFER = 16 * 1024;
-var READ_BUFFER = 256 * 1024;
 var DIRECT = 64 * 1024;
-var LOOKAHEAD = 16 * 1024;
 var MAX_KEPT_BUFFER = 64 * 1024 * 1024;
-var RECLAIM_BYTES = 2 * 1024 * 1024;
-var COLLECTOR_GLOBAL = "__distexCollector";
 var RAW_FLAG = 2147483648;
 var scratchRaws = [];
 var scratchInUse = false;
@@ -2151,62 +2147,6 @@ function putWord(buffer, at, word) {
   buffer[at + 2] = word >>> 8 & 255;
   buffer[at + 3] = word & 255;
   return at + 4;
-}
-function getWord(buffer, at) {
-  return (buffer[at] << 24 | buffer[at + 1] << 16 | buffer[at + 2] << 8 | buffer[at + 3]) >>> 0;
-}
-function takeCollector() {
-  const global = globalThis;
-  const gc = global[COLLECTOR_GLOBAL];
-  if (typeof gc !== "function") return void 0;
-  try {
-    Object.defineProperty(global, COLLECTOR_GLOBAL, {
-      value: void 0,
-      writable: false
-    });
-  } catch {
-    return void 0;
-  }
-  const options = {
-    type: "minor"
-  };
-  return () => void gc(options);
-}
-function decodeBody(body, raws2) {
-  let message;
-  try {
-    message = decode(body, raws2);
-  } catch (error) {
-    throw undecodable(error);
-  }
-  return checked(message);
-}
-function undecodable(error) {
-  return error instanceof ProtocolError ? error : new ProtocolError(`undecodable frame: ${error instanceof Error ? error.message : error}`);
-}
-function checked(message) {
-  if (!isMessage(message)) {
-    throw new ProtocolError("frame is not a protocol message");
-  }
-  return message;
-}
-function rawLayout(buffer, at, size) {
-  const count = getWord(buffer, at);
-  const start = 4 + 4 * count;
-  let left = size - start;
-  if (left < 0) throw new ProtocolError("malformed raw-bytes frame");
-  const lengths = new Array(count);
-  for (let i = 0; i < count; i++) {
-    const length = getWord(buffer, at + 4 + 4 * i);
-    left -= length;
-    lengths[i] = length;
-  }
-  if (left < 0) throw new ProtocolError("malformed raw-bytes frame");
-  return {
-    start,
-    end: start + left,
-    lengths
-  };
 }
 var FrameWriter = class {
   #channel;
@@ -2381,6 +2321,69 @@ var FrameWriter = class {
     }
   }
 };
+
+// src/frame_reader.ts
+var FIRST_READ_BUFFER = 16 * 1024;
+var READ_BUFFER = 256 * 1024;
+var LOOKAHEAD = 16 * 1024;
+var RECLAIM_BYTES = 2 * 1024 * 1024;
+var COLLECTOR_GLOBAL = "__distexCollector";
+function getWord(buffer, at) {
+  return (buffer[at] << 24 | buffer[at + 1] << 16 | buffer[at + 2] << 8 | buffer[at + 3]) >>> 0;
+}
+function takeCollector() {
+  const global = globalThis;
+  const gc = global[COLLECTOR_GLOBAL];
+  if (typeof gc !== "function") return void 0;
+  try {
+    Object.defineProperty(global, COLLECTOR_GLOBAL, {
+      value: void 0,
+      writable: false
+    });
+  } catch {
+    return void 0;
+  }
+  const options = {
+    type: "minor"
+  };
+  return () => void gc(options);
+}
+function decodeBody(body, raws2) {
+  let message;
+  try {
+    message = decode(body, raws2);
+  } catch (error) {
+    throw undecodable(error);
+  }
+  return checked(message);
+}
+function undecodable(error) {
+  return error instanceof ProtocolError ? error : new ProtocolError(`undecodable frame: ${error instanceof Error ? error.message : error}`);
+}
+function checked(message) {
+  if (!isMessage(message)) {
+    throw new ProtocolError("frame is not a protocol message");
+  }
+  return message;
+}
+function rawLayout(buffer, at, size) {
+  const count = getWord(buffer, at);
+  const start = 4 + 4 * count;
+  let left = size - start;
+  if (left < 0) throw new ProtocolError("malformed raw-bytes frame");
+  const lengths = new Array(count);
+  for (let i = 0; i < count; i++) {
+    const length = getWord(buffer, at + 4 + 4 * i);
+    left -= length;
+    lengths[i] = length;
+  }
+  if (left < 0) throw new ProtocolError("malformed raw-bytes frame");
+  return {
+    start,
+    end: start + left,
+    lengths
+  };
+}
 function readFrames(channel, onMessage, limits = {
   maxFrameBytes: DEFAULT_MAX_FRAME_BYTES
 }) {

@@ -19,7 +19,8 @@ import {
   sameBytes,
   verifyProof,
 } from "./auth.ts";
-import { type ByteChannel, FrameWriter, readFrames } from "./framing.ts";
+import { type ByteChannel, FrameWriter } from "./framing.ts";
+import { readFrames } from "./frame_reader.ts";
 import {
   challengeMessage,
   helloMessage,

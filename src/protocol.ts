@@ -19,8 +19,8 @@ export {
   isMessage,
   type Message,
   ProtocolError,
-  readFrames,
 } from "./framing.ts";
+export { readFrames } from "./frame_reader.ts";
 
 /**
  * Protocol version; both sides must agree. 3: the library's own MessagePack

@@ -22,7 +22,7 @@ import {
   type Timers,
 } from "./launch_supervisor.ts";
 import { type Launcher, LocalLauncher } from "./launcher.ts";
-import { COLLECTOR_GLOBAL } from "./framing.ts";
+import { COLLECTOR_GLOBAL } from "./frame_reader.ts";
 import { DEFAULTS, type PoolOptions } from "./options.ts";
 import type { Lifecycle } from "./pool_lifecycle.ts";
 import type { WorkerMessage } from "./protocol.ts";

@@ -18,9 +18,8 @@ import {
   type ByteChannel,
   DEFAULT_MAX_FRAME_BYTES,
   FrameWriter,
-  readFrames,
-  takeCollector,
 } from "./framing.ts";
+import { readFrames, takeCollector } from "./frame_reader.ts";
 import { answerChallenge, welcomeSettings } from "./handshake.ts";
 import {
   CHUNK_ITEM,

@@ -13,8 +13,8 @@ import {
   type ByteChannel,
   DEFAULT_MAX_FRAME_BYTES,
   FrameWriter,
-  readFrames,
 } from "./framing.ts";
+import { readFrames } from "./frame_reader.ts";
 import { type Admission, verifyWorker, welcome } from "./handshake.ts";
 import { makeGuardedTempDir } from "./_signal_cleanup.ts";
 import {

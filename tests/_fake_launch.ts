@@ -7,7 +7,8 @@
  * @module
  */
 import { workerKey } from "../src/auth.ts";
-import { FrameWriter, readFrames } from "../src/framing.ts";
+import { FrameWriter } from "../src/framing.ts";
+import { readFrames } from "../src/frame_reader.ts";
 import { answerChallenge, welcomeSettings } from "../src/handshake.ts";
 import type { Timer, Timers } from "../src/launch_supervisor.ts";
 import type {

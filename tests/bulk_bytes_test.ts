@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { Pool } from "../mod.ts";
-import { COLLECTOR_GLOBAL } from "../src/framing.ts";
+import { COLLECTOR_GLOBAL } from "../src/frame_reader.ts";
 import { COLLECTOR_FLAG, WORKER_MALLOC_TUNABLES } from "../src/worker_fleet.ts";
 
 const MIB = 1 << 20;

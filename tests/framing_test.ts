@@ -7,16 +7,18 @@ import assert from "node:assert/strict";
 import {
   BLOB_THRESHOLD,
   type ByteChannel,
-  COLLECTOR_GLOBAL,
   FrameWriter,
   hasDirectBytes,
   isMessage,
   type Message,
   ProtocolError,
+} from "../src/framing.ts";
+import {
+  COLLECTOR_GLOBAL,
   readFrames,
   RECLAIM_BYTES,
   takeCollector,
-} from "../src/framing.ts";
+} from "../src/frame_reader.ts";
 import { Op } from "../src/protocol.ts";
 import { encode } from "../src/_codec.ts";
 import { channelPair, concat, frame, rawChannel } from "./_wire.ts";

@@ -16,7 +16,8 @@ import {
   workerCryptoKey,
   workerKey,
 } from "../src/auth.ts";
-import { FrameWriter, type Message, readFrames } from "../src/framing.ts";
+import { FrameWriter, type Message } from "../src/framing.ts";
+import { readFrames } from "../src/frame_reader.ts";
 import {
   answerChallenge,
   verifyWorker,

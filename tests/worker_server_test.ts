@@ -6,7 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { newSecret, workerKey } from "../src/auth.ts";
-import { FrameWriter, type Message, readFrames } from "../src/framing.ts";
+import { FrameWriter, type Message } from "../src/framing.ts";
+import { readFrames } from "../src/frame_reader.ts";
 import { answerChallenge, welcomeSettings } from "../src/handshake.ts";
 import {
   defineMessage,
