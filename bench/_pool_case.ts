@@ -97,6 +97,17 @@ interface Context {
 
 type CaseFn = (name: string, ctx: Context) => Promise<CaseResult>;
 
+/** A case's result as a rate: `count` units in `ms` milliseconds. */
+function rate(
+  name: string,
+  count: number,
+  ms: number,
+  unit: "tasks/s" | "B/s",
+  detail: Record<string, unknown>,
+): CaseResult {
+  return { case: name, value: count / (ms / 1000), unit, count, ms, detail };
+}
+
 function numbers(n: number): number[] {
   return Array.from({ length: n }, (_, i) => i);
 }
@@ -135,18 +146,11 @@ async function tinyMap(name: string, ctx: Context): Promise<CaseResult> {
   const sum = await sumOfMap(pool, (x: number) => x + 2, items, options);
   const ms = performance.now() - t0;
   if (sum !== n * (n - 1) / 2 + 2 * n) fail(`Sum is wrong: ${sum}`);
-  return {
-    case: name,
-    value: n / (ms / 1000),
-    unit: "tasks/s",
-    count: n,
-    ms,
-    detail: {
-      chunkSize: chunkSize ?? "default",
-      workers: 2,
-      warmupPerS: n / (warmMs / 1000),
-    },
-  };
+  return rate(name, n, ms, "tasks/s", {
+    chunkSize: chunkSize ?? "default",
+    workers: 2,
+    warmupPerS: n / (warmMs / 1000),
+  });
 }
 
 async function tinyRun(name: string, ctx: Context): Promise<CaseResult> {
@@ -168,14 +172,11 @@ async function tinyRun(name: string, ctx: Context): Promise<CaseResult> {
   const sum = await runAll((x: number) => x + 2, n);
   const ms = performance.now() - t0;
   if (sum !== n * (n - 1) / 2 + 2 * n) fail(`Sum is wrong: ${sum}`);
-  return {
-    case: name,
-    value: n / (ms / 1000),
-    unit: "tasks/s",
-    count: n,
-    ms,
-    detail: { concurrent: n, workers: 2, warmupPerS: n / (warmMs / 1000) },
-  };
+  return rate(name, n, ms, "tasks/s", {
+    concurrent: n,
+    workers: 2,
+    warmupPerS: n / (warmMs / 1000),
+  });
 }
 
 async function cpuBound(name: string, ctx: Context): Promise<CaseResult> {
@@ -207,22 +208,15 @@ async function cpuBound(name: string, ctx: Context): Promise<CaseResult> {
   const taskMs = await sumOfMap(pool, spin, items, {});
   const ms = performance.now() - t0;
   if (!(taskMs >= n * CPU_TASK_MS)) fail(`Tasks took ${taskMs} ms in all`);
-  return {
-    case: name,
-    value: n / (ms / 1000),
-    unit: "tasks/s",
-    count: n,
-    ms,
-    detail: {
-      workers,
-      taskMs: CPU_TASK_MS,
-      idealTasksPerS: workers * 1000 / CPU_TASK_MS,
-      // Mean wall time inside a task: above 10 ms when it was descheduled.
-      meanTaskMs: taskMs / n,
-      // Share of the workers' wall time spent inside tasks.
-      busy: taskMs / (workers * ms),
-    },
-  };
+  return rate(name, n, ms, "tasks/s", {
+    workers,
+    taskMs: CPU_TASK_MS,
+    idealTasksPerS: workers * 1000 / CPU_TASK_MS,
+    // Mean wall time inside a task: above 10 ms when it was descheduled.
+    meanTaskMs: taskMs / n,
+    // Share of the workers' wall time spent inside tasks.
+    busy: taskMs / (workers * ms),
+  });
 }
 
 async function bigBytes(name: string, ctx: Context): Promise<CaseResult> {
@@ -270,19 +264,12 @@ async function bigBytes(name: string, ctx: Context): Promise<CaseResult> {
   const bytes = await pass(fn, items);
   const ms = performance.now() - t0;
   if (bytes !== n * MIB) fail(`Counted ${bytes} bytes`);
-  return {
-    case: name,
-    value: bytes / (ms / 1000),
-    unit: "B/s",
-    count: bytes,
-    ms,
-    detail: {
-      items: n,
-      itemBytes: MIB,
-      direction: echo ? "both" : "one",
-      warmupBytesPerS: bytes / (warmMs / 1000),
-    },
-  };
+  return rate(name, bytes, ms, "B/s", {
+    items: n,
+    itemBytes: MIB,
+    direction: echo ? "both" : "one",
+    warmupBytesPerS: bytes / (warmMs / 1000),
+  });
 }
 
 async function create(name: string, ctx: Context): Promise<CaseResult> {
@@ -321,14 +308,11 @@ async function coldMap(name: string, ctx: Context): Promise<CaseResult> {
   const cpuMs = mainThreadCpuMs() - c0;
   ctx.mark(false);
   if (sum !== n * (n - 1) / 2 + 2 * n) fail(`Sum is wrong: ${sum}`);
-  return {
-    case: name,
-    value: n / (ms / 1000),
-    unit: "tasks/s",
-    count: n,
-    ms,
-    detail: { chunkSize: chunkSize ?? "default", workers: 2, cpuMs },
-  };
+  return rate(name, n, ms, "tasks/s", {
+    chunkSize: chunkSize ?? "default",
+    workers: 2,
+    cpuMs,
+  });
 }
 
 /**
@@ -373,14 +357,7 @@ async function floorMap(name: string, ctx: Context): Promise<CaseResult> {
   const ms = performance.now() - t0;
   const cpuMs = mainThreadCpuMs() - c0;
   if (sum !== n * (n - 1) / 2 + 2 * n) fail(`Sum is wrong: ${sum}`);
-  return {
-    case: name,
-    value: n / (ms / 1000),
-    unit: "tasks/s",
-    count: n,
-    ms,
-    detail: { chunkSize: 100, workers: 0, cpuMs },
-  };
+  return rate(name, n, ms, "tasks/s", { chunkSize: 100, workers: 0, cpuMs });
 }
 
 async function coldRun(name: string, ctx: Context): Promise<CaseResult> {
@@ -399,14 +376,7 @@ async function coldRun(name: string, ctx: Context): Promise<CaseResult> {
   const cpuMs = mainThreadCpuMs() - c0;
   ctx.mark(false);
   if (sum !== n * (n - 1) / 2 + 2 * n) fail(`Sum is wrong: ${sum}`);
-  return {
-    case: name,
-    value: n / (ms / 1000),
-    unit: "tasks/s",
-    count: n,
-    ms,
-    detail: { concurrent: n, workers: 2, cpuMs },
-  };
+  return rate(name, n, ms, "tasks/s", { concurrent: n, workers: 2, cpuMs });
 }
 
 async function coldBytes(name: string, ctx: Context): Promise<CaseResult> {
@@ -430,14 +400,12 @@ async function coldBytes(name: string, ctx: Context): Promise<CaseResult> {
   const cpuMs = mainThreadCpuMs() - c0;
   ctx.mark(false);
   if (bytes !== n * MIB) fail(`Counted ${bytes} bytes`);
-  return {
-    case: name,
-    value: bytes / (ms / 1000),
-    unit: "B/s",
-    count: bytes,
-    ms,
-    detail: { items: n, itemBytes: MIB, direction: "one", cpuMs },
-  };
+  return rate(name, bytes, ms, "B/s", {
+    items: n,
+    itemBytes: MIB,
+    direction: "one",
+    cpuMs,
+  });
 }
 
 async function ready(name: string, ctx: Context): Promise<CaseResult> {
