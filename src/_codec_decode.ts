@@ -532,41 +532,29 @@ function getNumbers(r: Reader, size: number, ints: boolean): number[] {
     }
     return array;
   }
+  let bytes = scratchBytes;
+  let i32 = scratchInts;
+  let f64 = scratchFloats;
   if (scratch.byteLength < size) {
     // A whole number of float64s (an odd count of int32s is not).
-    const bytes = Math.max(size, scratch.byteLength * 2);
-    const buffer = new ArrayBuffer(bytes + (-bytes & 7));
-    if (buffer.byteLength > SCRATCH_KEPT) {
-      return copyNumbers(r, start, size, ints, buffer, array);
+    const grown = Math.max(size, scratch.byteLength * 2);
+    const buffer = new ArrayBuffer(grown + (-grown & 7));
+    bytes = new Uint8Array(buffer);
+    i32 = new Int32Array(buffer);
+    f64 = new Float64Array(buffer);
+    if (buffer.byteLength <= SCRATCH_KEPT) {
+      scratch = buffer;
+      scratchBytes = bytes;
+      scratchInts = i32;
+      scratchFloats = f64;
     }
-    scratch = buffer;
-    scratchBytes = new Uint8Array(buffer);
-    scratchInts = new Int32Array(buffer);
-    scratchFloats = new Float64Array(buffer);
   }
-  scratchBytes.set(r.buf.subarray(start, start + size));
+  bytes.set(r.buf.subarray(start, start + size));
   if (ints) {
-    const i32 = scratchInts;
     for (let i = 0; i < n; i++) array[i] = i32[i]!;
   } else {
-    const f64 = scratchFloats;
     for (let i = 0; i < n; i++) array[i] = f64[i]!;
   }
-  return array;
-}
-
-/** {@link getNumbers} through a buffer too large to keep. */
-function copyNumbers(
-  r: Reader,
-  start: number,
-  size: number,
-  ints: boolean,
-  buffer: ArrayBuffer,
-  array: number[],
-): number[] {
-  new Uint8Array(buffer).set(r.buf.subarray(start, start + size));
-  const numbers = ints ? new Int32Array(buffer) : new Float64Array(buffer);
-  for (let i = 0; i < array.length; i++) array[i] = numbers[i]!;
   return array;
 }
 

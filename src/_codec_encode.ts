@@ -272,9 +272,7 @@ function putNumbers(array: unknown[], length: number): number {
     if (++i === length) {
       const size = length * 4;
       w.extHeader(Ext.Ints, size);
-      w.ensure(size);
-      w.buf.set(new Uint8Array(ints.buffer, 0, size), w.pos);
-      w.pos += size;
+      w.raw(new Uint8Array(ints.buffer, 0, size));
       return -1;
     }
     v = array[i];
@@ -296,9 +294,7 @@ function putNumbers(array: unknown[], length: number): number {
   }
   const size = length * 8;
   w.extHeader(Ext.Numbers, size);
-  w.ensure(size);
-  w.buf.set(new Uint8Array(floats.buffer, 0, size), w.pos);
-  w.pos += size;
+  w.raw(new Uint8Array(floats.buffer, 0, size));
   return -1;
 }
 

@@ -7,8 +7,8 @@
 // source src/_codec.ts sha256:9059e576f399dee1dbd7b804159d68182a84552a9e1d5aaae14c87a873496ded
 // source src/_codec_blobs.ts sha256:d4dc3499a56a528890f3bf27fa70e820de17659045eee360ca250ec5cfac9d8a
 // source src/_codec_check.ts sha256:0b268654254e85b4b42ecf943b13292e3e29eef6d586211e533f150a33c87a58
-// source src/_codec_decode.ts sha256:c762dc05d698f8749f9b207de3de085c6c678d43dd67f72dd15d90c80a6783b0
-// source src/_codec_encode.ts sha256:4bfafb0965dc4a18615757a4bc551a8fdbb885d373282292003365ffe40eeb06
+// source src/_codec_decode.ts sha256:6267b6f48ec5b0b31a5ed32cb68e9826a88b5570374c0f99008227e64eace36f
+// source src/_codec_encode.ts sha256:73c76e79349ca6da9cc85ad3e286fe93645092e6cd7199dc36df47610263a487
 // source src/_codec_ext.ts sha256:c30307b64c21dbfc9bb7e0835c6b1f912496c15ac8d14f5ea6c9979f94a059ed
 // source src/_msgpack.ts sha256:43fdcdb9b12da1e9cbe385dc4327d6a25994a2773431237e0f8065c97b108c65
 // source src/_msgpack_reader.ts sha256:e56e2f4fda915482d2c65ae1bcb2d9b64bae62e6658dd9065a70c5ec8f25db4b
@@ -971,9 +971,7 @@ function putNumbers(array, length) {
     if (++i === length) {
       const size2 = length * 4;
       w.extHeader(Ext.Ints, size2);
-      w.ensure(size2);
-      w.buf.set(new Uint8Array(ints.buffer, 0, size2), w.pos);
-      w.pos += size2;
+      w.raw(new Uint8Array(ints.buffer, 0, size2));
       return -1;
     }
     v = array[i];
@@ -994,9 +992,7 @@ function putNumbers(array, length) {
   }
   const size = length * 8;
   w.extHeader(Ext.Numbers, size);
-  w.ensure(size);
-  w.buf.set(new Uint8Array(floats.buffer, 0, size), w.pos);
-  w.pos += size;
+  w.raw(new Uint8Array(floats.buffer, 0, size));
   return -1;
 }
 function stopAt(at, value, ints, floats, from) {
@@ -1887,31 +1883,28 @@ function getNumbers(r, size, ints) {
     }
     return array;
   }
+  let bytes = scratchBytes;
+  let i32 = scratchInts;
+  let f64 = scratchFloats;
   if (scratch.byteLength < size) {
-    const bytes = Math.max(size, scratch.byteLength * 2);
-    const buffer = new ArrayBuffer(bytes + (-bytes & 7));
-    if (buffer.byteLength > SCRATCH_KEPT) {
-      return copyNumbers(r, start, size, ints, buffer, array);
+    const grown = Math.max(size, scratch.byteLength * 2);
+    const buffer = new ArrayBuffer(grown + (-grown & 7));
+    bytes = new Uint8Array(buffer);
+    i32 = new Int32Array(buffer);
+    f64 = new Float64Array(buffer);
+    if (buffer.byteLength <= SCRATCH_KEPT) {
+      scratch = buffer;
+      scratchBytes = bytes;
+      scratchInts = i32;
+      scratchFloats = f64;
     }
-    scratch = buffer;
-    scratchBytes = new Uint8Array(buffer);
-    scratchInts = new Int32Array(buffer);
-    scratchFloats = new Float64Array(buffer);
   }
-  scratchBytes.set(r.buf.subarray(start, start + size));
+  bytes.set(r.buf.subarray(start, start + size));
   if (ints) {
-    const i32 = scratchInts;
     for (let i = 0; i < n; i++) array[i] = i32[i];
   } else {
-    const f64 = scratchFloats;
     for (let i = 0; i < n; i++) array[i] = f64[i];
   }
-  return array;
-}
-function copyNumbers(r, start, size, ints, buffer, array) {
-  new Uint8Array(buffer).set(r.buf.subarray(start, start + size));
-  const numbers = ints ? new Int32Array(buffer) : new Float64Array(buffer);
-  for (let i = 0; i < array.length; i++) array[i] = numbers[i];
   return array;
 }
 function getError(r, end) {
