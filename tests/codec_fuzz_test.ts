@@ -10,8 +10,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { _readBlobs, decode, encode } from "../src/_codec.ts";
 import { Pool } from "../mod.ts";
+import { wire } from "./_codec_wire.ts";
 import { differ } from "./_differ.ts";
 import { seeded } from "./_util.ts";
 
@@ -93,13 +93,6 @@ function randomValue(next: () => number, depth = 0): unknown {
 /** The first difference, shortened for a message. */
 async function differs(a: unknown, b: unknown): Promise<string | undefined> {
   return (await differ(a, b))?.slice(0, 300);
-}
-
-/** Encodes and decodes `value` as the wire does. */
-async function wire(value: unknown): Promise<unknown> {
-  const message = [0, value];
-  await _readBlobs(message);
-  return (decode(encode(message).slice()) as unknown[])[1];
 }
 
 Deno.test("codec fuzz: 3,000 random number arrays round-trip as structuredClone does", async () => {

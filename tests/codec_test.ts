@@ -9,17 +9,10 @@
 import assert from "node:assert/strict";
 import { _readBlobs, decode, encode } from "../src/_codec.ts";
 import { Pool, registerType } from "../mod.ts";
+import { wire } from "./_codec_wire.ts";
 import { differ } from "./_differ.ts";
 import { Ext as PlainExt, pack, unpack } from "./_msgpack_plain.ts";
 import { Ext } from "../src/_codec_ext.ts";
-
-/** Encodes and decodes `value` as the wire does (Blob bytes read first). */
-async function wire(value: unknown): Promise<unknown> {
-  // Values always travel inside a message tuple, as in the protocol.
-  const message = [0, value];
-  await _readBlobs(message);
-  return (decode(encode(message).slice()) as unknown[])[1];
-}
 
 class Point {
   x = 1;
