@@ -11,25 +11,10 @@ import {
   MAX_BATCHED,
 } from "../src/call_batcher.ts";
 import type { FunctionSpec } from "../src/function_ref.ts";
-import type { Message } from "../src/framing.ts";
 import { Op } from "../src/protocol.ts";
-import { Task, type TaskWriter } from "../src/worker_handle.ts";
+import { Task } from "../src/worker_handle.ts";
+import { FakeWriter } from "./_fake_writer.ts";
 import { flushMicrotasks } from "./_util.ts";
-
-class FakeWriter implements TaskWriter {
-  sent: Message[] = [];
-  pendingBytes = 0;
-  onWritten: (() => void) | undefined;
-  send(message: Message): void {
-    const args = message[0] === Op.Calls ? message[3] as unknown[] : [
-      message[3],
-    ];
-    if (args.some((a) => JSON.stringify(a) === '["unsendable"]')) {
-      throw new DOMException("cannot send", "DataCloneError");
-    }
-    this.sent.push(message);
-  }
-}
 
 class FakeWorker implements BatchTarget {
   batch: Task[] | undefined = undefined;

@@ -11,48 +11,15 @@ import { type WorkerExit, WorkerLostError } from "../src/errors.ts";
 import type { FunctionSpec } from "../src/function_ref.ts";
 import type { Message } from "../src/framing.ts";
 import {
-  CALL_OP,
   errorMessage,
   Op,
   resultMessage,
   resultsMessage,
   statsMessage,
 } from "../src/protocol.ts";
-import {
-  MAX_PENDING_BYTES,
-  type TaskWriter,
-  WorkerHandle,
-} from "../src/worker_handle.ts";
+import { MAX_PENDING_BYTES, WorkerHandle } from "../src/worker_handle.ts";
+import { CALL_OPS, FakeWriter } from "./_fake_writer.ts";
 import { flushMicrotasks, rejection, track } from "./_util.ts";
-
-class FakeWriter implements TaskWriter {
-  sent: Message[] = [];
-  pendingBytes = 0;
-  onWritten: (() => void) | undefined;
-  send(message: Message): void {
-    const args = message[0] === Op.Calls
-      ? message[3] as unknown[]
-      : [message[3]];
-    if (
-      args.some((a) =>
-        a !== undefined && JSON.stringify(a) === '["unsendable"]'
-      )
-    ) {
-      throw new DOMException("cannot send", "DataCloneError");
-    }
-    this.sent.push(message);
-  }
-  /** Ids of the tasks sent, in order (a Calls frame holds several). */
-  calls(): number[] {
-    return this.sent.flatMap((m) =>
-      m[0] === Op.Calls
-        ? m[2] as number[]
-        : CALL_OPS.has(m[0])
-        ? [m[1] as number]
-        : []
-    );
-  }
-}
 
 /**
  * One-call tasks go out at the end of the turn, together: lets the
@@ -63,7 +30,6 @@ function endOfTurn(): Promise<void> {
   return flushMicrotasks();
 }
 
-const CALL_OPS = new Set<number>(Object.values(CALL_OP));
 const SPEC: FunctionSpec = { id: 1, source: "(x) => x", label: "fn" };
 
 function setup(options: Partial<DispatcherOptions> = {}) {

@@ -7,26 +7,17 @@
 import assert from "node:assert/strict";
 import { CallBatcher } from "../src/call_batcher.ts";
 import type { FunctionSpec } from "../src/function_ref.ts";
-import type { Message } from "../src/framing.ts";
 import { cancelMessage, Op } from "../src/protocol.ts";
 import {
   type CancelHost,
   TaskCanceller,
   timeoutError,
 } from "../src/task_cancel.ts";
-import { Task, type TaskWriter, WorkerHandle } from "../src/worker_handle.ts";
+import { Task, WorkerHandle } from "../src/worker_handle.ts";
+import { FakeWriter } from "./_fake_writer.ts";
 import { flushMicrotasks } from "./_util.ts";
 
 const SPEC: FunctionSpec = { id: 1, source: "(x) => x", label: "fn" };
-
-class FakeWriter implements TaskWriter {
-  sent: Message[] = [];
-  pendingBytes = 0;
-  onWritten: (() => void) | undefined;
-  send(message: Message): void {
-    this.sent.push(message);
-  }
-}
 
 /** What the canceller asked of its host, in order, and gates on the calls. */
 function setup(killGrace: number) {
