@@ -12,6 +12,10 @@ import { mapContext, transformPair } from "../src/pool_map.ts";
 import { fakeParts } from "./_pool_parts_fake.ts";
 
 const spec: FunctionSpec = { id: 5, source: "(x) => x", label: "(x) => x" };
+/** submitTo()'s error callback where none is expected. */
+const no = (error: unknown): never => {
+  throw error;
+};
 
 Deno.test("mapContext() opens the pool at a map's first task and holds it until the map ends", async () => {
   const { parts, log } = fakeParts();
@@ -37,9 +41,6 @@ Deno.test("mapContext().submitTo() opens the pool like submit() and hands each r
   const late = mapContext(parts, spec, [[1, 2]], {});
   const got: unknown[] = [];
   const ok = (value: unknown, tag: unknown) => got.push([tag, value]);
-  const no = (error: unknown) => {
-    throw error;
-  };
   ctx.submitTo!([1], "call", {}, "a", ok, no);
   ctx.submitTo!([[2, 3]], "items", {}, "b", ok, no);
   assert.deepEqual(got, [["a", [1]], ["b", [[2, 3]]]]);
@@ -68,9 +69,6 @@ Deno.test("mapContext(): a started map's next task is refused once the pool fail
   const { parts, log } = fakeParts();
   const ctx = mapContext(parts, spec, [[1, 2]], {});
   const ok = () => {};
-  const no = (error: unknown) => {
-    throw error;
-  };
   ctx.submitTo!([1], "call", {}, "a", ok, no);
   ctx.submitTo!([2], "call", {}, "b", ok, no);
   const failure = new Error("the pool failed");
@@ -102,9 +100,6 @@ Deno.test("mapContext().submitTo() reads Blobs among the arguments first, and do
   const ctx = mapContext(parts, spec, [[1, 2]], {});
   const got: unknown[] = [];
   const ok = (_value: unknown, tag: unknown) => got.push(tag);
-  const no = (error: unknown) => {
-    throw error;
-  };
   // Counts the reads of its elements.
   let reads = 0;
   const watched = (items: unknown[]) =>
