@@ -37,7 +37,7 @@ export class Task {
    * map's shared callbacks know a task by (no promise or closure per task).
    */
   declare tag: unknown;
-  /** Items it carries: a map chunk's, or 1 (see {@link itemCount}). */
+  /** Items it carries: a map chunk's, or 1. */
   declare readonly items: number;
 
   /**
@@ -119,11 +119,6 @@ export class LiveTasks {
     for (let t = this.#head; t !== undefined; t = t.liveNext) tasks[i++] = t;
     return tasks;
   }
-}
-
-/** Items a task carries: a map chunk's, or 1. */
-export function itemCount(task: Task): number {
-  return task.items;
 }
 
 /** Waits for a set of tasks to settle (used by runOnAll). */

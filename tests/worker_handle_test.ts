@@ -6,7 +6,6 @@
 import assert from "node:assert/strict";
 import type { FunctionSpec } from "../src/function_ref.ts";
 import {
-  itemCount,
   LiveTasks,
   Task,
   type TaskWriter,
@@ -45,12 +44,12 @@ Deno.test("LiveTasks keeps tasks in the order added; any one can leave", () => {
   assert.deepEqual(live.list().map((t) => t.id), [4]);
 });
 
-Deno.test("itemCount() counts a map chunk's items and 1 for a call", () => {
-  assert.equal(itemCount(task(1, [1, 2, 3])), 1);
+Deno.test("Task.items counts a map chunk's items and 1 for a call", () => {
+  assert.equal(task(1, [1, 2, 3]).items, 1);
   const chunk = new Task(2, SPEC, [[1], [2]], "chunk", noop, noop, 0, false);
   const items = new Task(3, SPEC, [1, 2, 3], "items", noop, noop, 0, false);
-  assert.equal(itemCount(chunk), 2);
-  assert.equal(itemCount(items), 3);
+  assert.equal(chunk.items, 2);
+  assert.equal(items.items, 3);
 });
 
 Deno.test("WorkerHandle.overMemory() says why once its report passes maxMemoryMB", () => {
