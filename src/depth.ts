@@ -29,31 +29,6 @@ export function sampled(sent: number): boolean {
 }
 
 /**
- * Folds one finished task into a worker's sample.
- *
- * @param sample The worker's measurements so far.
- * @param latencyMs Send-to-result time of this task, if it was timed.
- * @param workMs What the worker says the task took, if it said.
- * @returns The new measurements.
- */
-export function observe(
-  sample: DepthSample,
-  latencyMs: number | undefined,
-  workMs: number | undefined,
-): DepthSample {
-  const minLatencyMs =
-    latencyMs !== undefined && latencyMs < sample.minLatencyMs
-      ? latencyMs
-      : sample.minLatencyMs;
-  if (minLatencyMs === Infinity) return { workMs: sample.workMs, minLatencyMs };
-  const work = workMs ?? minLatencyMs;
-  return {
-    workMs: sample.workMs === 0 ? work : sample.workMs * 0.9 + work * 0.1,
-    minLatencyMs,
-  };
-}
-
-/**
  * The depth for a worker: the round trip over the time per task, rounded up,
  * within [{@link MIN_DEPTH}, {@link MAX_DEPTH}]; {@link MIN_DEPTH} until the
  * round trip is known.
@@ -90,7 +65,8 @@ export function adapt(
   workMs: number | undefined,
   tasks = 1,
 ): number {
-  // What observe() computes, in place: this runs for every frame of results.
+  // The per-task rule (the shortest round trip; work as a moving average),
+  // in place: this runs for every frame of results.
   if (latencyMs !== undefined && latencyMs < w.minLatencyMs) {
     w.minLatencyMs = latencyMs;
   }

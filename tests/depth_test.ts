@@ -12,11 +12,38 @@ import {
   ItemTimes,
   MAX_DEPTH,
   MIN_DEPTH,
-  observe,
   POOL_TASKS_PER_MS,
   sampled,
   usefulSlots,
 } from "../src/depth.ts";
+import type { DepthSample } from "../src/depth.ts";
+
+/**
+ * The per-task rule adapt() applies in place, as a pure function: folds one
+ * finished task into a worker's sample (the reference adapt() is checked
+ * against).
+ *
+ * @param sample The worker's measurements so far.
+ * @param latencyMs Send-to-result time of this task, if it was timed.
+ * @param workMs What the worker says the task took, if it said.
+ * @returns The new measurements.
+ */
+function observe(
+  sample: DepthSample,
+  latencyMs: number | undefined,
+  workMs: number | undefined,
+): DepthSample {
+  const minLatencyMs =
+    latencyMs !== undefined && latencyMs < sample.minLatencyMs
+      ? latencyMs
+      : sample.minLatencyMs;
+  if (minLatencyMs === Infinity) return { workMs: sample.workMs, minLatencyMs };
+  const work = workMs ?? minLatencyMs;
+  return {
+    workMs: sample.workMs === 0 ? work : sample.workMs * 0.9 + work * 0.1,
+    minLatencyMs,
+  };
+}
 
 const FRESH = { workMs: 0, minLatencyMs: Infinity };
 
