@@ -56,8 +56,9 @@ function reportStrayErrors(): void {
  * Ends what this worker writes to stdout when it exits by its own hand with
  * a code above 128 (followed by the code): the `sh` it runs under with
  * `--lifeline group` reports such a code as it reports a signal (128 + n),
- * and the pool reads this to tell them apart (`_exitOfShell` in
- * src/launcher.ts, which has the same text).
+ * and the pool reads this to tell them apart (`forwardStdout` in
+ * src/_task_output.ts, which has the same text, and `_exitOfShell` in
+ * src/launcher.ts).
  */
 const EXIT_MARK = "\u0000distex-exit ";
 

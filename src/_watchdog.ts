@@ -201,14 +201,12 @@ function watchdogProcess(options: WatchdogOptions): Watchdog | undefined {
 
 /**
  * Creates the watchdog, which reads nothing until {@link Watchdog.start}:
- * a process where it can be one, else a thread.
+ * a process where it can be one, else a thread. Not for a worker with
+ * nothing to watch (`watchStdin: false` and no memory cap): it needs none.
  *
  * @param options What to watch besides stdin.
  * @returns The watchdog, not yet watching.
  */
 export function createWatchdog(options: WatchdogOptions = {}): Watchdog {
-  if (options.watchStdin === false && !options.maxMemoryMB) {
-    return { start: () => Promise.resolve() };
-  }
   return watchdogProcess(options) ?? watchdogThreadOf(options);
 }

@@ -14,7 +14,7 @@
 // source src/_msgpack_reader.ts sha256:e56e2f4fda915482d2c65ae1bcb2d9b64bae62e6658dd9065a70c5ec8f25db4b
 // source src/_stdin.ts sha256:e5a28222371910ec2c1806f26f8391772e5c9962e69a5aa753e77ec805bb4611
 // source src/_terminal.ts sha256:39564ef19889d1cd15ce6d867060d0649cce8560320f2dbb304fcfa37be2a717
-// source src/_watchdog.ts sha256:0cc149adeb4134c6e2aedb219b197894ea67a4a5c08b7e0e61969cb34df5f818
+// source src/_watchdog.ts sha256:c3f5da31231985211de3955543d68afe2d5e93c40ef6f75af26037a2bc6ac000
 // source src/auth.ts sha256:f787ad187b3961f12ae71d3d6719856c372df284905c03405f475b0280e9b6b2
 // source src/compile_function.ts sha256:9f60c4ad780ecc729adf39b556e6df8434f28cc0a95691de255f0ebeef02c653
 // source src/errors.ts sha256:08722ea6fd48316cf41910f97183eb18fa6fed125a89d16ffe43909e1e993297
@@ -24,7 +24,7 @@
 // source src/protocol.ts sha256:638f321f56fb56543e0a16cbe95d5a40d4a084ba356b0f797ed8650694409724
 // source src/worker_runtime.ts sha256:6ef708be984ba778710ba09d04c8438ea1c075dd036aa447c2105d78100a7cc1
 // source tools/bundle_worker.ts sha256:3b9a11b340301da7febecf6fcff40fe8e5fad44027e778b6477a8f18ac32c56d
-// source worker.ts sha256:6776163f51d24dbe3432c33233884eb51aa4f45562b860d970fbace777dbcc85
+// source worker.ts sha256:dc92814274a6a826f2f3215c1dca2f3ee1a6f91b14f4725b67ab35c1797f2e06
 var __defProp = Object.defineProperty;
 var __getOwnPropNames = Object.getOwnPropertyNames;
 var __esm = (fn, res) => function __init() {
@@ -156,11 +156,6 @@ function watchdogProcess(options) {
   };
 }
 function createWatchdog(options = {}) {
-  if (options.watchStdin === false && !options.maxMemoryMB) {
-    return {
-      start: () => Promise.resolve()
-    };
-  }
   return watchdogProcess(options) ?? watchdogThreadOf(options);
 }
 var LIFELINE_SCRIPT;
