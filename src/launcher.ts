@@ -350,41 +350,12 @@ export const _LIFELINE = `exec 3<&0 </dev/null
 } | "$@" 3<&- &
 wait $! 2>/dev/null`;
 
-/** Linux signal numbers, for the exit status `sh` reports as 128 + n. */
-const SIGNALS: (Deno.Signal | undefined)[] = [
-  undefined,
-  "SIGHUP",
-  "SIGINT",
-  "SIGQUIT",
-  "SIGILL",
-  "SIGTRAP",
-  "SIGABRT",
-  "SIGBUS",
-  "SIGFPE",
-  "SIGKILL",
-  "SIGUSR1",
-  "SIGSEGV",
-  "SIGUSR2",
-  "SIGPIPE",
-  "SIGALRM",
-  "SIGTERM",
-  "SIGSTKFLT",
-  "SIGCHLD",
-  "SIGCONT",
-  "SIGSTOP",
-  "SIGTSTP",
-  "SIGTTIN",
-  "SIGTTOU",
-  "SIGURG",
-  "SIGXCPU",
-  "SIGXFSZ",
-  "SIGVTALRM",
-  "SIGPROF",
-  "SIGWINCH",
-  "SIGIO",
-  "SIGPWR",
-  "SIGSYS",
-];
+/** Linux signals by number (1 to 31), for the status `sh` reports as 128 + n. */
+const SIGNALS = (
+  "HUP INT QUIT ILL TRAP ABRT BUS FPE KILL USR1 SEGV USR2 PIPE ALRM TERM " +
+  "STKFLT CHLD CONT STOP TSTP TTIN TTOU URG XCPU XFSZ VTALRM PROF WINCH IO " +
+  "PWR SYS"
+).split(" ").map((name) => `SIG${name}` as Deno.Signal);
 
 /**
  * How a worker started through {@link _LIFELINE} ended: `sh` exits with the
@@ -397,7 +368,7 @@ const SIGNALS: (Deno.Signal | undefined)[] = [
 export function _exitOfShell(exit: LaunchExit, told?: number): LaunchExit {
   const signal = exit.code !== undefined && exit.code > 128 &&
       exit.code !== told
-    ? SIGNALS[exit.code - 128]
+    ? SIGNALS[exit.code - 129]
     : undefined;
   return signal ? { code: undefined, signal } : exit;
 }
