@@ -228,6 +228,50 @@ export async function alive(pids: number[]): Promise<number[]> {
   return left;
 }
 
+/** Fields of a process's /proc/<pid>/stat (Linux). */
+export interface ProcStat {
+  ppid: number;
+  pgrp: number;
+  sid: number;
+}
+
+/** /proc/<pid>/stat after the command's name: state, then the fields. */
+function readStat(pid: number): ProcStat & { state: string } {
+  const text = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const f = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  return {
+    state: f[0]!,
+    ppid: Number(f[1]),
+    pgrp: Number(f[2]),
+    sid: Number(f[3]),
+  };
+}
+
+/** The parent, process group and session of `pid` (Linux). */
+export function procStat(pid: number): ProcStat {
+  const { ppid, pgrp, sid } = readStat(pid);
+  return { ppid, pgrp, sid };
+}
+
+/** The command line `pid` runs (Linux). */
+export function argvOf(pid: number): string[] {
+  return Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0");
+}
+
+/** The pids of the processes, zombies aside, whose stat matches (Linux). */
+export function liveProcesses(where: (stat: ProcStat) => boolean): number[] {
+  const pids: number[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    const pid = Number(entry.name);
+    if (!Number.isInteger(pid)) continue;
+    try {
+      const stat = readStat(pid);
+      if (stat.state !== "Z" && where(stat)) pids.push(pid);
+    } catch { /* exited meanwhile */ }
+  }
+  return pids;
+}
+
 /** SIGKILLs every pid of `pids` still running (test clean-up). */
 export async function killAll(pids: number[]): Promise<void> {
   for (const pid of await alive(pids)) {

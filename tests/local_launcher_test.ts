@@ -11,19 +11,15 @@ import { FrameWriter } from "../src/framing.ts";
 import { callMessage } from "../src/protocol.ts";
 import {
   alive,
+  argvOf,
   killAll,
+  liveProcesses,
   pollUntil,
+  procStat,
   tempDir,
   waitForFile,
   withTimeout,
 } from "./_util.ts";
-
-/** Fields of /proc/<pid>/stat after the command name. */
-function procStat(pid: number): { ppid: number; pgrp: number; sid: number } {
-  const text = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  const f = text.slice(text.lastIndexOf(")") + 2).split(" ");
-  return { ppid: Number(f[1]), pgrp: Number(f[2]), sid: Number(f[3]) };
-}
 
 Deno.test({
   name:
@@ -48,11 +44,9 @@ Deno.test({
           pgrp: leader,
           sid: leader,
         });
-        const sh = Deno.readTextFileSync(`/proc/${leader}/cmdline`).split(
-          "\0",
-        );
+        const sh = argvOf(leader);
         assert.deepEqual(sh.slice(0, 3), ["/bin/sh", "-c", _LIFELINE]);
-        const argv = Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0");
+        const argv = argvOf(pid!);
         assert.equal(argv[0], Deno.execPath());
         // This package's worker, bundled into one file (src/launcher.ts).
         assert.ok(
@@ -82,7 +76,7 @@ Deno.test({
     try {
       const [pid] = pool.stats().workers.map((w) => w.pid);
       assert.deepEqual(procStat(pid!), { ppid: Deno.pid, pgrp: pid, sid: pid });
-      const argv = Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0");
+      const argv = argvOf(pid!);
       assert.equal(argv[0], Deno.execPath());
       assert.ok(!argv.includes("--lifeline"), argv.join(" "));
       assert.equal(await pool.run(() => 1), 1);
@@ -122,21 +116,6 @@ Deno.test({
     });
   },
 });
-
-/** The pids of group `pgrp`'s processes that are not zombies. */
-function liveMembersOf(pgrp: number): number[] {
-  const pids: number[] = [];
-  for (const entry of Deno.readDirSync("/proc")) {
-    const pid = Number(entry.name);
-    if (!Number.isInteger(pid)) continue;
-    try {
-      const text = Deno.readTextFileSync(`/proc/${pid}/stat`);
-      const f = text.slice(text.lastIndexOf(")") + 2).split(" ");
-      if (Number(f[2]) === pgrp && f[0] !== "Z") pids.push(pid);
-    } catch { /* exited meanwhile */ }
-  }
-  return pids;
-}
 
 /**
  * Starts `code` (a script) through the lifeline as LocalLauncher starts a
@@ -244,8 +223,11 @@ Deno.test({
         );
         // Nobody else of the group is left either (zombies aside).
         assert.ok(
-          await pollUntil(() => liveMembersOf(child.pid).length === 0, 20_000),
-          `left of the group: ${liveMembersOf(child.pid)}`,
+          await pollUntil(
+            () => liveProcesses((s) => s.pgrp === child.pid).length === 0,
+            20_000,
+          ),
+          `left of the group: ${liveProcesses((s) => s.pgrp === child.pid)}`,
         );
       } finally {
         await killAll(pids);

@@ -10,23 +10,14 @@
 import assert from "node:assert/strict";
 import { _exitOfShell, _LIFELINE } from "../src/launcher.ts";
 import { Pool, WorkerLostError } from "../mod.ts";
-import { alive, killAll, pollUntil, tempDir } from "./_util.ts";
+import { alive, killAll, liveProcesses, pollUntil, tempDir } from "./_util.ts";
 
 const LINUX = Deno.build.os === "linux";
 const decoder = new TextDecoder();
 
 /** Pids of the live processes in session `sid`. */
 function session(sid: number): number[] {
-  const out: number[] = [];
-  for (const entry of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    try {
-      const text = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
-      const f = text.slice(text.lastIndexOf(")") + 2).split(" ");
-      if (Number(f[3]) === sid && f[0] !== "Z") out.push(Number(entry.name));
-    } catch { /* gone meanwhile */ }
-  }
-  return out;
+  return liveProcesses((s) => s.sid === sid);
 }
 
 /** The signal that ended the lifeline's `sh`, as the pool reads it. */

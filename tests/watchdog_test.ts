@@ -9,23 +9,23 @@
  */
 import assert from "node:assert/strict";
 import { _LIFELINE } from "../src/launcher.ts";
-import { alive, killAll, pollUntil, startOwner } from "./_util.ts";
+import {
+  alive,
+  argvOf,
+  killAll,
+  pollUntil,
+  procStat,
+  startOwner,
+} from "./_util.ts";
 
 const OWNER = new URL("./fixtures/spinning_owner.ts", import.meta.url);
-
-/** Fields of /proc/<pid>/stat after the command name. */
-function procStat(pid: number): { ppid: number; pgrp: number } {
-  const text = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  const f = text.slice(text.lastIndexOf(")") + 2).split(" ");
-  return { ppid: Number(f[1]), pgrp: Number(f[2]) };
-}
 
 /** The pids of `pid`'s children (Linux), each with its command line. */
 function childrenOf(pid: number): { pid: number; argv: string[] }[] {
   const text = Deno.readTextFileSync(`/proc/${pid}/task/${pid}/children`);
   return text.split(" ").filter((s) => s !== "").map(Number).map((child) => ({
     pid: child,
-    argv: Deno.readTextFileSync(`/proc/${child}/cmdline`).split("\0"),
+    argv: argvOf(child),
   }));
 }
 
@@ -37,7 +37,7 @@ function groupOf(pgrp: number): { pid: number; argv: string[] }[] {
     if (!Number.isInteger(pid)) continue;
     try {
       if (procStat(pid).pgrp !== pgrp) continue;
-      const argv = Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0");
+      const argv = argvOf(pid);
       members.push({ pid, argv });
     } catch { /* exited meanwhile */ }
   }
@@ -84,8 +84,7 @@ for (const kind of KINDS) {
           // end of its stdin.
           assert.deepEqual(own, []);
           assert.equal(pgrp, ppid, "its parent leads its group");
-          const leader = Deno.readTextFileSync(`/proc/${ppid}/cmdline`)
-            .split("\0");
+          const leader = argvOf(ppid);
           assert.deepEqual(leader.slice(0, 3), ["/bin/sh", "-c", _LIFELINE]);
           const lifelines = groupOf(pgrp).filter((c) =>
             c.pid !== ppid && c.argv[0] === "/bin/sh"

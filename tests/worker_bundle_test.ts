@@ -14,6 +14,7 @@ import {
   sourceDigests,
   staleSources,
 } from "../tools/bundle_worker.ts";
+import { argvOf } from "./_util.ts";
 
 const BUNDLE_URL = new URL(BUNDLE, ROOT);
 
@@ -82,7 +83,7 @@ Deno.test({
     const pool = await Pool.create({ workers: 1, permissions: [] });
     try {
       const [pid] = pool.stats().workers.map((w) => w.pid);
-      const argv = Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0");
+      const argv = argvOf(pid!);
       assert.ok(argv.includes(BUNDLE_URL.href), argv.join(" "));
       assert.ok(
         !argv.some((a) => a.startsWith("--allow-read=" + ROOT.pathname)),
