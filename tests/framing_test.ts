@@ -21,7 +21,13 @@ import {
 } from "../src/frame_reader.ts";
 import { Op } from "../src/protocol.ts";
 import { encode } from "../src/_codec.ts";
-import { channelPair, concat, frame, rawChannel } from "./_wire.ts";
+import {
+  channelPair,
+  concat,
+  frame,
+  type PairOptions,
+  rawChannel,
+} from "./_wire.ts";
 import { flushMicrotasks } from "./_util.ts";
 
 /** Reads every message until the end of the stream. */
@@ -34,6 +40,24 @@ async function readAll(
     out.push(m);
   }, limits);
   return out;
+}
+
+/**
+ * Writes `messages` through a FrameWriter to one end of a channel pair and
+ * closes that end.
+ *
+ * @returns The other end, to read them from.
+ */
+async function written(
+  messages: Message[],
+  options?: PairOptions,
+): Promise<ByteChannel> {
+  const [a, b] = channelPair(options);
+  const writer = new FrameWriter(a, (e) => assert.fail(`write failed: ${e}`));
+  for (const m of messages) writer.send(m);
+  await writer.drained();
+  a.close();
+  return b;
 }
 
 /** Deterministic pseudo-random bytes. */
@@ -99,12 +123,8 @@ Deno.test("FrameWriter sends the frames of one turn in one write", async () => {
 });
 
 Deno.test("readFrames reassembles frames read one byte at a time", async () => {
-  const [a, b] = channelPair({ maxRead: 1 });
-  const writer = new FrameWriter(a, (e) => assert.fail(`write failed: ${e}`));
   const messages = sampleMessages(60);
-  for (const m of messages) writer.send(m);
-  await writer.drained();
-  a.close();
+  const b = await written(messages, { maxRead: 1 });
   assert.deepEqual(await readAll(b), messages);
 });
 
@@ -120,13 +140,10 @@ Deno.test("FrameWriter finishes partial writes", async () => {
 });
 
 Deno.test("readFrames handles a frame larger than its buffer", async () => {
-  const [a, b] = channelPair({ maxRead: 100_000 });
-  const writer = new FrameWriter(a, (e) => assert.fail(`write failed: ${e}`));
   const big = "y".repeat(3 * 1024 * 1024);
-  writer.send([Op.Result, 1, big]);
-  writer.send([Op.Result, 2, "after"]);
-  await writer.drained();
-  a.close();
+  const b = await written([[Op.Result, 1, big], [Op.Result, 2, "after"]], {
+    maxRead: 100_000,
+  });
   assert.deepEqual(await readAll(b), [[Op.Result, 1, big], [
     Op.Result,
     2,
@@ -135,8 +152,6 @@ Deno.test("readFrames handles a frame larger than its buffer", async () => {
 });
 
 Deno.test("large Uint8Arrays travel raw and arrive as Uint8Array", async () => {
-  const [a, b] = channelPair({ maxRead: 4096 });
-  const writer = new FrameWriter(a, (e) => assert.fail(`write failed: ${e}`));
   const blob = (seed: number) => noise(BLOB_THRESHOLD + seed, seed);
   const top = blob(1);
   const inArgs = blob(2);
@@ -149,10 +164,7 @@ Deno.test("large Uint8Arrays travel raw and arrive as Uint8Array", async () => {
     [Op.Chunk, 3, 9, chunkArgs],
     [Op.Result, 4, { nested: blob(5) }],
   ];
-  for (const m of messages) writer.send(m);
-  await writer.drained();
-  a.close();
-  const received = await readAll(b);
+  const received = await readAll(await written(messages, { maxRead: 4096 }));
   assert.deepEqual(received, messages);
   assert.equal(Object.getPrototypeOf(received[0]![2]), Uint8Array.prototype);
   // The caller's arrays are left as they were.
@@ -454,7 +466,8 @@ Deno.test("FrameWriter keeps frames in order around several large arrays and par
 });
 
 Deno.test("readFrames starts with a small buffer and grows it while reads fill it", async () => {
-  const [a, b] = channelPair();
+  const messages = sampleMessages(3_000);
+  const b = await written(messages);
   const sizes: number[] = [];
   const recording: ByteChannel = {
     read: (p) => {
@@ -464,11 +477,6 @@ Deno.test("readFrames starts with a small buffer and grows it while reads fill i
     write: (p) => b.write(p),
     close: () => b.close(),
   };
-  const writer = new FrameWriter(a, (e) => assert.fail(`write failed: ${e}`));
-  const messages = sampleMessages(3_000);
-  for (const m of messages) writer.send(m);
-  await writer.drained();
-  a.close();
   assert.deepEqual(await readAll(recording), messages);
   assert.ok(sizes[0]! <= 16 * 1024, `first read asks for ${sizes[0]} bytes`);
   assert.ok(
@@ -478,7 +486,14 @@ Deno.test("readFrames starts with a small buffer and grows it while reads fill i
 });
 
 Deno.test("readFrames reads large byte arrays straight into buffers of their own size", async () => {
-  const [a, b] = channelPair({ maxRead: 64 * 1024 });
+  const first = noise(1 << 20, 3);
+  const second = noise((1 << 20) + 5, 4);
+  const b = await written([
+    [Op.Result, 1, "small first"],
+    [Op.Result, 2, first],
+    [Op.Result, 3, { after: second }],
+    [Op.Result, 4, "small after"],
+  ], { maxRead: 64 * 1024 });
   const reads: { buffer: ArrayBufferLike; n: number }[] = [];
   const recording: ByteChannel = {
     read: async (p) => {
@@ -489,15 +504,6 @@ Deno.test("readFrames reads large byte arrays straight into buffers of their own
     write: (p) => b.write(p),
     close: () => b.close(),
   };
-  const writer = new FrameWriter(a, (e) => assert.fail(`write failed: ${e}`));
-  const first = noise(1 << 20, 3);
-  const second = noise((1 << 20) + 5, 4);
-  writer.send([Op.Result, 1, "small first"]);
-  writer.send([Op.Result, 2, first]);
-  writer.send([Op.Result, 3, { after: second }]);
-  writer.send([Op.Result, 4, "small after"]);
-  await writer.drained();
-  a.close();
   const received = await readAll(recording);
   assert.deepEqual(received, [
     [Op.Result, 1, "small first"],
@@ -602,8 +608,6 @@ Deno.test("FrameWriter.send refuses a message over the peer's limit with a Range
 });
 
 Deno.test("readFrames calls reclaim every RECLAIM_BYTES of byte contents, before reading more, and what came before stays intact", async () => {
-  const [a, b] = channelPair({ maxRead: 64 * 1024 });
-  const writer = new FrameWriter(a, (e) => assert.fail(`write failed: ${e}`));
   const mib = 1 << 20;
   const sent: Message[] = [];
   // Large frames (read into buffers of their own), frames read in place
@@ -615,9 +619,7 @@ Deno.test("readFrames calls reclaim every RECLAIM_BYTES of byte contents, before
   }
   sent.push([Op.Result, 46, "x".repeat(3 * mib)]);
   for (let i = 47; i < 1000; i++) sent.push([Op.Result, i, `small ${i}`]);
-  for (const m of sent) writer.send(m);
-  await writer.drained();
-  a.close();
+  const b = await written(sent, { maxRead: 64 * 1024 });
   const received: Message[] = [];
   const reclaimedAt: number[] = [];
   await readFrames(b, (m) => {
@@ -649,13 +651,9 @@ Deno.test("readFrames calls reclaim every RECLAIM_BYTES of byte contents, before
 });
 
 Deno.test("readFrames without reclaim reads byte contents all the same", async () => {
-  const [a, b] = channelPair({ maxRead: 64 * 1024 });
-  const writer = new FrameWriter(a, (e) => assert.fail(`write failed: ${e}`));
   const sent: Message[] = [];
   for (let i = 0; i < 5; i++) sent.push([Op.Result, i, noise(1 << 20, i)]);
-  for (const m of sent) writer.send(m);
-  await writer.drained();
-  a.close();
+  const b = await written(sent, { maxRead: 64 * 1024 });
   assert.deepEqual(await readAll(b), sent);
 });
 
@@ -695,13 +693,9 @@ Deno.test("takeCollector() takes the exposed collector, runs it as a minor colle
 });
 
 Deno.test("readFrames asks reclaim again before the next raw frame when it did not collect", async () => {
-  const [a, b] = channelPair({ maxRead: 64 * 1024 });
-  const writer = new FrameWriter(a, (e) => assert.fail(`write failed: ${e}`));
   const sent: Message[] = [];
   for (let i = 0; i < 8; i++) sent.push([Op.Result, i, noise(1 << 20, i)]);
-  for (const m of sent) writer.send(m);
-  await writer.drained();
-  a.close();
+  const b = await written(sent, { maxRead: 64 * 1024 });
   const received: Message[] = [];
   const asked: number[] = [];
   const collected: number[] = [];
