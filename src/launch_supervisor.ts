@@ -209,13 +209,7 @@ export class LaunchSupervisor {
     const launch = member?.launch;
     let exit: LaunchExit = {};
     if (launch && !launch.respawns) {
-      const timer = Promise.withResolvers<undefined>();
-      const id = this.#clock.setTimeout(
-        () => timer.resolve(undefined),
-        LOST_EXIT_MS,
-      );
-      const done = await Promise.race([launch.exited, timer.promise]);
-      this.#clock.clearTimeout(id);
+      const done = await this.#within(launch.exited, LOST_EXIT_MS);
       if (done) exit = done;
       else launch.kill();
     }
@@ -278,14 +272,7 @@ export class LaunchSupervisor {
       const l = launch!;
       const kill = this.#clock.setTimeout(() => l.kill(), STOP_KILL_MS);
       if (!l.respawns && farewell?.(ids)) {
-        let grace: Timer;
-        await Promise.race([
-          l.exited,
-          new Promise<void>((resolve) => {
-            grace = this.#clock.setTimeout(resolve, STOP_GRACE_MS);
-          }),
-        ]);
-        this.#clock.clearTimeout(grace!);
+        await this.#within(l.exited, STOP_GRACE_MS);
       }
       await l.stop();
       await l.exited;
@@ -294,6 +281,17 @@ export class LaunchSupervisor {
     while (this.#pending.size > 0) {
       await Promise.allSettled([...this.#pending]);
     }
+  }
+
+  /** `promise`'s value, or undefined if `ms` pass first (on its clock). */
+  async #within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+    let timer: Timer;
+    const late = new Promise<undefined>((resolve) => {
+      timer = this.#clock.setTimeout(() => resolve(undefined), ms);
+    });
+    const first = await Promise.race([promise, late]);
+    this.#clock.clearTimeout(timer!);
+    return first;
   }
 
   #track(promise: Promise<unknown>): void {
