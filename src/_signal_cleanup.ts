@@ -56,7 +56,7 @@ function uninstall(): void {
  * @param dir A directory this process made and owns.
  * @returns Unregisters `dir` (call it once the directory is removed).
  */
-export function removeOnSignal(dir: string): () => void {
+function removeOnSignal(dir: string): () => void {
   dirs.add(dir);
   install();
   return () => {
