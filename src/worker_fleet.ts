@@ -91,7 +91,7 @@ export const COLLECTOR_FLAG = `--v8-flags=--expose-gc-as=${COLLECTOR_GLOBAL}`;
  * replaces them; one this process has (where it may read it) comes after
  * them, so its settings win.
  */
-export function workerEnv(
+function workerEnv(
   env: Record<string, string> | undefined,
 ): Record<string, string> {
   if (env?.GLIBC_TUNABLES !== undefined) return env;
