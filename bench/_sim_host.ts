@@ -16,7 +16,8 @@
  */
 import { workerKey } from "../src/auth.ts";
 import { runWorker } from "../src/worker_runtime.ts";
-import { readSecret, watchLifeline } from "../src/_stdin.ts";
+import { watchLifeline } from "../src/_stdin.ts";
+import { readSecretLine } from "../src/link.ts";
 
 function fail(message: string): never {
   console.error(`_sim_host.ts: ${message}`);
@@ -63,8 +64,8 @@ let retries = 0;
 
 async function main(): Promise<void> {
   const { path, ids } = parseSshLine(Deno.args);
-  const { secret, reader } = await readSecret();
-  watchLifeline(reader, () => Deno.exit(0));
+  const { secret } = await readSecretLine((p) => Deno.stdin.read(p));
+  watchLifeline(() => Deno.exit(0));
   const debug = Deno.env.get("SIM_DEBUG") !== undefined;
   const serve = async (
     first: Deno.Conn,

@@ -1,34 +1,8 @@
 /**
- * Reading the pool's secret from stdin, and watching stdin as a lifeline.
+ * Reading a worker's key from stdin, and watching stdin as a lifeline.
  *
  * @module
  */
-
-/**
- * Reads the first line of stdin (the pool's secret) and returns it with the
- * reader, positioned after that line, for {@link watchLifeline}.
- * @throws {Error} when the first line is not a secret.
- */
-export async function readSecret(): Promise<
-  { secret: string; reader: ReadableStreamDefaultReader<Uint8Array> }
-> {
-  const reader = Deno.stdin.readable.getReader();
-  const decoder = new TextDecoder();
-  let text = "";
-  while (!text.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    text += decoder.decode(value, { stream: true });
-    if (text.length > 4096) break;
-  }
-  const secret = text.split("\n")[0]!.trim();
-  if (!/^[0-9a-f]{32,128}$/.test(secret)) {
-    throw new Error(
-      "expected the pool's secret as the first line on stdin (workers are started by a Pool)",
-    );
-  }
-  return { secret, reader };
-}
 
 /**
  * Reads the first line of stdin (this worker's key, as hex digits), reading
@@ -67,31 +41,15 @@ export function readKeyLine(): Uint8Array<ArrayBuffer> {
 }
 
 /**
- * Calls `onClose` once stdin reaches its end (the pool closed it or died).
- * With `onLine`, each further line on stdin is passed to it (the pool's
- * commands to a remote supervisor); otherwise stdin is just drained.
+ * Calls `onClose` once stdin reaches its end (the pool closed it or died),
+ * draining what else arrives (for stand-in workers in tests and benchmarks:
+ * a real worker's lifeline is its watchdog).
  */
-export function watchLifeline(
-  reader: ReadableStreamDefaultReader<Uint8Array>,
-  onClose: () => void,
-  onLine?: (line: string) => void,
-): void {
+export function watchLifeline(onClose: () => void): void {
   (async () => {
-    const decoder = new TextDecoder();
-    let text = "";
+    const buffer = new Uint8Array(256);
     try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        if (!onLine) continue;
-        text += decoder.decode(value, { stream: true });
-        for (let at = text.indexOf("\n"); at >= 0; at = text.indexOf("\n")) {
-          const line = text.slice(0, at).trim();
-          text = text.slice(at + 1);
-          if (line) onLine(line);
-        }
-        if (text.length > 4096) text = "";
-      }
+      while ((await Deno.stdin.read(buffer)) !== null) { /* drain */ }
     } catch { /* stdin broke: same as closed */ }
     onClose();
   })();
