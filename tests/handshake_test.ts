@@ -58,10 +58,13 @@ Deno.test("handshake: a worker's key is its own: the pool's secret, or another i
     const [key, id] of [[secret, 1], [await workerKey(secret, 2), 1]] as const
   ) {
     const [pool, worker] = channelPair();
-    const verdict = verifyWorker(pool, secret);
+    // Handled from the start: the pool may refuse before the worker's side
+    // of the exchange returns (a rejection left alone that long fails the
+    // test module as unhandled).
+    const refused = rejection(verifyWorker(pool, secret));
     await answerChallenge(worker, new FrameWriter(worker, () => {}), key, id);
     assert.match(
-      (await rejection(verdict)).message,
+      (await refused).message,
       new RegExp(`worker ${id} failed authentication`),
     );
     pool.close();
@@ -93,7 +96,7 @@ Deno.test("handshake: a worker refuses a welcome that does not prove the pool kn
 
 Deno.test("handshake: a worker with another secret fails authentication", async () => {
   const [pool, worker] = channelPair();
-  const verdict = verifyWorker(pool, newSecret());
+  const refused = rejection(verifyWorker(pool, newSecret())); // handled at once
   await answerChallenge(
     worker,
     new FrameWriter(worker, () => {}),
@@ -101,7 +104,7 @@ Deno.test("handshake: a worker with another secret fails authentication", async 
     3,
   );
   assert.match(
-    (await rejection(verdict)).message,
+    (await refused).message,
     /worker 3 failed authentication/,
   );
   pool.close();
@@ -121,10 +124,10 @@ Deno.test("handshake: a peer that stays silent is hung up on after the timeout",
 
 Deno.test("handshake: the pool side reads only one small frame before it verifies", async () => {
   const [pool, peer] = channelPair();
-  const verdict = verifyWorker(pool, newSecret());
+  const refused = rejection(verifyWorker(pool, newSecret())); // handled at once
   await peer.write(new Uint8Array([0, 0, 0x20, 0])); // announces 8 KiB
   assert.match(
-    (await rejection(verdict)).message,
+    (await refused).message,
     /frame of 8192 bytes exceeds the limit of 4096 bytes/,
   );
   pool.close();
